@@ -1,0 +1,66 @@
+"""ETL job: raw churn CSV -> encoded train/validation/test CSV and a feature manifest.
+
+AWS Glue runs this file as it is (Glue 5.0, Spark 3.5, Python 3.11), with the
+``churn_pipeline`` wheel passed in ``--additional-python-modules``; the local
+backend runs the very same file on a local SparkSession. Arguments are
+Glue-style: ``--S3_SOURCE``, ``--S3_DEST``, ``--TRAIN_KEY``, ``--VAL_KEY``,
+``--TEST_KEY`` and optionally ``--TRAIN_FRACTION``, ``--VALIDATION_FRACTION``,
+``--SPLIT_SEED``, ``--SPARK_MASTER`` (local only).
+"""
+
+import argparse
+import json
+import sys
+
+REQUIRED = ["S3_SOURCE", "S3_DEST", "TRAIN_KEY", "VAL_KEY"]
+OPTIONAL = {"TEST_KEY": "test", "TRAIN_FRACTION": "0.7", "VALIDATION_FRACTION": "0.2",
+            "SPLIT_SEED": "42", "SPARK_MASTER": "local[*]"}
+
+
+def _in_glue() -> bool:
+    try:
+        import awsglue  # noqa: F401  (present only inside AWS Glue)
+    except ImportError:
+        return False
+    return True
+
+
+def parse_arguments(argv):
+    """Glue passes ``--NAME value`` pairs (plus arguments of its own, which are ignored)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for name in REQUIRED:
+        parser.add_argument(f"--{name}", required=True)
+    for name, default in OPTIONAL.items():
+        parser.add_argument(f"--{name}", default=default)
+    arguments, _ = parser.parse_known_args(argv)
+    return vars(arguments)
+
+
+def main(argv=None):
+    from churn_pipeline import etl
+
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    if _in_glue():
+        from awsglue.context import GlueContext
+        from pyspark.context import SparkContext
+
+        spark = GlueContext(SparkContext.getOrCreate()).spark_session
+    else:
+        spark = etl.spark_session(arguments["SPARK_MASTER"])
+    manifest = etl.transform(
+        spark,
+        source=arguments["S3_SOURCE"],
+        dest=arguments["S3_DEST"],
+        train_key=arguments["TRAIN_KEY"],
+        validation_key=arguments["VAL_KEY"],
+        test_key=arguments["TEST_KEY"],
+        train_fraction=float(arguments["TRAIN_FRACTION"]),
+        validation_fraction=float(arguments["VALIDATION_FRACTION"]),
+        seed=int(arguments["SPLIT_SEED"]),
+    )
+    print(json.dumps({"rows": manifest["rows"], "features": len(manifest["features"])}))
+    return manifest
+
+
+if __name__ == "__main__":
+    main()

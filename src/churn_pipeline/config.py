@@ -1,0 +1,158 @@
+"""Pipeline parameters: one flat, typed set, merged in one documented order.
+
+Order: package defaults (``DEFAULTS``), then a parameters file
+(``parameters/*.yaml``), then overrides (papermill ``-p`` / CLI). The merged set
+is validated once, before anything runs, because papermill writes each value
+into a notebook as Python code: a key must be an identifier and a value one of
+the plain types below.
+"""
+
+from __future__ import annotations
+
+import keyword
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Parameter:
+    default: Any
+    kind: type
+    help: str
+    choices: tuple = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+_P = Parameter
+
+PARAMETERS: dict[str, Parameter] = {
+    # where and how
+    "backend": _P("local", str, "local (embedded, no cloud) or aws", choices=("local", "aws")),
+    "project": _P("churn", str, "project name; prefixes every resource name"),
+    "environment": _P("local", str, "environment name (local, dev, prod, ...); part of resource names"),
+    "region": _P("eu-west-1", str, "AWS region (also names the container image locally)"),
+    "bucket": _P("churn-pipeline-local", str, "object-store bucket for data, code and models"),
+    "run_id": _P("", str, "run id; empty means a new one (notebook 01) or the current run (02, 03)"),
+    # data
+    "data": _P("", str, "input CSV by path or s3:// URI; empty means seeded synthetic data"),
+    "synthetic_rows": _P(5000, int, "rows of synthetic data when `data` is empty", minimum=100),
+    "synthetic_seed": _P(42, int, "seed of the synthetic data generator", minimum=0),
+    "train_fraction": _P(0.7, float, "share of rows for training", minimum=0.05, maximum=0.95),
+    "validation_fraction": _P(0.2, float, "share of rows for validation (the rest is test)", minimum=0.05, maximum=0.9),
+    "split_seed": _P(42, int, "seed of the stratified split", minimum=0),
+    "spark_master": _P("local[*]", str, "Spark master for the local ETL"),
+    # training (SageMaker built-in XGBoost hyper-parameters)
+    "max_depth": _P(5, int, "XGBoost max_depth", minimum=1, maximum=32),
+    "eta": _P(0.2, float, "XGBoost learning rate", minimum=0.0, maximum=1.0),
+    "gamma": _P(4.0, float, "XGBoost minimum loss reduction to split", minimum=0.0),
+    "min_child_weight": _P(6.0, float, "XGBoost min_child_weight", minimum=0.0),
+    "subsample": _P(0.8, float, "XGBoost row subsample ratio", minimum=0.01, maximum=1.0),
+    "objective": _P("binary:logistic", str, "XGBoost objective", choices=("binary:logistic",)),
+    "eval_metric": _P("error", str, "XGBoost evaluation metric reported by the job"),
+    "num_round": _P(100, int, "boosting rounds", minimum=1, maximum=10000),
+    "xgboost_version": _P("3.0-5", str, "SageMaker XGBoost container version (matches the pinned xgboost)"),
+    "training_instance_type": _P("ml.m5.xlarge", str, "SageMaker training instance type"),
+    "training_instance_count": _P(1, int, "SageMaker training instance count", minimum=1),
+    # gate and deploy
+    "accuracy_threshold": _P(0.90, float, "validation accuracy the model must exceed to be registered",
+                             minimum=0.0, maximum=1.0),
+    "endpoint_instance_type": _P("ml.m5.large", str, "SageMaker endpoint instance type"),
+    "endpoint_instance_count": _P(1, int, "SageMaker endpoint instance count", minimum=1),
+    "sagemaker_execution_role": _P("arn:aws:iam::000000000000:role/churn-local-sagemaker", str,
+                                   "role SageMaker assumes for training and hosting"),
+    "workflow_execution_role": _P("arn:aws:iam::000000000000:role/churn-local-workflow", str,
+                                  "role Step Functions assumes"),
+}
+
+DEFAULTS: dict[str, Any] = {name: p.default for name, p in PARAMETERS.items()}
+
+
+def _check_value(name: str, value: Any) -> Any:
+    spec = PARAMETERS[name]
+    if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if isinstance(value, bool) and spec.kind is not bool or not isinstance(value, spec.kind):
+        raise ConfigError(
+            f"parameter {name!r} must be {spec.kind.__name__}, got {type(value).__name__} {value!r}")
+    if spec.choices and value not in spec.choices:
+        raise ConfigError(f"parameter {name!r} must be one of {', '.join(spec.choices)}; got {value!r}")
+    if spec.minimum is not None and value < spec.minimum:
+        raise ConfigError(f"parameter {name!r} must be >= {spec.minimum}; got {value!r}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise ConfigError(f"parameter {name!r} must be <= {spec.maximum}; got {value!r}")
+    return value
+
+
+def validate(values: Mapping[str, Any], source: str = "parameters") -> dict[str, Any]:
+    """Check every key and value; return a complete, typed parameter set."""
+    merged = dict(DEFAULTS)
+    for name, value in values.items():
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ConfigError(f"{source}: parameter name {name!r} is not a Python identifier")
+        if name not in PARAMETERS:
+            raise ConfigError(f"{source}: unknown parameter {name!r}; known: {', '.join(sorted(PARAMETERS))}")
+        merged[name] = _check_value(name, value)
+    if merged["train_fraction"] + merged["validation_fraction"] >= 0.99:
+        raise ConfigError(
+            f"{source}: train_fraction + validation_fraction must leave at least 1 % for the test split; "
+            f"got {merged['train_fraction']} + {merged['validation_fraction']}")
+    return merged
+
+
+def read_parameters_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a YAML parameters file into a mapping (not yet validated)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read parameters file {path}: {exc.strerror}") from exc
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"parameters file {path} is not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"parameters file {path} must hold a mapping of name: value")
+    return loaded
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Parse one ``KEY=VALUE`` override; the value is read as YAML (so 0.99 is a float)."""
+    name, sep, raw = text.partition("=")
+    if not sep:
+        raise ConfigError(f"override {text!r} must look like KEY=VALUE")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override {text!r}: value is not valid YAML: {exc}") from exc
+    if value is None:
+        value = ""
+    spec = PARAMETERS.get(name.strip())
+    if spec is not None and spec.kind is str and not isinstance(value, str):
+        value = raw.strip()  # e.g. -p run_id=2024 stays a string
+    return name.strip(), value
+
+
+def load(params_file: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None
+         ) -> dict[str, Any]:
+    """Defaults, then the parameters file, then overrides; validated once."""
+    values: dict[str, Any] = {}
+    if params_file:
+        values.update(read_parameters_file(params_file))
+        validate(values, source=str(params_file))
+    values.update(overrides or {})
+    return validate(values, source="overrides" if overrides else str(params_file or "parameters"))
+
+
+def from_namespace(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """Collect the parameters a notebook's parameters cell defined, and validate them."""
+    return validate({name: namespace[name] for name in PARAMETERS if name in namespace},
+                    source="notebook parameters")

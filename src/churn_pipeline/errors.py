@@ -1,0 +1,67 @@
+"""The one error hierarchy of the pipeline: every failure a user can cause is a PipelineError."""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """Base class: a failure with a message meant for the person running the pipeline."""
+
+
+class ConfigError(PipelineError):
+    """A parameter is unknown, of the wrong type, or out of range; names the key."""
+
+
+class EnvironmentProblem(PipelineError):
+    """The machine lacks something the pipeline needs (Java, a package, a folder)."""
+
+
+class DataValidationError(PipelineError):
+    """The input data is unusable; names the file and, where known, the line and column.
+
+    ``line`` is the 1-based line of the file (the header, when there is one, is line 1).
+    """
+
+    def __init__(self, source: str, problem: str, line: int | None = None, column: str | None = None):
+        self.source, self.problem, self.line, self.column = source, problem, line, column
+        where = [source]
+        if line is not None:
+            where.append(f"line {line}")
+        if column is not None:
+            where.append(f"column {column!r}")
+        super().__init__(f"{', '.join(where)}: {problem}")
+
+
+class RegistryError(PipelineError):
+    """The model registry refused or failed an operation."""
+
+
+class DuplicateRunError(RegistryError):
+    """A registry record for this run id exists already; nothing was changed."""
+
+
+class RecordNotFound(RegistryError):
+    """No registry record has this run id."""
+
+
+class StateMachineError(PipelineError):
+    """The state-machine definition is invalid or uses something the local executor does not run."""
+
+
+class ExecutionFailed(PipelineError):
+    """A state-machine execution ended in a Fail state or an uncaught task error."""
+
+    def __init__(self, state: str, error: str, cause: str):
+        self.state, self.error, self.cause = state, error, cause
+        super().__init__(f"execution failed in state {state!r}: {error}: {cause}")
+
+
+class TaskFailed(PipelineError):
+    """A task runner failed; ``error`` is the States error name Retry/Catch match against."""
+
+    def __init__(self, error: str, cause: str):
+        self.error, self.cause = error, cause
+        super().__init__(f"{error}: {cause}")
+
+
+class NotebookFailed(PipelineError):
+    """A notebook cell raised; names the notebook and the cell."""

@@ -1,0 +1,127 @@
+"""The Spark transform that AWS Glue runs and local Spark runs: one implementation.
+
+raw churn CSV -> validated -> identifier and charge columns dropped ->
+categoricals one-hot encoded -> stratified, seeded train/validation/test split
+-> CSV (label first, no header) + a feature manifest (column order, categories).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from . import data
+from .errors import EnvironmentProblem
+from .storage import write_text
+
+MANIFEST_NAME = "manifest.json"
+
+
+def require_java() -> str:
+    """Return the java executable Spark will use, or say how to install one."""
+    home = os.environ.get("JAVA_HOME")
+    java = os.path.join(home, "bin", "java") if home else shutil.which("java")
+    if not java or not os.path.exists(java):
+        raise EnvironmentProblem(
+            "Java 17 is needed by Spark and was not found (no `java` on PATH, no JAVA_HOME). "
+            "Install it: `sudo apt-get install openjdk-17-jre-headless` (Debian/Ubuntu), "
+            "`brew install openjdk@17` (macOS) or `conda install -c conda-forge openjdk=17`.")
+    return java
+
+
+def spark_session(master: str = "local[*]", app_name: str = "churn-etl"):
+    """The shared local SparkSession (created once per process, reused after)."""
+    require_java()
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    log_config = Path(__file__).with_name("log4j2.properties").as_uri()
+    session = (SparkSession.builder.master(master).appName(app_name)
+               .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log_config}")
+               .config("spark.ui.enabled", "false")
+               .config("spark.ui.showConsoleProgress", "false")
+               .config("spark.sql.shuffle.partitions", "4")
+               .config("spark.driver.memory", os.environ.get("CHURN_SPARK_DRIVER_MEMORY", "2g"))
+               .config("spark.sql.session.timeZone", "UTC")
+               .getOrCreate())
+    session.sparkContext.setLogLevel("ERROR")
+    return session
+
+
+def _category_column(name: str, value: str) -> str:
+    return f"{name}_{value}"
+
+
+def _encode_raw(spark, source: str, categories: dict[str, list[str]]):
+    from pyspark.sql import functions as F
+
+    frame = spark.read.csv(source, header=True, inferSchema=False, encoding="UTF-8")
+    frame = frame.select([F.col(f"`{c}`").alias(c.strip()) for c in frame.columns])
+    label = (F.when(F.trim(F.col(f"`{data.LABEL}`")).isin(*data.TRUE_LABELS), 1).otherwise(0)
+             .cast("int").alias("label"))
+    numeric = [F.col(f"`{c}`").cast("double").alias(c) for c in data.NUMERIC]
+    encoded = [F.when(F.trim(F.col(f"`{name}`").cast("string")) == value, 1).otherwise(0)
+               .cast("int").alias(_category_column(name, value))
+               for name in data.CATEGORICAL for value in categories[name]]
+    features = data.NUMERIC + [_category_column(n, v) for n in data.CATEGORICAL for v in categories[n]]
+    return frame.select(label, *numeric, *encoded), features
+
+
+def _encode_pre_encoded(spark, source: str, width: int):
+    from pyspark.sql import functions as F
+
+    text = spark.read.text(source).where(F.trim("value") != "")
+    parts = F.split(F.regexp_replace(F.col("value"), '"', ""), ",")
+    columns = [F.trim(parts.getItem(0)).cast("double").cast("int").alias("label")]
+    features = [f"f{i}" for i in range(1, width)]
+    columns += [F.trim(parts.getItem(i)).cast("double").alias(name) for i, name in enumerate(features, 1)]
+    return text.select(*columns), features
+
+
+def transform(spark, source: str, dest: str, train_key: str = "train", validation_key: str = "validation",
+              test_key: str = "test", train_fraction: float = 0.7, validation_fraction: float = 0.2,
+              seed: int = 42, s3_client=None) -> dict[str, Any]:
+    """Validate ``source``, encode it and write the three splits and the manifest under ``dest``."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    summary = data.validate_file(source, s3_client)
+    if summary.format == "raw":
+        frame, features = _encode_raw(spark, source, summary.categories)
+    else:
+        frame, features = _encode_pre_encoded(spark, source, len(summary.columns))
+
+    # Stratified split: rank rows within each class by a seeded hash of their content, so the
+    # split is the same for the same data and seed whatever the partitioning.
+    order = F.xxhash64(*[F.col(f"`{c}`") for c in frame.columns], F.lit(seed))
+    ranked = frame.withColumn("_rank", F.percent_rank().over(Window.partitionBy("label").orderBy(order)))
+    bounds = {train_key: (0.0, train_fraction),
+              validation_key: (train_fraction, train_fraction + validation_fraction),
+              test_key: (train_fraction + validation_fraction, 1.01)}
+    ranked = ranked.cache()
+    counts = {}
+    base = dest.rstrip("/")
+    for key, (low, high) in bounds.items():
+        split = ranked.where((F.col("_rank") >= low) & (F.col("_rank") < high)).drop("_rank")
+        split.coalesce(1).write.mode("overwrite").csv(f"{base}/{key}", header=False)
+        counts[key] = split.count()
+    ranked.unpersist()
+
+    manifest = {
+        "format": summary.format,
+        "source": source,
+        "label": data.LABEL if summary.format == "raw" else "label",
+        "features": features,
+        "numeric": data.NUMERIC if summary.format == "raw" else features,
+        "categories": summary.categories,
+        "dropped": data.IDENTIFIER + data.CHARGES if summary.format == "raw" else [],
+        "rows": counts,
+        "positives": summary.positives,
+        "splits": {"train": train_key, "validation": validation_key, "test": test_key},
+        "seed": seed,
+    }
+    write_text(f"{base}/{MANIFEST_NAME}", json.dumps(manifest, indent=2), s3_client)
+    return manifest

@@ -1,0 +1,131 @@
+"""Object storage by URI: local paths, and ``s3://`` on S3 or on the local mirror.
+
+The local backend keeps S3's layout in a folder (``<root>/<bucket>/<key>``) so
+that every ``s3://`` URI the state machine carries names a real file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import shutil
+from pathlib import Path
+from typing import IO, Iterator
+
+from .errors import ConfigError, DataValidationError
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> (bucket, key)."""
+    if not uri.startswith("s3://"):
+        raise ConfigError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket:
+        raise ConfigError(f"s3 URI without a bucket: {uri!r}")
+    return bucket, key
+
+
+class LocalObjectStore:
+    """A folder that mirrors ``s3://bucket/key`` as ``<root>/bucket/key``."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def path(self, uri: str) -> Path:
+        bucket, key = split_s3_uri(uri)
+        return self.root / bucket / key
+
+    def localize(self, value: str) -> str:
+        """Map an ``s3://`` URI to its local path; leave anything else unchanged."""
+        return str(self.path(value)) if isinstance(value, str) and value.startswith("s3://") else value
+
+    def put_file(self, source: str | os.PathLike, uri: str) -> str:
+        target = self.path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".partial")
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, target)
+        return uri
+
+    def put_text(self, text: str, uri: str) -> str:
+        target = self.path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + ".partial")
+        tmp.write_text(text)
+        os.replace(tmp, target)
+        return uri
+
+    def exists(self, uri: str) -> bool:
+        return self.path(uri).exists()
+
+
+def _s3_client():
+    import boto3  # only when an s3:// URI is really read from S3
+
+    return boto3.client("s3")
+
+
+def open_binary(location: str, s3_client=None) -> IO[bytes]:
+    """Open a local path or an ``s3://`` object (on S3) for reading."""
+    if location.startswith("s3://"):
+        bucket, key = split_s3_uri(location)
+        client = s3_client or _s3_client()
+        try:
+            body = client.get_object(Bucket=bucket, Key=key)["Body"]
+        except Exception as exc:  # botocore's ClientError and NoCredentialsError share no narrower base
+            raise DataValidationError(location, f"cannot read from S3: {exc}") from exc
+        return io.BufferedReader(body._raw_stream) if hasattr(body, "_raw_stream") else body
+    try:
+        return open(location, "rb")
+    except OSError as exc:
+        raise DataValidationError(location, f"cannot open: {exc.strerror}") from exc
+
+
+def iter_text_lines(location: str, s3_client=None) -> Iterator[str]:
+    """Yield the lines of a text file or object, without line endings."""
+    with open_binary(location, s3_client) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        try:
+            for line in text:
+                yield line.rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise DataValidationError(location, f"not UTF-8 text: {exc.reason}") from exc
+
+
+def copy_to_local(location: str, target: str | os.PathLike, s3_client=None) -> Path:
+    """Copy a local file or S3 object to ``target`` (written atomically)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".partial")
+    with open_binary(location, s3_client) as source, open(tmp, "wb") as out:
+        shutil.copyfileobj(source, out, 1 << 20)
+    os.replace(tmp, target)
+    return target
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_text(location: str, text: str, s3_client=None) -> str:
+    """Write text to a local path (atomically) or an ``s3://`` object on S3."""
+    if location.startswith("s3://"):
+        bucket, key = split_s3_uri(location)
+        (s3_client or _s3_client()).put_object(Bucket=bucket, Key=key, Body=text.encode())
+        return location
+    target = Path(location)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".partial")
+    tmp.write_text(text)
+    os.replace(tmp, target)
+    return location
+
+
+def read_text(location: str, s3_client=None) -> str:
+    with open_binary(location, s3_client) as handle:
+        return handle.read().decode("utf-8")
