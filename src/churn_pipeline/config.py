@@ -69,6 +69,12 @@ PARAMETERS: dict[str, Parameter] = {
                                    "role SageMaker assumes for training and hosting"),
     "workflow_execution_role": _P("arn:aws:iam::000000000000:role/churn-local-workflow", str,
                                   "role Step Functions assumes"),
+    "glue_role": _P("arn:aws:iam::000000000000:role/churn-local-glue", str, "role the Glue job assumes"),
+    "lambda_role": _P("arn:aws:iam::000000000000:role/churn-local-lambda", str,
+                      "role of the query-training-results function"),
+    "model_registry_lambda_role": _P("arn:aws:iam::000000000000:role/churn-local-registry", str,
+                                     "role of the update-model-registry function"),
+    "execution_timeout_minutes": _P(120, int, "how long to wait for the state machine", minimum=1),
 }
 
 DEFAULTS: dict[str, Any] = {name: p.default for name, p in PARAMETERS.items()}

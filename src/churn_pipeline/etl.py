@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
+import tempfile
 from typing import Any
 
 from . import data
@@ -32,21 +32,35 @@ def require_java() -> str:
     return java
 
 
-def spark_session(master: str = "local[*]", app_name: str = "churn-etl"):
-    """The shared local SparkSession (created once per process, reused after)."""
+def spark_session(master: str = "local[*]", app_name: str = "churn-etl", log_path: str | None = None):
+    """The shared local SparkSession (created once per process, reused after).
+
+    The JVM writes its own log lines straight to file descriptor 2, where a
+    Jupyter kernel would show them in a cell; it is started with that
+    descriptor pointed at ``log_path`` (default: ``$CHURN_PIPELINE_HOME/spark.log``
+    or the temp folder) instead.
+    """
     require_java()
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    log_config = Path(__file__).with_name("log4j2.properties").as_uri()
-    session = (SparkSession.builder.master(master).appName(app_name)
-               .config("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log_config}")
-               .config("spark.ui.enabled", "false")
-               .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.sql.shuffle.partitions", "4")
-               .config("spark.driver.memory", os.environ.get("CHURN_SPARK_DRIVER_MEMORY", "2g"))
-               .config("spark.sql.session.timeZone", "UTC")
-               .getOrCreate())
+    if log_path is None:
+        log_path = os.path.join(os.environ.get("CHURN_PIPELINE_HOME") or tempfile.gettempdir(), "spark.log")
+    os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
+    saved_stderr = os.dup(2)
+    with open(log_path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            session = (SparkSession.builder.master(master).appName(app_name)
+                       .config("spark.ui.enabled", "false")
+                       .config("spark.ui.showConsoleProgress", "false")
+                       .config("spark.sql.shuffle.partitions", "4")
+                       .config("spark.driver.memory", os.environ.get("CHURN_SPARK_DRIVER_MEMORY", "2g"))
+                       .config("spark.sql.session.timeZone", "UTC")
+                       .getOrCreate())
+        finally:
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
     session.sparkContext.setLogLevel("ERROR")
     return session
 

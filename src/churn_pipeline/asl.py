@@ -1,0 +1,361 @@
+"""A local executor of Amazon States Language: the very JSON Step Functions receives.
+
+Supported: Task, Choice, Pass, Succeed, Fail; Parameters and ResultSelector
+with ``.$`` paths (including ``$$`` context paths); InputPath, ResultPath,
+OutputPath; Retry and Catch. Task ``Resource`` ARNs are looked up in a map of
+runners supplied by the backend. Anything else stops the run with a
+StateMachineError that names the state, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable, Mapping
+
+from .errors import ExecutionFailed, StateMachineError, TaskFailed
+
+Runner = Callable[[dict[str, Any]], Any]
+_TOKEN = re.compile(r"""\.([A-Za-z_][\w-]*)|\[\s*'([^']*)'\s*\]|\[\s*"([^"]*)"\s*\]|\[\s*(\d+)\s*\]""")
+SUPPORTED_STATES = {"Task", "Choice", "Pass", "Succeed", "Fail"}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class PathError(Exception):
+    """A reference path does not resolve (States.Runtime in Step Functions)."""
+
+
+def parse_path(path: str) -> tuple[str, list[str | int]]:
+    """``$.a['b'][0]`` -> ('$', ['a', 'b', 0]); ``$$.Execution.Input`` -> ('$$', [...])."""
+    root = "$$" if path.startswith("$$") else "$"
+    if not path.startswith("$"):
+        raise StateMachineError(f"path {path!r} must start with $")
+    rest, position, steps = path[len(root):], 0, []
+    while position < len(rest):
+        match = _TOKEN.match(rest, position)
+        if not match:
+            raise StateMachineError(f"unsupported path syntax {path!r} at {rest[position:]!r}")
+        name, single, double, index = match.groups()
+        steps.append(int(index) if index is not None else next(g for g in (name, single, double) if g is not None))
+        position = match.end()
+    return root, steps
+
+
+def read_path(path: str, data: Any, context: Mapping[str, Any]) -> Any:
+    root, steps = parse_path(path)
+    value = context if root == "$$" else data
+    for step in steps:
+        try:
+            value = value[step]
+        except (KeyError, IndexError, TypeError):
+            raise PathError(f"path {path!r} does not resolve: no {step!r}") from None
+    return value
+
+
+def write_path(path: str | None, data: Any, result: Any) -> Any:
+    """Place ``result`` into ``data`` at ResultPath (``$`` replaces, ``None`` discards)."""
+    if path is None:
+        return data
+    root, steps = parse_path(path)
+    if root == "$$":
+        raise StateMachineError(f"ResultPath {path!r} cannot write into the context object")
+    if not steps:
+        return result
+    data = copy.deepcopy(data) if isinstance(data, dict) else {}
+    target = data
+    for step in steps[:-1]:
+        if not isinstance(target.get(step), dict):
+            target[step] = {}
+        target = target[step]
+    target[steps[-1]] = result
+    return data
+
+
+def resolve_parameters(template: Any, data: Any, context: Mapping[str, Any]) -> Any:
+    """Fill a Parameters/ResultSelector template: keys ending in ``.$`` take a path's value."""
+    if isinstance(template, dict):
+        resolved = {}
+        for key, value in template.items():
+            if key.endswith(".$"):
+                if not isinstance(value, str) or not value.startswith("$"):
+                    raise StateMachineError(f"{key!r} must hold a path; intrinsic functions such as "
+                                            f"{value!r} are not supported by the local executor")
+                resolved[key[:-2]] = read_path(value, data, context)
+            else:
+                resolved[key] = resolve_parameters(value, data, context)
+        return resolved
+    if isinstance(template, list):
+        return [resolve_parameters(v, data, context) for v in template]
+    return template
+
+
+_COMPARISONS: dict[str, Callable[[Any, Any], bool]] = {
+    "StringEquals": lambda a, b: isinstance(a, str) and a == b,
+    "StringLessThan": lambda a, b: isinstance(a, str) and a < b,
+    "StringGreaterThan": lambda a, b: isinstance(a, str) and a > b,
+    "StringLessThanEquals": lambda a, b: isinstance(a, str) and a <= b,
+    "StringGreaterThanEquals": lambda a, b: isinstance(a, str) and a >= b,
+    "NumericEquals": lambda a, b: _is_number(a) and a == b,
+    "NumericLessThan": lambda a, b: _is_number(a) and a < b,
+    "NumericGreaterThan": lambda a, b: _is_number(a) and a > b,
+    "NumericLessThanEquals": lambda a, b: _is_number(a) and a <= b,
+    "NumericGreaterThanEquals": lambda a, b: _is_number(a) and a >= b,
+    "BooleanEquals": lambda a, b: isinstance(a, bool) and a == b,
+}
+_TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
+    "IsNull": lambda a: a is None,
+    "IsString": lambda a: isinstance(a, str),
+    "IsNumeric": lambda a: _is_number(a),
+    "IsBoolean": lambda a: isinstance(a, bool),
+}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def evaluate_rule(rule: Mapping[str, Any], data: Any, context: Mapping[str, Any], state: str) -> bool:
+    if "And" in rule:
+        return all(evaluate_rule(r, data, context, state) for r in rule["And"])
+    if "Or" in rule:
+        return any(evaluate_rule(r, data, context, state) for r in rule["Or"])
+    if "Not" in rule:
+        return not evaluate_rule(rule["Not"], data, context, state)
+    variable = rule.get("Variable")
+    if variable is None:
+        raise StateMachineError(f"state {state!r}: a choice rule has no Variable")
+    if "IsPresent" in rule:
+        try:
+            read_path(variable, data, context)
+            present = True
+        except PathError:
+            present = False
+        return present == rule["IsPresent"]
+    value = read_path(variable, data, context)
+    for name, test in _TYPE_TESTS.items():
+        if name in rule:
+            return test(value) == rule[name]
+    for name, compare in _COMPARISONS.items():
+        if name in rule:
+            return compare(value, rule[name])
+        if name + "Path" in rule:
+            return compare(value, read_path(rule[name + "Path"], data, context))
+    operators = sorted(k for k in rule if k not in ("Variable", "Next"))
+    raise StateMachineError(f"state {state!r}: choice operator {', '.join(operators)} is not supported locally")
+
+
+def _error_matches(patterns: list[str], error: str) -> bool:
+    # States.TaskFailed matches every task error except a time-out, as in Step Functions.
+    return "States.ALL" in patterns or error in patterns or (
+        "States.TaskFailed" in patterns and error != "States.Timeout")
+
+
+@dataclass
+class Execution:
+    """What a run did: status, output or failure, and the event history."""
+
+    name: str
+    arn: str
+    input: Any
+    status: str = "RUNNING"
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    failed_state: str | None = None
+    start_date: str = field(default_factory=_now)
+    stop_date: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def states(self) -> list[dict[str, Any]]:
+        """One row per state entered: name, type, status, input, output, start, end, seconds."""
+        rows: list[dict[str, Any]] = []
+        for event in self.history:
+            if event["type"] == "StateEntered":
+                rows.append({"state": event["state"], "type": event["stateType"], "status": "RUNNING",
+                             "input": event["input"], "output": None, "started": event["timestamp"],
+                             "ended": None, "seconds": None, "_t0": event["_clock"]})
+            elif event["type"] in ("StateExited", "StateFailed") and rows:
+                row = rows[-1]
+                row.update(status="SUCCEEDED" if event["type"] == "StateExited" else "FAILED",
+                           output=event.get("output"), ended=event["timestamp"],
+                           seconds=round(event["_clock"] - row["_t0"], 3))
+        for row in rows:
+            row.pop("_t0", None)
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "executionArn": self.arn, "status": self.status, "input": self.input,
+                "output": self.output, "error": self.error, "cause": self.cause,
+                "failedState": self.failed_state, "startDate": self.start_date, "stopDate": self.stop_date,
+                "states": self.states(),
+                "events": [{k: v for k, v in e.items() if k != "_clock"} for e in self.history]}
+
+
+class LocalExecutor:
+    """Interprets one state-machine definition with local task runners."""
+
+    def __init__(self, definition: Mapping[str, Any] | str, runners: Mapping[str, Runner],
+                 state_machine_arn: str = "arn:aws:states:local:000000000000:stateMachine:local",
+                 sleep: Callable[[float], None] = time.sleep, max_transitions: int = 1000):
+        self.definition = json.loads(definition) if isinstance(definition, str) else dict(definition)
+        self.runners = dict(runners)
+        self.state_machine_arn = state_machine_arn
+        self.sleep = sleep
+        self.max_transitions = max_transitions
+        self.check()
+
+    def check(self) -> None:
+        """Refuse, before running, what this executor cannot run faithfully."""
+        states = self.definition.get("States")
+        if not isinstance(states, dict) or self.definition.get("StartAt") not in (states or {}):
+            raise StateMachineError("definition needs States and a StartAt that names one of them")
+        for name, state in states.items():
+            kind = state.get("Type")
+            if kind not in SUPPORTED_STATES:
+                raise StateMachineError(f"state {name!r}: type {kind!r} is not supported by the local "
+                                        f"executor (supported: {', '.join(sorted(SUPPORTED_STATES))})")
+            if kind == "Task" and state.get("Resource") not in self.runners:
+                raise StateMachineError(f"state {name!r}: resource {state.get('Resource')!r} has no local "
+                                        f"runner (known: {', '.join(sorted(self.runners))})")
+            targets = [state.get("Next"), state.get("Default")]
+            targets += [c.get("Next") for c in state.get("Choices", [])]
+            targets += [c.get("Next") for c in state.get("Catch", [])]
+            for target in filter(None, targets):
+                if target not in states:
+                    raise StateMachineError(f"state {name!r}: transition to unknown state {target!r}")
+
+    def _event(self, execution: Execution, kind: str, **details: Any) -> None:
+        execution.history.append({"id": len(execution.history) + 1, "type": kind, "timestamp": _now(),
+                                  "_clock": time.perf_counter(), **details})
+
+    def run(self, execution_input: Any = None, name: str | None = None) -> Execution:
+        name = name or str(uuid.uuid4())
+        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+        execution = Execution(name=name, arn=arn, input=execution_input if execution_input is not None else {})
+        context = {"Execution": {"Id": arn, "Name": name, "Input": execution.input,
+                                 "StartTime": execution.start_date},
+                   "StateMachine": {"Id": self.state_machine_arn}, "State": {}}
+        self._event(execution, "ExecutionStarted", input=execution.input)
+        data, state_name = copy.deepcopy(execution.input), self.definition["StartAt"]
+        for _ in range(self.max_transitions):
+            state = self.definition["States"][state_name]
+            context["State"] = {"Name": state_name, "EnteredTime": _now(), "RetryCount": 0}
+            self._event(execution, "StateEntered", state=state_name, stateType=state["Type"], input=data)
+            try:
+                data, next_state = self._step(state_name, state, data, context, execution)
+            except _Failure as failure:
+                self._event(execution, "StateFailed", state=state_name, error=failure.error, cause=failure.cause)
+                return self._finish(execution, "FAILED", state=state_name, error=failure.error,
+                                    cause=failure.cause)
+            self._event(execution, "StateExited", state=state_name, output=data)
+            if next_state is None:
+                return self._finish(execution, "SUCCEEDED", output=data)
+            state_name = next_state
+        return self._finish(execution, "FAILED", state=state_name, error="States.Runtime",
+                            cause=f"more than {self.max_transitions} state transitions")
+
+    def _finish(self, execution: Execution, status: str, output: Any = None, state: str | None = None,
+                error: str | None = None, cause: str | None = None) -> Execution:
+        execution.status, execution.output, execution.failed_state = status, output, state
+        execution.error, execution.cause, execution.stop_date = error, cause, _now()
+        kind = "ExecutionSucceeded" if status == "SUCCEEDED" else "ExecutionFailed"
+        self._event(execution, kind, **({"output": output} if status == "SUCCEEDED" else
+                                        {"state": state, "error": error, "cause": cause}))
+        return execution
+
+    def _step(self, name: str, state: Mapping[str, Any], data: Any, context: dict, execution: Execution):
+        kind = state["Type"]
+        if kind == "Fail":
+            raise _Failure(state.get("Error", "States.Fail"), state.get("Cause", ""))
+        if kind == "Succeed":
+            return self._output(state, self._input(state, data, context), context), None
+        if kind == "Choice":
+            effective = self._input(state, data, context)
+            for rule in state.get("Choices", []):
+                if self._guard(lambda: evaluate_rule(rule, effective, context, name)):
+                    return self._output(state, effective, context), rule["Next"]
+            if "Default" not in state:
+                raise _Failure("States.NoChoiceMatched", f"no choice rule of state {name!r} matched")
+            return self._output(state, effective, context), state["Default"]
+        effective = self._input(state, data, context)
+        if kind == "Pass":
+            result = state.get("Result", effective)
+            if "Parameters" in state:
+                result = self._guard(lambda: resolve_parameters(state["Parameters"], effective, context))
+        else:
+            parameters = self._guard(lambda: resolve_parameters(state.get("Parameters", effective),
+                                                                effective, context))
+            try:
+                result = self._run_task(name, state, parameters, context, execution)
+            except TaskFailed as failure:
+                handler = next((c for c in state.get("Catch", []) if _error_matches(c["ErrorEquals"],
+                                                                                  failure.error)), None)
+                if handler is None:
+                    raise _Failure(failure.error, failure.cause) from None
+                error_output = {"Error": failure.error, "Cause": failure.cause}
+                caught = self._guard(lambda: write_path(handler.get("ResultPath", "$"), data, error_output))
+                return caught, handler["Next"]
+            if "ResultSelector" in state:
+                result = self._guard(lambda: resolve_parameters(state["ResultSelector"], result, context))
+        combined = self._guard(lambda: write_path(state.get("ResultPath", "$"), data, result))
+        return self._output(state, combined, context), (None if state.get("End") else state.get("Next"))
+
+    def _run_task(self, name, state, parameters, context, execution) -> Any:
+        runner = self.runners[state["Resource"]]
+        retriers = [dict(r) for r in state.get("Retry", [])]
+        attempts = [0] * len(retriers)
+        while True:
+            self._event(execution, "TaskScheduled", state=name, resource=state["Resource"], parameters=parameters)
+            try:
+                result = runner(copy.deepcopy(parameters))
+            except TaskFailed as failure:
+                self._event(execution, "TaskFailed", state=name, error=failure.error, cause=failure.cause)
+                index = next((i for i, r in enumerate(retriers) if _error_matches(r["ErrorEquals"], failure.error)),
+                             None)
+                if index is None or attempts[index] >= retriers[index].get("MaxAttempts", 3):
+                    raise
+                retry = retriers[index]
+                delay = retry.get("IntervalSeconds", 1) * retry.get("BackoffRate", 2.0) ** attempts[index]
+                attempts[index] += 1
+                context["State"]["RetryCount"] = sum(attempts)
+                self.sleep(delay)
+                continue
+            self._event(execution, "TaskSucceeded", state=name, output=result)
+            return result
+
+    @staticmethod
+    def _guard(action: Callable[[], Any]) -> Any:
+        try:
+            return action()
+        except PathError as exc:
+            raise _Failure("States.Runtime", str(exc)) from None
+
+    def _input(self, state, data, context):
+        path = state.get("InputPath", "$")
+        return {} if path is None else self._guard(lambda: read_path(path, data, context))
+
+    def _output(self, state, data, context):
+        path = state.get("OutputPath", "$")
+        return {} if path is None else self._guard(lambda: read_path(path, data, context))
+
+
+class _Failure(Exception):
+    def __init__(self, error: str, cause: str):
+        super().__init__(f"{error}: {cause}")
+        self.error, self.cause = error, cause
+
+
+def raise_for_failure(execution: Execution) -> Execution:
+    """Turn a failed execution into ExecutionFailed naming the state, error and cause."""
+    if execution.status != "SUCCEEDED":
+        raise ExecutionFailed(execution.failed_state or "?", execution.error or "States.Runtime",
+                              execution.cause or "")
+    return execution

@@ -1,0 +1,169 @@
+"""The model registry: one record per run, written exactly once.
+
+One interface, one implementation per backend, looked up by URL scheme:
+``sqlite:///path/registry.db`` locally (``dynamodb://table`` on AWS).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable
+
+from .errors import ConfigError, DuplicateRunError, RecordNotFound, RegistryError
+
+TABLE_ENV = "MODEL_REGISTRY_TABLE"
+URL_ENV = "MODEL_REGISTRY_URL"
+
+
+@dataclass(frozen=True)
+class RegistryRecord:
+    run_id: str
+    created_at: str
+    environment: str
+    algorithm: str
+    model_name: str
+    model_data_url: str
+    training_job_name: str
+    metrics: dict[str, float]
+    hyperparameters: dict[str, str]
+    data_uri: str
+    data_sha256: str
+    threshold: float
+    status: str
+    image: str = ""
+    git_commit: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> "RegistryRecord":
+        names = {f.name for f in fields(cls)}
+        missing = sorted(n for n in names if n not in values and n not in ("image", "git_commit", "extra"))
+        if missing:
+            raise RegistryError(f"registry record is missing {', '.join(missing)}")
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise RegistryError(f"registry record has unknown fields {', '.join(unknown)}")
+        if not values["run_id"]:
+            raise RegistryError("registry record has an empty run_id")
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ModelRegistry(ABC):
+    """Where models that passed the gate are recorded."""
+
+    @abstractmethod
+    def register(self, record: RegistryRecord) -> None:
+        """Write the record; raise DuplicateRunError (changing nothing) if the run id exists."""
+
+    @abstractmethod
+    def get(self, run_id: str) -> RegistryRecord:
+        """The record of ``run_id``; RecordNotFound if there is none."""
+
+    @abstractmethod
+    def list(self) -> list[RegistryRecord]:
+        """All records, newest first."""
+
+
+_JSON_FIELDS = ("metrics", "hyperparameters", "extra")
+_COLUMNS = [f.name for f in fields(RegistryRecord)]
+
+
+class SqliteRegistry(ModelRegistry):
+    """A SQLite file; ``run_id`` is the primary key, so a second write fails atomically."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with self._connect() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS models ("
+                + ", ".join(f"{c} TEXT" if c != "run_id" else "run_id TEXT PRIMARY KEY" for c in _COLUMNS)
+                + ")")
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot open registry {self.path}: {exc}") from exc
+        return db
+
+    def register(self, record: RegistryRecord) -> None:
+        values = record.to_dict()
+        row = [json.dumps(values[c], sort_keys=True) if c in _JSON_FIELDS or c == "threshold"
+               else values[c] for c in _COLUMNS]
+        db = self._connect()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute(f"INSERT INTO models ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})", row)
+            db.execute("COMMIT")
+        except sqlite3.IntegrityError as exc:
+            db.execute("ROLLBACK")
+            raise DuplicateRunError(
+                f"run {record.run_id!r} is already registered in {self.path}; nothing was changed") from exc
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise RegistryError(f"cannot write run {record.run_id!r} to {self.path}: {exc}") from exc
+        finally:
+            db.close()
+
+    def _record(self, row: sqlite3.Row) -> RegistryRecord:
+        values = dict(zip(_COLUMNS, row))
+        for name in (*_JSON_FIELDS, "threshold"):
+            values[name] = json.loads(values[name])
+        return RegistryRecord(**values)
+
+    def get(self, run_id: str) -> RegistryRecord:
+        db = self._connect()
+        try:
+            row = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM models WHERE run_id = ?", (run_id,)).fetchone()
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot read registry {self.path}: {exc}") from exc
+        finally:
+            db.close()
+        if row is None:
+            raise RecordNotFound(f"no registry record for run {run_id!r} in {self.path}")
+        return self._record(row)
+
+    def list(self) -> list[RegistryRecord]:
+        db = self._connect()
+        try:
+            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM models ORDER BY created_at DESC, run_id").fetchall()
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot read registry {self.path}: {exc}") from exc
+        finally:
+            db.close()
+        return [self._record(r) for r in rows]
+
+
+REGISTRIES: dict[str, Callable[[str], ModelRegistry]] = {
+    "sqlite": lambda location: SqliteRegistry(location),
+}
+
+
+def open_registry(url: str) -> ModelRegistry:
+    """A registry by URL: ``sqlite:///abs/path.db`` or ``sqlite://relative/path.db``."""
+    scheme, sep, location = url.partition("://")
+    if not sep or scheme not in REGISTRIES:
+        raise ConfigError(f"registry URL {url!r} must start with one of: "
+                          + ", ".join(f"{s}://" for s in REGISTRIES))
+    return REGISTRIES[scheme](location)
+
+
+def registry_from_environment() -> ModelRegistry:
+    """The registry a Lambda handler writes to: ``MODEL_REGISTRY_URL``, else the DynamoDB table."""
+    url = os.environ.get(URL_ENV)
+    if url:
+        return open_registry(url)
+    table = os.environ.get(TABLE_ENV, "").strip()
+    if not table:
+        raise ConfigError(f"set {TABLE_ENV} (the registry table name) or {URL_ENV}")
+    return open_registry(f"dynamodb://{table}")

@@ -1,0 +1,142 @@
+"""The training state machine, built once with the ``stepfunctions`` SDK.
+
+ETL (Glue) -> Model Training -> Save Model -> Query Training Results (Lambda)
+-> accuracy gate (``metrics['validation:accuracy'] > threshold``) -> Update
+Model Registry (Lambda), or Fail. AWS Step Functions receives this JSON; the
+local executor interprets the very same JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import StateMachineError
+
+ACCURACY_PATH = "$.TrainingResults.Payload.metrics['validation:accuracy']"
+STATE_ETL = "ETL"
+STATE_TRAIN = "Model Training"
+STATE_SAVE = "Save Model"
+STATE_QUERY = "Query Training Results"
+STATE_GATE = "Accuracy Above Threshold"
+STATE_REGISTER = "Update Model Registry"
+STATE_TOO_LOW = "Accuracy Below Threshold"
+LAMBDA_RETRY = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
+                "Lambda.TooManyRequestsException"]
+
+
+def import_sdks():
+    """Import the SageMaker and Step Functions SDKs quietly (their import-time notices are noise)."""
+    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+    logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*pkg_resources.*")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        import sagemaker  # noqa: F401
+        import stepfunctions  # noqa: F401
+    logging.getLogger("stepfunctions").setLevel(logging.WARNING)
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """Everything the definition needs that is not an execution input."""
+
+    glue_job_name: str
+    raw_data_uri: str
+    etl_output_uri: str
+    model_output_uri: str
+    training_image: str
+    query_function: str
+    registry_function: str
+    threshold: float
+    environment: str
+    region: str
+    sagemaker_role: str
+    hyperparameters: dict[str, str]
+    instance_type: str
+    instance_count: int
+    train_fraction: float
+    validation_fraction: float
+    split_seed: int
+
+
+def execution_input_schema() -> dict[str, type]:
+    return {"RunId": str, "TrainingJobName": str, "ModelName": str, "DataUri": str, "DataSha256": str,
+            "GitCommit": str}
+
+
+def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
+    """The ASL definition as a dict (serialise with ``definition_json``)."""
+    import_sdks()
+    import boto3
+    import sagemaker
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+    from stepfunctions import steps
+    from stepfunctions.inputs import ExecutionInput
+
+    execution_input = ExecutionInput(schema=execution_input_schema())
+    # The SDK needs a session for its region only: no call is made while building.
+    session = sagemaker.Session(boto_session=boto3.Session(region_name=spec.region))
+    estimator = Estimator(image_uri=spec.training_image, role=spec.sagemaker_role,
+                          instance_count=spec.instance_count, instance_type=spec.instance_type,
+                          output_path=spec.model_output_uri, sagemaker_session=session,
+                          hyperparameters=spec.hyperparameters, disable_profiler=True)
+    etl_out = spec.etl_output_uri.rstrip("/")
+    etl = steps.GlueStartJobRunStep(STATE_ETL, result_path="$.EtlResult", parameters={
+        "JobName": spec.glue_job_name,
+        "Arguments": {"--S3_SOURCE": spec.raw_data_uri, "--S3_DEST": etl_out, "--TRAIN_KEY": "train",
+                      "--VAL_KEY": "validation", "--TEST_KEY": "test",
+                      "--TRAIN_FRACTION": str(spec.train_fraction),
+                      "--VALIDATION_FRACTION": str(spec.validation_fraction),
+                      "--SPLIT_SEED": str(spec.split_seed)}})
+    train = steps.TrainingStep(STATE_TRAIN, estimator=estimator, job_name=execution_input["TrainingJobName"],
+                               data={"train": TrainingInput(f"{etl_out}/train", content_type="text/csv"),
+                                     "validation": TrainingInput(f"{etl_out}/validation", content_type="text/csv")})
+    save = steps.ModelStep(STATE_SAVE, model=train.get_expected_model(), model_name=execution_input["ModelName"],
+                           result_path="$.ModelStepResults")
+    query = steps.LambdaStep(STATE_QUERY, result_path="$.TrainingResults", parameters={
+        "FunctionName": spec.query_function, "Payload": {"TrainingJobName.$": "$.TrainingJobName"}})
+    register = steps.LambdaStep(STATE_REGISTER, result_path="$.RegistryResult", parameters={
+        "FunctionName": spec.registry_function,
+        "Payload": {
+            "run_id": execution_input["RunId"], "model_name": execution_input["ModelName"],
+            "data_uri": execution_input["DataUri"], "data_sha256": execution_input["DataSha256"],
+            "git_commit": execution_input["GitCommit"],
+            "training_job_name.$": "$.TrainingJobName",
+            "model_data_url.$": "$.ModelArtifacts.S3ModelArtifacts",
+            "image.$": "$.AlgorithmSpecification.TrainingImage",
+            "hyperparameters.$": "$.HyperParameters",
+            "metrics.$": "$.TrainingResults.Payload.metrics",
+            "environment": spec.environment, "algorithm": "xgboost", "threshold": spec.threshold,
+        }})
+    for step in (query, register):
+        step.add_retry(steps.Retry(error_equals=LAMBDA_RETRY, interval_seconds=2, max_attempts=3, backoff_rate=2.0))
+    too_low = steps.Fail(STATE_TOO_LOW, error="ModelAccuracyBelowThreshold",
+                         cause=f"validation accuracy is not above {spec.threshold}")
+    gate = steps.Choice(STATE_GATE)
+    gate.add_choice(steps.ChoiceRule.NumericGreaterThan(variable=ACCURACY_PATH, value=spec.threshold),
+                    next_step=register)
+    gate.default_choice(too_low)
+    graph = steps.Graph(steps.Chain([etl, train, save, query, gate]))
+    definition = json.loads(graph.to_json())
+    validate_definition(definition)
+    return definition
+
+
+def definition_json(definition: dict[str, Any]) -> str:
+    """The one serialisation both backends receive (stable key order, so it diffs cleanly)."""
+    return json.dumps(definition, indent=2, sort_keys=True)
+
+
+def validate_definition(definition: dict[str, Any]) -> None:
+    """Validate with statelint, the Amazon States Language validator."""
+    from statelint.linter import Linter
+
+    problems = Linter.validate(definition)
+    if problems:
+        raise StateMachineError("invalid state-machine definition:\n" + "\n".join(f"- {p}" for p in problems))

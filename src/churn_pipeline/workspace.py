@@ -1,0 +1,71 @@
+"""Where things live: the project checkout, the local backend's home, run artifacts.
+
+``CHURN_PIPELINE_PROJECT`` names the checkout (default: found by walking up from
+the working directory); ``CHURN_PIPELINE_HOME`` the local backend's folder
+(default ``<project>/.churn-pipeline``); ``CHURN_PIPELINE_ARTIFACTS`` the
+artifacts root (default ``<project>/artifacts``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import ConfigError, EnvironmentProblem
+
+PROJECT_ENV = "CHURN_PIPELINE_PROJECT"
+HOME_ENV = "CHURN_PIPELINE_HOME"
+ARTIFACTS_ENV = "CHURN_PIPELINE_ARTIFACTS"
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}[A-Za-z0-9])?$")
+
+
+def project_root() -> Path:
+    """The checkout holding ``code/`` and ``notebooks/``."""
+    named = os.environ.get(PROJECT_ENV)
+    if named:
+        root = Path(named)
+        if not (root / "code" / "glue_etl.py").exists():
+            raise EnvironmentProblem(f"{PROJECT_ENV}={named} does not hold code/glue_etl.py")
+        return root.resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "code" / "glue_etl.py").exists() and (folder / "notebooks").is_dir():
+            return folder
+    raise EnvironmentProblem(f"run from inside the project checkout (no code/glue_etl.py above {here}), "
+                             f"or set {PROJECT_ENV}")
+
+
+def home() -> Path:
+    return Path(os.environ.get(HOME_ENV) or project_root() / ".churn-pipeline").resolve()
+
+
+def artifacts_root() -> Path:
+    return Path(os.environ.get(ARTIFACTS_ENV) or project_root() / "artifacts").resolve()
+
+
+def new_run_id() -> str:
+    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def check_run_id(run_id: str) -> str:
+    if not RUN_ID_PATTERN.match(run_id):
+        raise ConfigError(f"run id {run_id!r} must be 1-40 letters, digits or inner hyphens "
+                          "(it becomes part of training-job, model and execution names)")
+    return run_id
+
+
+def git_commit(root: Path | None = None) -> str | None:
+    """The checkout's commit (with ``-dirty`` when it has uncommitted changes), when known."""
+    try:
+        root = root or project_root()
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError, EnvironmentProblem):
+        return None
+    return f"{commit}-dirty" if dirty else commit or None
