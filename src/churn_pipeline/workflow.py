@@ -322,3 +322,22 @@ def registry_record(run: Run):
         status = run.state.get("execution_status", "not run")
         raise PipelineError(f"run {run.run_id!r} has no registry record (execution status: {status}); "
                             "only a model that passes the accuracy gate is registered") from None
+
+
+def evaluate_model(run: Run, record) -> dict[str, Any]:
+    """Score the held-out test split with the registered model; keep ``metrics.json``."""
+    import xgboost as xgb
+
+    from . import evaluation, training
+
+    manifest = json.loads(run.backend.local_copy(f"{run.etl_output_uri}/manifest.json").read_text())
+    booster = training.load_model_archive(run.backend.local_copy(record.model_data_url))
+    features, labels = training.read_channel(run.backend.local_copy(f"{run.etl_output_uri}/test"))
+    probabilities = booster.predict(xgb.DMatrix(features))
+    test = evaluation.evaluate(labels, probabilities)
+    fpr, tpr = evaluation.roc_curve(labels, probabilities)
+    importance = evaluation.feature_importance(booster, manifest["features"])
+    metrics = {"run_id": run.run_id, "threshold": record.threshold, "training": record.metrics, "test": test,
+               "feature_importance": [{"feature": f, "gain": g} for f, g in importance[:20]]}
+    run.write_artifact("metrics.json", metrics)
+    return {**metrics, "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()}, "manifest": manifest}

@@ -13,8 +13,9 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import re
 import os
-import runpy
+import subprocess
 import sys
 import time
 import traceback
@@ -85,6 +86,13 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def _last_error(log: str) -> str:
+    """The exception line a failed job printed last (what Glue shows as ErrorMessage)."""
+    lines = [line for line in log.splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Problem)\b", line)]
+    return (errors or lines or ["the job failed without output"])[-1][:2000]
+
+
 class LocalGlue:
     def __init__(self, backend: "LocalBackend"):
         self.backend = backend
@@ -119,19 +127,21 @@ class LocalGlue:
         run = {"Id": run_id, "JobName": JobName, "Arguments": arguments, "StartedOn": _now().isoformat(),
                "JobRunState": "RUNNING"}
         script = self.backend.store.localize(job["Command"]["ScriptLocation"])
-        argv = [script]
+        command = [sys.executable, script]
         for name, value in arguments.items():
-            argv += [name, self.backend.store.localize(str(value))]
+            command += [name, self.backend.store.localize(str(value))]
+        log_path = self.backend.home / "glue" / "logs" / f"{run_id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        saved_argv = sys.argv
-        sys.argv = argv
-        try:
-            runpy.run_path(script, run_name="__main__")
+        # A job runs in its own process, as on Glue: its JVM and its output stay out of the caller.
+        with open(log_path, "wb") as log:
+            finished = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT,
+                                      env={**os.environ, HOME_ENV: str(self.backend.home)})
+        run["LogFile"] = str(log_path)
+        if finished.returncode == 0:
             run["JobRunState"] = "SUCCEEDED"
-        except Exception as exc:  # the job's own failure, reported as Glue reports it
-            run.update(JobRunState="FAILED", ErrorMessage=f"{type(exc).__name__}: {exc}")
-        finally:
-            sys.argv = saved_argv
+        else:
+            run.update(JobRunState="FAILED", ErrorMessage=_last_error(log_path.read_text(errors="replace")))
         run.update(CompletedOn=_now().isoformat(), ExecutionTime=round(time.perf_counter() - started, 3))
         self.runs.write(run_id, run)
         return {"JobRunId": run_id}
@@ -388,6 +398,13 @@ class LocalBackend:
         tmp.write_bytes(content)
         os.replace(tmp, target)
         return hashlib.sha256(content).hexdigest()
+
+    def local_copy(self, uri: str) -> Path:
+        """A local path holding the object or prefix ``uri`` (here: the store's own file)."""
+        path = self.store.path(uri)
+        if not path.exists():
+            raise PipelineError(f"{uri} does not exist in the local store ({path})")
+        return path
 
     def glue_default_arguments(self, run) -> dict[str, str]:
         return {"--SPARK_MASTER": run.params["spark_master"]}

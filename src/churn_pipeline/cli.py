@@ -1,0 +1,117 @@
+"""``churn-pipeline``: run the notebooks, generate data, read the registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from . import config, data, workspace
+from .errors import PipelineError
+
+
+def _cmd_run(args) -> int:
+    from .runner import run_notebooks
+
+    overrides = dict(config.parse_override(item) for item in args.parameter)
+    if args.data is not None:
+        overrides["data"] = args.data
+    if args.run_id is not None:
+        overrides["run_id"] = args.run_id
+    params = config.load(args.params, overrides)
+    if params["run_id"]:
+        workspace.check_run_id(params["run_id"])
+    result = run_notebooks(params, progress=not args.quiet)
+    print(f"run id:    {result.run_id}")
+    print(f"status:    {result.status}")
+    print(f"artifacts: {result.artifacts_dir}")
+    if not result.succeeded:
+        print(f"error:     {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_generate(args) -> int:
+    path = data.write_synthetic(args.out, args.rows, args.seed)
+    summary = data.validate_file(str(path))
+    print(f"wrote {summary.rows} rows to {path} (churn rate {summary.churn_rate:.1%})")
+    return 0
+
+
+def _registry(args):
+    from .backends.local import LocalBackend
+    from .registry import open_registry
+
+    return open_registry(args.registry or LocalBackend(workspace.home()).registry_url)
+
+
+def _cmd_registry_list(args) -> int:
+    records = _registry(args).list()
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records], indent=2))
+        return 0
+    if not records:
+        print("no registered models")
+        return 0
+    print(f"{'run id':<24} {'created':<26} {'env':<8} {'val. accuracy':>13}  model")
+    for r in records:
+        accuracy = r.metrics.get("validation:accuracy")
+        shown = f"{accuracy:.4f}" if accuracy is not None else "-"
+        print(f"{r.run_id:<24} {r.created_at:<26} {r.environment:<8} {shown:>13}  {r.model_name}")
+    return 0
+
+
+def _cmd_registry_show(args) -> int:
+    record = _registry(args).get(args.run_id)
+    if args.json:
+        print(json.dumps(record.to_dict(), indent=2))
+    else:
+        for key, value in record.to_dict().items():
+            print(f"{key:<18} {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="churn-pipeline", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run the three notebooks end to end")
+    run.add_argument("--params", default="parameters/local.yaml", help="parameters file (YAML)")
+    run.add_argument("--data", help="input CSV: a path or an s3:// URI (default: synthetic data)")
+    run.add_argument("--run-id", help="run id (default: a new one)")
+    run.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one parameter (repeatable)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=_cmd_run)
+
+    generate = commands.add_parser("generate-data", help="write seeded synthetic churn data (raw format)")
+    generate.add_argument("--rows", type=int, default=5000)
+    generate.add_argument("--seed", type=int, default=42)
+    generate.add_argument("--out", required=True)
+    generate.set_defaults(func=_cmd_generate)
+
+    registry = commands.add_parser("registry", help="read the model registry")
+    registry.add_argument("--registry", help="registry URL (default: the local SQLite registry)")
+    registry_commands = registry.add_subparsers(dest="registry_command", required=True)
+    listing = registry_commands.add_parser("list", help="all registered models, newest first")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=_cmd_registry_list)
+    show = registry_commands.add_parser("show", help="one run's record")
+    show.add_argument("run_id")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=_cmd_registry_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

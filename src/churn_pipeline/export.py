@@ -1,0 +1,37 @@
+"""``cloudformation_parameters.json``: what the CloudFormation deploy stage needs, and nothing else."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .errors import PipelineError
+
+PARAMETERS_FILE = "cloudformation_parameters.json"
+PARAMETER_NAMES = ("ModelName", "ModelDataUrl", "TrainingImage", "InstanceType", "InstanceCount", "RoleArn")
+
+
+def deploy_parameters(record, params: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The template parameters for a registered model (CloudFormation wants every value as a string)."""
+    if record.status != "approved":
+        raise PipelineError(f"run {record.run_id!r} is {record.status!r} in the registry; only an approved "
+                            "model is exported for deployment")
+    return {"Parameters": {
+        "ModelName": record.model_name,
+        "ModelDataUrl": record.model_data_url,
+        "TrainingImage": record.image,
+        "InstanceType": params["endpoint_instance_type"],
+        "InstanceCount": str(params["endpoint_instance_count"]),
+        "RoleArn": params["sagemaker_execution_role"],
+    }}
+
+
+def write_parameters(run, record) -> Path:
+    """Write the run's ``cloudformation_parameters.json``; never replace a different one."""
+    content = json.dumps(deploy_parameters(record, run.params), indent=2, sort_keys=True) + "\n"
+    target = run.artifacts_dir / PARAMETERS_FILE
+    if target.exists() and target.read_text() != content:
+        raise PipelineError(f"{target} exists with other content; it is this run's deploy record and is not "
+                            "overwritten")
+    return run.write_artifact(PARAMETERS_FILE, content)

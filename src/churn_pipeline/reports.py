@@ -1,0 +1,123 @@
+"""What the notebooks show a person: tables and plots, built here so they are tested."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def data_profile(path: str, sample_rows: int = 100_000) -> pd.DataFrame:
+    """Per-column summary of a raw or encoded CSV (first ``sample_rows`` rows)."""
+    from . import data
+
+    with open(path) as handle:
+        first = handle.readline()
+    raw = data.detect_format(first, path) == "raw"
+    frame = pd.read_csv(path, nrows=sample_rows, header=0 if raw else None)
+    rows = []
+    for column in frame.columns:
+        series = frame[column]
+        numeric = pd.api.types.is_numeric_dtype(series)
+        rows.append({"column": column, "type": "numeric" if numeric else "categorical",
+                     "distinct": int(series.nunique()),
+                     "mean": round(float(series.mean()), 2) if numeric else None,
+                     "min": series.min() if numeric else None, "max": series.max() if numeric else None,
+                     "top": None if numeric else series.mode().iat[0]})
+    return pd.DataFrame(rows).set_index("column")
+
+
+def state_table(history: dict[str, Any]) -> pd.DataFrame:
+    """One row per state the execution entered, with its status and duration."""
+    rows = [{"state": s["state"], "type": s["type"], "status": s["status"],
+             "duration": f"{s['seconds']:.1f} s" if s.get("seconds") is not None else ""}
+            for s in history.get("states", [])]
+    return pd.DataFrame(rows, columns=["state", "type", "status", "duration"])
+
+
+def metrics_table(evaluation: dict[str, Any]) -> pd.DataFrame:
+    """Validation metrics from the training job beside the test metrics, three decimals."""
+    training = evaluation["training"]
+    test = evaluation["test"]
+    rows = [{"metric": name,
+             "validation": round(training[f"validation:{name}"], 3) if f"validation:{name}" in training else None,
+             "test": round(test[name], 3)}
+            for name in ("accuracy", "auc", "precision", "recall", "f1")]
+    return pd.DataFrame(rows).set_index("metric")
+
+
+def plot_confusion_matrix(evaluation: dict[str, Any], ax=None):
+    import matplotlib.pyplot as plt
+
+    cm = evaluation["test"]["confusion_matrix"]
+    cells = [[cm["true_negative"], cm["false_positive"]], [cm["false_negative"], cm["true_positive"]]]
+    ax = ax or plt.subplots(figsize=(4, 3.5))[1]
+    ax.imshow(cells, cmap="Blues")
+    for i in range(2):
+        for j in range(2):
+            ax.text(j, i, str(cells[i][j]), ha="center", va="center", fontsize=12)
+    ax.set_xticks([0, 1], ["stays", "churns"])
+    ax.set_yticks([0, 1], ["stays", "churns"])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title("Confusion matrix (test)")
+    return ax
+
+
+def plot_roc(evaluation: dict[str, Any], ax=None):
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(4, 3.5))[1]
+    ax.plot(evaluation["roc"]["fpr"], evaluation["roc"]["tpr"], label=f"AUC {evaluation['test']['auc']:.3f}")
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.set_title("ROC curve (test)")
+    ax.legend(loc="lower right")
+    return ax
+
+
+def plot_feature_importance(evaluation: dict[str, Any], top: int = 12, ax=None):
+    import matplotlib.pyplot as plt
+
+    pairs = evaluation["feature_importance"][:top][::-1]
+    ax = ax or plt.subplots(figsize=(5, 4))[1]
+    ax.barh([p["feature"] for p in pairs], [p["gain"] for p in pairs])
+    ax.set_xlabel("gain")
+    ax.set_title("Feature importance")
+    return ax
+
+
+def plot_state_machine(definition: dict[str, Any], history: dict[str, Any] | None = None, ax=None):
+    """The state machine as a top-down graph; states the execution passed are coloured by outcome."""
+    import matplotlib.pyplot as plt
+
+    status = {s["state"]: s["status"] for s in (history or {}).get("states", [])}
+    order, seen = [], set()
+    pending = [definition["StartAt"]]
+    while pending:
+        name = pending.pop(0)
+        if name in seen:
+            continue
+        seen.add(name)
+        order.append(name)
+        state = definition["States"][name]
+        pending += [c["Next"] for c in state.get("Choices", [])]
+        pending += [t for t in (state.get("Default"), state.get("Next")) if t]
+    ax = ax or plt.subplots(figsize=(6, 0.8 * len(order) + 0.5))[1]
+    colours = {"SUCCEEDED": "#b7e1b0", "FAILED": "#f4b6b6"}
+    position = {name: (0.0, -i) for i, name in enumerate(order)}
+    for name, (x, y) in position.items():
+        state = definition["States"][name]
+        ax.text(x, y, f"{name}\n({state['Type']})", ha="center", va="center", fontsize=9,
+                bbox={"boxstyle": "round", "facecolor": colours.get(status.get(name), "#eeeeee")})
+        for target in [state.get("Next"), state.get("Default"), *[c["Next"] for c in state.get("Choices", [])]]:
+            if target in position:
+                ax.annotate("", xy=position[target], xytext=(x, y),
+                            arrowprops={"arrowstyle": "->", "color": "grey", "shrinkA": 14, "shrinkB": 14,
+                                        "connectionstyle": f"arc3,rad={0.4 if position[target][1] < y - 1 else 0.0}"})
+    ax.set_xlim(-1, 1)
+    ax.set_ylim(-len(order) + 0.5, 0.5)
+    ax.axis("off")
+    ax.set_title("State machine")
+    return ax

@@ -1,0 +1,160 @@
+"""Run the three notebooks in order with papermill and keep every artifact of the run.
+
+``artifacts/<run-id>/`` receives the executed notebooks and their HTML, the
+state machine and its execution history, the metrics, the CloudFormation
+parameters (only when the model passed the gate) and ``manifest.json``
+(parameters, package versions, data hash, timings, status). A failed run keeps
+its executed notebooks, with the failure visible in them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+from . import workspace
+from .errors import NotebookFailed, PipelineError
+
+NOTEBOOKS = ("01-etl-setup.ipynb", "02-train-workflow.ipynb", "03-register-and-export.ipynb")
+PACKAGES = ("churn-pipeline", "xgboost", "pyspark", "sagemaker", "stepfunctions", "boto3", "papermill",
+            "nbconvert", "pandas", "numpy")
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    artifacts_dir: Path
+    status: str
+    notebooks: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def scrub(text: str, replacements: list[tuple[str, str]]) -> str:
+    for old, new in replacements:
+        text = text.replace(old, new)
+    return text
+
+
+def path_replacements(root: Path) -> list[tuple[str, str]]:
+    """Absolute paths that must not appear in a kept notebook, longest first, with what replaces them."""
+    pairs = {str(root): ".", str(Path.home()): "~"}
+    for name in (workspace.HOME_ENV, workspace.ARTIFACTS_ENV):
+        value = os.environ.get(name)
+        if value:
+            pairs[str(Path(value).resolve())] = f"${name}"
+    return sorted(((k, v) for k, v in pairs.items() if k not in ("", "/")), key=lambda kv: -len(kv[0]))
+
+
+def sanitise_notebook(path: Path, replacements: list[tuple[str, str]]) -> None:
+    """Replace absolute paths in an executed notebook (outputs and metadata), in place."""
+    text = path.read_text()
+    escaped = [(json.dumps(old)[1:-1], json.dumps(new)[1:-1]) for old, new in replacements]
+    path.write_text(scrub(text, escaped))
+
+
+def render_html(notebook: Path) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    target = notebook.with_suffix(".html")
+    target.write_text(body)
+    return target
+
+
+def _failed_cell(error: Exception) -> str:
+    ename = getattr(error, "ename", type(error).__name__)
+    evalue = getattr(error, "evalue", str(error))
+    cell = getattr(error, "cell_index", None)
+    count = getattr(error, "exec_count", None)
+    where = f"cell {cell}" if cell is not None else "a cell"
+    if count is not None:
+        where += f" (execution count {count})"
+    return f"{where}: {ename}: {evalue}"
+
+
+def run_notebooks(params: dict[str, Any], progress: bool = True,
+                  log: Callable[[str], None] = lambda message: print(message, file=sys.stderr)) -> RunResult:
+    """Execute 01, 02, 03 with ``params`` (already validated); stop at the first failure."""
+    import papermill
+
+    root = workspace.project_root()
+    params = dict(params, run_id=workspace.check_run_id(params["run_id"] or workspace.new_run_id()))
+    run_id = params["run_id"]
+    out = workspace.artifacts_root() / run_id
+    if (out / "manifest.json").exists():
+        raise PipelineError(f"artifacts for run {run_id!r} exist already ({out}); choose another run id")
+    out.mkdir(parents=True, exist_ok=True)
+    # Kernels are started by name: make sure "python3" is this interpreter and finds this checkout.
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    os.environ[workspace.PROJECT_ENV] = str(root)
+    replacements = path_replacements(root)
+    result = RunResult(run_id, out, "running")
+    started = time.time()
+    for name in NOTEBOOKS:
+        log(f"[{run_id}] {name} ...")
+        t0 = time.perf_counter()
+        entry: dict[str, Any] = {"notebook": name, "status": "succeeded"}
+        try:
+            papermill.execute_notebook(str(root / "notebooks" / name), str(out / name), parameters=params,
+                                       cwd=str(root / "notebooks"), kernel_name="python3",
+                                       progress_bar=progress, log_output=False,
+                                       # the kernel's start-up warnings are noise on the run's console
+                                       extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        except Exception as exc:  # papermill raises its own errors and kernel failures alike
+            entry.update(status="failed", error=_failed_cell(exc))
+            result.error = f"notebook {name} failed in {_failed_cell(exc)}"
+        finally:
+            entry["seconds"] = round(time.perf_counter() - t0, 2)
+            if (out / name).exists():
+                sanitise_notebook(out / name, replacements)
+                render_html(out / name)
+            result.notebooks.append(entry)
+        log(f"[{run_id}] {name} {entry['status']} in {entry['seconds']:.1f} s")
+        if result.error:
+            break
+    result.status = "failed" if result.error else "succeeded"
+    run_state = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    manifest = {
+        "run_id": run_id, "status": result.status, "error": result.error,
+        "parameters": params, "packages": package_versions(),
+        "data": {k: run_state.get(k) for k in ("data_source", "data_uri", "data_sha256", "data_format",
+                                               "data_rows", "churn_rate")},
+        "git_commit": run_state.get("git_commit"),
+        "execution_status": run_state.get("execution_status"),
+        "notebooks": result.notebooks,
+        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started, 2),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+    return result
+
+
+def raise_for_result(result: RunResult) -> RunResult:
+    if not result.succeeded:
+        raise NotebookFailed(result.error or "the run failed")
+    return result
+
+
