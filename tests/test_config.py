@@ -1,0 +1,100 @@
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from churn_pipeline import config
+from churn_pipeline.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_are_valid_and_complete():
+    assert config.validate({}) == config.DEFAULTS
+
+
+def test_parameters_file_overrides_defaults_then_overrides_win(tmp_path):
+    params_file = tmp_path / "p.yaml"
+    params_file.write_text("num_round: 10\naccuracy_threshold: 0.8\n")
+    merged = config.load(params_file, {"accuracy_threshold": 0.95})
+    assert merged["num_round"] == 10
+    assert merged["accuracy_threshold"] == 0.95
+    assert merged["max_depth"] == config.DEFAULTS["max_depth"]
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"num_rounds": 3}, "unknown parameter 'num_rounds'"),
+    ({"max_depth": "5"}, "'max_depth' must be int"),
+    ({"max_depth": True}, "'max_depth' must be int"),
+    ({"accuracy_threshold": 1.5}, "'accuracy_threshold' must be <= 1.0"),
+    ({"backend": "gcp"}, "'backend' must be one of"),
+    ({"bad-name": 1}, "is not a Python identifier"),
+    ({"class": 1}, "is not a Python identifier"),
+    ({"train_fraction": 0.8, "validation_fraction": 0.19}, "leave at least 1 %"),
+])
+def test_bad_parameters_are_refused_naming_the_key(values, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config.validate(values)
+
+
+def test_integer_is_accepted_where_a_float_is_expected():
+    assert config.validate({"gamma": 4})["gamma"] == 4.0
+
+
+def test_override_values_are_typed_from_yaml():
+    assert config.parse_override("accuracy_threshold=0.99") == ("accuracy_threshold", 0.99)
+    assert config.parse_override("num_round=7") == ("num_round", 7)
+    assert config.parse_override("run_id=2024") == ("run_id", "2024")
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        config.parse_override("accuracy_threshold")
+
+
+def test_parameters_files_in_the_project_are_valid():
+    for path in sorted((ROOT / "parameters").glob("*.yaml")):
+        config.load(path)
+
+
+def test_bad_yaml_file_names_the_file(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("a: [1,\n")
+    with pytest.raises(ConfigError, match="broken.yaml"):
+        config.load(broken)
+
+
+def test_notebook_parameters_cells_match_the_package_defaults():
+    for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+        assert len(tagged) == 1, notebook.name
+        namespace: dict = {}
+        exec("".join(tagged[0]["source"]), namespace)
+        namespace.pop("__builtins__")
+        assert namespace == config.DEFAULTS, notebook.name
+
+
+def _pins_from(lines):
+    pins = {}
+    for line in lines:
+        match = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*([<>=!~].*)$", line.strip())
+        if match:
+            pins[match.group(1).lower()] = match.group(3).replace(" ", "")
+    return pins
+
+
+def test_environment_yml_carries_the_same_pins_as_pyproject():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["test"]
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
+    assert "openjdk=17" in environment["dependencies"]
+    assert "python=3.11" in environment["dependencies"]
+    assert _pins_from(pip_section) == _pins_from(declared)
+    pins = _pins_from(declared)
+    assert pins["xgboost"] == ">=3.0,<3.1"
+    assert pins["pyspark"] == ">=3.5,<3.6"
+    assert pins["sagemaker"] == ">=2.200,<3"
+    assert pins["stepfunctions"] == ">=2.3,<2.4"

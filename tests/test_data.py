@@ -1,0 +1,104 @@
+import csv
+
+import numpy as np
+import pytest
+
+from churn_pipeline import data
+from churn_pipeline.errors import DataValidationError
+
+from helpers import write_lines
+
+HEADER = ",".join(data.RAW_COLUMNS)
+GOOD = "KS,128,415,382-4657,no,yes,25,265.1,110,45.07,197.4,99,16.78,244.7,91,11.01,10,3,2.7,1,False."
+CHURNER = "OH,107,415,371-7191,yes,no,0,161.6,123,27.47,195.5,103,16.62,254.4,103,11.45,13.7,3,3.7,5,True."
+
+
+def test_synthetic_data_resembles_the_public_dataset():
+    columns = data.generate_synthetic(20000, seed=1)
+    churn = columns[data.LABEL] == "True."
+    assert 0.11 < churn.mean() < 0.17
+    intl = columns["Int'l Plan"] == "yes"
+    many_calls = columns["CustServ Calls"] >= 4
+    heavy_day = columns["Day Mins"] > 264
+    assert churn[intl].mean() > 2 * churn[~intl].mean()
+    assert churn[many_calls].mean() > 2 * churn[~many_calls].mean()
+    assert churn[heavy_day].mean() > 3 * churn[~heavy_day].mean()
+    assert abs(columns["Day Mins"].mean() - 179.8) < 2
+    assert np.allclose(columns["Day Charge"], (columns["Day Mins"] * 0.17).round(2))
+
+
+def test_synthetic_data_is_seeded(tmp_path):
+    a = data.write_synthetic(tmp_path / "a.csv", 300, 3).read_bytes()
+    b = data.write_synthetic(tmp_path / "b.csv", 300, 3).read_bytes()
+    c = data.write_synthetic(tmp_path / "c.csv", 300, 4).read_bytes()
+    assert a == b != c
+
+
+def test_synthetic_file_validates_as_raw(synthetic_csv):
+    summary = data.validate_file(str(synthetic_csv))
+    assert summary.format == "raw" and summary.rows == 1500
+    assert summary.categories["Int'l Plan"] == ["no", "yes"]
+
+
+def test_columns_are_found_by_name_not_position(tmp_path):
+    rows = list(csv.reader([HEADER, GOOD, CHURNER]))
+    order = list(reversed(range(len(rows[0]))))
+    path = tmp_path / "shuffled.csv"
+    with open(path, "w", newline="") as out:
+        csv.writer(out).writerows([[r[i] for i in order] for r in rows])
+    summary = data.validate_file(str(path))
+    assert summary.rows == 2 and summary.positives == 1
+
+
+@pytest.mark.parametrize("lines, where, problem", [
+    ([HEADER.replace(",Night Calls", "")], "line 1", "missing columns: Night Calls"),
+    ([HEADER + ",Extra", GOOD + ",1"], "line 1", "unknown columns: Extra"),
+    ([HEADER, GOOD, CHURNER.replace("161.6", "lots")], "line 3, column 'Day Mins'", "'lots' is not a number"),
+    ([HEADER, GOOD, CHURNER.replace("True.", "Maybe.")], "line 3, column 'Churn?'", "is not binary"),
+    ([HEADER, GOOD, CHURNER + ",9"], "line 3", "has 22 fields, the header has 21"),
+    ([HEADER, GOOD, GOOD], "", "only one class"),
+    ([HEADER], "", "no data rows"),
+    ([HEADER, GOOD, CHURNER.replace(",yes,no,", ",maybe,no,")], "column \"Int'l Plan\"", "not yes/no"),
+])
+def test_bad_raw_input_names_file_line_and_column(tmp_path, lines, where, problem):
+    path = write_lines(tmp_path / "bad.csv", lines)
+    with pytest.raises(DataValidationError) as caught:
+        data.validate_file(path)
+    message = str(caught.value)
+    assert message.startswith(path)
+    assert where in message and problem in message
+
+
+def test_empty_file_is_refused(tmp_path):
+    path = write_lines(tmp_path / "empty.csv", [])
+    with pytest.raises(DataValidationError, match="empty"):
+        data.validate_file(path)
+
+
+def test_missing_file_is_refused(tmp_path):
+    with pytest.raises(DataValidationError, match="cannot open"):
+        data.validate_file(str(tmp_path / "nope.csv"))
+
+
+def test_encoded_input_including_rows_quoted_whole(tmp_path):
+    path = write_lines(tmp_path / "enc.csv", ["1,0.5,3", '"0,0.25,4"', "0,1,2"])
+    summary = data.validate_file(path)
+    assert (summary.format, summary.rows, summary.positives) == ("encoded", 3, 1)
+    assert summary.columns == ["label", "f1", "f2"]
+
+
+@pytest.mark.parametrize("lines, where, problem", [
+    (["1,0.5,3", "0,0.25"], "line 2", "has 2 fields, earlier rows have 3"),
+    (["1,0.5,3", "2,0.25,1"], "line 2, column 'label'", "not binary"),
+    (["1,0.5,3", "0,x,1"], "line 2, column 'feature 1'", "'x' is not a number"),
+])
+def test_bad_encoded_input(tmp_path, lines, where, problem):
+    path = write_lines(tmp_path / "enc.csv", lines)
+    with pytest.raises(DataValidationError) as caught:
+        data.validate_file(path)
+    assert where in str(caught.value) and problem in str(caught.value)
+
+
+def test_public_dataset_validates(churn_txt):
+    summary = data.validate_file(str(churn_txt))
+    assert (summary.format, summary.rows, summary.positives) == ("raw", 3333, 483)

@@ -1,0 +1,87 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from churn_pipeline import data, etl, training
+from churn_pipeline.errors import DataValidationError, EnvironmentProblem
+
+from helpers import write_lines
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _split_bytes(dest: Path) -> dict[str, bytes]:
+    return {key: b"".join(f.read_bytes() for f in training.channel_files(dest / key))
+            for key in ("train", "validation", "test")}
+
+
+def test_transform_encodes_splits_and_writes_manifest(spark, synthetic_csv, tmp_path):
+    manifest = etl.transform(spark, str(synthetic_csv), str(tmp_path / "out"), seed=11)
+    assert sum(manifest["rows"].values()) == 1500
+    assert abs(manifest["rows"]["train"] - 1050) <= 2 and abs(manifest["rows"]["validation"] - 300) <= 2
+    assert "Phone" not in manifest["features"]
+    assert not any("Charge" in f for f in manifest["features"])
+    assert manifest["features"][:len(data.NUMERIC)] == data.NUMERIC
+    assert "State_KS" in manifest["features"] and "Int'l Plan_yes" in manifest["features"]
+    on_disk = json.loads((tmp_path / "out" / etl.MANIFEST_NAME).read_text())
+    assert on_disk["features"] == manifest["features"]
+    features, labels = training.read_channel(tmp_path / "out" / "train")
+    assert features.shape[1] == len(manifest["features"])
+    assert set(labels) == {0.0, 1.0}
+    # one-hot: exactly one state column is set per row
+    state_columns = [i for i, f in enumerate(manifest["features"]) if f.startswith("State_")]
+    assert (features[:, state_columns].sum(axis=1) == 1).all()
+
+
+def test_split_is_stratified(spark, synthetic_csv, tmp_path):
+    etl.transform(spark, str(synthetic_csv), str(tmp_path / "out"), seed=11)
+    rates = {key: training.read_channel(tmp_path / "out" / key)[1].mean() for key in ("train", "validation", "test")}
+    overall = data.validate_file(str(synthetic_csv)).churn_rate
+    for key, rate in rates.items():
+        assert abs(rate - overall) < 0.015, (key, rate, overall)
+
+
+def test_split_is_deterministic_for_a_seed(spark, synthetic_csv, tmp_path):
+    etl.transform(spark, str(synthetic_csv), str(tmp_path / "a"), seed=5)
+    etl.transform(spark, str(synthetic_csv), str(tmp_path / "b"), seed=5)
+    etl.transform(spark, str(synthetic_csv), str(tmp_path / "c"), seed=6)
+    assert _split_bytes(tmp_path / "a") == _split_bytes(tmp_path / "b")
+    assert _split_bytes(tmp_path / "a") != _split_bytes(tmp_path / "c")
+
+
+def test_encoded_input_passes_through(spark, tmp_path):
+    lines = [f'"{i % 2},{i * 0.5},{i % 7}"' if i % 3 == 0 else f"{i % 2},{i * 0.5},{i % 7}" for i in range(200)]
+    source = write_lines(tmp_path / "enc.csv", lines)
+    manifest = etl.transform(spark, source, str(tmp_path / "out"))
+    assert manifest["format"] == "encoded" and manifest["features"] == ["f1", "f2"]
+    features, labels = training.read_channel(tmp_path / "out" / "train")
+    assert features.shape[1] == 2 and set(labels) == {0.0, 1.0}
+
+
+def test_bad_input_stops_before_anything_is_written(spark, tmp_path):
+    source = write_lines(tmp_path / "bad.csv", [",".join(data.RAW_COLUMNS), "x" * 3])
+    with pytest.raises(DataValidationError, match="line 2"):
+        etl.transform(spark, source, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_java_says_how_to_install(monkeypatch):
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(EnvironmentProblem, match="apt-get install openjdk-17"):
+        etl.require_java()
+
+
+def test_glue_script_runs_with_glue_style_arguments(synthetic_csv, tmp_path):
+    """The very file Glue runs, as a process, with Glue's argument convention (and an unknown Glue argument)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "code" / "glue_etl.py"), "--S3_SOURCE", str(synthetic_csv),
+         "--S3_DEST", str(tmp_path / "out"), "--TRAIN_KEY", "tr", "--VAL_KEY", "va", "--TEST_KEY", "te",
+         "--SPARK_MASTER", "local[1]", "--job-bookmark-option", "job-bookmark-disable"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"tr", "va", "te", "manifest.json"}
+    assert json.loads(result.stdout.strip().splitlines()[-1])["rows"]["tr"] > 0

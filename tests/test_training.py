@@ -1,0 +1,72 @@
+import tarfile
+
+import numpy as np
+import pytest
+import xgboost as xgb
+
+from churn_pipeline import config, etl, evaluation, training
+from churn_pipeline.errors import DataValidationError
+
+
+@pytest.fixture(scope="module")
+def splits(spark, synthetic_csv, tmp_path_factory):
+    out = tmp_path_factory.mktemp("etl")
+    etl.transform(spark, str(synthetic_csv), str(out), seed=3)
+    return out
+
+
+def test_hyperparameters_are_sagemaker_strings_with_the_classic_defaults():
+    hp = training.hyperparameters_from(config.DEFAULTS)
+    assert hp == {"max_depth": "5", "eta": "0.2", "gamma": "4.0", "min_child_weight": "6.0", "subsample": "0.8",
+                  "objective": "binary:logistic", "eval_metric": "error,auc,logloss", "num_round": "100"}
+
+
+def test_training_writes_a_sagemaker_model_archive(splits, tmp_path):
+    hp = training.hyperparameters_from(dict(config.DEFAULTS, num_round=20))
+    booster, final = training.train(splits / "train", splits / "validation", hp)
+    assert booster.num_boosted_rounds() == 20
+    assert {"train:error", "validation:error", "validation:auc", "validation:logloss"} <= set(final)
+    archive = training.save_model_archive(booster, tmp_path / "job" / "output" / "model.tar.gz")
+    with tarfile.open(archive) as tar:
+        assert tar.getnames() == [training.MODEL_FILE]
+    loaded = training.load_model_archive(archive)
+    features, _ = training.read_channel(splits / "test")
+    matrix = xgb.DMatrix(features)
+    assert np.array_equal(loaded.predict(matrix), booster.predict(matrix))
+
+
+def test_final_metrics_by_name_derive_accuracy():
+    listing = training.final_metric_data_list({"validation:error": 0.25, "train:auc": 0.9}, "t")
+    assert [m["MetricName"] for m in listing] == ["train:auc", "validation:error"]
+    named = training.metrics_by_name(list(reversed(listing)))
+    assert named["validation:accuracy"] == 0.75 and "train:accuracy" not in named
+
+
+def test_mismatched_channels_are_refused(splits, tmp_path):
+    other = tmp_path / "narrow.csv"
+    other.write_text("0,1\n1,2\n")
+    with pytest.raises(DataValidationError, match="features"):
+        training.train(splits / "train", other, training.hyperparameters_from(config.DEFAULTS))
+
+
+def test_empty_channel_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataValidationError, match="no data files"):
+        training.read_channel(tmp_path / "empty")
+
+
+def test_evaluation_metrics_by_hand():
+    labels = [1, 1, 0, 0, 0, 1]
+    scores = [0.9, 0.4, 0.6, 0.1, 0.2, 0.8]
+    result = evaluation.evaluate(labels, scores)
+    assert result["confusion_matrix"] == {"true_negative": 2, "false_positive": 1, "false_negative": 1,
+                                          "true_positive": 2}
+    assert result["accuracy"] == pytest.approx(4 / 6)
+    assert result["precision"] == pytest.approx(2 / 3) and result["recall"] == pytest.approx(2 / 3)
+    # 9 positive/negative pairs, 8 ranked correctly
+    assert result["auc"] == pytest.approx(8 / 9)
+
+
+def test_auc_extremes():
+    assert evaluation.evaluate([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9])["auc"] == pytest.approx(1.0)
+    assert evaluation.evaluate([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5])["auc"] == pytest.approx(0.5)
