@@ -84,15 +84,19 @@ def render_html(notebook: Path) -> Path:
     return target
 
 
-def _failed_cell(error: Exception) -> str:
-    ename = getattr(error, "ename", type(error).__name__)
-    evalue = getattr(error, "evalue", str(error))
-    cell = getattr(error, "cell_index", None)
-    count = getattr(error, "exec_count", None)
-    where = f"cell {cell}" if cell is not None else "a cell"
-    if count is not None:
-        where += f" (execution count {count})"
-    return f"{where}: {ename}: {evalue}"
+def describe_failure(executed: Path, error: Exception) -> str:
+    """Name the failing cell (1-based, as a person counts in the executed notebook) and its error."""
+    if executed.exists():
+        import nbformat
+
+        notebook = nbformat.read(executed, as_version=4)
+        for number, cell in enumerate(notebook.cells, start=1):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
+                    return (f"cell {number} (`{first_line.strip()[:60]}`): "
+                            f"{output.get('ename')}: {output.get('evalue')}")
+    return f"{type(error).__name__}: {error}"
 
 
 def run_notebooks(params: dict[str, Any], progress: bool = True,
@@ -124,8 +128,8 @@ def run_notebooks(params: dict[str, Any], progress: bool = True,
                                        # the kernel's start-up warnings are noise on the run's console
                                        extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except Exception as exc:  # papermill raises its own errors and kernel failures alike
-            entry.update(status="failed", error=_failed_cell(exc))
-            result.error = f"notebook {name} failed in {_failed_cell(exc)}"
+            entry.update(status="failed", error=describe_failure(out / name, exc))
+            result.error = f"notebook {name} failed in {entry['error']}"
         finally:
             entry["seconds"] = round(time.perf_counter() - t0, 2)
             if (out / name).exists():

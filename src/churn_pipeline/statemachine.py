@@ -8,9 +8,11 @@ local executor interprets the very same JSON.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -29,11 +31,36 @@ LAMBDA_RETRY = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.
                 "Lambda.TooManyRequestsException"]
 
 
+_TRACEBACK_HOOKS = ("_showtraceback", "showtraceback", "showsyntaxerror")
+
+
+@contextlib.contextmanager
+def _standard_tracebacks():
+    """Undo what an import does to traceback printing.
+
+    sagemaker-core installs rich's traceback hook (for Python and IPython) at
+    import; in a notebook that turns every error into display output, which
+    hides it from papermill, nbval and the person reading the notebook.
+    """
+    saved_hook = sys.excepthook
+    shell = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
+    saved = {name: shell.__dict__.get(name) for name in _TRACEBACK_HOOKS} if shell is not None else {}
+    try:
+        yield
+    finally:
+        sys.excepthook = saved_hook
+        for name, value in saved.items():
+            if value is None:
+                shell.__dict__.pop(name, None)
+            else:
+                shell.__dict__[name] = value
+
+
 def import_sdks():
-    """Import the SageMaker and Step Functions SDKs quietly (their import-time notices are noise)."""
+    """Import the SageMaker and Step Functions SDKs quietly, leaving tracebacks as they were."""
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
-    with warnings.catch_warnings():
+    with _standard_tracebacks(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*pkg_resources.*")
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         import sagemaker  # noqa: F401

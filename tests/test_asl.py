@@ -1,0 +1,140 @@
+import pytest
+
+from churn_pipeline import asl
+from churn_pipeline.errors import StateMachineError, TaskFailed
+
+
+def machine(states, start=None):
+    return {"StartAt": start or next(iter(states)), "States": states}
+
+
+def run(definition, runners=None, execution_input=None):
+    return asl.LocalExecutor(definition, runners or {}, sleep=lambda s: None).run(execution_input, name="t")
+
+
+def test_paths_parse_dot_and_bracket_notation():
+    assert asl.parse_path("$.a['b:c'][2].d") == ("$", ["a", "b:c", 2, "d"])
+    assert asl.parse_path("$$.Execution.Input['RunId']") == ("$$", ["Execution", "Input", "RunId"])
+    with pytest.raises(StateMachineError):
+        asl.parse_path("$.a[*]")
+
+
+def test_parameters_with_paths_and_context_and_result_path():
+    seen = {}
+
+    def task(parameters):
+        seen.update(parameters)
+        return {"ok": True}
+
+    definition = machine({"T": {"Type": "Task", "Resource": "r", "End": True, "ResultPath": "$.result",
+                                "Parameters": {"fixed": 1, "value.$": "$.x", "run.$": "$$.Execution.Input['RunId']",
+                                               "nested": {"name.$": "$$.Execution.Name"}}}})
+    execution = run(definition, {"r": task}, {"x": 5, "RunId": "r1"})
+    assert execution.status == "SUCCEEDED"
+    assert seen == {"fixed": 1, "value": 5, "run": "r1", "nested": {"name": "t"}}
+    assert execution.output == {"x": 5, "RunId": "r1", "result": {"ok": True}}
+
+
+def test_input_output_paths_and_result_selector():
+    definition = machine({
+        "P": {"Type": "Pass", "InputPath": "$.inner", "Result": {"a": {"b": 2}}, "ResultPath": "$.r", "Next": "T"},
+        "T": {"Type": "Task", "Resource": "r", "ResultSelector": {"v.$": "$.value"}, "ResultPath": "$.sel",
+              "OutputPath": "$.sel", "End": True}})
+    execution = run(definition, {"r": lambda p: {"value": 9, "noise": 1}}, {"inner": {"k": 1}, "outer": 0})
+    assert execution.output == {"v": 9}
+
+
+@pytest.mark.parametrize("value, expected", [(0.95, "Yes"), (0.90, "No"), ("0.95", "No")])
+def test_choice_numeric_greater_than(value, expected):
+    definition = machine({
+        "C": {"Type": "Choice", "Choices": [{"Variable": "$.m['validation:accuracy']", "NumericGreaterThan": 0.9,
+                                              "Next": "Yes"}], "Default": "No"},
+        "Yes": {"Type": "Succeed"}, "No": {"Type": "Fail", "Error": "Low", "Cause": "too low"}})
+    execution = run(definition, execution_input={"m": {"validation:accuracy": value}})
+    assert execution.status == ("SUCCEEDED" if expected == "Yes" else "FAILED")
+    if expected == "No":
+        assert (execution.failed_state, execution.error, execution.cause) == ("No", "Low", "too low")
+
+
+def test_choice_combinators_and_missing_default():
+    rule = {"And": [{"Variable": "$.a", "StringEquals": "x"},
+                    {"Not": {"Variable": "$.b", "BooleanEquals": True}},
+                    {"Or": [{"Variable": "$.c", "IsPresent": True}, {"Variable": "$.d", "NumericLessThanEquals": 1}]}]}
+    definition = machine({"C": {"Type": "Choice", "Choices": [{**rule, "Next": "S"}]}, "S": {"Type": "Succeed"}})
+    assert run(definition, execution_input={"a": "x", "b": False, "d": 1}).status == "SUCCEEDED"
+    failed = run(definition, execution_input={"a": "x", "b": True, "d": 1})
+    assert failed.error == "States.NoChoiceMatched"
+
+
+def test_retry_then_success_and_context_retry_count():
+    calls = []
+
+    def flaky(parameters):
+        calls.append(1)
+        if len(calls) < 3:
+            raise TaskFailed("Lambda.ServiceException", "try again")
+        return {"n": len(calls)}
+
+    definition = machine({"T": {"Type": "Task", "Resource": "r", "End": True,
+                                "Retry": [{"ErrorEquals": ["Lambda.ServiceException"], "MaxAttempts": 3,
+                                           "IntervalSeconds": 1, "BackoffRate": 2.0}]}})
+    execution = run(definition, {"r": flaky})
+    assert execution.status == "SUCCEEDED" and execution.output == {"n": 3}
+    assert [e["type"] for e in execution.history].count("TaskFailed") == 2
+
+
+def test_retry_gives_up_after_max_attempts():
+    def broken(parameters):
+        raise TaskFailed("Lambda.ServiceException", "down")
+
+    definition = machine({"T": {"Type": "Task", "Resource": "r", "End": True,
+                                "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2}]}})
+    execution = run(definition, {"r": broken})
+    assert (execution.status, execution.error, execution.failed_state) == ("FAILED", "Lambda.ServiceException", "T")
+    assert [e["type"] for e in execution.history].count("TaskScheduled") == 3
+
+
+def test_catch_routes_the_error_with_result_path():
+    def broken(parameters):
+        raise TaskFailed("Custom.Error", "boom")
+
+    definition = machine({
+        "T": {"Type": "Task", "Resource": "r", "End": True,
+              "Catch": [{"ErrorEquals": ["Other"], "Next": "S"},
+                        {"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.error", "Next": "S"}]},
+        "S": {"Type": "Pass", "End": True}})
+    execution = run(definition, {"r": broken}, {"keep": 1})
+    assert execution.output == {"keep": 1, "error": {"Error": "Custom.Error", "Cause": "boom"}}
+
+
+def test_missing_path_fails_the_execution_with_states_runtime():
+    definition = machine({"P": {"Type": "Pass", "Parameters": {"x.$": "$.missing"}, "End": True}})
+    execution = run(definition)
+    assert execution.error == "States.Runtime" and "missing" in execution.cause
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"Type": "Map", "End": True}, "type 'Map' is not supported"),
+    ({"Type": "Task", "Resource": "arn:aws:states:::ecs:runTask", "End": True}, "has no local runner"),
+    ({"Type": "Pass", "Next": "Nowhere"}, "unknown state 'Nowhere'"),
+])
+def test_unsupported_definitions_are_refused_before_running(state, message):
+    with pytest.raises(StateMachineError, match=message):
+        asl.LocalExecutor(machine({"S": state}), {})
+
+
+def test_intrinsic_functions_fail_loudly():
+    definition = machine({"P": {"Type": "Pass", "Parameters": {"x.$": "States.Format('{}', $.a)"}, "End": True}})
+    with pytest.raises(StateMachineError, match="intrinsic"):
+        run(definition, execution_input={"a": 1})
+
+
+def test_history_records_each_state_with_input_output_and_times():
+    definition = machine({"A": {"Type": "Pass", "Result": 1, "ResultPath": "$.a", "Next": "B"},
+                          "B": {"Type": "Succeed"}})
+    execution = run(definition, execution_input={})
+    rows = execution.states()
+    assert [(r["state"], r["status"]) for r in rows] == [("A", "SUCCEEDED"), ("B", "SUCCEEDED")]
+    assert rows[0]["input"] == {} and rows[0]["output"] == {"a": 1}
+    assert all(r["started"] and r["ended"] and r["seconds"] >= 0 for r in rows)
+    assert execution.to_dict()["events"][0]["type"] == "ExecutionStarted"

@@ -1,0 +1,47 @@
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from churn_pipeline import config, export
+from churn_pipeline.errors import PipelineError
+from churn_pipeline.workflow import Run
+
+from test_registry import make_record
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML loader that accepts CloudFormation's short-form tags (!Ref, !GetAtt, !Sub ...)."""
+
+
+_CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def template_parameters(name):
+    return yaml.load((ROOT / "cloudformation" / name).read_text(), Loader=_CfnLoader)["Parameters"]
+
+
+def test_exported_parameters_are_exactly_the_templates():
+    exported = export.deploy_parameters(make_record(), config.DEFAULTS)
+    assert list(exported) == ["Parameters"]
+    assert set(exported["Parameters"]) == set(template_parameters("deploy-model.yml")) == set(export.PARAMETER_NAMES)
+    assert all(isinstance(v, str) for v in exported["Parameters"].values())
+
+
+def test_only_an_approved_model_is_exported():
+    with pytest.raises(PipelineError, match="only an approved model"):
+        export.deploy_parameters(make_record(status="rejected"), config.DEFAULTS)
+
+
+def test_an_existing_different_file_is_not_overwritten(tmp_path):
+    run = Run(config.DEFAULTS, "run-1", backend=None, artifacts_dir=tmp_path)
+    path = export.write_parameters(run, make_record())
+    first = path.read_text()
+    assert export.write_parameters(run, make_record()).read_text() == first  # same content: fine
+    with pytest.raises(PipelineError, match="not overwritten"):
+        export.write_parameters(run, make_record(model_name="other"))
+    assert path.read_text() == first
+    assert json.loads(first)["Parameters"]["ModelName"] == "churn-test-run-1"

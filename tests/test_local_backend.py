@@ -1,0 +1,98 @@
+"""The local backend's clients behave like the boto3 subset the pipeline drives."""
+
+import json
+
+import pytest
+from botocore.exceptions import ClientError
+
+from churn_pipeline import workflow
+from churn_pipeline.backends.local import LocalBackend
+
+
+@pytest.fixture
+def backend(tmp_path):
+    return LocalBackend(tmp_path / "home")
+
+
+def _code(error):
+    return error.value.response["Error"]["Code"]
+
+
+def test_glue_create_then_update_and_not_found(backend):
+    glue = backend.client("glue")
+    glue.create_job(Name="j", Role="r", Command={"ScriptLocation": "s3://b/k.py"})
+    with pytest.raises(ClientError) as error:
+        glue.create_job(Name="j", Role="r", Command={"ScriptLocation": "s3://b/k.py"})
+    assert _code(error) == "AlreadyExistsException"
+    glue.update_job(JobName="j", JobUpdate={"Role": "r2", "Command": {"ScriptLocation": "s3://b/k2.py"}})
+    assert glue.get_job(JobName="j")["Job"]["Command"]["ScriptLocation"] == "s3://b/k2.py"
+    with pytest.raises(ClientError) as error:
+        glue.update_job(JobName="nope", JobUpdate={})
+    assert _code(error) == "EntityNotFoundException"
+
+
+def test_glue_job_failure_is_reported_with_the_error(backend):
+    backend.stage_bytes(b"raise ValueError('bad column Day Mins')\n", "s3://b/fail.py")
+    glue = backend.client("glue")
+    glue.create_job(Name="j", Role="r", Command={"ScriptLocation": "s3://b/fail.py"})
+    run_id = glue.start_job_run(JobName="j")["JobRunId"]
+    run = glue.get_job_run(JobName="j", RunId=run_id)["JobRun"]
+    assert run["JobRunState"] == "FAILED"
+    assert run["ErrorMessage"] == "ValueError: bad column Day Mins"
+
+
+def test_lambda_invokes_the_staged_handler_with_its_environment(backend):
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("fn.py", "import os\ndef handler(event, context):\n"
+                                  "    return {'got': event['x'], 'table': os.environ['TABLE']}\n"
+                                  "def broken(event, context):\n    raise KeyError('x')\n")
+    backend.stage_bytes(buffer.getvalue(), "s3://b/fn.zip")
+    functions = backend.client("lambda")
+    code = {"S3Bucket": "b", "S3Key": "fn.zip"}
+    functions.create_function(FunctionName="f", Handler="fn.handler", Code=code, Role="r", Runtime="python3.12",
+                              Environment={"Variables": {"TABLE": "t1"}})
+    assert functions.invoke(FunctionName="f", Payload=json.dumps({"x": 1}))["Payload"] == {"got": 1, "table": "t1"}
+    functions.update_function_configuration(FunctionName="f", Handler="fn.broken")
+    response = functions.invoke(FunctionName="f", Payload={"x": 1})
+    assert response["FunctionError"] == "Unhandled" and response["Payload"]["errorType"] == "KeyError"
+    with pytest.raises(ClientError) as error:
+        functions.create_function(FunctionName="f", Handler="fn.handler", Code=code)
+    assert _code(error) == "ResourceConflictException"
+
+
+def test_state_machine_create_update_and_idempotent_execution(backend):
+    sfn = backend.client("stepfunctions")
+    first = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 1, "End": True}}})
+    second = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 2, "End": True}}})
+    arn = sfn.create_state_machine(name="m", definition=first, roleArn="r")["stateMachineArn"]
+    with pytest.raises(ClientError) as error:
+        sfn.create_state_machine(name="m", definition=second, roleArn="r")
+    assert _code(error) == "StateMachineAlreadyExists"
+    sfn.update_state_machine(stateMachineArn=arn, definition=second)
+    started = sfn.start_execution(stateMachineArn=arn, name="run-1", input="{}")
+    again = sfn.start_execution(stateMachineArn=arn, name="run-1", input="{}")
+    assert started == again
+    assert json.loads(sfn.describe_execution(executionArn=started["executionArn"])["output"]) == 2
+    with pytest.raises(ClientError) as error:
+        sfn.start_execution(stateMachineArn=arn, name="run-1", input='{"other": 1}')
+    assert _code(error) == "ExecutionAlreadyExists"
+
+
+def test_unsupported_definition_is_refused_at_deploy_time(backend):
+    sfn = backend.client("stepfunctions")
+    definition = json.dumps({"StartAt": "M", "States": {"M": {"Type": "Parallel", "End": True}}})
+    with pytest.raises(Exception, match="not supported"):
+        sfn.create_state_machine(name="m", definition=definition, roleArn="r")
+
+
+def test_create_or_update_reraises_other_errors():
+    def create():
+        raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "CreateJob")
+
+    with pytest.raises(ClientError, match="AccessDenied"):
+        workflow._create_or_update(create, lambda: None, {"AlreadyExistsException"})
+    assert workflow._create_or_update(lambda: None, lambda: None, {"X"}) == "created"

@@ -1,0 +1,189 @@
+"""End to end: `churn-pipeline run` executes the three notebooks on the local backend."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from churn_pipeline import export, runner
+from churn_pipeline.registry import SqliteRegistry
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPECTED_ARTIFACTS = {"01-etl-setup.ipynb", "01-etl-setup.html", "02-train-workflow.ipynb", "02-train-workflow.html",
+                      "03-register-and-export.ipynb", "03-register-and-export.html", "statemachine.json",
+                      "execution-history.json", "metrics.json", "cloudformation_parameters.json", "manifest.json",
+                      "run.json"}
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    base = tmp_path_factory.mktemp("pipeline")
+    return {**os.environ, "CHURN_PIPELINE_HOME": str(base / "home"), "CHURN_PIPELINE_ARTIFACTS": str(base / "art"),
+            "CHURN_PIPELINE_PROJECT": str(ROOT)}
+
+
+def cli(env, *args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "churn_pipeline.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=900)
+
+
+def artifacts(env, run_id) -> Path:
+    return Path(env["CHURN_PIPELINE_ARTIFACTS"]) / run_id
+
+
+def registry(env):
+    return SqliteRegistry(Path(env["CHURN_PIPELINE_HOME"]) / "registry.db")
+
+
+def notebook_text(path: Path) -> str:
+    return path.read_text()
+
+
+@pytest.fixture(scope="module")
+def default_run(env):
+    result = cli(env, "run", "--params", "parameters/local.yaml", "--run-id", "e2e-default", "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_default_run_prints_run_id_and_artifacts(default_run, env):
+    assert "run id:    e2e-default" in default_run.stdout
+    assert f"artifacts: {artifacts(env, 'e2e-default')}" in default_run.stdout
+    assert {p.name for p in artifacts(env, "e2e-default").iterdir()} == EXPECTED_ARTIFACTS
+
+
+def test_default_run_registers_the_model_and_exports_it(default_run, env):
+    out = artifacts(env, "e2e-default")
+    record = registry(env).get("e2e-default")
+    assert record.status == "approved" and record.environment == "local" and record.algorithm == "xgboost"
+    assert record.metrics["validation:accuracy"] > 0.9
+    assert record.training_job_name == record.model_name == "churn-local-e2e-default"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "succeeded" and manifest["execution_status"] == "SUCCEEDED"
+    assert record.data_sha256 == manifest["data"]["data_sha256"]
+    assert manifest["packages"]["xgboost"].startswith("3.0.")
+    assert [n["notebook"] for n in manifest["notebooks"]] == list(runner.NOTEBOOKS)
+    exported = json.loads((out / export.PARAMETERS_FILE).read_text())
+    assert exported["Parameters"]["ModelDataUrl"] == record.model_data_url
+    assert exported["Parameters"]["TrainingImage"].endswith("/sagemaker-xgboost:3.0-5")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] > 0.9 and set(metrics["test"]["confusion_matrix"]) == {
+        "true_negative", "false_positive", "false_negative", "true_positive"}
+    model_file = Path(env["CHURN_PIPELINE_HOME"]) / "s3" / record.model_data_url[len("s3://"):]
+    assert model_file.exists() and model_file.name == "model.tar.gz"
+
+
+def test_the_deployed_definition_is_the_saved_one_and_the_history_is_complete(default_run, env):
+    out = artifacts(env, "e2e-default")
+    deployed = json.loads((Path(env["CHURN_PIPELINE_HOME"]) / "stepfunctions" / "state-machines" /
+                           "churn-local-training-pipeline.json").read_text())["definition"]
+    assert deployed == (out / "statemachine.json").read_text()
+    history = json.loads((out / "execution-history.json").read_text())
+    assert history["status"] == "SUCCEEDED"
+    assert [s["state"] for s in history["states"]] == ["ETL", "Model Training", "Save Model", "Query Training Results",
+                                                       "Accuracy Above Threshold", "Update Model Registry"]
+    assert all(s["started"] and s["ended"] for s in history["states"])
+
+
+def test_executed_notebooks_hold_no_absolute_paths_or_secrets(default_run, env):
+    out = artifacts(env, "e2e-default")
+    forbidden = [str(ROOT), str(Path.home()), env["CHURN_PIPELINE_HOME"], env["CHURN_PIPELINE_ARTIFACTS"],
+                 "aws_secret_access_key", "AWS_SECRET"]
+    for name in runner.NOTEBOOKS:
+        text = notebook_text(out / name)
+        for value in forbidden:
+            assert value not in text, (name, value)
+        nbformat.validate(nbformat.reads(text, as_version=4))
+
+
+def test_registry_cli_lists_and_shows(default_run, env):
+    listing = cli(env, "registry", "list", "--json")
+    assert listing.returncode == 0
+    assert "e2e-default" in [r["run_id"] for r in json.loads(listing.stdout)]
+    shown = cli(env, "registry", "show", "e2e-default", "--json")
+    assert json.loads(shown.stdout)["model_name"] == "churn-local-e2e-default"
+    table = cli(env, "registry", "list")
+    assert "e2e-default" in table.stdout and "churn-local-e2e-default" in table.stdout
+    missing = cli(env, "registry", "show", "nope")
+    assert missing.returncode == 2 and "no registry record for run 'nope'" in missing.stderr
+
+
+def test_a_run_id_is_never_reused(default_run, env):
+    again = cli(env, "run", "--run-id", "e2e-default", "--quiet")
+    assert again.returncode == 2 and "exist already" in again.stderr
+    assert registry(env).get("e2e-default").status == "approved"
+
+
+def test_gate_failure_registers_nothing_and_keeps_the_notebooks(env):
+    result = cli(env, "run", "--run-id", "e2e-gate", "-p", "accuracy_threshold=0.99", "--quiet")
+    assert result.returncode == 1
+    assert "02-train-workflow.ipynb failed" in result.stderr
+    assert "ModelAccuracyBelowThreshold" in result.stderr
+    out = artifacts(env, "e2e-gate")
+    assert not (out / export.PARAMETERS_FILE).exists() and not (out / "03-register-and-export.ipynb").exists()
+    assert (out / "02-train-workflow.html").exists()
+    executed = notebook_text(out / "02-train-workflow.ipynb")
+    assert "Accuracy Below Threshold" in executed and "ExecutionFailed" in executed
+    assert "e2e-gate" not in [r.run_id for r in registry(env).list()]
+    history = json.loads((out / "execution-history.json").read_text())
+    assert (history["status"], history["failedState"]) == ("FAILED", "Accuracy Below Threshold")
+    assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
+
+
+def test_bad_data_stops_before_training_naming_file_line_and_column(env, tmp_path):
+    bad = tmp_path / "customers.csv"
+    lines = (ROOT / "tests" / "data" / "tiny_raw.csv").read_text().splitlines()
+    fields = lines[3].split(",")
+    fields[7] = "n/a"  # Day Mins
+    lines[3] = ",".join(fields)
+    bad.write_text("\n".join(lines) + "\n")
+    result = cli(env, "run", "--run-id", "e2e-bad-data", "--data", str(bad), "--quiet")
+    assert result.returncode == 1
+    assert "01-etl-setup.ipynb failed in cell" in result.stderr
+    assert "customers.csv, line 4, column 'Day Mins': value 'n/a' is not a number" in result.stderr
+    out = artifacts(env, "e2e-bad-data")
+    assert (out / "01-etl-setup.ipynb").exists() and not (out / "02-train-workflow.ipynb").exists()
+    assert "e2e-bad-data" not in [r.run_id for r in registry(env).list()]
+
+
+def test_a_failing_task_names_the_state_error_and_cause(env):
+    result = cli(env, "run", "--run-id", "e2e-etl-fails", "-p", "spark_master=no-such-master", "--quiet")
+    assert result.returncode == 1
+    assert "execution failed in state 'ETL'" in result.stderr
+    assert "e2e-etl-fails" not in [r.run_id for r in registry(env).list()]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-p", "bogus=1"], "unknown parameter 'bogus'"),
+    (["-p", "max_depth=deep"], "'max_depth' must be int"),
+    (["-p", "import=1"], "is not a Python identifier"),
+    (["--run-id", "no spaces"], "run id 'no spaces'"),
+])
+def test_invalid_parameters_are_refused_before_anything_runs(env, args, message):
+    result = cli(env, "run", *args, "--quiet")
+    assert result.returncode == 2 and message in result.stderr
+    assert not any(artifacts(env, "x").parent.glob("*no spaces*"))
+
+
+def test_public_dataset_clears_the_gate(env, churn_txt):
+    result = cli(env, "run", "--run-id", "e2e-public", "--data", str(churn_txt), "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((artifacts(env, "e2e-public") / "metrics.json").read_text())
+    assert metrics["test"]["accuracy"] >= 0.94
+    assert registry(env).get("e2e-public").data_sha256 == runner_sha(churn_txt)
+
+
+def runner_sha(path):
+    from churn_pipeline.storage import sha256_of
+
+    return sha256_of(path)
+
+
+def test_generate_data_cli(env, tmp_path):
+    result = cli(env, "generate-data", "--rows", "500", "--seed", "9", "--out", str(tmp_path / "g.csv"))
+    assert result.returncode == 0 and "wrote 500 rows" in result.stdout
+    assert (tmp_path / "g.csv").read_text().splitlines()[0].endswith("Churn?")

@@ -1,0 +1,99 @@
+"""One contract suite for every registry implementation."""
+
+import multiprocessing
+import sqlite3
+
+import pytest
+
+from churn_pipeline.errors import ConfigError, DuplicateRunError, RecordNotFound, RegistryError
+from churn_pipeline.registry import RegistryRecord, SqliteRegistry, open_registry
+
+
+def make_record(run_id: str = "run-1", **changes) -> RegistryRecord:
+    values = dict(run_id=run_id, created_at="2026-01-01T00:00:00+00:00", environment="test", algorithm="xgboost",
+                  model_name=f"churn-test-{run_id}", model_data_url=f"s3://b/{run_id}/model.tar.gz",
+                  training_job_name=f"churn-test-{run_id}", metrics={"validation:accuracy": 0.95},
+                  hyperparameters={"max_depth": "5"}, data_uri="s3://b/raw.csv", data_sha256="ab" * 32,
+                  threshold=0.9, status="approved", image="img:1", git_commit=None)
+    values.update(changes)
+    return RegistryRecord(**values)
+
+
+@pytest.fixture(params=["sqlite"])
+def registry(request, tmp_path):
+    if request.param == "sqlite":
+        return open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
+    raise AssertionError(request.param)
+
+
+def test_register_then_get_returns_the_same_record(registry):
+    record = make_record()
+    registry.register(record)
+    assert registry.get("run-1") == record
+
+
+def test_second_write_for_a_run_fails_and_changes_nothing(registry):
+    registry.register(make_record())
+    with pytest.raises(DuplicateRunError, match="run-1"):
+        registry.register(make_record(metrics={"validation:accuracy": 0.5}))
+    assert registry.get("run-1").metrics == {"validation:accuracy": 0.95}
+    assert len(registry.list()) == 1
+
+
+def test_unknown_run_is_not_found(registry):
+    with pytest.raises(RecordNotFound, match="nope"):
+        registry.get("nope")
+
+
+def test_list_is_newest_first(registry):
+    registry.register(make_record("old", created_at="2026-01-01T00:00:00+00:00"))
+    registry.register(make_record("new", created_at="2026-02-01T00:00:00+00:00"))
+    assert [r.run_id for r in registry.list()] == ["new", "old"]
+
+
+def test_incomplete_record_is_refused_before_writing():
+    with pytest.raises(RegistryError, match="missing"):
+        RegistryRecord.from_mapping({"run_id": "x"})
+    values = make_record().to_dict()
+    values["surprise"] = 1
+    with pytest.raises(RegistryError, match="unknown fields surprise"):
+        RegistryRecord.from_mapping(values)
+
+
+def _register_in_process(path, run_id, results):
+    try:
+        SqliteRegistry(path).register(make_record(run_id))
+        results.put(("ok", run_id))
+    except DuplicateRunError:
+        results.put(("duplicate", run_id))
+
+
+def test_two_concurrent_runs(tmp_path):
+    """Two processes: different run ids both land; the same run id lands exactly once."""
+    path = str(tmp_path / "registry.db")
+    SqliteRegistry(path)
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    workers = [context.Process(target=_register_in_process, args=(path, run_id, results))
+               for run_id in ("a", "b", "same", "same")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    outcomes = sorted(results.get(timeout=5) for _ in workers)
+    assert outcomes == [("duplicate", "same"), ("ok", "a"), ("ok", "b"), ("ok", "same")]
+    assert sorted(r.run_id for r in SqliteRegistry(path).list()) == ["a", "b", "same"]
+
+
+def test_unknown_registry_url_is_refused():
+    with pytest.raises(ConfigError, match="sqlite://"):
+        open_registry("mysql://x")
+
+
+def test_sqlite_errors_are_translated(tmp_path):
+    path = tmp_path / "registry.db"
+    registry = SqliteRegistry(path)
+    with sqlite3.connect(path) as db:
+        db.execute("DROP TABLE models")
+    with pytest.raises(RegistryError, match="cannot"):
+        registry.get("x")

@@ -1,0 +1,74 @@
+import json
+
+import pytest
+
+from churn_pipeline import config, statemachine, training
+from churn_pipeline.errors import StateMachineError
+
+
+def spec(**changes):
+    values = dict(glue_job_name="churn-test-etl", raw_data_uri="s3://b/p/r/raw/data.csv",
+                  etl_output_uri="s3://b/p/r/etl", model_output_uri="s3://b/p/r/models",
+                  training_image="141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
+                  query_function="churn-test-query", registry_function="churn-test-registry", threshold=0.9,
+                  environment="test", region="eu-west-1", sagemaker_role="arn:aws:iam::123456789012:role/sm",
+                  hyperparameters=training.hyperparameters_from(config.DEFAULTS), instance_type="ml.m5.xlarge",
+                  instance_count=1, train_fraction=0.7, validation_fraction=0.2, split_seed=42)
+    values.update(changes)
+    return statemachine.WorkflowSpec(**values)
+
+
+@pytest.fixture(scope="module")
+def definition():
+    return statemachine.build_definition(spec())
+
+
+def test_states_in_pipeline_order(definition):
+    order, name = [], definition["StartAt"]
+    while name:
+        order.append(name)
+        state = definition["States"][name]
+        name = state.get("Next") or (state["Choices"][0]["Next"] if state["Type"] == "Choice" else None)
+    assert order == ["ETL", "Model Training", "Save Model", "Query Training Results", "Accuracy Above Threshold",
+                     "Update Model Registry"]
+    assert definition["States"]["Accuracy Above Threshold"]["Default"] == "Accuracy Below Threshold"
+    assert definition["States"]["Accuracy Below Threshold"]["Type"] == "Fail"
+
+
+def test_gate_reads_accuracy_by_metric_name_with_the_threshold(definition):
+    rule = definition["States"]["Accuracy Above Threshold"]["Choices"][0]
+    assert rule["Variable"] == "$.TrainingResults.Payload.metrics['validation:accuracy']"
+    assert rule["NumericGreaterThan"] == 0.9
+    assert statemachine.build_definition(spec(threshold=0.97))["States"]["Accuracy Above Threshold"][
+        "Choices"][0]["NumericGreaterThan"] == 0.97
+
+
+def test_task_resources_and_arguments(definition):
+    states = definition["States"]
+    assert states["ETL"]["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
+    assert states["ETL"]["Parameters"]["Arguments"]["--S3_DEST"] == "s3://b/p/r/etl"
+    training_state = states["Model Training"]
+    assert training_state["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
+    assert training_state["Parameters"]["TrainingJobName.$"] == "$$.Execution.Input['TrainingJobName']"
+    assert training_state["Parameters"]["HyperParameters"]["max_depth"] == "5"
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
+                for c in training_state["Parameters"]["InputDataConfig"]}
+    assert channels == {"train": "s3://b/p/r/etl/train", "validation": "s3://b/p/r/etl/validation"}
+    assert states["Save Model"]["Resource"] == "arn:aws:states:::sagemaker:createModel"
+    payload = states["Update Model Registry"]["Parameters"]["Payload"]
+    assert payload["run_id.$"] == "$$.Execution.Input['RunId']"
+    assert payload["metrics.$"] == "$.TrainingResults.Payload.metrics"
+    assert states["Update Model Registry"]["Retry"][0]["MaxAttempts"] == 3
+
+
+def test_serialisation_is_stable(definition):
+    text = statemachine.definition_json(definition)
+    assert json.loads(text) == definition
+    assert statemachine.definition_json(json.loads(text)) == text
+
+
+def test_statelint_rejects_an_invalid_definition(definition):
+    broken = json.loads(json.dumps(definition))
+    broken["States"]["Save Model"]["Next"] = "Nowhere"
+    with pytest.raises(StateMachineError, match="Nowhere"):
+        statemachine.validate_definition(broken)
