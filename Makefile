@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 ARGS ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test install check-java check-python lint bench clean
+.PHONY: run test install check-java check-python lint bench clean notebooks
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { \
@@ -41,3 +41,7 @@ lint: install
 
 clean:
 	rm -rf $(VENV) .churn-pipeline artifacts .pytest_cache
+
+# Re-execute the committed notebooks (fresh home, default parameters): the outputs nbval checks.
+notebooks: check-java install
+	$(BIN)/python -c 'from churn_pipeline.runner import refresh_committed_notebooks as r; r()'

@@ -55,7 +55,9 @@ def plot_confusion_matrix(evaluation: dict[str, Any], ax=None):
     ax.imshow(cells, cmap="Blues")
     for i in range(2):
         for j in range(2):
-            ax.text(j, i, str(cells[i][j]), ha="center", va="center", fontsize=12)
+            dark = cells[i][j] > max(max(row) for row in cells) / 2
+            ax.text(j, i, str(cells[i][j]), ha="center", va="center", fontsize=12,
+                    color="white" if dark else "black")
     ax.set_xticks([0, 1], ["stays", "churns"])
     ax.set_yticks([0, 1], ["stays", "churns"])
     ax.set_xlabel("predicted")

@@ -162,3 +162,29 @@ def raise_for_result(result: RunResult) -> RunResult:
     return result
 
 
+
+
+def refresh_committed_notebooks(names: tuple[str, ...] = NOTEBOOKS) -> None:
+    """Re-execute the committed notebooks in place with their default parameters, in a fresh home.
+
+    These outputs are what nbval compares every later run against.
+    """
+    import tempfile
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = workspace.project_root()
+    with tempfile.TemporaryDirectory(prefix="churn-notebooks-") as scratch:
+        os.environ[workspace.HOME_ENV] = os.path.join(scratch, "home")
+        os.environ[workspace.ARTIFACTS_ENV] = os.path.join(scratch, "artifacts")
+        os.environ[workspace.PROJECT_ENV] = str(root)
+        os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+        replacements = path_replacements(root)
+        for name in names:
+            path = root / "notebooks" / name
+            notebook = nbformat.read(path, as_version=4)
+            NotebookClient(notebook, timeout=900, kernel_name="python3", record_timing=False,
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            nbformat.write(notebook, path)
+            sanitise_notebook(path, replacements)
