@@ -96,3 +96,20 @@ def test_create_or_update_reraises_other_errors():
     with pytest.raises(ClientError, match="AccessDenied"):
         workflow._create_or_update(create, lambda: None, {"AlreadyExistsException"})
     assert workflow._create_or_update(lambda: None, lambda: None, {"X"}) == "created"
+
+
+def test_an_execution_runs_the_published_version_it_names(backend):
+    sfn = backend.client("stepfunctions")
+    one = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 1, "End": True}}})
+    two = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": 2, "End": True}}})
+    first = sfn.create_state_machine(name="m", definition=one, roleArn="r", publish=True)
+    assert first["stateMachineVersionArn"].endswith(":m:1")
+    second = sfn.update_state_machine(stateMachineArn=first["stateMachineArn"], definition=two, publish=True)
+    assert second["stateMachineVersionArn"].endswith(":m:2")
+    unchanged = sfn.update_state_machine(stateMachineArn=first["stateMachineArn"], definition=two, publish=True)
+    assert unchanged["stateMachineVersionArn"] == second["stateMachineVersionArn"]
+    started = sfn.start_execution(stateMachineArn=first["stateMachineVersionArn"], name="old", input="{}")
+    assert json.loads(sfn.describe_execution(executionArn=started["executionArn"])["output"]) == 1
+    with pytest.raises(ClientError) as error:
+        sfn.start_execution(stateMachineArn=first["stateMachineArn"] + ":9", name="x", input="{}")
+    assert _code(error) == "ResourceNotFound"

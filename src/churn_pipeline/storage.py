@@ -16,6 +16,19 @@ from typing import IO, Iterator
 from .errors import ConfigError, DataValidationError
 
 
+def write_atomic(path: str | os.PathLike, content: str | bytes) -> Path:
+    """Write a file so that a reader sees the old content or the new, never half of it."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".partial")
+    if isinstance(content, bytes):
+        tmp.write_bytes(content)
+    else:
+        tmp.write_text(content)
+    os.replace(tmp, target)
+    return target
+
+
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """``s3://bucket/key`` -> (bucket, key)."""
     if not uri.startswith("s3://"):
@@ -39,25 +52,6 @@ class LocalObjectStore:
     def localize(self, value: str) -> str:
         """Map an ``s3://`` URI to its local path; leave anything else unchanged."""
         return str(self.path(value)) if isinstance(value, str) and value.startswith("s3://") else value
-
-    def put_file(self, source: str | os.PathLike, uri: str) -> str:
-        target = self.path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".partial")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
-        return uri
-
-    def put_text(self, text: str, uri: str) -> str:
-        target = self.path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".partial")
-        tmp.write_text(text)
-        os.replace(tmp, target)
-        return uri
-
-    def exists(self, uri: str) -> bool:
-        return self.path(uri).exists()
 
 
 def _s3_client():
@@ -118,14 +112,6 @@ def write_text(location: str, text: str, s3_client=None) -> str:
         bucket, key = split_s3_uri(location)
         (s3_client or _s3_client()).put_object(Bucket=bucket, Key=key, Body=text.encode())
         return location
-    target = Path(location)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, target)
+    write_atomic(location, text)
     return location
 
-
-def read_text(location: str, s3_client=None) -> str:
-    with open_binary(location, s3_client) as handle:
-        return handle.read().decode("utf-8")

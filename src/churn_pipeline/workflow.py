@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from botocore.exceptions import ClientError
 from . import backends, data, statemachine, workspace
 from .errors import ExecutionFailed, PipelineError, RecordNotFound
 from .registry import open_registry
-from .storage import split_s3_uri
+from .storage import split_s3_uri, write_atomic
 
 RUN_FILE = "run.json"
 CURRENT_RUN_FILE = "current-run"
@@ -94,21 +93,13 @@ class Run:
         return open_registry(self.backend.registry_url)
 
     def save(self) -> None:
-        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
         document = {"run_id": self.run_id, "backend": self.params["backend"], **self.state}
-        tmp = self.artifacts_dir / (RUN_FILE + ".partial")
-        tmp.write_text(json.dumps(document, indent=2, sort_keys=True))
-        os.replace(tmp, self.artifacts_dir / RUN_FILE)
+        write_atomic(self.artifacts_dir / RUN_FILE, json.dumps(document, indent=2, sort_keys=True))
 
     def write_artifact(self, name: str, content: Any) -> Path:
         """Write a JSON (or text) artifact of this run atomically."""
-        self.artifacts_dir.mkdir(parents=True, exist_ok=True)
-        target = self.artifacts_dir / name
         text = content if isinstance(content, str) else json.dumps(content, indent=2, sort_keys=True, default=str)
-        tmp = target.with_name(target.name + ".partial")
-        tmp.write_text(text)
-        os.replace(tmp, target)
-        return target
+        return write_atomic(self.artifacts_dir / name, text)
 
 
 def _backend_for(params: dict[str, Any]):
@@ -260,16 +251,28 @@ def build_state_machine(run: Run) -> dict[str, Any]:
 
 
 def deploy_state_machine(run: Run, definition: dict[str, Any]) -> str:
-    """Create or update the state machine with exactly the JSON in ``statemachine.json``."""
+    """Create or update the state machine with exactly the JSON in ``statemachine.json``, and publish it.
+
+    The run executes the published version, so a concurrent run that updates
+    the state machine in between cannot change what this run executes.
+    """
     sfn = run.backend.client("stepfunctions")
     text = statemachine.definition_json(definition)
     role = run.params["workflow_execution_role"]
     arn = run.backend.state_machine_arn(run.state_machine_name)
-    outcome = _create_or_update(
-        lambda: sfn.create_state_machine(name=run.state_machine_name, definition=text, roleArn=role),
-        lambda: sfn.update_state_machine(stateMachineArn=arn, definition=text, roleArn=role),
-        {"StateMachineAlreadyExists"})
-    run.state["state_machine"] = {"name": run.state_machine_name, "arn": arn, "outcome": outcome}
+    published: dict[str, str] = {}
+
+    def create():
+        published.update(sfn.create_state_machine(name=run.state_machine_name, definition=text, roleArn=role,
+                                                  publish=True))
+
+    def update():
+        published.update(sfn.update_state_machine(stateMachineArn=arn, definition=text, roleArn=role,
+                                                  publish=True))
+
+    outcome = _create_or_update(create, update, {"StateMachineAlreadyExists"})
+    run.state["state_machine"] = {"name": run.state_machine_name, "arn": arn, "outcome": outcome,
+                                  "version_arn": published["stateMachineVersionArn"]}
     run.save()
     return outcome
 
@@ -287,7 +290,7 @@ def execute(run: Run, poll_seconds: float = 5.0) -> dict[str, Any]:
     history saved) so the notebook can show it before ``raise_if_failed``.
     """
     sfn = run.backend.client("stepfunctions")
-    arn = run.state["state_machine"]["arn"]
+    arn = run.state["state_machine"]["version_arn"]
     started = sfn.start_execution(stateMachineArn=arn, name=run.run_id, input=json.dumps(execution_input(run)))
     execution_arn = started["executionArn"]
     run.state["execution_arn"] = execution_arn

@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 
 from .. import asl, training
 from ..errors import PipelineError, TaskFailed
-from ..storage import LocalObjectStore, copy_to_local, sha256_of
+from ..storage import LocalObjectStore, copy_to_local, sha256_of, write_atomic
 from . import BACKEND_ENV, HOME_ENV
 
 ACCOUNT = "000000000000"
@@ -63,10 +63,7 @@ class _JsonStore:
         return json.loads(self.path(name).read_text())
 
     def write(self, name: str, document: dict[str, Any]) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.path(name).with_suffix(".partial")
-        tmp.write_text(json.dumps(document, indent=2, default=str))
-        os.replace(tmp, self.path(name))
+        write_atomic(self.path(name), json.dumps(document, indent=2, default=str))
 
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.folder.glob("*.json")) if self.folder.exists() else []
@@ -288,54 +285,89 @@ class LocalStepFunctions:
         self.executions = _JsonStore(backend.home / "stepfunctions" / "executions")
 
     @staticmethod
+    def _parts(arn: str) -> tuple[str, int | None]:
+        """``...:stateMachine:NAME[:VERSION]`` -> (NAME, VERSION or None)."""
+        parts = arn.split(":")
+        if len(parts) < 7:
+            raise _error("InvalidArn", f"Invalid Arn: '{arn}'", "DescribeStateMachine")
+        return parts[6], (int(parts[7]) if len(parts) > 7 and parts[7].isdigit() else None)
+
+    @staticmethod
     def _name(arn: str) -> str:
         return arn.rsplit(":", 1)[-1]
 
-    def create_state_machine(self, name: str, definition: str, roleArn: str, **_: Any) -> dict:
+    def _publish(self, machine: dict) -> str:
+        """Publish the current definition as a version; an unchanged definition keeps its version."""
+        versions = machine.setdefault("versions", {})
+        latest = max(map(int, versions), default=0)
+        if not latest or versions[str(latest)] != machine["definition"]:
+            latest += 1
+            versions[str(latest)] = machine["definition"]
+        return f"{machine['stateMachineArn']}:{latest}"
+
+    def create_state_machine(self, name: str, definition: str, roleArn: str, publish: bool = False,
+                             **_: Any) -> dict:
         arn = _arn("states", "stateMachine:", name)
         if self.machines.exists(name):
-            if self.machines.read(name)["definition"] == definition:
-                return {"stateMachineArn": arn, "creationDate": self.machines.read(name)["creationDate"]}
-            raise _error("StateMachineAlreadyExists", f"State Machine Already Exists: '{arn}'", "CreateStateMachine")
-        asl.LocalExecutor(definition, self.backend.runners())  # refuse what cannot run, at deploy time
-        self.machines.write(name, {"name": name, "stateMachineArn": arn, "definition": definition,
-                                   "roleArn": roleArn, "creationDate": _now().isoformat(), "revision": 1})
-        return {"stateMachineArn": arn, "creationDate": _now().isoformat()}
+            machine = self.machines.read(name)
+            if machine["definition"] != definition:
+                raise _error("StateMachineAlreadyExists", f"State Machine Already Exists: '{arn}'",
+                             "CreateStateMachine")
+        else:
+            asl.LocalExecutor(definition, self.backend.runners())  # refuse what cannot run, at deploy time
+            machine = {"name": name, "stateMachineArn": arn, "definition": definition, "roleArn": roleArn,
+                       "creationDate": _now().isoformat()}
+        response = {"stateMachineArn": arn, "creationDate": machine["creationDate"]}
+        if publish:
+            response["stateMachineVersionArn"] = self._publish(machine)
+        self.machines.write(name, machine)
+        return response
 
     def update_state_machine(self, stateMachineArn: str, definition: str | None = None,
-                             roleArn: str | None = None, **_: Any) -> dict:
-        name = self._name(stateMachineArn)
-        if not self.machines.exists(name):
-            raise _error("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{stateMachineArn}'",
-                         "UpdateStateMachine")
-        machine = self.machines.read(name)
+                             roleArn: str | None = None, publish: bool = False, **_: Any) -> dict:
+        machine = self.describe_state_machine(stateMachineArn)
         if definition is not None:
             asl.LocalExecutor(definition, self.backend.runners())
             machine["definition"] = definition
         if roleArn is not None:
             machine["roleArn"] = roleArn
-        machine.update(updateDate=_now().isoformat(), revision=machine.get("revision", 1) + 1)
-        self.machines.write(name, machine)
-        return {"updateDate": machine["updateDate"]}
+        machine["updateDate"] = _now().isoformat()
+        response = {"updateDate": machine["updateDate"]}
+        if publish:
+            response["stateMachineVersionArn"] = self._publish(machine)
+        self.machines.write(machine["name"], machine)
+        return response
 
     def describe_state_machine(self, stateMachineArn: str) -> dict:
-        name = self._name(stateMachineArn)
+        name, version = self._parts(stateMachineArn)
         if not self.machines.exists(name):
             raise _error("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{stateMachineArn}'",
                          "DescribeStateMachine")
-        return self.machines.read(name)
+        machine = self.machines.read(name)
+        if version is not None:
+            if str(version) not in machine.get("versions", {}):
+                raise _error("ResourceNotFound", f"Version does not exist: '{stateMachineArn}'",
+                             "DescribeStateMachine")
+            machine = dict(machine, definition=machine["versions"][str(version)],
+                           stateMachineArn=stateMachineArn)
+        return machine
 
     def start_execution(self, stateMachineArn: str, name: str, input: str = "{}", **_: Any) -> dict:
-        """Run the execution to its end (Step Functions runs it asynchronously)."""
+        """Run the execution to its end (Step Functions runs it asynchronously).
+
+        ``stateMachineArn`` may name a published version: the execution then runs
+        that version's definition whatever the state machine holds now.
+        """
         machine = self.describe_state_machine(stateMachineArn)
         if self.executions.exists(name):
             existing = self.executions.read(name)
-            if existing["input"] == json.loads(input):
+            if existing["input"] == json.loads(input) and existing["stateMachineArn"] == stateMachineArn:
                 return {"executionArn": existing["executionArn"], "startDate": existing["startDate"]}
             raise _error("ExecutionAlreadyExists", f"Execution Already Exists: '{name}'", "StartExecution")
-        executor = asl.LocalExecutor(machine["definition"], self.backend.runners(), stateMachineArn)
+        base_arn = _arn("states", "stateMachine:", machine["name"])
+        executor = asl.LocalExecutor(machine["definition"], self.backend.runners(), base_arn)
         execution = executor.run(json.loads(input), name=name)
-        self.executions.write(name, execution.to_dict())
+        self.executions.write(name, {**execution.to_dict(), "stateMachineArn": stateMachineArn})
         return {"executionArn": execution.arn, "startDate": execution.start_date}
 
     def describe_execution(self, executionArn: str) -> dict:
@@ -392,11 +424,7 @@ class LocalBackend:
         return sha256_of(target)
 
     def stage_bytes(self, content: bytes, uri: str) -> str:
-        target = self.store.path(uri)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".partial")
-        tmp.write_bytes(content)
-        os.replace(tmp, target)
+        write_atomic(self.store.path(uri), content)
         return hashlib.sha256(content).hexdigest()
 
     def local_copy(self, uri: str) -> Path:
