@@ -3,7 +3,9 @@
 import multiprocessing
 import sqlite3
 
+import boto3
 import pytest
+from moto import mock_aws
 
 from churn_pipeline.errors import ConfigError, DuplicateRunError, RecordNotFound, RegistryError
 from churn_pipeline.registry import RegistryRecord, SqliteRegistry, open_registry
@@ -19,11 +21,29 @@ def make_record(run_id: str = "run-1", **changes) -> RegistryRecord:
     return RegistryRecord(**values)
 
 
-@pytest.fixture(params=["sqlite"])
-def registry(request, tmp_path):
+@pytest.fixture(params=["sqlite", "dynamodb"])
+def registry(request, tmp_path, monkeypatch):
     if request.param == "sqlite":
-        return open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
-    raise AssertionError(request.param)
+        yield open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
+        return
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        create_registry_table("churn-test-model-registry")
+        yield open_registry("dynamodb://churn-test-model-registry")
+
+
+def create_registry_table(name):
+    boto3.client("dynamodb").create_table(
+        TableName=name, KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+
+
+def test_records_with_a_git_commit_and_exact_floats_round_trip(registry):
+    record = make_record(git_commit="a" * 40, metrics={"validation:accuracy": 0.1 + 0.2}, threshold=0.935)
+    registry.register(record)
+    assert registry.get("run-1") == record
 
 
 def test_register_then_get_returns_the_same_record(registry):
@@ -83,6 +103,15 @@ def test_two_concurrent_runs(tmp_path):
     outcomes = sorted(results.get(timeout=5) for _ in workers)
     assert outcomes == [("duplicate", "same"), ("ok", "a"), ("ok", "b"), ("ok", "same")]
     assert sorted(r.run_id for r in SqliteRegistry(path).list()) == ["a", "b", "same"]
+
+
+def test_dynamodb_errors_are_translated(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        with pytest.raises(RegistryError, match="ResourceNotFoundException"):
+            open_registry("dynamodb://missing-table").get("x")
 
 
 def test_unknown_registry_url_is_refused():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import keyword
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -75,7 +76,20 @@ PARAMETERS: dict[str, Parameter] = {
     "model_registry_lambda_role": _P("arn:aws:iam::000000000000:role/churn-local-registry", str,
                                      "role of the update-model-registry function"),
     "execution_timeout_minutes": _P(120, int, "how long to wait for the state machine", minimum=1),
+    "wait_for_execution": _P(True, bool, "wait for the execution to end (false: start it and move on)"),
+    # aws backend
+    "allow_us_east_1": _P(False, bool, "permit the region us-east-1 (refused by default)"),
+    "glue_worker_type": _P("G.1X", str, "Glue worker type", choices=("G.1X", "G.2X", "G.4X", "G.8X", "G.025X")),
+    "glue_number_of_workers": _P(2, int, "Glue workers", minimum=2, maximum=299),
+    "glue_timeout_minutes": _P(60, int, "Glue job timeout", minimum=1, maximum=2880),
+    "glue_max_concurrent_runs": _P(2, int, "Glue job runs at once", minimum=1, maximum=1000),
+    "lambda_runtime": _P("python3.12", str, "Lambda runtime of the two functions"),
 }
+
+#: parameters the aws backend takes from the environment (the CodeBuild project sets them)
+ROLE_VARIABLES = ("workflow_execution_role", "sagemaker_execution_role", "glue_role", "lambda_role",
+                  "model_registry_lambda_role")
+ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 
 DEFAULTS: dict[str, Any] = {name: p.default for name, p in PARAMETERS.items()}
 
@@ -105,6 +119,8 @@ def validate(values: Mapping[str, Any], source: str = "parameters") -> dict[str,
         if name not in PARAMETERS:
             raise ConfigError(f"{source}: unknown parameter {name!r}; known: {', '.join(sorted(PARAMETERS))}")
         merged[name] = _check_value(name, value)
+    if merged["backend"] == "aws" and merged["region"] == "us-east-1" and not merged["allow_us_east_1"]:
+        raise ConfigError(f"{source}: region us-east-1 is refused unless the parameters say allow_us_east_1: true")
     if merged["train_fraction"] + merged["validation_fraction"] >= 0.99:
         raise ConfigError(
             f"{source}: train_fraction + validation_fraction must leave at least 1 % for the test split; "
@@ -155,10 +171,33 @@ def load(params_file: str | os.PathLike | None = None, overrides: Mapping[str, A
         values.update(read_parameters_file(params_file))
         validate(values, source=str(params_file))
     values.update(overrides or {})
-    return validate(values, source="overrides" if overrides else str(params_file or "parameters"))
+    return resolve_roles(validate(values, source="overrides" if overrides else str(params_file or "parameters")))
 
 
 def from_namespace(namespace: Mapping[str, Any]) -> dict[str, Any]:
     """Collect the parameters a notebook's parameters cell defined, and validate them."""
-    return validate({name: namespace[name] for name in PARAMETERS if name in namespace},
-                    source="notebook parameters")
+    return resolve_roles(validate({name: namespace[name] for name in PARAMETERS if name in namespace},
+                                  source="notebook parameters"))
+
+
+def resolve_roles(params: dict[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """On the aws backend, take the five role ARNs from the environment variables of the same names.
+
+    Values are stripped of surrounding white space and must be IAM role ARNs;
+    a missing or malformed one stops the run before any AWS call, naming the
+    variable. The local backend keeps its placeholder roles.
+    """
+    if params["backend"] != "aws":
+        return params
+    environ = os.environ if environ is None else environ
+    resolved = dict(params)
+    for name in ROLE_VARIABLES:
+        value = environ.get(name, "").strip()
+        if not value:
+            raise ConfigError(f"environment variable {name} is not set; the aws backend takes the "
+                              f"{name.replace('_', ' ')} ARN from it")
+        if not ROLE_ARN.match(value):
+            raise ConfigError(f"environment variable {name} is not an IAM role ARN "
+                              f"(arn:aws:iam::<account>:role/<name>): {value!r}")
+        resolved[name] = value
+    return resolved

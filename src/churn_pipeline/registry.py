@@ -136,7 +136,7 @@ class SqliteRegistry(ModelRegistry):
     def list(self) -> list[RegistryRecord]:
         db = self._connect()
         try:
-            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM models ORDER BY created_at DESC, run_id").fetchall()
+            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM models ORDER BY created_at DESC, run_id DESC").fetchall()
         except sqlite3.Error as exc:
             raise RegistryError(f"cannot read registry {self.path}: {exc}") from exc
         finally:
@@ -144,13 +144,90 @@ class SqliteRegistry(ModelRegistry):
         return [self._record(r) for r in rows]
 
 
+class DynamoDbRegistry(ModelRegistry):
+    """A DynamoDB table keyed by ``run_id``; the write is conditional, so a run is recorded once."""
+
+    def __init__(self, table: str, client=None):
+        self.table = table
+        if client is None:
+            import boto3
+
+            client = boto3.client("dynamodb")
+        self.client = client
+
+    @staticmethod
+    def _item(record: RegistryRecord) -> dict[str, dict[str, str]]:
+        item = {}
+        for name, value in record.to_dict().items():
+            if name in _JSON_FIELDS:
+                item[name] = {"S": json.dumps(value, sort_keys=True)}
+            elif name == "threshold":
+                item[name] = {"N": repr(float(value))}
+            elif value is None:
+                item[name] = {"NULL": True}
+            else:
+                item[name] = {"S": str(value)}
+        return item
+
+    @staticmethod
+    def _record(item: dict[str, dict[str, Any]]) -> RegistryRecord:
+        values: dict[str, Any] = {}
+        for name, typed in item.items():
+            kind, value = next(iter(typed.items()))
+            if kind == "NULL":
+                values[name] = None
+            elif name in _JSON_FIELDS:
+                values[name] = json.loads(value)
+            elif kind == "N":
+                values[name] = float(value)
+            else:
+                values[name] = value
+        return RegistryRecord.from_mapping(values)
+
+    def _call(self, operation: str, run_id: str | None, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return getattr(self.client, operation)(TableName=self.table, **kwargs)
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code == "ConditionalCheckFailedException":
+                raise DuplicateRunError(f"run {run_id!r} is already registered in table {self.table}; "
+                                        "nothing was changed") from exc
+            raise RegistryError(f"registry table {self.table}: {operation} failed: {code}: "
+                                f"{exc.response['Error'].get('Message', '')}") from exc
+        except BotoCoreError as exc:
+            raise RegistryError(f"registry table {self.table}: {operation} failed: {exc}") from exc
+
+    def register(self, record: RegistryRecord) -> None:
+        self._call("put_item", record.run_id, Item=self._item(record),
+                   ConditionExpression="attribute_not_exists(run_id)")
+
+    def get(self, run_id: str) -> RegistryRecord:
+        item = self._call("get_item", run_id, Key={"run_id": {"S": run_id}}, ConsistentRead=True).get("Item")
+        if item is None:
+            raise RecordNotFound(f"no registry record for run {run_id!r} in table {self.table}")
+        return self._record(item)
+
+    def list(self) -> list[RegistryRecord]:
+        records, start = [], None
+        while True:
+            page = self._call("scan", None, **({"ExclusiveStartKey": start} if start else {}))
+            records += [self._record(item) for item in page.get("Items", [])]
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                break
+        return sorted(records, key=lambda r: (r.created_at, r.run_id), reverse=True)
+
+
 REGISTRIES: dict[str, Callable[[str], ModelRegistry]] = {
     "sqlite": lambda location: SqliteRegistry(location),
+    "dynamodb": lambda location: DynamoDbRegistry(location),
 }
 
 
 def open_registry(url: str) -> ModelRegistry:
-    """A registry by URL: ``sqlite:///abs/path.db`` or ``sqlite://relative/path.db``."""
+    """A registry by URL: ``sqlite:///abs/path.db``, ``sqlite://relative/path.db`` or ``dynamodb://TABLE``."""
     scheme, sep, location = url.partition("://")
     if not sep or scheme not in REGISTRIES:
         raise ConfigError(f"registry URL {url!r} must start with one of: "

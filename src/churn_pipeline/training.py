@@ -3,6 +3,9 @@
 ``<output>/<job-name>/output/model.tar.gz`` holding ``xgboost-model`` (saved
 with ``Booster.save_model``), and final metrics in DescribeTrainingJob's
 ``FinalMetricDataList`` shape.
+
+numpy, pandas and xgboost are imported where they are used: the Lambda
+handlers import this module for ``metrics_by_name`` and have none of them.
 """
 
 from __future__ import annotations
@@ -12,8 +15,6 @@ import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping
-
-import numpy as np
 
 from .errors import DataValidationError, PipelineError
 
@@ -67,8 +68,9 @@ def channel_files(location: str | os.PathLike) -> list[Path]:
     return files
 
 
-def read_channel(location: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """Label-first CSV without header -> (features, labels)."""
+def read_channel(location: str | os.PathLike):
+    """Label-first CSV without header -> (features, labels) as float32 arrays."""
+    import numpy as np
     import pandas as pd
 
     frames = [pd.read_csv(f, header=None) for f in channel_files(location) if f.stat().st_size > 0]

@@ -11,24 +11,21 @@ run's ``run.json`` beside its other artifacts.
 
 from __future__ import annotations
 
-import io
 import json
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from botocore.exceptions import ClientError
 
-from . import backends, data, statemachine, workspace
+from . import backends, bundles, data, statemachine, workspace
 from .errors import ExecutionFailed, PipelineError, RecordNotFound
-from .registry import open_registry
 from .storage import split_s3_uri, write_atomic
 
 RUN_FILE = "run.json"
 CURRENT_RUN_FILE = "current-run"
-FUNCTION_HANDLERS = {"query": "query_training_status", "registry": "update_model_registry"}
+FUNCTION_HANDLERS = dict(zip(("query", "registry"), bundles.FUNCTION_MODULES))
 
 
 def resource_name(params: dict[str, Any], suffix: str, limit: int = 63) -> str:
@@ -50,8 +47,15 @@ class Run:
 
     # names and places, all derived from project, environment and run id
     @property
+    def bucket(self) -> str:
+        """The parameters' bucket, else the backend's default (kept so every notebook uses the same)."""
+        if "bucket" not in self.state:
+            self.state["bucket"] = self.params["bucket"] or self.backend.default_bucket()
+        return self.state["bucket"]
+
+    @property
     def prefix(self) -> str:
-        return f"s3://{self.params['bucket']}/{self.params['project']}/{self.run_id}"
+        return f"s3://{self.bucket}/{self.params['project']}/{self.run_id}"
 
     @property
     def training_job_name(self) -> str:
@@ -90,7 +94,7 @@ class Run:
         return image_uris.retrieve("xgboost", self.params["region"], self.params["xgboost_version"])
 
     def registry(self):
-        return open_registry(self.backend.registry_url)
+        return self.backend.registry(self.registry_table)
 
     def save(self) -> None:
         document = {"run_id": self.run_id, "backend": self.params["backend"], **self.state}
@@ -104,7 +108,7 @@ class Run:
 
 def _backend_for(params: dict[str, Any]):
     cls = backends.backend_class(params["backend"])
-    return cls(workspace.home()) if params["backend"] == "local" else cls(params)
+    return cls(workspace.home()) if params["backend"] == "local" else cls(params, home=workspace.home() / "cache")
 
 
 def start_run(params: dict[str, Any]) -> Run:
@@ -176,7 +180,7 @@ def deploy_etl_job(run: Run) -> str:
     glue = run.backend.client("glue")
     definition = {"Role": run.params["glue_role"], "GlueVersion": "5.0",
                   "Command": {"Name": "glueetl", "ScriptLocation": script_uri, "PythonVersion": "3"},
-                  "DefaultArguments": run.backend.glue_default_arguments(run)}
+                  **run.backend.prepare_glue_job(run)}
     outcome = _create_or_update(lambda: glue.create_job(Name=run.glue_job_name, **definition),
                                 lambda: glue.update_job(JobName=run.glue_job_name, JobUpdate=definition),
                                 {"AlreadyExistsException", "IdempotentParameterMismatchException"})
@@ -185,29 +189,17 @@ def deploy_etl_job(run: Run) -> str:
     return outcome
 
 
-def function_bundle() -> bytes:
-    """The deployment zip of the two handlers in ``code/``."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for module in FUNCTION_HANDLERS.values():
-            source = workspace.project_root() / "code" / f"{module}.py"
-            info = zipfile.ZipInfo(f"{module}.py", date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, source.read_bytes())
-    return buffer.getvalue()
-
-
 def deploy_functions(run: Run) -> dict[str, str]:
     """Create or update both functions from one bundle; returns {function: created/updated}."""
     bundle_uri = f"{run.prefix}/code/functions.zip"
-    run.backend.stage_bytes(function_bundle(), bundle_uri)
+    run.backend.stage_bytes(bundles.function_bundle(), bundle_uri)
     bucket, key = split_s3_uri(bundle_uri)
     lambda_client = run.backend.client("lambda")
     roles = {"query": run.params["lambda_role"], "registry": run.params["model_registry_lambda_role"]}
     outcomes = {}
     for role, module in FUNCTION_HANDLERS.items():
         name = run.function_name(role)
-        settings = {"Role": roles[role], "Handler": f"{module}.handler", "Runtime": "python3.12",
+        settings = {"Role": roles[role], "Handler": f"{module}.handler", "Runtime": run.params["lambda_runtime"],
                     "Timeout": 60, "MemorySize": 256,
                     "Environment": {"Variables": run.backend.function_environment(run)}}
         code = {"S3Bucket": bucket, "S3Key": key}
@@ -295,6 +287,10 @@ def execute(run: Run, poll_seconds: float = 5.0) -> dict[str, Any]:
     execution_arn = started["executionArn"]
     run.state["execution_arn"] = execution_arn
     run.save()
+    if not run.params["wait_for_execution"]:
+        history = run.backend.execution_history(execution_arn)
+        run.write_artifact("execution-history.json", history)
+        return history
     deadline = time.monotonic() + run.params["execution_timeout_minutes"] * 60
     while True:
         described = sfn.describe_execution(executionArn=execution_arn)
@@ -312,7 +308,9 @@ def execute(run: Run, poll_seconds: float = 5.0) -> dict[str, Any]:
 
 
 def raise_if_failed(history: dict[str, Any]) -> None:
-    if history["status"] != "SUCCEEDED":
+    """Raise ExecutionFailed, naming the failing state, error and cause, unless the execution succeeded
+    (or still runs, when the run did not wait for it)."""
+    if history["status"] not in ("SUCCEEDED", "RUNNING"):
         raise ExecutionFailed(history.get("failedState") or "?", history.get("error") or "?",
                               history.get("cause") or "")
 

@@ -16,7 +16,8 @@ from ..errors import ConfigError
 BACKEND_ENV = "CHURN_PIPELINE_BACKEND"
 HOME_ENV = "CHURN_PIPELINE_HOME"
 
-BACKENDS = {"local": "churn_pipeline.backends.local:LocalBackend"}
+BACKENDS = {"local": "churn_pipeline.backends.local:LocalBackend",
+            "aws": "churn_pipeline.backends.aws:AwsBackend"}
 
 
 def backend_class(name: str):

@@ -434,8 +434,17 @@ class LocalBackend:
             raise PipelineError(f"{uri} does not exist in the local store ({path})")
         return path
 
-    def glue_default_arguments(self, run) -> dict[str, str]:
-        return {"--SPARK_MASTER": run.params["spark_master"]}
+    def default_bucket(self) -> str:
+        return "churn-pipeline-local"
+
+    def registry(self, table: str):
+        """The SQLite registry (one file serves every table name locally)."""
+        from ..registry import open_registry
+
+        return open_registry(self.registry_url)
+
+    def prepare_glue_job(self, run) -> dict[str, Any]:
+        return {"DefaultArguments": {"--SPARK_MASTER": run.params["spark_master"]}}
 
     def function_environment(self, run) -> dict[str, str]:
         return {"MODEL_REGISTRY_TABLE": run.registry_table, "MODEL_REGISTRY_URL": self.registry_url}
