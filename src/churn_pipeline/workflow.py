@@ -262,7 +262,16 @@ def deploy_state_machine(run: Run, definition: dict[str, Any]) -> str:
         published.update(sfn.update_state_machine(stateMachineArn=arn, definition=text, roleArn=role,
                                                   publish=True))
 
-    outcome = _create_or_update(create, update, {"StateMachineAlreadyExists"})
+    # Update first: the ARN is known, and a create of an existing name is not an update everywhere
+    # (some implementations return the existing machine unchanged).
+    try:
+        update()
+        outcome = "updated"
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "StateMachineDoesNotExist":
+            raise
+        create()
+        outcome = "created"
     run.state["state_machine"] = {"name": run.state_machine_name, "arn": arn, "outcome": outcome,
                                   "version_arn": published["stateMachineVersionArn"]}
     run.save()

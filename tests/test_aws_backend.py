@@ -1,0 +1,211 @@
+"""The aws backend against moto (and botocore's Stubber where moto lacks an operation)."""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import ANY, Stubber
+
+from churn_pipeline import asl, config, statemachine, workflow
+from churn_pipeline.backends.aws import normalise_history
+from churn_pipeline.backends.local import LocalBackend
+from churn_pipeline.errors import ConfigError, ExecutionFailed, PipelineError
+
+from conftest import ROLE_NAMES, ROOT
+
+BUCKET = "sagemaker-eu-west-1-123456789012"
+
+
+def dev_params(**overrides):
+    return config.load(ROOT / "parameters" / "dev.yaml", {"wait_for_execution": False, **overrides})
+
+
+def deploy(params, synthetic_csv, glue_client=None):
+    run = workflow.start_run(dict(params, data=str(synthetic_csv)))
+    if glue_client is not None:
+        run.backend._clients["glue"] = glue_client
+    workflow.stage_data(run)
+    outcomes = {"glue": workflow.deploy_etl_job(run), **workflow.deploy_functions(run)}
+    definition = workflow.build_state_machine(run)
+    outcomes["state_machine"] = workflow.deploy_state_machine(run, definition)
+    history = workflow.execute(run)
+    return run, outcomes, history
+
+
+def test_first_run_creates_every_resource(aws_env, synthetic_csv):
+    run, outcomes, history = deploy(dev_params(run_id="first"), synthetic_csv)
+    assert set(outcomes.values()) == {"created"}
+    assert run.prefix == f"s3://{BUCKET}/churn/first"
+    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]}
+    assert {"churn/first/raw/synthetic.csv", "churn/first/code/glue_etl.py", "churn/first/code/churn_pipeline.zip",
+            "churn/first/code/functions.zip"} <= keys
+
+    job = boto3.client("glue").get_job(JobName="churn-dev-etl")["Job"]
+    assert job["GlueVersion"] == "5.0" and job["WorkerType"] == "G.1X" and job["NumberOfWorkers"] == 2
+    assert job["Command"]["ScriptLocation"] == f"s3://{BUCKET}/churn/first/code/glue_etl.py"
+    assert job["DefaultArguments"]["--extra-py-files"].endswith("/code/churn_pipeline.zip")
+    assert job["Role"] == "arn:aws:iam::123456789012:role/churn-dev-glue-role"  # stripped of white space
+
+    functions = {f["FunctionName"]: f for f in boto3.client("lambda").list_functions()["Functions"]}
+    assert set(functions) == {"churn-dev-query-training-status", "churn-dev-update-model-registry"}
+    registry_fn = functions["churn-dev-update-model-registry"]
+    assert registry_fn["Environment"]["Variables"] == {"MODEL_REGISTRY_TABLE": "churn-dev-model-registry"}
+    assert registry_fn["Runtime"] == "python3.12" and registry_fn["Handler"] == "update_model_registry.handler"
+
+    assert history["status"] == "RUNNING" and history["name"] == "first"
+    assert run.state["state_machine"]["version_arn"].endswith(":stateMachine:churn-dev-training-pipeline:1")
+
+
+def test_the_deployed_definition_is_byte_for_byte_the_local_executors(aws_env, synthetic_csv):
+    run, _, _ = deploy(dev_params(run_id="bytes"), synthetic_csv)
+    deployed = boto3.client("stepfunctions").describe_state_machine(
+        stateMachineArn=run.state["state_machine"]["version_arn"])["definition"]
+    saved = (run.artifacts_dir / "statemachine.json").read_text()
+    assert deployed == saved
+    # the very text the local executor interprets, mapped onto local runners
+    executor = asl.LocalExecutor(saved, LocalBackend(aws_env / "local").runners())
+    assert statemachine.definition_json(executor.definition) == saved
+
+
+def test_second_run_updates_in_place_and_creates_nothing_twice(aws_env, synthetic_csv):
+    deploy(dev_params(run_id="one"), synthetic_csv)
+    glue = boto3.client("glue", region_name="eu-west-1")
+    with Stubber(glue) as stub:  # moto has no glue update_job
+        stub.add_client_error("create_job", service_error_code="AlreadyExistsException",
+                              expected_params={"Name": "churn-dev-etl", "Role": ANY, "GlueVersion": "5.0",
+                                               "Command": ANY, "WorkerType": "G.1X", "NumberOfWorkers": 2,
+                                               "Timeout": 60, "ExecutionProperty": {"MaxConcurrentRuns": 2},
+                                               "DefaultArguments": ANY})
+        stub.add_response("update_job", {"JobName": "churn-dev-etl"},
+                          expected_params={"JobName": "churn-dev-etl", "JobUpdate": ANY})
+        run, outcomes, _ = deploy(dev_params(run_id="two"), synthetic_csv, glue_client=glue)
+        stub.assert_no_pending_responses()
+    assert outcomes == {"glue": "updated", "churn-dev-query-training-status": "updated",
+                        "churn-dev-update-model-registry": "updated", "state_machine": "updated"}
+    assert len(boto3.client("lambda").list_functions()["Functions"]) == 2
+    machines = boto3.client("stepfunctions").list_state_machines()["stateMachines"]
+    assert [m["name"] for m in machines] == ["churn-dev-training-pipeline"]
+    assert run.state["state_machine"]["version_arn"].endswith(":2")
+    deployed = boto3.client("stepfunctions").describe_state_machine(
+        stateMachineArn=run.state["state_machine"]["version_arn"])["definition"]
+    assert deployed == (run.artifacts_dir / "statemachine.json").read_text()
+    assert "churn/two/raw/synthetic.csv" in deployed
+    executions = boto3.client("stepfunctions").list_executions(
+        stateMachineArn=run.state["state_machine"]["arn"])["executions"]
+    assert sorted(e["name"] for e in executions) == ["one", "two"]
+
+
+def test_a_retry_of_the_same_run_starts_no_second_execution(aws_env, synthetic_csv):
+    run, _, _ = deploy(dev_params(run_id="retry"), synthetic_csv)
+    workflow.execute(run)
+    executions = boto3.client("stepfunctions").list_executions(
+        stateMachineArn=run.state["state_machine"]["arn"])["executions"]
+    assert [e["name"] for e in executions] == ["retry"]
+
+
+def test_glue_errors_other_than_already_exists_are_raised(aws_env, synthetic_csv):
+    run = workflow.start_run(dict(dev_params(run_id="denied"), data=str(synthetic_csv)))
+    glue = boto3.client("glue", region_name="eu-west-1")
+    run.backend._clients["glue"] = glue
+    with Stubber(glue) as stub:
+        stub.add_client_error("create_job", service_error_code="AccessDeniedException", http_status_code=403)
+        with pytest.raises(ClientError, match="AccessDenied"):
+            workflow.deploy_etl_job(run)
+
+
+def test_a_failed_execution_shows_the_failing_state_error_and_cause(aws_env, synthetic_csv, monkeypatch):
+    monkeypatch.setenv("SF_EXECUTION_HISTORY_TYPE", "FAILURE")
+    run, _, history = deploy(dev_params(run_id="fails", wait_for_execution=True), synthetic_csv)
+    assert history["status"] == "FAILED"
+    saved = json.loads((run.artifacts_dir / "execution-history.json").read_text())
+    assert saved["failedState"] and saved["error"]
+    with pytest.raises(ExecutionFailed) as failure:
+        workflow.raise_if_failed(history)
+    assert failure.value.state == saved["failedState"] and failure.value.error == saved["error"]
+
+
+def test_waiting_gives_up_after_the_timeout(aws_env, synthetic_csv, monkeypatch):
+    monkeypatch.setattr(workflow.time, "monotonic", iter(range(0, 100000, 3600)).__next__)
+    monkeypatch.setattr(workflow.time, "sleep", lambda seconds: None)
+    with pytest.raises(PipelineError, match="still running after 1 minutes"):
+        deploy(dev_params(run_id="slow", wait_for_execution=True, execution_timeout_minutes=1), synthetic_csv)
+
+
+def test_lambda_update_waits_until_the_function_is_ready(aws_env):
+    backend = workflow._backend_for(dev_params())
+    functions = boto3.client("lambda", region_name="eu-west-1")
+    backend._clients["lambda"] = functions
+    with Stubber(functions) as stub:
+        stub.add_response("get_function_configuration", {"LastUpdateStatus": "InProgress", "State": "Active"})
+        stub.add_response("get_function_configuration", {"LastUpdateStatus": "Successful", "State": "Active"})
+        workflow.time.sleep, saved = (lambda s: None), workflow.time.sleep
+        try:
+            backend.wait_for_function("f")
+        finally:
+            workflow.time.sleep = saved
+        stub.add_response("get_function_configuration", {"LastUpdateStatus": "Failed",
+                                                         "LastUpdateStatusReason": "bad zip"})
+        with pytest.raises(PipelineError, match="bad zip"):
+            backend.wait_for_function("f")
+
+
+def test_normalise_history_from_real_event_shapes():
+    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    events = [
+        {"id": 1, "type": "ExecutionStarted", "timestamp": t0, "executionStartedEventDetails": {"input": "{}"}},
+        {"id": 2, "type": "TaskStateEntered", "timestamp": t0,
+         "stateEnteredEventDetails": {"name": "ETL", "input": "{}"}},
+        {"id": 3, "type": "TaskStateExited", "timestamp": t0 + timedelta(seconds=90),
+         "stateExitedEventDetails": {"name": "ETL", "output": '{"a": 1}'}},
+        {"id": 4, "type": "TaskStateEntered", "timestamp": t0 + timedelta(seconds=90),
+         "stateEnteredEventDetails": {"name": "Model Training", "input": '{"a": 1}'}},
+        {"id": 5, "type": "TaskFailed", "timestamp": t0 + timedelta(seconds=95),
+         "taskFailedEventDetails": {"error": "SageMaker.ValidationException", "cause": "bad channel"}},
+        {"id": 6, "type": "ExecutionFailed", "timestamp": t0 + timedelta(seconds=95),
+         "executionFailedEventDetails": {"error": "SageMaker.ValidationException", "cause": "bad channel"}},
+    ]
+    described = {"executionArn": "arn:x", "name": "r", "status": "FAILED", "input": "{}", "startDate": t0}
+    history = normalise_history(described, events)
+    assert [(s["state"], s["status"], s["seconds"]) for s in history["states"]] == [
+        ("ETL", "SUCCEEDED", 90.0), ("Model Training", "FAILED", None)]
+    assert (history["failedState"], history["error"], history["cause"]) == (
+        "Model Training", "SageMaker.ValidationException", "bad channel")
+    json.dumps(history)  # every value is JSON-safe
+
+
+# --- guard rails ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ROLE_NAMES)
+def test_a_missing_role_variable_is_named(aws_env, monkeypatch, name):
+    monkeypatch.delenv(name)
+    with pytest.raises(ConfigError, match=f"environment variable {name} is not set"):
+        dev_params()
+
+
+def test_a_malformed_role_variable_is_named(aws_env, monkeypatch):
+    monkeypatch.setenv("glue_role", "churn-glue")
+    with pytest.raises(ConfigError, match="environment variable glue_role is not an IAM role ARN"):
+        dev_params()
+
+
+def test_role_values_are_stripped(aws_env):
+    assert dev_params()["lambda_role"] == "arn:aws:iam::123456789012:role/churn-dev-lambda-role"
+
+
+def test_us_east_1_is_refused_unless_allowed(aws_env):
+    with pytest.raises(ConfigError, match="us-east-1 is refused unless the parameters say allow_us_east_1: true"):
+        dev_params(region="us-east-1")
+    assert dev_params(region="us-east-1", allow_us_east_1=True)["region"] == "us-east-1"
+
+
+def test_resource_names_respect_service_limits(aws_env, synthetic_csv):
+    run = workflow.start_run(dev_params(project="a" * 40, environment="production-europe", run_id="r1"))
+    with pytest.raises(PipelineError, match="shorten project or environment"):
+        run.function_name("registry")
+
+
+def test_local_backend_ignores_role_variables(monkeypatch):
+    monkeypatch.delenv("glue_role", raising=False)
+    assert config.load(ROOT / "parameters" / "local.yaml")["glue_role"].startswith("arn:aws:iam::000000000000")
