@@ -39,6 +39,18 @@ def _cmd_generate(args) -> int:
     return 0
 
 
+def _cmd_doctor(args) -> int:
+    from .doctor import run_checks
+
+    params = config.validate(config.read_parameters_file(args.params), source=args.params)
+    checks = run_checks(params)
+    for check in checks:
+        print(check.line())
+    failed = [c for c in checks if not c.ok]
+    print(f"{len(checks) - len(failed)} of {len(checks)} checks passed")
+    return 1 if failed else 0
+
+
 def _registry(args):
     from .backends.local import LocalBackend
     from .registry import open_registry
@@ -90,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--seed", type=int, default=42)
     generate.add_argument("--out", required=True)
     generate.set_defaults(func=_cmd_generate)
+
+    doctor = commands.add_parser("doctor", help="check an AWS account before a run (aws backend)")
+    doctor.add_argument("--params", default="parameters/dev.yaml", help="parameters file (YAML)")
+    doctor.set_defaults(func=_cmd_doctor)
 
     registry = commands.add_parser("registry", help="read the model registry")
     registry.add_argument("--registry", help="registry URL (default: the local SQLite registry)")

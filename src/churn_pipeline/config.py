@@ -180,6 +180,18 @@ def from_namespace(namespace: Mapping[str, Any]) -> dict[str, Any]:
                                   source="notebook parameters"))
 
 
+def role_from_environment(name: str, environ: Mapping[str, str]) -> str:
+    """One role ARN from the environment variable ``name``, stripped and checked."""
+    value = environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(f"environment variable {name} is not set; the aws backend takes the "
+                          f"{name.replace('_', ' ')} ARN from it")
+    if not ROLE_ARN.match(value):
+        raise ConfigError(f"environment variable {name} is not an IAM role ARN "
+                          f"(arn:aws:iam::<account>:role/<name>): {value!r}")
+    return value
+
+
 def resolve_roles(params: dict[str, Any], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """On the aws backend, take the five role ARNs from the environment variables of the same names.
 
@@ -192,12 +204,5 @@ def resolve_roles(params: dict[str, Any], environ: Mapping[str, str] | None = No
     environ = os.environ if environ is None else environ
     resolved = dict(params)
     for name in ROLE_VARIABLES:
-        value = environ.get(name, "").strip()
-        if not value:
-            raise ConfigError(f"environment variable {name} is not set; the aws backend takes the "
-                              f"{name.replace('_', ' ')} ARN from it")
-        if not ROLE_ARN.match(value):
-            raise ConfigError(f"environment variable {name} is not an IAM role ARN "
-                              f"(arn:aws:iam::<account>:role/<name>): {value!r}")
-        resolved[name] = value
+        resolved[name] = role_from_environment(name, environ)
     return resolved
