@@ -41,3 +41,13 @@ def test_a_registry_table_with_the_wrong_key_fails(aws_env):
                           AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
     check = next(c for c in run_checks(params()) if c.name == "registry table")
     assert not check.ok and "needs the hash key run_id" in check.detail
+
+
+def test_registry_cli_reads_the_dynamodb_registry_of_a_parameters_file(aws_env, capsys):
+    from churn_pipeline.registry import DynamoDbRegistry
+
+    from test_registry import make_record
+
+    DynamoDbRegistry("churn-dev-model-registry", boto3.client("dynamodb")).register(make_record("aws-run"))
+    assert cli.main(["registry", "--params", str(ROOT / "parameters" / "dev.yaml"), "show", "aws-run", "--json"]) == 0
+    assert '"run_id": "aws-run"' in capsys.readouterr().out

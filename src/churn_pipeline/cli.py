@@ -52,10 +52,20 @@ def _cmd_doctor(args) -> int:
 
 
 def _registry(args):
+    """``--registry URL``, else the registry of ``--params`` (DynamoDB on aws), else the local SQLite one."""
     from .backends.local import LocalBackend
-    from .registry import open_registry
+    from .registry import DynamoDbRegistry, open_registry
 
-    return open_registry(args.registry or LocalBackend(workspace.home()).registry_url)
+    if args.registry:
+        return open_registry(args.registry)
+    if args.params:
+        params = config.validate(config.read_parameters_file(args.params), source=args.params)
+        if params["backend"] == "aws":
+            import boto3
+
+            table = f"{params['project']}-{params['environment']}-model-registry"
+            return DynamoDbRegistry(table, boto3.client("dynamodb", region_name=params["region"]))
+    return open_registry(LocalBackend(workspace.home()).registry_url)
 
 
 def _cmd_registry_list(args) -> int:
@@ -108,7 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.set_defaults(func=_cmd_doctor)
 
     registry = commands.add_parser("registry", help="read the model registry")
-    registry.add_argument("--registry", help="registry URL (default: the local SQLite registry)")
+    registry.add_argument("--registry", help="registry URL: sqlite:///PATH or dynamodb://TABLE")
+    registry.add_argument("--params", help="parameters file whose registry to read (default: the local one)")
     registry_commands = registry.add_subparsers(dest="registry_command", required=True)
     listing = registry_commands.add_parser("list", help="all registered models, newest first")
     listing.add_argument("--json", action="store_true")
