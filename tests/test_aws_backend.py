@@ -209,3 +209,19 @@ def test_resource_names_respect_service_limits(aws_env, synthetic_csv):
 def test_local_backend_ignores_role_variables(monkeypatch):
     monkeypatch.delenv("glue_role", raising=False)
     assert config.load(ROOT / "parameters" / "local.yaml")["glue_role"].startswith("arn:aws:iam::000000000000")
+
+
+def test_waiting_shows_the_state_the_execution_is_in(aws_env, synthetic_csv, monkeypatch):
+    clock = iter(range(0, 100000, 30))
+    monkeypatch.setattr(workflow.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(workflow.time, "sleep", lambda seconds: None)
+    lines = []
+    run = workflow.start_run(dict(dev_params(run_id="progress", wait_for_execution=True,
+                                             execution_timeout_minutes=1), data=str(synthetic_csv)))
+    workflow.stage_data(run)
+    workflow.deploy_etl_job(run)
+    workflow.deploy_functions(run)
+    workflow.deploy_state_machine(run, workflow.build_state_machine(run))
+    with pytest.raises(PipelineError, match="still running"):
+        workflow.execute(run, progress=lines.append)
+    assert lines and lines[0].startswith("[00:") and lines[0].endswith(" ...")

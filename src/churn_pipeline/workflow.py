@@ -284,7 +284,13 @@ def execution_input(run: Run) -> dict[str, Any]:
             "GitCommit": run.state.get("git_commit") or ""}
 
 
-def execute(run: Run, poll_seconds: float = 5.0) -> dict[str, Any]:
+def current_state(sfn, execution_arn: str) -> str | None:
+    """The state an execution last entered, from the newest events of its history."""
+    events = sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=20)["events"]
+    return next((e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e), None)
+
+
+def execute(run: Run, poll_seconds: float = 5.0, progress: Callable[[str], None] = print) -> dict[str, Any]:
     """Start the execution (named after the run, so a retry is idempotent), wait, keep its history.
 
     Returns the execution record; a failed execution is returned too (its
@@ -300,11 +306,18 @@ def execute(run: Run, poll_seconds: float = 5.0) -> dict[str, Any]:
         history = run.backend.execution_history(execution_arn)
         run.write_artifact("execution-history.json", history)
         return history
-    deadline = time.monotonic() + run.params["execution_timeout_minutes"] * 60
+    started_at = time.monotonic()
+    deadline = started_at + run.params["execution_timeout_minutes"] * 60
+    shown = None
     while True:
         described = sfn.describe_execution(executionArn=execution_arn)
         if described["status"] != "RUNNING":
             break
+        current = current_state(sfn, execution_arn)
+        if current != shown:
+            minutes, seconds = divmod(int(time.monotonic() - started_at), 60)
+            progress(f"[{minutes:02d}:{seconds:02d}] {current or 'starting'} ...")
+            shown = current
         if time.monotonic() > deadline:
             raise PipelineError(f"execution {execution_arn} still running after "
                                 f"{run.params['execution_timeout_minutes']} minutes")
