@@ -85,3 +85,18 @@ def test_glue_script_runs_with_glue_style_arguments(synthetic_csv, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"tr", "va", "te", "manifest.json"}
     assert json.loads(result.stdout.strip().splitlines()[-1])["rows"]["tr"] > 0
+
+
+def test_python_and_spark_apply_the_same_manifest_transform(spark, synthetic_csv, tmp_path):
+    import csv
+
+    import numpy as np
+
+    from churn_pipeline import features
+
+    manifest = etl.transform(spark, str(synthetic_csv), str(tmp_path / "out"), seed=2)
+    with open(synthetic_csv, newline="") as handle:
+        in_python = features.encode_records(manifest["transform"], csv.DictReader(handle))
+    from_spark = np.vstack([training.read_channel(tmp_path / "out" / key)[0] for key in ("train", "validation", "test")])
+    assert in_python.shape == from_spark.shape
+    assert sorted(map(tuple, in_python.tolist())) == sorted(map(tuple, from_spark.tolist()))

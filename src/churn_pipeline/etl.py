@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from typing import Any
 
-from . import data
+from . import data, features
 from .errors import EnvironmentProblem
 from .storage import write_text
 
@@ -65,34 +65,10 @@ def spark_session(master: str = "local[*]", app_name: str = "churn-etl", log_pat
     return session
 
 
-def _category_column(name: str, value: str) -> str:
-    return f"{name}_{value}"
-
-
-def _encode_raw(spark, source: str, categories: dict[str, list[str]]):
+def _label(frame_column):
     from pyspark.sql import functions as F
 
-    frame = spark.read.csv(source, header=True, inferSchema=False, encoding="UTF-8")
-    frame = frame.select([F.col(f"`{c}`").alias(c.strip()) for c in frame.columns])
-    label = (F.when(F.trim(F.col(f"`{data.LABEL}`")).isin(*data.TRUE_LABELS), 1).otherwise(0)
-             .cast("int").alias("label"))
-    numeric = [F.col(f"`{c}`").cast("double").alias(c) for c in data.NUMERIC]
-    encoded = [F.when(F.trim(F.col(f"`{name}`").cast("string")) == value, 1).otherwise(0)
-               .cast("int").alias(_category_column(name, value))
-               for name in data.CATEGORICAL for value in categories[name]]
-    features = data.NUMERIC + [_category_column(n, v) for n in data.CATEGORICAL for v in categories[n]]
-    return frame.select(label, *numeric, *encoded), features
-
-
-def _encode_pre_encoded(spark, source: str, width: int):
-    from pyspark.sql import functions as F
-
-    text = spark.read.text(source).where(F.trim("value") != "")
-    parts = F.split(F.regexp_replace(F.col("value"), '"', ""), ",")
-    columns = [F.trim(parts.getItem(0)).cast("double").cast("int").alias("label")]
-    features = [f"f{i}" for i in range(1, width)]
-    columns += [F.trim(parts.getItem(i)).cast("double").alias(name) for i, name in enumerate(features, 1)]
-    return text.select(*columns), features
+    return F.when(F.trim(frame_column).isin(*data.TRUE_LABELS), 1).otherwise(0).cast("int").alias("label")
 
 
 def transform(spark, source: str, dest: str, train_key: str = "train", validation_key: str = "validation",
@@ -104,9 +80,17 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
 
     summary = data.validate_file(source, s3_client)
     if summary.format == "raw":
-        frame, features = _encode_raw(spark, source, summary.categories)
+        transform_spec = features.raw_transform(summary.categories)
+        raw = spark.read.csv(source, header=True, inferSchema=False, encoding="UTF-8")
+        raw = raw.select([F.col(f"`{c}`").alias(c.strip()) for c in raw.columns])
+        frame = raw.select(_label(F.col(f"`{data.LABEL}`")), *features.spark_columns(transform_spec))
     else:
-        frame, features = _encode_pre_encoded(spark, source, len(summary.columns))
+        transform_spec = features.encoded_transform(len(summary.columns))
+        text = spark.read.text(source).where(F.trim("value") != "")
+        fields = F.split(F.regexp_replace(F.col("value"), '"', ""), ",")
+        frame = text.select(F.trim(fields.getItem(0)).cast("double").cast("int").alias("label"),
+                            *features.spark_columns(transform_spec, fields))
+    feature_names = [step["feature"] for step in transform_spec]
 
     # Stratified split: rank rows within each class by a seeded hash of their content, so the
     # split is the same for the same data and seed whatever the partitioning.
@@ -128,8 +112,8 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
         "format": summary.format,
         "source": source,
         "label": data.LABEL if summary.format == "raw" else "label",
-        "features": features,
-        "numeric": data.NUMERIC if summary.format == "raw" else features,
+        "features": feature_names,
+        "transform": transform_spec,
         "categories": summary.categories,
         "dropped": data.IDENTIFIER + data.CHARGES if summary.format == "raw" else [],
         "rows": counts,

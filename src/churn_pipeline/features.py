@@ -1,0 +1,72 @@
+"""The feature transform, defined once as data in the manifest and applied by Spark or by Python.
+
+``raw_transform`` builds the list of features (numeric columns, then one-hot
+columns for each category seen in training) that the ETL writes into the
+manifest. The ETL applies it with Spark column expressions; the endpoint
+applies the very same list to raw customer records; neither holds a feature
+definition of its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+from . import data
+from .errors import DataValidationError
+
+Transform = list[dict[str, Any]]
+
+
+def raw_transform(categories: Mapping[str, Sequence[str]]) -> Transform:
+    """Numeric columns as they are, then one 0/1 column per (categorical column, value seen)."""
+    transform: Transform = [{"feature": name, "column": name} for name in data.NUMERIC]
+    for column in data.CATEGORICAL:
+        transform += [{"feature": f"{column}_{value}", "column": column, "equals": value}
+                      for value in categories[column]]
+    return transform
+
+
+def encoded_transform(width: int) -> Transform:
+    """Pre-encoded rows: feature i is field i (field 0 is the label)."""
+    return [{"feature": f"f{i}", "position": i} for i in range(1, width)]
+
+
+def spark_columns(transform: Transform, fields=None) -> list:
+    """Spark column expressions for ``transform`` (``fields``: the split text of pre-encoded rows)."""
+    from pyspark.sql import functions as F
+
+    columns = []
+    for step in transform:
+        if "position" in step:
+            value = F.trim(fields.getItem(step["position"])).cast("double")
+        elif "equals" in step:
+            value = F.when(F.trim(F.col(f"`{step['column']}`").cast("string")) == step["equals"], 1).otherwise(0)
+        else:
+            value = F.col(f"`{step['column']}`").cast("double")
+        columns.append(value.alias(step["feature"]))
+    return columns
+
+
+def encode_records(transform: Transform, records: Iterable[Mapping[str, str]], source: str = "request"):
+    """Apply ``transform`` to raw records (dicts of column -> text); a float32 matrix, one row per record."""
+    import numpy as np
+
+    needed = sorted({step["column"] for step in transform if "column" in step})
+    rows = []
+    for line, record in enumerate(records, start=2):
+        missing = [c for c in needed if c not in record]
+        if missing:
+            raise DataValidationError(source, f"missing columns: {', '.join(missing)}", line=1)
+        row = []
+        for step in transform:
+            text = str(record[step["column"]]).strip()
+            if "equals" in step:
+                row.append(1.0 if text == step["equals"] else 0.0)
+                continue
+            try:
+                row.append(float(text))
+            except ValueError:
+                raise DataValidationError(source, f"value {text!r} is not a number", line=line,
+                                          column=step["column"]) from None
+        rows.append(row)
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(transform))
