@@ -51,12 +51,37 @@ def _cmd_doctor(args) -> int:
     return 1 if failed else 0
 
 
+def _backend_and_registry(args):
+    """The backend and registry of ``--params`` (the local ones by default)."""
+    from .backends import backend_class
+
+    params = config.validate(config.read_parameters_file(args.params) if args.params else {},
+                             source=args.params or "defaults")
+    if params["backend"] == "local":
+        backend = backend_class("local")(workspace.home())
+    else:
+        backend = backend_class("aws")(params, home=workspace.home() / "cache")
+    return backend, _registry(args)
+
+
+def _cmd_serve(args) -> int:
+    from . import serving
+
+    backend, registry = _backend_and_registry(args)
+    model, manifest = serving.resolve_model(args.model, backend, registry, args.manifest)
+    serving.check_bundle(model, manifest)  # fail here, clearly, rather than in every worker
+    print(f"serving {args.model} on http://{args.host}:{args.port} (/ping, /invocations)", flush=True)
+    serving.serve(lambda: serving.load_bundle(model, manifest), host=args.host, port=args.port,
+                  workers=args.workers, threads=args.threads)
+    return 0
+
+
 def _registry(args):
     """``--registry URL``, else the registry of ``--params`` (DynamoDB on aws), else the local SQLite one."""
     from .backends.local import LocalBackend
     from .registry import DynamoDbRegistry, open_registry
 
-    if args.registry:
+    if getattr(args, "registry", None):
         return open_registry(args.registry)
     if args.params:
         params = config.validate(config.read_parameters_file(args.params), source=args.params)
@@ -116,6 +141,16 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check an AWS account before a run (aws backend)")
     doctor.add_argument("--params", default="parameters/dev.yaml", help="parameters file (YAML)")
     doctor.set_defaults(func=_cmd_doctor)
+
+    serve = commands.add_parser("serve", help="serve a model with SageMaker's inference contract")
+    serve.add_argument("--model", required=True, help="run id, s3:// URI of a model.tar.gz, or a local file")
+    serve.add_argument("--manifest", help="feature manifest (default: the one beside the model)")
+    serve.add_argument("--params", help="parameters file whose backend and registry to use (default: local)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    serve.add_argument("--threads", type=int, default=4, help="threads per worker")
+    serve.set_defaults(func=_cmd_serve)
 
     registry = commands.add_parser("registry", help="read the model registry")
     registry.add_argument("--registry", help="registry URL: sqlite:///PATH or dynamodb://TABLE")

@@ -1,0 +1,242 @@
+"""A local endpoint with the SageMaker XGBoost container's inference contract.
+
+``GET /ping`` answers 200 once the model is loaded; ``POST /invocations`` takes
+``text/csv`` (rows of features in the manifest's order, no header, no label),
+``text/csv; header=present`` (raw customer records, encoded with the
+manifest's transform) or ``application/json``, and answers one churn
+probability per row in the ``Accept`` type. Bad requests get the container's
+statuses: 415 unparsable body, 400 wrong number of features, 406 unsupported
+``Accept``, 413 body over 6 MiB. Served by gunicorn (pre-fork workers).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from . import features, training
+from .errors import DataValidationError, PipelineError
+
+MAX_BODY_BYTES = 6 * 1024 * 1024
+ACCEPTED_OUTPUTS = ("text/csv", "application/json", "application/jsonlines")
+
+
+@dataclass
+class ModelBundle:
+    """A booster with the manifest that says what its features are."""
+
+    booster: Any
+    manifest: dict[str, Any]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.manifest["features"])
+
+    def predict(self, matrix) -> list[float]:
+        """Churn probabilities, as the endpoint answers them (the in-process ceiling of the server)."""
+        if len(matrix) == 0:
+            return []
+        return self.booster.inplace_predict(matrix, validate_features=False).tolist()
+
+
+def manifest_uri_for(model_data_url: str) -> str:
+    """The ETL manifest beside a model this pipeline trained: ``<run>/models/...`` -> ``<run>/etl/manifest.json``."""
+    run_prefix, marker, _ = model_data_url.partition("/models/")
+    if not marker:
+        raise PipelineError(f"{model_data_url} is not a model this pipeline trained (no /models/ in the path); "
+                            "name its manifest with --manifest")
+    return f"{run_prefix}/etl/manifest.json"
+
+
+def load_bundle(model_path: str | os.PathLike, manifest_path: str | os.PathLike) -> ModelBundle:
+    booster = training.load_model_archive(model_path)
+    booster.set_param({"nthread": 1})  # one request, one thread: workers give the parallelism
+    manifest = json.loads(Path(manifest_path).read_text())
+    if "transform" not in manifest:
+        raise PipelineError(f"manifest {manifest_path} has no feature transform (written by an older ETL); "
+                            "re-run the pipeline to serve this model")
+    if booster.num_features() != len(manifest["features"]):
+        raise PipelineError(f"model {model_path} expects {booster.num_features()} features, manifest "
+                            f"{manifest_path} lists {len(manifest['features'])}")
+    return ModelBundle(booster, manifest)
+
+
+def check_bundle(model_path: str | os.PathLike, manifest_path: str | os.PathLike) -> None:
+    """Check a model and manifest in a child process: the server's master must not load XGBoost
+    itself, since its OpenMP runtime does not survive the fork into workers."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        pool.apply(_load_and_discard, (str(model_path), str(manifest_path)))
+
+
+def _load_and_discard(model_path: str, manifest_path: str) -> None:
+    load_bundle(model_path, manifest_path)
+
+
+class RequestError(Exception):
+    def __init__(self, status: HTTPStatus, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def _media_type(header: str) -> tuple[str, dict[str, str]]:
+    kind, *parameters = [part.strip() for part in (header or "").split(";")]
+    options = dict(p.split("=", 1) for p in parameters if "=" in p)
+    return kind.lower(), {k.strip().lower(): v.strip().strip('"').lower() for k, v in options.items()}
+
+
+def _check_width(rows: list[list[float]] | Any, expected: int) -> None:
+    for number, row in enumerate(rows, start=1):
+        if len(row) != expected:
+            raise RequestError(HTTPStatus.BAD_REQUEST,
+                               f"row {number} has {len(row)} features; the model expects {expected}")
+
+
+def parse_request(bundle: ModelBundle, content_type: str, body: bytes):
+    """The request body as a float32 feature matrix, or a RequestError with the container's status."""
+    import numpy as np
+
+    kind, options = _media_type(content_type)
+    try:
+        text = body.decode(options.get("charset", "utf-8"))
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"body is not {options.get('charset', 'utf-8')} text: {exc}")
+    if not text.strip():
+        raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "empty body: send at least one row")
+    if kind == "text/csv" and options.get("header") == "present":
+        try:
+            return features.encode_records(bundle.manifest["transform"], csv.DictReader(io.StringIO(text)),
+                                           source="request body")
+        except DataValidationError as exc:
+            status = HTTPStatus.BAD_REQUEST if "missing columns" in exc.problem else HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+            raise RequestError(status, str(exc)) from None
+    if kind == "text/csv":
+        try:
+            rows = [[float(value) for value in line.split(",")] for line in text.splitlines() if line.strip()]
+        except ValueError as exc:
+            raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"CSV body is not numeric: {exc}") from None
+        _check_width(rows, bundle.n_features)
+        return np.asarray(rows, dtype=np.float32)
+    if kind == "application/json":
+        try:
+            document = json.loads(text)
+        except ValueError as exc:
+            raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"body is not JSON: {exc}") from None
+        instances = document.get("instances") if isinstance(document, dict) else document
+        if not isinstance(instances, list):
+            raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                               'JSON body must be {"instances": [[...], ...]} or a list of rows')
+        rows = [i.get("features") if isinstance(i, dict) else i for i in instances]
+        if not all(isinstance(r, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)
+                   for r in rows):
+            raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "each instance must be a list of numbers "
+                               'or {"features": [numbers]}')
+        _check_width(rows, bundle.n_features)
+        return np.asarray(rows, dtype=np.float32)
+    raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+                       f"content type {kind or '(none)'!r} is not supported; send text/csv or application/json")
+
+
+def choose_output(accept: str | None) -> str:
+    """The first supported type of the Accept header (text/csv when it says nothing or */*)."""
+    if not accept:
+        return "text/csv"
+    for part in accept.split(","):
+        kind, _ = _media_type(part)
+        if kind in ("*/*", "text/*"):
+            return "text/csv"
+        if kind == "application/*":
+            return "application/json"
+        if kind in ACCEPTED_OUTPUTS:
+            return kind
+    raise RequestError(HTTPStatus.NOT_ACCEPTABLE,
+                       f"Accept {accept!r} is not supported; ask for one of {', '.join(ACCEPTED_OUTPUTS)}")
+
+
+def format_predictions(kind: str, predictions: list[float]) -> bytes:
+    if kind == "text/csv":
+        return "".join(f"{p!r}\n" for p in predictions).encode()
+    if kind == "application/jsonlines":
+        return "".join(json.dumps({"score": p}) + "\n" for p in predictions).encode()
+    return json.dumps({"predictions": [{"score": p} for p in predictions]}).encode()
+
+
+def _discard(stream, length: int, limit: int = 64 * 1024 * 1024) -> None:
+    remaining = min(length, limit)
+    while remaining > 0:
+        chunk = stream.read(min(remaining, 1 << 20))
+        if not chunk:
+            return
+        remaining -= len(chunk)
+
+
+def make_app(load: Callable[[], ModelBundle]) -> Callable:
+    """The WSGI application; the model is loaded when the worker starts."""
+    bundle = load()
+
+    def respond(start_response, status: HTTPStatus, body: bytes, kind: str = "text/plain") -> Iterable[bytes]:
+        start_response(f"{status.value} {status.phrase}", [("Content-Type", kind), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def app(environ, start_response):
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if path == "/ping" and method == "GET":
+            return respond(start_response, HTTPStatus.OK, b"")
+        if path != "/invocations":
+            return respond(start_response, HTTPStatus.NOT_FOUND, b"only /ping and /invocations\n")
+        if method != "POST":
+            return respond(start_response, HTTPStatus.METHOD_NOT_ALLOWED, b"POST to /invocations\n")
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            if length > MAX_BODY_BYTES:
+                _discard(environ["wsgi.input"], length)  # so that the client reads the answer, not a reset
+                raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                                   f"body of {length} bytes is over the {MAX_BODY_BYTES}-byte limit")
+            kind = choose_output(environ.get("HTTP_ACCEPT"))
+            body = environ["wsgi.input"].read(length) if length else environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
+            if len(body) > MAX_BODY_BYTES:
+                raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body is over the {MAX_BODY_BYTES}-byte limit")
+            matrix = parse_request(bundle, environ.get("CONTENT_TYPE", ""), body)
+            return respond(start_response, HTTPStatus.OK, format_predictions(kind, bundle.predict(matrix)), kind)
+        except RequestError as error:
+            return respond(start_response, error.status, (error.message + "\n").encode())
+
+    return app
+
+
+def serve(load: Callable[[], ModelBundle], host: str = "127.0.0.1", port: int = 8080, workers: int | None = None,
+          threads: int = 4) -> None:
+    """Run the endpoint in the foreground with gunicorn's pre-fork workers (each loads the model)."""
+    from gunicorn.app.base import BaseApplication
+
+    settings = {"bind": f"{host}:{port}", "workers": workers or os.cpu_count() or 1, "worker_class": "gthread",
+                "threads": threads, "timeout": 60, "graceful_timeout": 10, "keepalive": 5,
+                "accesslog": None, "errorlog": "-", "loglevel": "warning", "proc_name": "churn-endpoint"}
+
+    class Endpoint(BaseApplication):
+        def load_config(self):
+            for key, value in settings.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return make_app(load)
+
+    Endpoint().run()
+
+
+def resolve_model(reference: str, backend, registry, manifest: str | None = None) -> tuple[Path, Path]:
+    """``RUN_ID`` (looked up in the registry), an ``s3://`` URI or a local ``model.tar.gz`` -> local paths."""
+    if Path(reference).is_file():
+        if not manifest:
+            raise PipelineError(f"{reference} is a local file: name its feature manifest with --manifest")
+        return Path(reference), Path(manifest)
+    model_uri = reference if reference.startswith("s3://") else registry.get(reference).model_data_url
+    manifest_path = Path(manifest) if manifest else backend.local_copy(manifest_uri_for(model_uri))
+    return backend.local_copy(model_uri), manifest_path
