@@ -48,4 +48,4 @@ notebooks: check-java install
 
 # Benchmarks print a table and write JSON figures under benchmarks/out/.
 bench: check-java install
-	$(BIN)/python benchmarks/e2e.py --runs 3
+	$(BIN)/python benchmarks/run_all.py

@@ -187,3 +187,31 @@ def test_generate_data_cli(env, tmp_path):
     result = cli(env, "generate-data", "--rows", "500", "--seed", "9", "--out", str(tmp_path / "g.csv"))
     assert result.returncode == 0 and "wrote 500 rows" in result.stdout
     assert (tmp_path / "g.csv").read_text().splitlines()[0].endswith("Churn?")
+
+
+def test_the_exported_parameters_create_the_deploy_stack_on_moto(default_run, env, monkeypatch):
+    import boto3
+    from moto import mock_aws
+
+    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    exported = json.loads((artifacts(env, "e2e-default") / export.PARAMETERS_FILE).read_text())["Parameters"]
+    with mock_aws():
+        cloudformation = boto3.client("cloudformation")
+        cloudformation.create_stack(StackName="churn-local-endpoint",
+                                    TemplateBody=(ROOT / "cloudformation" / "deploy-model.yml").read_text(),
+                                    Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in exported.items()])
+        stack = cloudformation.describe_stacks(StackName="churn-local-endpoint")["Stacks"][0]
+        assert stack["StackStatus"] == "CREATE_COMPLETE"
+        created = {r["LogicalResourceId"]: r["PhysicalResourceId"].rsplit("/", 1)[-1] for r in
+                   cloudformation.list_stack_resources(StackName="churn-local-endpoint")["StackResourceSummaries"]}
+        sagemaker = boto3.client("sagemaker")  # moto names resources itself, ignoring the names in the template
+        endpoint = sagemaker.describe_endpoint(EndpointName=created["Endpoint"])
+        variant = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])[
+            "ProductionVariants"][0]
+        assert variant["InstanceType"] == exported["InstanceType"]
+        model = sagemaker.describe_model(ModelName=variant["ModelName"])
+        assert model["ExecutionRoleArn"] == exported["RoleArn"]
+        assert model["PrimaryContainer"]["Image"] == exported["TrainingImage"]
+        assert model["PrimaryContainer"]["ModelDataUrl"] == exported["ModelDataUrl"]

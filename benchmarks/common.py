@@ -1,0 +1,102 @@
+"""Helpers the benchmark scripts share: process-tree memory, timed runs, data files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "out"
+
+
+def tree_rss(process: psutil.Process) -> int:
+    """Resident memory of a process and all its descendants (kernels, Spark's JVM, workers)."""
+    total = 0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            total += member.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+class PeakMemory:
+    """Samples the tree RSS of ``pid`` every 50 ms in a thread while the ``with`` block runs."""
+
+    def __init__(self, pid: int | None = None):
+        self.process = psutil.Process(pid or os.getpid())
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_rss(self.process))
+            time.sleep(0.05)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def mib(self) -> int:
+        return round(self.peak / 2**20)
+
+
+def run_pipeline(rows: int | None = None, data: str | None = None, run_id: str = "bench",
+                 extra: list[str] | None = None) -> dict:
+    """`churn-pipeline run` in a fresh home; wall time, peak tree memory and the run's own figures."""
+    with tempfile.TemporaryDirectory(prefix="churn-bench-") as scratch:
+        env = {**os.environ, "CHURN_PIPELINE_HOME": f"{scratch}/home", "CHURN_PIPELINE_ARTIFACTS": f"{scratch}/art",
+               "CHURN_PIPELINE_PROJECT": str(ROOT)}
+        command = [sys.executable, "-m", "churn_pipeline.cli", "run", "--run-id", run_id, "--quiet", *(extra or [])]
+        if rows is not None:
+            command += ["-p", f"synthetic_rows={rows}"]
+        if data is not None:
+            command += ["--data", data]
+        started = time.perf_counter()
+        process = psutil.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        peak = 0
+        while process.poll() is None:
+            peak = max(peak, tree_rss(process))
+            time.sleep(0.05)
+        wall = time.perf_counter() - started
+        if process.returncode != 0:
+            raise SystemExit(f"run {run_id} failed:\n{process.stderr.read().decode()[-3000:]}")
+        out = Path(scratch) / "art" / run_id
+        manifest = json.loads((out / "manifest.json").read_text())
+        history = json.loads((out / "execution-history.json").read_text())
+        metrics = json.loads((out / "metrics.json").read_text())
+        return {"wall_seconds": round(wall, 2), "peak_rss_mib": round(peak / 2**20),
+                "notebooks": {n["notebook"]: n["seconds"] for n in manifest["notebooks"]},
+                "states": {s["state"]: s["seconds"] for s in history["states"]},
+                "test_accuracy": round(metrics["test"]["accuracy"], 4)}
+
+
+def synthetic_file(rows: int, seed: int = 42) -> Path:
+    """A cached synthetic data file of ``rows`` customers."""
+    from churn_pipeline import data
+
+    path = OUT / "data" / f"synthetic-{rows}-{seed}.csv"
+    if not path.exists():
+        data.write_synthetic(path, rows, seed)
+    return path
+
+
+def write_figures(name: str, figures: dict, out: str | None = None) -> Path:
+    path = Path(out) if out else OUT / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2))
+    return path

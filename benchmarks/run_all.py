@@ -1,0 +1,26 @@
+"""`make bench`: every benchmark at its full size; tables on stdout, figures in benchmarks/out/*.json.
+
+    python benchmarks/run_all.py
+"""
+
+import platform
+import sys
+
+import e2e
+import endpoint
+import scaling
+from common import write_figures
+
+
+def main() -> None:
+    figures = {"machine": {"python": platform.python_version(), "platform": platform.platform(),
+                           "processor": platform.processor() or platform.machine()}}
+    for name, module, argv in (("e2e", e2e, ["--runs", "3"]), ("scaling", scaling, []), ("endpoint", endpoint, [])):
+        print(f"\n== {name} ==", flush=True)
+        figures[name] = module.main(argv)
+    path = write_figures("figures", figures)
+    print(f"\nall figures -> {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

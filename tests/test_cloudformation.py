@@ -1,0 +1,86 @@
+"""The CloudFormation templates: linted, and the CI/CD template defines every role the pipeline uses."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from churn_pipeline import config
+from churn_pipeline.doctor import ROLE_SERVICES
+
+from conftest import ROOT
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Keeps CloudFormation's short-form tags as {"!Tag": value}."""
+
+
+def _tag(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {f"!{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+def template(name):
+    return yaml.load((ROOT / "cloudformation" / name).read_text(), Loader=_CfnLoader)
+
+
+@pytest.mark.parametrize("name", ["deploy-model.yml", "pipeline.yml"])
+def test_templates_pass_cfn_lint(name):
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run([str(cfn_lint), str(ROOT / "cloudformation" / name)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_role_the_pipeline_uses_is_defined_with_its_service():
+    resources = template("pipeline.yml")["Resources"]
+    variables = {v["Name"]: v["Value"] for v in resources["BuildProject"]["Properties"]["Environment"]["EnvironmentVariables"]}
+    assert set(config.ROLE_VARIABLES) <= set(variables)
+    for name in config.ROLE_VARIABLES:
+        logical_id = variables[name]["!GetAtt"].split(".")[0]
+        role = resources[logical_id]
+        assert role["Type"] == "AWS::IAM::Role"
+        principals = [s["Principal"]["Service"] for s in role["Properties"]["AssumeRolePolicyDocument"]["Statement"]]
+        assert principals == [ROLE_SERVICES[name]], name
+
+
+def test_pass_role_is_always_scoped_to_its_service():
+    resources = template("pipeline.yml")["Resources"]
+    for logical_id, resource in resources.items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for policy in resource["Properties"].get("Policies", []):
+            for statement in policy["PolicyDocument"]["Statement"]:
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                if "iam:PassRole" in actions:
+                    assert actions == ["iam:PassRole"], logical_id
+                    assert "iam:PassedToService" in statement["Condition"]["StringEquals"], logical_id
+                    assert statement["Resource"] != "*", logical_id
+
+
+def test_registry_table_is_on_demand_with_point_in_time_recovery():
+    table = template("pipeline.yml")["Resources"]["ModelRegistryTable"]["Properties"]
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert table["KeySchema"] == [{"AttributeName": "run_id", "KeyType": "HASH"}]
+
+
+def test_pipeline_stages_and_deploy_configuration():
+    stages = template("pipeline.yml")["Resources"]["Pipeline"]["Properties"]["Stages"]
+    names = [s["Name"] if "Name" in s else s["!If"][1]["Name"] for s in stages]
+    assert names == ["Source", "Build", "Approval", "Deploy"]
+    deploy = stages[-1]["Actions"][0]["Configuration"]
+    assert deploy["ActionMode"] == "CREATE_UPDATE"
+    assert deploy["TemplatePath"] == "SourceOutput::cloudformation/deploy-model.yml"
+    assert deploy["TemplateConfiguration"] == "BuildOutput::cloudformation_parameters.json"
+    assert (ROOT / deploy["TemplatePath"].split("::")[1]).exists()
