@@ -76,6 +76,70 @@ def _cmd_serve(args) -> int:
     return 0
 
 
+def _model_record(registry, parameters_file: str):
+    """The registry record behind a ``cloudformation_parameters.json``."""
+    from .errors import ConfigError
+
+    try:
+        exported = json.loads(open(parameters_file).read())["Parameters"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{parameters_file} is not a cloudformation_parameters.json: {exc}") from exc
+    record = next((r for r in registry.list() if r.model_name == exported.get("ModelName")), None)
+    if record is None or record.model_data_url != exported.get("ModelDataUrl"):
+        raise PipelineError(f"model {exported.get('ModelName')!r} of {parameters_file} has no registry record: "
+                            "only a model that passed the gate is deployed")
+    return record
+
+
+def _cmd_deploy(args) -> int:
+    from .deployments import LocalEndpoints
+
+    endpoints = LocalEndpoints()
+    deployment = endpoints.deploy(_model_record(_registry(args), args.parameters), args.environment, args.port)
+    print(f"{args.environment}: version {deployment.version} ({deployment.run_id}) takes traffic on "
+          f"http://127.0.0.1:{endpoints.router_port(args.environment)}")
+    return 0
+
+
+def _cmd_rollback(args) -> int:
+    from .deployments import LocalEndpoints
+
+    endpoints = LocalEndpoints()
+    deployment = endpoints.rollback(args.environment, _registry(args))
+    print(f"{args.environment}: rolled back to {deployment.run_id} (version {deployment.version}) on "
+          f"http://127.0.0.1:{endpoints.router_port(args.environment)}")
+    return 0
+
+
+def _cmd_deployments(args) -> int:
+    from .deployments import LocalEndpoints
+
+    history = LocalEndpoints().store.history(args.environment)
+    if args.json:
+        print(json.dumps([vars(d) for d in history], indent=2))
+        return 0
+    if not history:
+        print(f"nothing was deployed to {args.environment}")
+    for d in history:
+        print(f"v{d.version:<4} {d.status:<12} {d.created_at:<26} {d.run_id:<24} {d.model_name}")
+    return 0
+
+
+def _cmd_undeploy(args) -> int:
+    from .deployments import LocalEndpoints
+
+    LocalEndpoints().stop(args.environment)
+    print(f"{args.environment}: router and model servers stopped")
+    return 0
+
+
+def _cmd_route(args) -> int:
+    from .deployments import route
+
+    route(args.environment, args.port)
+    return 0
+
+
 def _registry(args):
     """``--registry URL``, else the registry of ``--params`` (DynamoDB on aws), else the local SQLite one."""
     from .backends.local import LocalBackend
@@ -151,6 +215,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     serve.add_argument("--threads", type=int, default=4, help="threads per worker")
     serve.set_defaults(func=_cmd_serve)
+
+    deploy = commands.add_parser("deploy", help="deploy a registered model locally, blue/green")
+    deploy.add_argument("--parameters", required=True, help="a run's cloudformation_parameters.json")
+    deploy.add_argument("--environment", default="staging")
+    deploy.add_argument("--port", type=int, help="the environment's port (first deploy; default 8080 staging, 8081 prod)")
+    deploy.set_defaults(func=_cmd_deploy, params=None)
+    rollback = commands.add_parser("rollback", help="return an environment to its previous healthy version")
+    rollback.add_argument("--environment", default="staging")
+    rollback.set_defaults(func=_cmd_rollback, params=None)
+    deployments = commands.add_parser("deployments", help="an environment's deployment history")
+    deployments.add_argument("--environment", default="staging")
+    deployments.add_argument("--json", action="store_true")
+    deployments.set_defaults(func=_cmd_deployments)
+    undeploy = commands.add_parser("undeploy", help="stop an environment's router and model servers")
+    undeploy.add_argument("--environment", default="staging")
+    undeploy.set_defaults(func=_cmd_undeploy)
+    route = commands.add_parser("route")  # internal: the router process a deploy starts
+    route.add_argument("--environment", required=True)
+    route.add_argument("--port", type=int, required=True)
+    route.set_defaults(func=_cmd_route)
 
     registry = commands.add_parser("registry", help="read the model registry")
     registry.add_argument("--registry", help="registry URL: sqlite:///PATH or dynamodb://TABLE")

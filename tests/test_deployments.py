@@ -1,0 +1,105 @@
+"""Local blue/green deploys, a failing deploy that never takes traffic, rollback, history."""
+
+import json
+import socket
+import urllib.error
+import urllib.request
+
+import pytest
+
+from churn_pipeline import cli, config, etl, export, training
+from churn_pipeline.backends.local import LocalBackend
+from churn_pipeline.deployments import LocalEndpoints, _alive
+
+from test_registry import make_record
+
+
+@pytest.fixture(scope="module")
+def trained(spark, synthetic_csv, tmp_path_factory):
+    """Two models that answer differently, with their manifest."""
+    out = tmp_path_factory.mktemp("versions")
+    etl.transform(spark, str(synthetic_csv), str(out / "etl"))
+    archives = {}
+    for name, rounds in (("small", 5), ("large", 60)):
+        booster, _ = training.train(out / "etl" / "train", out / "etl" / "validation",
+                                    training.hyperparameters_from(dict(config.DEFAULTS, num_round=rounds)))
+        archives[name] = training.save_model_archive(booster, out / name / "model.tar.gz")
+    return archives, out / "etl" / "manifest.json", training.read_channel(out / "etl" / "test")[0][:3]
+
+
+def register(home, run_id, archive, manifest_text):
+    backend = LocalBackend(home)
+    prefix = f"s3://churn-pipeline-local/churn/{run_id}"
+    model_uri = f"{prefix}/models/churn-local-{run_id}/output/model.tar.gz"
+    backend.stage_bytes(archive.read_bytes(), model_uri)
+    backend.stage_bytes(manifest_text.encode(), f"{prefix}/etl/manifest.json")
+    record = make_record(run_id, model_name=f"churn-local-{run_id}", model_data_url=model_uri)
+    backend.registry("t").register(record)
+    path = home / f"{run_id}-parameters.json"
+    path.write_text(json.dumps(export.deploy_parameters(record, config.DEFAULTS)))
+    return str(path)
+
+
+def predict(port, rows):
+    body = "\n".join(",".join(repr(float(v)) for v in row) for row in rows).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                     headers={"Content-Type": "text/csv"}, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return [float(x) for x in response.read().split()]
+
+
+def test_blue_green_deploy_failure_and_rollback(isolated, trained, capsys):
+    archives, manifest, rows = trained
+    home = isolated / "home"
+    manifest_text = manifest.read_text()
+    v1 = register(home, "v1", archives["small"], manifest_text)
+    v2 = register(home, "v2", archives["large"], manifest_text)
+    broken_manifest = json.loads(manifest_text)
+    broken_manifest["features"] = broken_manifest["features"][:5]
+    v3 = register(home, "v3", archives["large"], json.dumps(broken_manifest))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    endpoints = LocalEndpoints(home)
+    try:
+        assert cli.main(["deploy", "--parameters", v1, "--environment", "staging", "--port", str(port)]) == 0
+        assert f"takes traffic on http://127.0.0.1:{port}" in capsys.readouterr().out
+        small = predict(port, rows)
+        first = endpoints.store.active("staging")
+
+        assert cli.main(["deploy", "--parameters", v2, "--environment", "staging"]) == 0
+        large = predict(port, rows)
+        assert large != small
+        assert not _alive(first.pid)  # the old version's server is stopped once traffic moved
+
+        assert cli.main(["deploy", "--parameters", v3, "--environment", "staging"]) == 2
+        assert "never answered /ping; traffic stays where it was" in capsys.readouterr().err
+        assert predict(port, rows) == large
+
+        assert cli.main(["rollback", "--environment", "staging"]) == 0
+        assert "rolled back to v1" in capsys.readouterr().out
+        assert predict(port, rows) == small
+
+        assert cli.main(["deployments", "--environment", "staging", "--json"]) == 0
+        history = json.loads(capsys.readouterr().out)
+        assert [(d["version"], d["run_id"], d["status"]) for d in history] == [
+            (4, "v1", "active"), (3, "v3", "failed"), (2, "v2", "rolled-back"), (1, "v1", "retired")]
+    finally:
+        endpoints.stop("staging")
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+    assert not any(_alive(d.pid) for d in endpoints.store.history("staging"))
+
+
+def test_a_model_without_a_registry_record_is_refused(isolated, tmp_path, capsys):
+    record = make_record("never-registered")
+    parameters = tmp_path / "cloudformation_parameters.json"
+    parameters.write_text(json.dumps(export.deploy_parameters(record, config.DEFAULTS)))
+    assert cli.main(["deploy", "--parameters", str(parameters), "--environment", "prod"]) == 2
+    assert "only a model that passed the gate is deployed" in capsys.readouterr().err
+    assert LocalEndpoints(isolated / "home").store.history("prod") == []
+
+
+def test_rollback_with_nothing_earlier_says_so(isolated, capsys):
+    assert cli.main(["rollback", "--environment", "prod"]) == 2
+    assert "nothing is deployed to prod" in capsys.readouterr().err
