@@ -68,6 +68,14 @@ def test_pass_role_is_always_scoped_to_its_service():
                     assert statement["Resource"] != "*", logical_id
 
 
+def test_the_build_runs_the_parameters_file_of_its_environment():
+    resources = template("pipeline.yml")["Resources"]
+    variables = {v["Name"]: v["Value"] for v in resources["BuildProject"]["Properties"]["Environment"]["EnvironmentVariables"]}
+    assert variables["RUN_PARAMS"] == {"!Sub": "parameters/${Environment}.yaml"}
+    for environment in ("dev", "prod"):
+        assert (ROOT / "parameters" / f"{environment}.yaml").exists()
+
+
 def test_registry_table_is_on_demand_with_point_in_time_recovery():
     table = template("pipeline.yml")["Resources"]["ModelRegistryTable"]["Properties"]
     assert table["BillingMode"] == "PAY_PER_REQUEST"

@@ -55,7 +55,7 @@ def test_parameters_files_in_the_project_are_valid(monkeypatch):
     for name in config.ROLE_VARIABLES:
         monkeypatch.setenv(name, f"arn:aws:iam::123456789012:role/{name}")
     backends = {path.name: config.load(path)["backend"] for path in sorted((ROOT / "parameters").glob("*.yaml"))}
-    assert backends == {"dev.yaml": "aws", "local.yaml": "local"}
+    assert backends == {"dev.yaml": "aws", "local.yaml": "local", "prod.yaml": "aws"}
 
 
 def test_bad_yaml_file_names_the_file(tmp_path):

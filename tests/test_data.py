@@ -102,3 +102,22 @@ def test_bad_encoded_input(tmp_path, lines, where, problem):
 def test_public_dataset_validates(churn_txt):
     summary = data.validate_file(str(churn_txt))
     assert (summary.format, summary.rows, summary.positives) == ("raw", 3333, 483)
+
+
+def test_a_kept_summary_is_used_only_while_it_matches_the_bytes(tmp_path, synthetic_csv, monkeypatch):
+    import shutil
+
+    from churn_pipeline import storage
+
+    copy = tmp_path / "staged.csv"
+    shutil.copyfile(synthetic_csv, copy)
+    summary = data.validate_file(str(copy))
+    (tmp_path / ("staged.csv" + data.SUMMARY_SUFFIX)).write_text(
+        data.summary_document(summary, storage.sha256_of(copy)))
+    calls = []
+    monkeypatch.setattr(data, "validate_file", lambda *a, **k: calls.append(a) or summary)
+    assert data.validated_summary(str(copy)) == summary and calls == []
+    with open(copy, "a") as handle:
+        handle.write(GOOD + "\n")  # the file changed after it was validated
+    data.validated_summary(str(copy))
+    assert calls == [(str(copy), None)]

@@ -13,8 +13,10 @@ file, line and column, so a bad file never reaches training.
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -180,6 +182,34 @@ def validate_file(location: str, s3_client=None) -> DataSummary:
         raise DataValidationError(location, f"the label {LABEL if fmt == 'raw' else 'label'} has only one "
                                   "class; a churn model needs both churners and non-churners")
     return summary
+
+
+SUMMARY_SUFFIX = ".summary.json"
+
+
+def summary_document(summary: DataSummary, sha256: str) -> str:
+    """A validation summary to keep beside the validated file, bound to its content by SHA-256."""
+    return json.dumps({"sha256": sha256, **asdict(summary)}, sort_keys=True)
+
+
+def validated_summary(location: str, s3_client=None) -> DataSummary:
+    """The summary kept beside ``location`` when it still matches the file's bytes, else a full validation.
+
+    The pipeline validates its input once when it stages it (notebook 01); the ETL
+    job then only hashes the file instead of parsing every row a second time.
+    """
+    from .storage import open_binary, read_text_or_none
+
+    kept = read_text_or_none(location + SUMMARY_SUFFIX, s3_client)
+    if kept is not None:
+        document = json.loads(kept)
+        digest = hashlib.sha256()
+        with open_binary(location, s3_client) as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        if digest.hexdigest() == document.pop("sha256", None):
+            return DataSummary(**{**document, "source": location})
+    return validate_file(location, s3_client)
 
 
 # --- synthetic data -------------------------------------------------------------------------------

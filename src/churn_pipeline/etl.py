@@ -78,7 +78,7 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    summary = data.validate_file(source, s3_client)
+    summary = data.validated_summary(source, s3_client)
     if summary.format == "raw":
         transform_spec = features.raw_transform(summary.categories)
         raw = spark.read.csv(source, header=True, inferSchema=False, encoding="UTF-8")

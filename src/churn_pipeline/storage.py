@@ -87,6 +87,21 @@ def iter_text_lines(location: str, s3_client=None) -> Iterator[str]:
             raise DataValidationError(location, f"not UTF-8 text: {exc.reason}") from exc
 
 
+def read_text_or_none(location: str, s3_client=None) -> str | None:
+    """The text of a local file or S3 object, or None when there is none."""
+    if location.startswith("s3://"):
+        bucket, key = split_s3_uri(location)
+        client = s3_client or _s3_client()
+        try:
+            return client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+        except client.exceptions.NoSuchKey:
+            return None
+    try:
+        return Path(location).read_text()
+    except FileNotFoundError:
+        return None
+
+
 def copy_to_local(location: str, target: str | os.PathLike, s3_client=None) -> Path:
     """Copy a local file or S3 object to ``target`` (written atomically)."""
     target = Path(target)

@@ -166,6 +166,7 @@ def stage_data(run: Run) -> data.DataSummary:
     name = Path(source.split("?")[0]).name or "data.csv"
     staged_uri = f"{run.prefix}/raw/{name}"
     digest = run.backend.stage_file(source, staged_uri)
+    run.backend.stage_bytes(data.summary_document(summary, digest).encode(), staged_uri + data.SUMMARY_SUFFIX)
     run.state.update(data_source=params["data"] or f"synthetic(rows={params['synthetic_rows']}, "
                      f"seed={params['synthetic_seed']})", data_uri=staged_uri, data_sha256=digest,
                      data_format=summary.format, data_rows=summary.rows, churn_rate=round(summary.churn_rate, 4))
