@@ -61,28 +61,39 @@ def _moto_starts_executions_on_versions() -> None:
     models.StateMachineVersion.start_execution = start_execution
 
 
+def fake_aws_credentials(monkeypatch, **extra: str) -> None:
+    """Credentials and a region that only moto accepts (never a real account's)."""
+    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", **extra}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+def create_account_resources(monkeypatch) -> None:
+    """What the CI/CD stack provides: the five roles (trusted by their services), their variables, the table."""
+    import boto3
+
+    from churn_pipeline.doctor import ROLE_SERVICES
+
+    iam = boto3.client("iam")
+    for name in ROLE_NAMES:
+        role = f"churn-dev-{name.replace('_', '-')}"
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                         "Principal": {"Service": ROLE_SERVICES[name]}}]}
+        iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+        monkeypatch.setenv(name, f"  arn:aws:iam::{ACCOUNT}:role/{role}\n")  # stray white space, as pasted
+    boto3.client("dynamodb").create_table(
+        TableName="churn-dev-model-registry", KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+
+
 @pytest.fixture
 def aws_env(monkeypatch, isolated):
-    """moto for every AWS call, the five role variables set (with stray white space) and their roles created."""
-    import boto3
+    """moto for every AWS call, with the account's roles, role variables and registry table."""
     from moto import mock_aws
 
     _moto_starts_executions_on_versions()
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    fake_aws_credentials(monkeypatch)
     with mock_aws():
-        iam = boto3.client("iam")
-        services = {"workflow_execution_role": "states", "sagemaker_execution_role": "sagemaker",
-                    "glue_role": "glue", "lambda_role": "lambda", "model_registry_lambda_role": "lambda"}
-        for name in ROLE_NAMES:
-            role = f"churn-dev-{name.replace('_', '-')}"
-            trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                             "Principal": {"Service": f"{services[name]}.amazonaws.com"}}]}
-            iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
-            monkeypatch.setenv(name, f"  arn:aws:iam::{ACCOUNT}:role/{role}\n")
-        boto3.client("dynamodb").create_table(
-            TableName="churn-dev-model-registry", KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+        create_account_resources(monkeypatch)
         yield isolated

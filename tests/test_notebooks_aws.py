@@ -10,7 +10,7 @@ import pytest
 
 from churn_pipeline import config
 
-from conftest import ACCOUNT, ROLE_NAMES, ROOT, _moto_starts_executions_on_versions
+from conftest import ROOT, _moto_starts_executions_on_versions, create_account_resources, fake_aws_credentials
 
 
 @pytest.fixture
@@ -23,19 +23,8 @@ def moto_server(monkeypatch, isolated):
         port = probe.getsockname()[1]
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for name, value in {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "eu-west-1",
-                        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    iam = boto3.client("iam")
-    for name in ROLE_NAMES:
-        role = f"churn-dev-{name.replace('_', '-')}"
-        iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
-        monkeypatch.setenv(name, f"arn:aws:iam::{ACCOUNT}:role/{role}")
-    boto3.client("dynamodb").create_table(
-        TableName="churn-dev-model-registry", KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+    fake_aws_credentials(monkeypatch, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
+    create_account_resources(monkeypatch)
     yield isolated
     server.stop()
 

@@ -193,9 +193,9 @@ def test_the_exported_parameters_create_the_deploy_stack_on_moto(default_run, en
     import boto3
     from moto import mock_aws
 
-    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
+    from conftest import fake_aws_credentials
+
+    fake_aws_credentials(monkeypatch)
     exported = json.loads((artifacts(env, "e2e-default") / export.PARAMETERS_FILE).read_text())["Parameters"]
     with mock_aws():
         cloudformation = boto3.client("cloudformation")

@@ -10,6 +10,8 @@ from moto import mock_aws
 from churn_pipeline.errors import ConfigError, DuplicateRunError, RecordNotFound, RegistryError
 from churn_pipeline.registry import RegistryRecord, SqliteRegistry, open_registry
 
+from conftest import fake_aws_credentials
+
 
 def make_record(run_id: str = "run-1", **changes) -> RegistryRecord:
     values = dict(run_id=run_id, created_at="2026-01-01T00:00:00+00:00", environment="test", algorithm="xgboost",
@@ -26,9 +28,7 @@ def registry(request, tmp_path, monkeypatch):
     if request.param == "sqlite":
         yield open_registry(f"sqlite:///{tmp_path / 'registry.db'}")
         return
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_aws_credentials(monkeypatch)
     with mock_aws():
         create_registry_table("churn-test-model-registry")
         yield open_registry("dynamodb://churn-test-model-registry")
@@ -106,9 +106,7 @@ def test_two_concurrent_runs(tmp_path):
 
 
 def test_dynamodb_errors_are_translated(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_aws_credentials(monkeypatch)
     with mock_aws():
         with pytest.raises(RegistryError, match="ResourceNotFoundException"):
             open_registry("dynamodb://missing-table").get("x")

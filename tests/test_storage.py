@@ -7,12 +7,12 @@ from moto import mock_aws
 from churn_pipeline import config, data, storage, workflow
 from churn_pipeline.errors import ConfigError, DataValidationError
 
+from conftest import fake_aws_credentials
+
 
 @pytest.fixture
 def s3(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_aws_credentials(monkeypatch)
     with mock_aws():
         client = boto3.client("s3")
         client.create_bucket(Bucket="customers", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
