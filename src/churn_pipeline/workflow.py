@@ -184,7 +184,7 @@ def deploy_etl_job(run: Run) -> str:
                   **run.backend.prepare_glue_job(run)}
     outcome = _create_or_update(lambda: glue.create_job(Name=run.glue_job_name, **definition),
                                 lambda: glue.update_job(JobName=run.glue_job_name, JobUpdate=definition),
-                                {"AlreadyExistsException", "IdempotentParameterMismatchException"})
+                                {"AlreadyExistsException"})
     run.state["glue_job"] = {"name": run.glue_job_name, "script": script_uri, "outcome": outcome}
     run.save()
     return outcome
