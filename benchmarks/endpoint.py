@@ -15,7 +15,6 @@ import http.client
 import json
 import multiprocessing
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -102,13 +101,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--out")
     args = parser.parse_args(argv)
     from churn_pipeline import training
+    from churn_pipeline.deployments import free_port
 
     with tempfile.TemporaryDirectory(prefix="churn-endpoint-") as scratch:
         model, manifest, test_split = train_model(Path(scratch), args.training_rows)
         features, _ = training.read_channel(test_split)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "churn_pipeline.cli", "serve", "--model", str(model),
                                    "--manifest", str(manifest), "--port", str(port), "--workers", str(args.workers)],
                                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

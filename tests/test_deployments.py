@@ -1,7 +1,6 @@
 """Local blue/green deploys, a failing deploy that never takes traffic, rollback, history."""
 
 import json
-import socket
 import urllib.error
 import urllib.request
 
@@ -9,7 +8,7 @@ import pytest
 
 from churn_pipeline import cli, config, etl, export, training
 from churn_pipeline.backends.local import LocalBackend
-from churn_pipeline.deployments import LocalEndpoints, _alive
+from churn_pipeline.deployments import LocalEndpoints, _alive, free_port
 
 from test_registry import make_record
 
@@ -57,9 +56,7 @@ def test_blue_green_deploy_failure_and_rollback(isolated, trained, capsys):
     broken_manifest = json.loads(manifest_text)
     broken_manifest["features"] = broken_manifest["features"][:5]
     v3 = register(home, "v3", archives["large"], json.dumps(broken_manifest))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     endpoints = LocalEndpoints(home)
     try:
         assert cli.main(["deploy", "--parameters", v1, "--environment", "staging", "--port", str(port)]) == 0

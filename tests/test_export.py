@@ -1,27 +1,18 @@
 import json
-from pathlib import Path
 
 import pytest
-import yaml
 
 from churn_pipeline import config, export
 from churn_pipeline.errors import PipelineError
 from churn_pipeline.workflow import Run
 
+from test_cloudformation import template
 from test_registry import make_record
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """YAML loader that accepts CloudFormation's short-form tags (!Ref, !GetAtt, !Sub ...)."""
-
-
-_CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 def template_parameters(name):
-    return yaml.load((ROOT / "cloudformation" / name).read_text(), Loader=_CfnLoader)["Parameters"]
+    return template(name)["Parameters"]
 
 
 def test_exported_parameters_fit_the_deploy_template():

@@ -1,7 +1,6 @@
 """Notebooks 01 and 02, run headlessly with the aws backend against a moto server on loopback."""
 
 import json
-import socket
 
 import boto3
 import nbformat
@@ -9,6 +8,7 @@ import papermill
 import pytest
 
 from churn_pipeline import config
+from churn_pipeline.deployments import free_port
 
 from conftest import ROOT, _moto_starts_executions_on_versions, create_account_resources, fake_aws_credentials
 
@@ -18,9 +18,7 @@ def moto_server(monkeypatch, isolated):
     from moto.server import ThreadedMotoServer
 
     _moto_starts_executions_on_versions()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     fake_aws_credentials(monkeypatch, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")

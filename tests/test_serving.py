@@ -3,7 +3,6 @@
 import csv
 import io
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import pytest
 import xgboost as xgb
 
 from churn_pipeline import config, etl, serving, training
+from churn_pipeline.deployments import free_port
 
 from conftest import ROOT
 
@@ -28,12 +28,6 @@ def model(spark, synthetic_csv, tmp_path_factory):
                                 training.hyperparameters_from(dict(config.DEFAULTS, num_round=30)))
     archive = training.save_model_archive(booster, out / "model.tar.gz")
     return archive, out / "etl" / "manifest.json", out / "etl"
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,6 @@ def _cmd_run(args) -> int:
     if args.run_id is not None:
         overrides["run_id"] = args.run_id
     params = config.load(args.params, overrides)
-    if params["run_id"]:
-        workspace.check_run_id(params["run_id"])
     result = run_notebooks(params, progress=not args.quiet)
     print(f"run id:    {result.run_id}")
     print(f"status:    {result.status}")

@@ -88,13 +88,18 @@ class DeploymentStore:
 
 # --- processes ------------------------------------------------------------------------------------
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A port on loopback that nothing listens on now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
 
 
 def _alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is a child that has exited
+    except ChildProcessError:
+        pass
     try:
         os.kill(pid, 0)
     except (ProcessLookupError, PermissionError):
@@ -111,10 +116,6 @@ def _stop(pid: int, wait: float = 15.0) -> None:
         return
     deadline = time.monotonic() + wait
     while _alive(pid) and time.monotonic() < deadline:
-        try:
-            os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            pass
         time.sleep(0.1)
     if _alive(pid):
         os.killpg(pid, signal.SIGKILL)
@@ -129,11 +130,6 @@ def wait_for_ping(port: int, timeout: float = PING_TIMEOUT_SECONDS, pid: int | N
             if urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1).status == 200:
                 return True
         except OSError:
-            pass
-        try:
-            if pid is not None:
-                os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
             pass
         time.sleep(0.2)
     return False
@@ -163,7 +159,7 @@ class LocalEndpoints:
         settings = self._folder(environment) / "router.json"
         if settings.exists():
             return json.loads(settings.read_text())["port"]
-        return port or DEFAULT_PORTS.get(environment) or _free_port()
+        return port or DEFAULT_PORTS.get(environment) or free_port()
 
     def _ensure_router(self, environment: str, port: int | None) -> int:
         settings = self._folder(environment) / "router.json"
@@ -182,7 +178,7 @@ class LocalEndpoints:
         return port
 
     def _start_version(self, environment: str, record) -> tuple[int, int]:
-        port = _free_port()
+        port = free_port()
         pid = _launch(["serve", "--model", record.run_id, "--port", str(port), "--workers", "2"],
                       self._folder(environment) / f"{record.run_id}.log")
         return port, pid
