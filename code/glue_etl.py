@@ -1,11 +1,13 @@
 """ETL job: raw churn CSV -> encoded train/validation/test CSV and a feature manifest.
 
 AWS Glue runs this file as it is (Glue 5.0, Spark 3.5, Python 3.11), with the
-``churn_pipeline`` wheel passed in ``--additional-python-modules``; the local
-backend runs the very same file on a local SparkSession. Arguments are
-Glue-style: ``--S3_SOURCE``, ``--S3_DEST``, ``--TRAIN_KEY``, ``--VAL_KEY``,
-``--TEST_KEY`` and optionally ``--TRAIN_FRACTION``, ``--VALIDATION_FRACTION``,
-``--SPLIT_SEED``, ``--SPARK_MASTER`` (local only).
+``churn_pipeline`` package as a zip in ``--extra-py-files`` (Glue puts it on the
+import path); the local backend runs the very same file, with the same zip on
+its import path, on a local SparkSession. Arguments are Glue-style and come from
+the state machine's StartJobRun for each run: ``--S3_SOURCE``, ``--S3_DEST``,
+``--TRAIN_KEY``, ``--VAL_KEY``, ``--TEST_KEY`` and optionally
+``--TRAIN_FRACTION``, ``--VALIDATION_FRACTION``, ``--SPLIT_SEED``,
+``--SPARK_MASTER`` (local only).
 """
 
 import argparse

@@ -65,7 +65,7 @@ def test_the_deployed_definition_is_byte_for_byte_the_local_executors(aws_env, s
     saved = (run.artifacts_dir / "statemachine.json").read_text()
     assert deployed == saved
     # the very text the local executor interprets, mapped onto local runners
-    executor = asl.LocalExecutor(saved, LocalBackend(aws_env / "local").runners())
+    executor = asl.LocalExecutor(saved, LocalBackend(None, aws_env / "local").runners())
     assert statemachine.definition_json(executor.definition) == saved
 
 

@@ -27,7 +27,7 @@ def trained(spark, synthetic_csv, tmp_path_factory):
 
 
 def register(home, run_id, archive, manifest_text):
-    backend = LocalBackend(home)
+    backend = LocalBackend(None, home)
     prefix = f"s3://churn-pipeline-local/churn/{run_id}"
     model_uri = f"{prefix}/models/churn-local-{run_id}/output/model.tar.gz"
     backend.stage_bytes(archive.read_bytes(), model_uri)

@@ -100,3 +100,33 @@ def test_python_and_spark_apply_the_same_manifest_transform(spark, synthetic_csv
     from_spark = np.vstack([training.read_channel(tmp_path / "out" / key)[0] for key in ("train", "validation", "test")])
     assert in_python.shape == from_spark.shape
     assert sorted(map(tuple, in_python.tolist())) == sorted(map(tuple, from_spark.tolist()))
+
+
+def test_split_folders_hold_only_the_csv_parts(spark, synthetic_csv, tmp_path):
+    """No _SUCCESS, no checksum files, no empty parts: a training channel is every file of its folder."""
+    etl.transform(spark, str(synthetic_csv), str(tmp_path / "out"), seed=11)
+    for key in ("train", "validation", "test"):
+        files = list((tmp_path / "out" / key).iterdir())
+        assert files and all(f.name.startswith("part-") and f.name.endswith(".csv") and f.stat().st_size
+                             for f in files), [f.name for f in files]
+
+
+def test_markers_beside_the_parts_are_removed_on_s3(monkeypatch):
+    """On S3 (Glue, EMRFS) Spark can leave ``<folder>_$folder$`` and ``<folder>/_SUCCESS``."""
+    import boto3
+    from moto import mock_aws
+
+    from conftest import fake_aws_credentials
+
+    fake_aws_credentials(monkeypatch)
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="bucket-1", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        for key, body in {"etl/train/part-00000-a.csv": b"1,2\n", "etl/train/part-00001-a.csv": b"",
+                          "etl/train/_SUCCESS": b"", "etl/train_$folder$": b"",
+                          "etl/training-notes/part-0.csv": b"x", "etl/train/sub/part-0.csv": b"1"}.items():
+            s3.put_object(Bucket="bucket-1", Key=key, Body=body)
+        removed = etl.keep_only_csv_parts("s3://bucket-1/etl/train", s3)
+        left = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="bucket-1")["Contents"])
+    assert sorted(removed) == ["etl/train/_SUCCESS", "etl/train/part-00001-a.csv", "etl/train_$folder$"]
+    assert left == ["etl/train/part-00000-a.csv", "etl/train/sub/part-0.csv", "etl/training-notes/part-0.csv"]

@@ -22,7 +22,7 @@ def load_handler(name):
 
 @pytest.fixture
 def local_env(tmp_path, monkeypatch):
-    backend = LocalBackend(tmp_path / "home")
+    backend = LocalBackend(None, tmp_path / "home")
     monkeypatch.setenv("CHURN_PIPELINE_BACKEND", "local")
     monkeypatch.setenv("CHURN_PIPELINE_HOME", str(backend.home))
     return backend

@@ -42,3 +42,25 @@ def test_data_profile(synthetic_csv):
     profile = reports.data_profile(str(synthetic_csv))
     assert profile.loc["Churn?", "type"] == "categorical"
     assert profile.loc["Day Mins", "type"] == "numeric" and 150 < profile.loc["Day Mins", "mean"] < 210
+
+
+def test_nbval_sanitiser_makes_the_state_table_independent_of_durations():
+    """A state taking 10 s or more widens its cell; the committed output must still match."""
+    import re
+
+    from nbval.plugin import get_sanitize_patterns
+
+    from conftest import ROOT
+
+    patterns = get_sanitize_patterns((ROOT / "tests" / "nbval-sanitize.cfg").read_text())
+
+    def sanitised(seconds):
+        history = {"states": [{"state": "ETL", "type": "Task", "status": "SUCCEEDED", "seconds": seconds},
+                              {"state": "Model Training", "type": "Task", "status": "SUCCEEDED", "seconds": 0.2}]}
+        table = reports.state_table(history)
+        text = repr(table) + table.to_html()
+        for regex, replace in patterns:
+            text = re.sub(regex, replace, text)
+        return text
+
+    assert sanitised(8.0) == sanitised(10.4) == sanitised(123.0) == sanitised(4321.9)

@@ -7,12 +7,11 @@ from churn_pipeline.errors import StateMachineError
 
 
 def spec(**changes):
-    values = dict(glue_job_name="churn-test-etl", raw_data_uri="s3://b/p/r/raw/data.csv",
-                  etl_output_uri="s3://b/p/r/etl", model_output_uri="s3://b/p/r/models",
+    values = dict(glue_job_name="churn-test-etl",
                   training_image="141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
                   query_function="churn-test-query", registry_function="churn-test-registry", threshold=0.9,
                   environment="test", region="eu-west-1", sagemaker_role="arn:aws:iam::123456789012:role/sm",
-                  hyperparameters=training.hyperparameters_from(config.DEFAULTS), instance_type="ml.m5.xlarge",
+                  instance_type="ml.m5.xlarge",
                   instance_count=1, train_fraction=0.7, validation_fraction=0.2, split_seed=42)
     values.update(changes)
     return statemachine.WorkflowSpec(**values)
@@ -46,19 +45,39 @@ def test_gate_reads_accuracy_by_metric_name_with_the_threshold(definition):
 def test_task_resources_and_arguments(definition):
     states = definition["States"]
     assert states["ETL"]["Resource"] == "arn:aws:states:::glue:startJobRun.sync"
-    assert states["ETL"]["Parameters"]["Arguments"]["--S3_DEST"] == "s3://b/p/r/etl"
+    assert states["ETL"]["Parameters"]["JobName"] == "churn-test-etl"
     training_state = states["Model Training"]
     assert training_state["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
     assert training_state["Parameters"]["TrainingJobName.$"] == "$$.Execution.Input['TrainingJobName']"
-    assert training_state["Parameters"]["HyperParameters"]["max_depth"] == "5"
-    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"]
-                for c in training_state["Parameters"]["InputDataConfig"]}
-    assert channels == {"train": "s3://b/p/r/etl/train", "validation": "s3://b/p/r/etl/validation"}
     assert states["Save Model"]["Resource"] == "arn:aws:states:::sagemaker:createModel"
     payload = states["Update Model Registry"]["Parameters"]["Payload"]
     assert payload["run_id.$"] == "$$.Execution.Input['RunId']"
     assert payload["metrics.$"] == "$.TrainingResults.Payload.metrics"
     assert states["Update Model Registry"]["Retry"][0]["MaxAttempts"] == 3
+
+
+def test_everything_run_specific_comes_from_the_execution_input(definition):
+    """One definition serves every run: URIs, names and hyper-parameters are execution input
+    (so a new run publishes no new version and concurrent runs cannot swap each other's inputs)."""
+    states = definition["States"]
+    arguments = states["ETL"]["Parameters"]["Arguments"]
+    assert arguments["--S3_SOURCE.$"] == "$$.Execution.Input['DataUri']"
+    assert arguments["--S3_DEST.$"] == "$$.Execution.Input['EtlOutputUri']"
+    parameters = states["Model Training"]["Parameters"]
+    assert parameters["HyperParameters.$"] == "$$.Execution.Input['HyperParameters']"
+    assert parameters["OutputDataConfig"] == {"S3OutputPath.$": "$$.Execution.Input['ModelOutputUri']"}
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri.$"] for c in parameters["InputDataConfig"]}
+    assert channels == {"train": "$$.Execution.Input['TrainUri']",
+                        "validation": "$$.Execution.Input['ValidationUri']"}
+    assert "s3://" not in statemachine.definition_json(definition)
+    assert set(statemachine.execution_input_schema()) >= {"DataUri", "EtlOutputUri", "TrainUri", "ValidationUri",
+                                                          "ModelOutputUri", "HyperParameters"}
+
+
+def test_debugger_hook_is_off(definition):
+    """The SageMaker XGBoost 3.0-5 container ignores the debugger hook; the definition asks for none."""
+    parameters = definition["States"]["Model Training"]["Parameters"]
+    assert "DebugHookConfig" not in parameters and "ProfilerConfig" not in parameters
 
 
 def test_serialisation_is_stable(definition):

@@ -51,8 +51,25 @@ def test_mismatched_channels_are_refused(splits, tmp_path):
 
 def test_empty_channel_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataValidationError, match="no data files"):
+    with pytest.raises(DataValidationError, match="No data in training channel path"):
         training.read_channel(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("name, content, error", [
+    ("_SUCCESS", b"", "Could not determine delimiter"),                 # Spark's marker
+    ("_$folder$", b"", "Could not determine delimiter"),                # EMRFS's folder marker
+    (".part-00000.csv.crc", b"crc", "Hidden file found in the data path"),  # Hadoop's local checksum
+    ("part-00001.csv", b"", "Could not determine delimiter on line"),    # an empty part
+])
+def test_a_channel_file_the_container_cannot_read_fails_the_job(splits, tmp_path, name, content, error):
+    """The SageMaker XGBoost container reads every file of a channel: the local job refuses the same files."""
+    import shutil
+
+    channel = tmp_path / "channel"
+    shutil.copytree(splits / "train", channel)
+    (channel / name).write_bytes(content)
+    with pytest.raises(DataValidationError, match=error):
+        training.read_channel(channel)
 
 
 def test_evaluation_metrics_by_hand():

@@ -51,15 +51,11 @@ def _cmd_doctor(args) -> int:
 
 def _backend_and_registry(args):
     """The backend and registry of ``--params`` (the local ones by default)."""
-    from .backends import backend_class
+    from .backends import open_backend
 
     params = config.validate(config.read_parameters_file(args.params) if args.params else {},
                              source=args.params or "defaults")
-    if params["backend"] == "local":
-        backend = backend_class("local")(workspace.home())
-    else:
-        backend = backend_class("aws")(params, home=workspace.home() / "cache")
-    return backend, _registry(args)
+    return open_backend(params), _registry(args)
 
 
 def _cmd_serve(args) -> int:
@@ -140,19 +136,15 @@ def _cmd_route(args) -> int:
 
 def _registry(args):
     """``--registry URL``, else the registry of ``--params`` (DynamoDB on aws), else the local SQLite one."""
-    from .backends.local import LocalBackend
-    from .registry import DynamoDbRegistry, open_registry
+    from .backends import open_backend
+    from .registry import open_registry
+    from .workflow import registry_table
 
     if getattr(args, "registry", None):
         return open_registry(args.registry)
-    if args.params:
-        params = config.validate(config.read_parameters_file(args.params), source=args.params)
-        if params["backend"] == "aws":
-            import boto3
-
-            table = f"{params['project']}-{params['environment']}-model-registry"
-            return DynamoDbRegistry(table, boto3.client("dynamodb", region_name=params["region"]))
-    return open_registry(LocalBackend(workspace.home()).registry_url)
+    params = config.validate(config.read_parameters_file(args.params) if args.params else {},
+                             source=args.params or "defaults")
+    return open_backend(params).registry(registry_table(params))
 
 
 def _cmd_registry_list(args) -> int:

@@ -79,10 +79,13 @@ PARAMETERS: dict[str, Parameter] = {
     "wait_for_execution": _P(True, bool, "wait for the execution to end (false: start it and move on)"),
     # aws backend
     "allow_us_east_1": _P(False, bool, "permit the region us-east-1 (refused by default)"),
-    "glue_worker_type": _P("G.1X", str, "Glue worker type", choices=("G.1X", "G.2X", "G.4X", "G.8X", "G.025X")),
+    "glue_worker_type": _P("G.1X", str, "Glue worker type (G.025X is for streaming jobs only)",
+                           choices=("G.1X", "G.2X", "G.4X", "G.8X")),
     "glue_number_of_workers": _P(2, int, "Glue workers", minimum=2, maximum=299),
     "glue_timeout_minutes": _P(60, int, "Glue job timeout", minimum=1, maximum=2880),
     "glue_max_concurrent_runs": _P(2, int, "Glue job runs at once", minimum=1, maximum=1000),
+    "state_machine_versions_to_keep": _P(20, int, "published state-machine versions kept (Step Functions "
+                                         "allows 1,000)", minimum=1, maximum=900),
     "lambda_runtime": _P("python3.12", str, "Lambda runtime of the two functions"),
 }
 

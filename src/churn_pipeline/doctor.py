@@ -9,6 +9,7 @@ from typing import Any, Callable, Mapping
 from urllib.parse import unquote
 
 from . import config
+from .workflow import registry_table
 from .errors import ConfigError
 
 #: the service that must be able to assume each role
@@ -80,7 +81,7 @@ def run_checks(params: dict[str, Any], environ: Mapping[str, str] | None = None,
             return f"{arn}, assumable by {service}"
 
         checks.append(_attempt(f"role {variable}", role))
-    table = f"{params['project']}-{params['environment']}-model-registry"
+    table = registry_table(params)
 
     def registry() -> str:
         keys = session.client("dynamodb").describe_table(TableName=table)["Table"]["KeySchema"]

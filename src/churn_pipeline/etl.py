@@ -65,6 +65,40 @@ def spark_session(master: str = "local[*]", app_name: str = "churn-etl", log_pat
     return session
 
 
+def _is_csv_part(name: str, size: int) -> bool:
+    return name.startswith("part-") and name.endswith(".csv") and size > 0
+
+
+def keep_only_csv_parts(folder: str, s3_client=None) -> list[str]:
+    """Remove what Spark leaves beside the CSV parts; return what was removed.
+
+    ``_SUCCESS``, checksum files (``.part-*.crc``), EMRFS's ``<folder>_$folder$``
+    and empty parts: the SageMaker XGBoost container reads every file of a
+    channel and fails on these (hidden file; no delimiter to detect).
+    """
+    removed = []
+    if folder.startswith("s3://"):
+        from .storage import _s3_client, split_s3_uri
+
+        client = s3_client or _s3_client()
+        bucket, key = split_s3_uri(folder.rstrip("/"))
+        marker = f"{key}_$folder$"
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(key):]
+                inside = name.startswith("/") and "/" not in name[1:]
+                if item["Key"] == marker or (inside and not _is_csv_part(name[1:], item["Size"])):
+                    client.delete_object(Bucket=bucket, Key=item["Key"])
+                    removed.append(item["Key"])
+        return removed
+    local = folder[len("file://"):] if folder.startswith("file://") else folder
+    for entry in os.scandir(local):
+        if entry.is_file() and not _is_csv_part(entry.name, entry.stat().st_size):
+            os.remove(entry.path)
+            removed.append(entry.path)
+    return removed
+
+
 def _label(frame_column):
     from pyspark.sql import functions as F
 
@@ -105,6 +139,7 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
     for key, (low, high) in bounds.items():
         split = ranked.where((F.col("_rank") >= low) & (F.col("_rank") < high)).drop("_rank")
         split.coalesce(1).write.mode("overwrite").csv(f"{base}/{key}", header=False)
+        keep_only_csv_parts(f"{base}/{key}", s3_client)
         counts[key] = split.count()
     ranked.unpersist()
 

@@ -27,6 +27,9 @@ STATE_QUERY = "Query Training Results"
 STATE_GATE = "Accuracy Above Threshold"
 STATE_REGISTER = "Update Model Registry"
 STATE_TOO_LOW = "Accuracy Below Threshold"
+#: The estimator needs an output path as a string (else the SDK looks up a default bucket); the
+#: training state replaces it with the execution input's ModelOutputUri, so it never reaches AWS.
+OUTPUT_PATH_FROM_INPUT = "s3://replaced-by-execution-input/"
 LAMBDA_RETRY = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                 "Lambda.TooManyRequestsException"]
 
@@ -70,12 +73,10 @@ def import_sdks():
 
 @dataclass(frozen=True)
 class WorkflowSpec:
-    """Everything the definition needs that is not an execution input."""
+    """Everything the definition needs that is not an execution input: nothing run-specific, so
+    every run with the same parameters deploys the same definition and publishes no new version."""
 
     glue_job_name: str
-    raw_data_uri: str
-    etl_output_uri: str
-    model_output_uri: str
     training_image: str
     query_function: str
     registry_function: str
@@ -83,7 +84,6 @@ class WorkflowSpec:
     environment: str
     region: str
     sagemaker_role: str
-    hyperparameters: dict[str, str]
     instance_type: str
     instance_count: int
     train_fraction: float
@@ -92,8 +92,14 @@ class WorkflowSpec:
 
 
 def execution_input_schema() -> dict[str, type]:
+    """The run-specific values, read by the definition from ``$$.Execution.Input``.
+
+    Channel URIs end with ``/``: S3Prefix matches keys by prefix, and ``.../train``
+    would also match the ``train_$folder$`` marker beside the folder.
+    """
     return {"RunId": str, "TrainingJobName": str, "ModelName": str, "DataUri": str, "DataSha256": str,
-            "GitCommit": str}
+            "GitCommit": str, "EtlOutputUri": str, "TrainUri": str, "ValidationUri": str, "ModelOutputUri": str,
+            "HyperParameters": dict}
 
 
 def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
@@ -109,21 +115,24 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
     execution_input = ExecutionInput(schema=execution_input_schema())
     # The SDK needs a session for its region only: no call is made while building.
     session = sagemaker.Session(boto_session=boto3.Session(region_name=spec.region))
+    # The 3.0-5 container ignores the debugger hook: leave it out (disable_profiler likewise).
     estimator = Estimator(image_uri=spec.training_image, role=spec.sagemaker_role,
                           instance_count=spec.instance_count, instance_type=spec.instance_type,
-                          output_path=spec.model_output_uri, sagemaker_session=session,
-                          hyperparameters=spec.hyperparameters, disable_profiler=True)
-    etl_out = spec.etl_output_uri.rstrip("/")
+                          output_path=OUTPUT_PATH_FROM_INPUT, sagemaker_session=session,
+                          disable_profiler=True, debugger_hook_config=False)
     etl = steps.GlueStartJobRunStep(STATE_ETL, result_path="$.EtlResult", parameters={
         "JobName": spec.glue_job_name,
-        "Arguments": {"--S3_SOURCE": spec.raw_data_uri, "--S3_DEST": etl_out, "--TRAIN_KEY": "train",
+        "Arguments": {"--S3_SOURCE": execution_input["DataUri"], "--S3_DEST": execution_input["EtlOutputUri"],
+                      "--TRAIN_KEY": "train",
                       "--VAL_KEY": "validation", "--TEST_KEY": "test",
                       "--TRAIN_FRACTION": str(spec.train_fraction),
                       "--VALIDATION_FRACTION": str(spec.validation_fraction),
                       "--SPLIT_SEED": str(spec.split_seed)}})
-    train = steps.TrainingStep(STATE_TRAIN, estimator=estimator, job_name=execution_input["TrainingJobName"],
-                               data={"train": TrainingInput(f"{etl_out}/train", content_type="text/csv"),
-                                     "validation": TrainingInput(f"{etl_out}/validation", content_type="text/csv")})
+    train = steps.TrainingStep(
+        STATE_TRAIN, estimator=estimator, job_name=execution_input["TrainingJobName"],
+        data={"train": TrainingInput(execution_input["TrainUri"], content_type="text/csv"),
+              "validation": TrainingInput(execution_input["ValidationUri"], content_type="text/csv")},
+        hyperparameters=execution_input["HyperParameters"], output_data_config_path=execution_input["ModelOutputUri"])
     save = steps.ModelStep(STATE_SAVE, model=train.get_expected_model(), model_name=execution_input["ModelName"],
                            result_path="$.ModelStepResults")
     query = steps.LambdaStep(STATE_QUERY, result_path="$.TrainingResults", parameters={

@@ -58,13 +58,31 @@ def _booster_params(hyperparameters: Mapping[str, str]) -> dict[str, Any]:
 
 
 def channel_files(location: str | os.PathLike) -> list[Path]:
-    """The data files of a channel: a file, or the visible files under a folder (as Spark writes)."""
+    """The data files of a channel, checked as the SageMaker XGBoost container (3.0-5) checks them.
+
+    A file the container could not read fails here with the container's own
+    error: a hidden file anywhere, an empty channel, an empty file (no delimiter
+    to detect), or a ``_`` file such as Spark's ``_SUCCESS`` or S3's
+    ``_$folder$`` (the container may take it as the file to detect the CSV
+    delimiter from, so the job would fail at random).
+    """
     path = Path(location)
     if path.is_file():
         return [path]
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(("_", ".")))
-    if not files:
-        raise DataValidationError(str(location), "no data files in this channel")
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        if any(part.startswith(".") for part in file.relative_to(path).parts):
+            raise DataValidationError(str(file), "Hidden file found in the data path! Remove that before training.")
+    if not files or sum(f.stat().st_size for f in files) == 0:
+        raise DataValidationError(str(location), f"No data in training channel path {location}")
+    for file in files:
+        if file.name.startswith("_"):
+            raise DataValidationError(str(file), "the SageMaker XGBoost container may detect the CSV delimiter "
+                                      "from this file and fail (Could not determine delimiter); a channel must "
+                                      "hold only the CSV parts")
+        if file.stat().st_size == 0:
+            raise DataValidationError(str(file), "Could not determine delimiter on line :\n"
+                                      "Could not determine delimiter")
     return files
 
 
@@ -73,7 +91,7 @@ def read_channel(location: str | os.PathLike):
     import numpy as np
     import pandas as pd
 
-    frames = [pd.read_csv(f, header=None) for f in channel_files(location) if f.stat().st_size > 0]
+    frames = [pd.read_csv(f, header=None) for f in channel_files(location)]
     if not frames:
         raise DataValidationError(str(location), "the channel holds no rows")
     matrix = pd.concat(frames, ignore_index=True).to_numpy(dtype=np.float32)

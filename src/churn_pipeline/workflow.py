@@ -7,6 +7,14 @@
 A ``Run`` carries the parameters, the resource names and the URIs; what one
 notebook learns that the next needs (data hash, execution ARN) is kept in the
 run's ``run.json`` beside its other artifacts.
+
+The shared resources (the ETL job, the functions, the state machine) have
+definitions that do not depend on the run: code lives at content-addressed
+keys and everything run-specific reaches them as execution input, so
+concurrent runs never change each other's code and a run with nothing new
+updates nothing. Every create-or-update reads first and catches only the
+"not found" code (``aws_errors``); ``docs/aws-behaviours.md`` lists the
+service behaviour each step relies on.
 """
 
 from __future__ import annotations
@@ -17,15 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from botocore.exceptions import ClientError
-
 from . import backends, bundles, data, statemachine, workspace
+from .aws_errors import ExecutionAlreadyExists, GlueEntityNotFound, LambdaResourceNotFound, StateMachineDoesNotExist
 from .errors import ExecutionFailed, PipelineError, RecordNotFound
 from .storage import split_s3_uri, write_atomic
 
 RUN_FILE = "run.json"
 CURRENT_RUN_FILE = "current-run"
 FUNCTION_HANDLERS = dict(zip(("query", "registry"), bundles.FUNCTION_MODULES))
+FUNCTION_READY_SECONDS = 300
 
 
 def resource_name(params: dict[str, Any], suffix: str, limit: int = 63) -> str:
@@ -35,6 +43,10 @@ def resource_name(params: dict[str, Any], suffix: str, limit: int = 63) -> str:
         raise PipelineError(f"resource name {name!r} (from project, environment and {suffix!r}) must be at most "
                             f"{limit} letters, digits and hyphens; shorten project or environment")
     return name
+
+
+def registry_table(params: dict[str, Any]) -> str:
+    return resource_name(params, "model-registry", limit=255)
 
 
 @dataclass
@@ -73,14 +85,23 @@ class Run:
 
     @property
     def registry_table(self) -> str:
-        return resource_name(self.params, "model-registry", limit=255)
+        return registry_table(self.params)
 
     def function_name(self, role: str) -> str:
         return resource_name(self.params, FUNCTION_HANDLERS[role].replace("_", "-"), limit=64)
 
     @property
+    def code_prefix(self) -> str:
+        """Where code is staged, under its content hash: shared by runs, never rewritten."""
+        return f"s3://{self.bucket}/{self.params['project']}/code"
+
+    @property
     def etl_output_uri(self) -> str:
         return f"{self.prefix}/etl"
+
+    def channel_uri(self, split: str) -> str:
+        """A split's folder as a training channel: the trailing slash keeps ``<split>_$folder$`` out."""
+        return f"{self.etl_output_uri}/{split}/"
 
     @property
     def model_output_uri(self) -> str:
@@ -106,15 +127,10 @@ class Run:
         return write_atomic(self.artifacts_dir / name, text)
 
 
-def _backend_for(params: dict[str, Any]):
-    cls = backends.backend_class(params["backend"])
-    return cls(workspace.home()) if params["backend"] == "local" else cls(params, home=workspace.home() / "cache")
-
-
 def start_run(params: dict[str, Any]) -> Run:
     """Begin a run (notebook 01): a new run id unless one is given; it becomes the current run."""
     run_id = workspace.check_run_id(params["run_id"] or workspace.new_run_id())
-    run = Run(params, run_id, _backend_for(params), workspace.artifacts_root() / run_id)
+    run = Run(params, run_id, backends.open_backend(params), workspace.artifacts_root() / run_id)
     run.state = {"git_commit": workspace.git_commit()}
     run.save()
     marker = workspace.home() / CURRENT_RUN_FILE
@@ -139,19 +155,7 @@ def resume_run(params: dict[str, Any]) -> Run:
     state = json.loads((artifacts / RUN_FILE).read_text())
     state.pop("run_id", None)
     state.pop("backend", None)
-    return Run(params, run_id, _backend_for(params), artifacts, state)
-
-
-def _create_or_update(create: Callable[[], Any], update: Callable[[], Any], exists_codes: set[str]) -> str:
-    """Create; on an "already exists" code only, update. Everything else propagates."""
-    try:
-        create()
-        return "created"
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] not in exists_codes:
-            raise
-    update()
-    return "updated"
+    return Run(params, run_id, backends.open_backend(params), artifacts, state)
 
 
 def stage_data(run: Run) -> data.DataSummary:
@@ -174,27 +178,89 @@ def stage_data(run: Run) -> data.DataSummary:
     return summary
 
 
+def stage_code(run: Run, name: str, content: bytes) -> str:
+    """Stage ``content`` at ``<code prefix>/<stem>-<sha256[:16]><suffix>`` (once; the key names the content)."""
+    import hashlib
+
+    stem, dot, suffix = name.partition(".")
+    uri = f"{run.code_prefix}/{stem}-{hashlib.sha256(content).hexdigest()[:16]}{dot}{suffix}"
+    if not run.backend.object_exists(uri):
+        run.backend.stage_bytes(content, uri)
+    return uri
+
+
+def etl_job_definition(run: Run) -> dict[str, Any]:
+    """The whole Glue job definition (UpdateJob replaces a job's definition with what it is given)."""
+    script_uri = stage_code(run, "glue_etl.py", (workspace.project_root() / "code" / "glue_etl.py").read_bytes())
+    package_uri = stage_code(run, "churn_pipeline.zip", bundles.package_archive())
+    params = run.params
+    return {"Role": params["glue_role"], "GlueVersion": "5.0",
+            "Command": {"Name": "glueetl", "ScriptLocation": script_uri, "PythonVersion": "3"},
+            "WorkerType": params["glue_worker_type"], "NumberOfWorkers": params["glue_number_of_workers"],
+            "Timeout": params["glue_timeout_minutes"],
+            "ExecutionProperty": {"MaxConcurrentRuns": params["glue_max_concurrent_runs"]},
+            "DefaultArguments": {"--extra-py-files": package_uri, "--job-language": "python",
+                                 "--enable-metrics": "true", **run.backend.glue_default_arguments()}}
+
+
+def _differs(wanted: dict[str, Any], current: dict[str, Any]) -> bool:
+    return any(current.get(key) != value for key, value in wanted.items())
+
+
 def deploy_etl_job(run: Run) -> str:
-    """Stage ``code/glue_etl.py`` and create or update the Glue job; returns created/updated."""
-    script_uri = f"{run.prefix}/code/glue_etl.py"
-    run.backend.stage_file(str(workspace.project_root() / "code" / "glue_etl.py"), script_uri)
+    """Create the Glue job, or update it when its definition differs; returns created/updated/unchanged.
+
+    Glue answers CreateJob for an existing name with another definition with
+    IdempotentParameterMismatchException, never with an update: read first.
+    """
     glue = run.backend.client("glue")
-    definition = {"Role": run.params["glue_role"], "GlueVersion": "5.0",
-                  "Command": {"Name": "glueetl", "ScriptLocation": script_uri, "PythonVersion": "3"},
-                  **run.backend.prepare_glue_job(run)}
-    outcome = _create_or_update(lambda: glue.create_job(Name=run.glue_job_name, **definition),
-                                lambda: glue.update_job(JobName=run.glue_job_name, JobUpdate=definition),
-                                {"AlreadyExistsException"})
-    run.state["glue_job"] = {"name": run.glue_job_name, "script": script_uri, "outcome": outcome}
+    definition = etl_job_definition(run)
+    try:
+        current = glue.get_job(JobName=run.glue_job_name)["Job"]
+    except Exception as exc:
+        if not GlueEntityNotFound.matches(exc):
+            raise
+        glue.create_job(Name=run.glue_job_name, **definition)
+        outcome = "created"
+    else:
+        outcome = "unchanged"
+        if _differs(definition, current):
+            glue.update_job(JobName=run.glue_job_name, JobUpdate=definition)
+            outcome = "updated"
+    run.state["glue_job"] = {"name": run.glue_job_name, "script": definition["Command"]["ScriptLocation"],
+                             "package": definition["DefaultArguments"]["--extra-py-files"], "outcome": outcome}
     run.save()
     return outcome
 
 
+def wait_for_function(run: Run, name: str) -> dict[str, Any]:
+    """Wait until a function is Active and its last update Successful (Lambda refuses to invoke a
+    Pending function and to change one whose update is InProgress)."""
+    functions = run.backend.client("lambda")
+    deadline = time.monotonic() + FUNCTION_READY_SECONDS
+    while True:
+        configuration = functions.get_function_configuration(FunctionName=name)
+        state = configuration.get("State")
+        status = configuration.get("LastUpdateStatus", "Successful")
+        if state == "Active" and status == "Successful":
+            return configuration
+        if state == "Failed" or status == "Failed":
+            raise PipelineError(f"function {name}: {state or status}: "
+                                f"{configuration.get('LastUpdateStatusReason') or configuration.get('StateReason')}")
+        if time.monotonic() > deadline:
+            raise PipelineError(f"function {name} not ready after {FUNCTION_READY_SECONDS} s "
+                                f"(state {state}, last update {status})")
+        time.sleep(run.backend.function_poll_seconds())
+
+
 def deploy_functions(run: Run) -> dict[str, str]:
-    """Create or update both functions from one bundle; returns {function: created/updated}."""
-    bundle_uri = f"{run.prefix}/code/functions.zip"
-    run.backend.stage_bytes(bundles.function_bundle(), bundle_uri)
-    bucket, key = split_s3_uri(bundle_uri)
+    """Create both functions from one bundle, or update what differs; returns {function: outcome}."""
+    import base64
+    import hashlib
+
+    bundle = bundles.function_bundle()
+    bucket, key = split_s3_uri(stage_code(run, "functions.zip", bundle))
+    code_sha256 = base64.b64encode(hashlib.sha256(bundle).digest()).decode()
     lambda_client = run.backend.client("lambda")
     roles = {"query": run.params["lambda_role"], "registry": run.params["model_registry_lambda_role"]}
     outcomes = {}
@@ -202,33 +268,38 @@ def deploy_functions(run: Run) -> dict[str, str]:
         name = run.function_name(role)
         settings = {"Role": roles[role], "Handler": f"{module}.handler", "Runtime": run.params["lambda_runtime"],
                     "Timeout": 60, "MemorySize": 256,
-                    "Environment": {"Variables": run.backend.function_environment(run)}}
-        code = {"S3Bucket": bucket, "S3Key": key}
-
-        def update(name=name, settings=settings, code=code):
-            lambda_client.update_function_code(FunctionName=name, **code)
-            run.backend.wait_for_function(name)
+                    "Environment": {"Variables": run.backend.function_environment(run.registry_table)}}
+        try:
+            current = wait_for_function(run, name)
+        except Exception as exc:
+            if not LambdaResourceNotFound.matches(exc):
+                raise
+            lambda_client.create_function(FunctionName=name, Code={"S3Bucket": bucket, "S3Key": key}, **settings)
+            wait_for_function(run, name)
+            outcomes[name] = "created"
+            continue
+        outcomes[name] = "unchanged"
+        if current.get("CodeSha256") != code_sha256:
+            lambda_client.update_function_code(FunctionName=name, S3Bucket=bucket, S3Key=key)
+            wait_for_function(run, name)
+            outcomes[name] = "updated"
+        if _differs(settings, current):
             lambda_client.update_function_configuration(FunctionName=name, **settings)
-            run.backend.wait_for_function(name)
-
-        outcomes[name] = _create_or_update(
-            lambda: lambda_client.create_function(FunctionName=name, Code=code, **settings), update,
-            {"ResourceConflictException"})
+            wait_for_function(run, name)
+            outcomes[name] = "updated"
     run.state["functions"] = outcomes
     run.save()
     return outcomes
 
 
 def workflow_spec(run: Run) -> statemachine.WorkflowSpec:
-    from .training import hyperparameters_from
-
+    """What the definition is built from: parameters and resource names, nothing of the run."""
     params = run.params
     return statemachine.WorkflowSpec(
-        glue_job_name=run.glue_job_name, raw_data_uri=run.state["data_uri"], etl_output_uri=run.etl_output_uri,
-        model_output_uri=run.model_output_uri, training_image=run.training_image,
+        glue_job_name=run.glue_job_name, training_image=run.training_image,
         query_function=run.function_name("query"), registry_function=run.function_name("registry"),
         threshold=params["accuracy_threshold"], environment=params["environment"], region=params["region"],
-        sagemaker_role=params["sagemaker_execution_role"], hyperparameters=hyperparameters_from(params),
+        sagemaker_role=params["sagemaker_execution_role"],
         instance_type=params["training_instance_type"], instance_count=params["training_instance_count"],
         train_fraction=params["train_fraction"], validation_fraction=params["validation_fraction"],
         split_seed=params["split_seed"])
@@ -243,8 +314,27 @@ def build_state_machine(run: Run) -> dict[str, Any]:
     return definition
 
 
+def _latest_version(sfn, arn: str) -> dict[str, Any] | None:
+    """The newest published version, described (ListStateMachineVersions lists newest first)."""
+    versions = sfn.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]
+    if not versions:
+        return None
+    return sfn.describe_state_machine(stateMachineArn=versions[0]["stateMachineVersionArn"])
+
+
+def prune_versions(sfn, arn: str, keep: int) -> list[str]:
+    """Delete published versions beyond the newest ``keep`` (a state machine holds at most 1,000;
+    deleting a version does not stop executions running on it)."""
+    versions = sfn.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]
+    deleted = [v["stateMachineVersionArn"] for v in versions[keep:]]
+    for version_arn in deleted:
+        sfn.delete_state_machine_version(stateMachineVersionArn=version_arn)
+    return deleted
+
+
 def deploy_state_machine(run: Run, definition: dict[str, Any]) -> str:
-    """Create or update the state machine with exactly the JSON in ``statemachine.json``, and publish it.
+    """Create or update the state machine with exactly the JSON in ``statemachine.json``; publish a
+    version only when that differs from the latest version. Returns created/updated/unchanged.
 
     The run executes the published version, so a concurrent run that updates
     the state machine in between cannot change what this run executes.
@@ -253,36 +343,46 @@ def deploy_state_machine(run: Run, definition: dict[str, Any]) -> str:
     text = statemachine.definition_json(definition)
     role = run.params["workflow_execution_role"]
     arn = run.backend.state_machine_arn(run.state_machine_name)
-    published: dict[str, str] = {}
-
-    def create():
-        published.update(sfn.create_state_machine(name=run.state_machine_name, definition=text, roleArn=role,
-                                                  publish=True))
-
-    def update():
-        published.update(sfn.update_state_machine(stateMachineArn=arn, definition=text, roleArn=role,
-                                                  publish=True))
-
-    # Update first: the ARN is known, and a create of an existing name is not an update everywhere
-    # (some implementations return the existing machine unchanged).
     try:
-        update()
-        outcome = "updated"
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] != "StateMachineDoesNotExist":
+        current = sfn.describe_state_machine(stateMachineArn=arn)
+    except Exception as exc:
+        if not StateMachineDoesNotExist.matches(exc):
             raise
-        create()
+        version_arn = sfn.create_state_machine(name=run.state_machine_name, definition=text, roleArn=role,
+                                               publish=True)["stateMachineVersionArn"]
         outcome = "created"
+    else:
+        outcome = "unchanged"
+        if current["definition"] != text or current["roleArn"] != role:
+            sfn.update_state_machine(stateMachineArn=arn, definition=text, roleArn=role)
+            outcome = "updated"
+        latest = _latest_version(sfn, arn)
+        if latest is not None and latest["definition"] == text and latest["roleArn"] == role:
+            version_arn = latest["stateMachineArn"]
+        else:
+            version_arn = sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"]
+    deleted = prune_versions(sfn, arn, run.params["state_machine_versions_to_keep"])
     run.state["state_machine"] = {"name": run.state_machine_name, "arn": arn, "outcome": outcome,
-                                  "version_arn": published["stateMachineVersionArn"]}
+                                  "version_arn": version_arn, "versions_deleted": len(deleted)}
     run.save()
     return outcome
 
 
 def execution_input(run: Run) -> dict[str, Any]:
+    """Everything run-specific the definition reads (``$$.Execution.Input``)."""
+    from .training import hyperparameters_from
+
     return {"RunId": run.run_id, "TrainingJobName": run.training_job_name, "ModelName": run.model_name,
             "DataUri": run.state["data_uri"], "DataSha256": run.state["data_sha256"],
-            "GitCommit": run.state.get("git_commit") or ""}
+            "GitCommit": run.state.get("git_commit") or "", "EtlOutputUri": run.etl_output_uri,
+            "TrainUri": run.channel_uri("train"), "ValidationUri": run.channel_uri("validation"),
+            "ModelOutputUri": run.model_output_uri, "HyperParameters": hyperparameters_from(run.params)}
+
+
+def execution_arn(state_machine_arn: str, name: str) -> str:
+    """The ARN of execution ``name`` of a state machine (or of one of its versions)."""
+    parts = state_machine_arn.split(":")
+    return ":".join(parts[:5] + ["execution", parts[6], name])
 
 
 def current_state(sfn, execution_arn: str) -> str | None:
@@ -291,39 +391,64 @@ def current_state(sfn, execution_arn: str) -> str | None:
     return next((e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e), None)
 
 
+def start_or_rejoin(run: Run) -> str:
+    """Start the run's execution, named after the run; if it exists, rejoin it.
+
+    StartExecution is idempotent only while the first execution runs with the
+    same input; once it has closed the name is refused (ExecutionAlreadyExists).
+    Then: running -> wait for it, succeeded -> continue with it, otherwise stop
+    and say which state failed and how to go on.
+    """
+    sfn = run.backend.client("stepfunctions")
+    version_arn = run.state["state_machine"]["version_arn"]
+    try:
+        return sfn.start_execution(stateMachineArn=version_arn, name=run.run_id,
+                                   input=json.dumps(execution_input(run)))["executionArn"]
+    except Exception as exc:
+        if not ExecutionAlreadyExists.matches(exc):
+            raise
+    existing = execution_arn(version_arn, run.run_id)
+    described = sfn.describe_execution(executionArn=existing)
+    if described["status"] in ("RUNNING", "SUCCEEDED"):
+        return existing
+    history = run.backend.execution_history(existing)
+    raise PipelineError(
+        f"execution {existing} of run {run.run_id!r} already ended {described['status']} in state "
+        f"{history.get('failedState') or '?'}: {described.get('error') or '?'}: {described.get('cause') or ''}. "
+        "An execution name is used once: start a new run (a new run id, notebook 01) to try again.")
+
+
 def execute(run: Run, poll_seconds: float = 5.0, progress: Callable[[str], None] = print) -> dict[str, Any]:
-    """Start the execution (named after the run, so a retry is idempotent), wait, keep its history.
+    """Start the execution (or rejoin the run's existing one), wait, keep its history.
 
     Returns the execution record; a failed execution is returned too (its
     history saved) so the notebook can show it before ``raise_if_failed``.
     """
     sfn = run.backend.client("stepfunctions")
-    arn = run.state["state_machine"]["version_arn"]
-    started = sfn.start_execution(stateMachineArn=arn, name=run.run_id, input=json.dumps(execution_input(run)))
-    execution_arn = started["executionArn"]
-    run.state["execution_arn"] = execution_arn
+    arn = start_or_rejoin(run)
+    run.state["execution_arn"] = arn
     run.save()
     if not run.params["wait_for_execution"]:
-        history = run.backend.execution_history(execution_arn)
+        history = run.backend.execution_history(arn)
         run.write_artifact("execution-history.json", history)
         return history
     started_at = time.monotonic()
     deadline = started_at + run.params["execution_timeout_minutes"] * 60
     shown = None
     while True:
-        described = sfn.describe_execution(executionArn=execution_arn)
+        described = sfn.describe_execution(executionArn=arn)
         if described["status"] != "RUNNING":
             break
-        current = current_state(sfn, execution_arn)
+        current = current_state(sfn, arn)
         if current != shown:
             minutes, seconds = divmod(int(time.monotonic() - started_at), 60)
             progress(f"[{minutes:02d}:{seconds:02d}] {current or 'starting'} ...")
             shown = current
         if time.monotonic() > deadline:
-            raise PipelineError(f"execution {execution_arn} still running after "
+            raise PipelineError(f"execution {arn} still running after "
                                 f"{run.params['execution_timeout_minutes']} minutes")
         time.sleep(poll_seconds)
-    history = run.backend.execution_history(execution_arn)
+    history = run.backend.execution_history(arn)
     run.write_artifact("execution-history.json", history)
     run.state["execution_status"] = described["status"]
     run.save()
@@ -356,7 +481,7 @@ def evaluate_model(run: Run, record) -> dict[str, Any]:
 
     manifest = json.loads(run.backend.local_copy(f"{run.etl_output_uri}/manifest.json").read_text())
     booster = training.load_model_archive(run.backend.local_copy(record.model_data_url))
-    features, labels = training.read_channel(run.backend.local_copy(f"{run.etl_output_uri}/test"))
+    features, labels = training.read_channel(run.backend.local_copy(run.channel_uri("test")))
     probabilities = booster.predict(xgb.DMatrix(features))
     test = evaluation.evaluate(labels, probabilities)
     fpr, tpr = evaluation.roc_curve(labels, probabilities)

@@ -58,8 +58,18 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
+CODEBUILD_SOURCE_ENV = "CODEBUILD_RESOLVED_SOURCE_VERSION"
+
+
 def git_commit(root: Path | None = None) -> str | None:
-    """The checkout's commit (with ``-dirty`` when it has uncommitted changes), when known."""
+    """The checkout's commit (with ``-dirty`` when it has uncommitted changes), when known.
+
+    CodePipeline hands CodeBuild a zip of the commit with no ``.git``; CodeBuild
+    names the commit in ``CODEBUILD_RESOLVED_SOURCE_VERSION`` instead.
+    """
+    resolved = os.environ.get(CODEBUILD_SOURCE_ENV, "").strip()
+    if resolved:
+        return resolved
     try:
         root = root or project_root()
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,

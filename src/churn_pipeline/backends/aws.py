@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from ..bundles import package_archive
-from ..errors import PipelineError
+from ..aws_errors import s3_not_found
 from ..storage import split_s3_uri
-
-FUNCTION_READY_SECONDS = 300
 
 
 def _json_safe(value: Any) -> Any:
@@ -77,12 +74,12 @@ def normalise_history(described: dict[str, Any], events: list[dict[str, Any]]) -
 class AwsBackend:
     name = "aws"
 
-    def __init__(self, params: dict[str, Any], session=None, home: Path | None = None):
+    def __init__(self, params: Mapping[str, Any] | None, home: str | os.PathLike):
         import boto3
 
-        self.params = params
-        self.session = session or boto3.Session(region_name=params["region"])
-        self.home = Path(home) if home else Path(tempfile.gettempdir()) / "churn-pipeline-aws-cache"
+        self.params = dict(params or {})
+        self.session = boto3.Session(region_name=self.params["region"])
+        self.home = Path(home) / "cache"  # downloads of S3 objects the notebooks show
         self._clients: dict[str, Any] = {}
         self._identity: dict[str, str] | None = None
 
@@ -105,12 +102,10 @@ class AwsBackend:
         """SageMaker's default bucket for this account and region, created when missing (as the SDK does)."""
         bucket = f"sagemaker-{self.params['region']}-{self.identity['Account']}"
         s3 = self.client("s3")
-        from botocore.exceptions import ClientError
-
         try:
             s3.head_bucket(Bucket=bucket)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in ("404", "NoSuchBucket", "NotFound"):
+        except Exception as exc:
+            if not s3_not_found(exc):
                 raise
             settings = ({} if self.params["region"] == "us-east-1" else
                         {"CreateBucketConfiguration": {"LocationConstraint": self.params["region"]}})
@@ -163,37 +158,26 @@ class AwsBackend:
         s3.download_file(bucket, key, str(target))
         return target
 
+    def object_exists(self, uri: str) -> bool:
+        bucket, key = split_s3_uri(uri)
+        try:
+            self.s3_client().head_object(Bucket=bucket, Key=key)
+        except Exception as exc:
+            if not s3_not_found(exc):
+                raise
+            return False
+        return True
+
     # --- what the pipeline steps ask of a backend ---------------------------------------------
 
-    def prepare_glue_job(self, run) -> dict[str, Any]:
-        """Stage the package for the job and return Glue's job settings for it."""
-        package_uri = f"{run.prefix}/code/churn_pipeline.zip"
-        self.stage_bytes(package_archive(), package_uri)
-        params = run.params
-        return {"WorkerType": params["glue_worker_type"], "NumberOfWorkers": params["glue_number_of_workers"],
-                "Timeout": params["glue_timeout_minutes"],
-                "ExecutionProperty": {"MaxConcurrentRuns": params["glue_max_concurrent_runs"]},
-                "DefaultArguments": {"--extra-py-files": package_uri, "--job-language": "python",
-                                     "--enable-metrics": "true"}}
+    def glue_default_arguments(self) -> dict[str, str]:
+        return {}
 
-    def function_environment(self, run) -> dict[str, str]:
-        return {"MODEL_REGISTRY_TABLE": run.registry_table}
+    def function_environment(self, registry_table: str) -> dict[str, str]:
+        return {"MODEL_REGISTRY_TABLE": registry_table}
 
-    def wait_for_function(self, name: str) -> None:
-        """Wait until an update has finished (Lambda refuses a second update while one runs)."""
-        deadline = time.monotonic() + FUNCTION_READY_SECONDS
-        functions = self.client("lambda")
-        while True:
-            configuration = functions.get_function_configuration(FunctionName=name)
-            status = configuration.get("LastUpdateStatus", "Successful")
-            if status == "Successful" and configuration.get("State", "Active") == "Active":
-                return
-            if status == "Failed" or configuration.get("State") == "Failed":
-                raise PipelineError(f"function {name}: update failed: "
-                                    f"{configuration.get('LastUpdateStatusReason') or configuration.get('StateReason')}")
-            if time.monotonic() > deadline:
-                raise PipelineError(f"function {name} not ready after {FUNCTION_READY_SECONDS} s (status {status})")
-            time.sleep(2)
+    def function_poll_seconds(self) -> float:
+        return 2.0
 
     def state_machine_arn(self, name: str) -> str:
         return (f"arn:{self.partition}:states:{self.params['region']}:{self.identity['Account']}:"

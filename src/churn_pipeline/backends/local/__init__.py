@@ -1,0 +1,72 @@
+"""The embedded local backend: one module per emulated service, as moto has one package per service.
+
+``s3``: a folder mirroring buckets; ``glue``: jobs run by local Spark;
+``awslambda``: handlers called in process; ``sagemaker``: XGBoost trained in
+process; ``stepfunctions``: the local ASL executor and its task integrations;
+the registry is SQLite. Each client implements the subset of the boto3 client
+the pipeline calls, with the same parameter names, response shapes and error
+codes (``aws_errors``), so the code that drives a backend is the same for both.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+from ... import asl
+from ...errors import PipelineError
+from .awslambda import LocalLambda
+from .glue import LocalGlue
+from .s3 import LocalS3
+from .sagemaker import LocalSageMaker
+from .stepfunctions import LocalStepFunctions, task_runners
+
+SERVICES = {"glue": LocalGlue, "lambda": LocalLambda, "sagemaker": LocalSageMaker,
+            "stepfunctions": LocalStepFunctions}
+
+
+class LocalBackend(LocalS3):
+    """Everything the local backend keeps lives under one folder, ``home``."""
+
+    name = "local"
+
+    def __init__(self, params: Mapping[str, Any] | None, home: str | os.PathLike):
+        super().__init__(Path(home))
+        self.params = dict(params or {})
+        self.registry_url = f"sqlite:///{(self.home / 'registry.db').resolve()}"
+        self._clients: dict[str, Any] = {}
+
+    def client(self, service: str) -> Any:
+        if service not in SERVICES:
+            raise PipelineError(f"the local backend has no {service!r} service")
+        if service not in self._clients:
+            self._clients[service] = SERVICES[service](self)
+        return self._clients[service]
+
+    def registry(self, table: str):
+        """The SQLite registry (one file serves every table name locally)."""
+        from ...registry import open_registry
+
+        return open_registry(self.registry_url)
+
+    def glue_default_arguments(self) -> dict[str, str]:
+        return {"--SPARK_MASTER": self.params.get("spark_master", "local[*]")}
+
+    def function_environment(self, registry_table: str) -> dict[str, str]:
+        return {"MODEL_REGISTRY_TABLE": registry_table, "MODEL_REGISTRY_URL": self.registry_url}
+
+    def function_poll_seconds(self) -> float:
+        return 0.0
+
+    def state_machine_arn(self, name: str) -> str:
+        from .common import arn
+
+        return arn("states", "stateMachine:", name)
+
+    def execution_history(self, execution_arn: str) -> dict[str, Any]:
+        return self.client("stepfunctions").local_execution(execution_arn)
+
+    def runners(self) -> dict[str, asl.Runner]:
+        """What each Task ``Resource`` of the definition does locally."""
+        return task_runners(self)
