@@ -47,20 +47,6 @@ ROLE_NAMES = ("workflow_execution_role", "sagemaker_execution_role", "glue_role"
 ACCOUNT = "123456789012"
 
 
-def _moto_starts_executions_on_versions() -> None:
-    """moto has versions but cannot start an execution on a version ARN (AWS can): let it, on the source."""
-    from moto.stepfunctions import models
-
-    if hasattr(models.StateMachineVersion, "start_execution"):
-        return
-
-    def start_execution(self, region_name, account_id, execution_name, execution_input):
-        source = models.stepfunctions_backends[account_id][region_name].describe_state_machine(self.source_arn)
-        return source.start_execution(region_name, account_id, execution_name, execution_input)
-
-    models.StateMachineVersion.start_execution = start_execution
-
-
 def fake_aws_credentials(monkeypatch, **extra: str) -> None:
     """Credentials and a region that only moto accepts (never a real account's)."""
     for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
@@ -89,10 +75,13 @@ def create_account_resources(monkeypatch) -> None:
 
 @pytest.fixture
 def aws_env(monkeypatch, isolated):
-    """moto for every AWS call, with the account's roles, role variables and registry table."""
+    """moto held to AWS's behaviours (``strict_aws``) for every AWS call, with the account's roles,
+    role variables and registry table."""
     from moto import mock_aws
 
-    _moto_starts_executions_on_versions()
+    import strict_aws
+
+    strict_aws.apply(monkeypatch)
     fake_aws_credentials(monkeypatch)
     with mock_aws():
         create_account_resources(monkeypatch)

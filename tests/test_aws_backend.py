@@ -1,4 +1,4 @@
-"""The aws backend against moto (and botocore's Stubber where moto lacks an operation)."""
+"""The aws backend against moto held to AWS's behaviours by the strict layer (``strict_aws``)."""
 
 import json
 from datetime import datetime, timedelta, timezone
@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from botocore.stub import ANY, Stubber
+from botocore.stub import Stubber
 
 from churn_pipeline import asl, config, statemachine, workflow
 from churn_pipeline.backends.aws import normalise_history
@@ -22,10 +22,8 @@ def dev_params(**overrides):
     return config.load(ROOT / "parameters" / "dev.yaml", {"wait_for_execution": False, **overrides})
 
 
-def deploy(params, synthetic_csv, glue_client=None):
+def deploy(params, synthetic_csv):
     run = workflow.start_run(dict(params, data=str(synthetic_csv)))
-    if glue_client is not None:
-        run.backend._clients["glue"] = glue_client
     workflow.stage_data(run)
     outcomes = {"glue": workflow.deploy_etl_job(run), **workflow.deploy_functions(run)}
     definition = workflow.build_state_machine(run)
@@ -39,13 +37,15 @@ def test_first_run_creates_every_resource(aws_env, synthetic_csv):
     assert set(outcomes.values()) == {"created"}
     assert run.prefix == f"s3://{BUCKET}/churn/first"
     keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]}
-    assert {"churn/first/raw/synthetic.csv", "churn/first/code/glue_etl.py", "churn/first/code/churn_pipeline.zip",
-            "churn/first/code/functions.zip"} <= keys
+    assert "churn/first/raw/synthetic.csv" in keys
+    code = sorted(k for k in keys if k.startswith("churn/code/"))  # shared by runs, named by content
+    assert [k.rsplit("-", 1)[0] for k in code] == ["churn/code/churn_pipeline", "churn/code/functions",
+                                                    "churn/code/glue_etl"]
 
     job = boto3.client("glue").get_job(JobName="churn-dev-etl")["Job"]
     assert job["GlueVersion"] == "5.0" and job["WorkerType"] == "G.1X" and job["NumberOfWorkers"] == 2
-    assert job["Command"]["ScriptLocation"] == f"s3://{BUCKET}/churn/first/code/glue_etl.py"
-    assert job["DefaultArguments"]["--extra-py-files"].endswith("/code/churn_pipeline.zip")
+    assert job["Command"]["ScriptLocation"] == f"s3://{BUCKET}/" + next(k for k in code if "glue_etl" in k)
+    assert job["DefaultArguments"]["--extra-py-files"] == f"s3://{BUCKET}/" + next(k for k in code if "pipeline" in k)
     assert job["Role"] == "arn:aws:iam::123456789012:role/churn-dev-glue-role"  # stripped of white space
 
     functions = {f["FunctionName"]: f for f in boto3.client("lambda").list_functions()["Functions"]}
@@ -69,32 +69,57 @@ def test_the_deployed_definition_is_byte_for_byte_the_local_executors(aws_env, s
     assert statemachine.definition_json(executor.definition) == saved
 
 
-def test_second_run_updates_in_place_and_creates_nothing_twice(aws_env, synthetic_csv):
+def test_second_run_changes_nothing_and_publishes_no_version(aws_env, synthetic_csv):
+    first, _, _ = deploy(dev_params(run_id="one"), synthetic_csv)
+    run, outcomes, _ = deploy(dev_params(run_id="two"), synthetic_csv)
+    assert outcomes == {"glue": "unchanged", "churn-dev-query-training-status": "unchanged",
+                        "churn-dev-update-model-registry": "unchanged", "state_machine": "unchanged"}
+    assert len(boto3.client("lambda").list_functions()["Functions"]) == 2
+    sfn = boto3.client("stepfunctions")
+    assert [m["name"] for m in sfn.list_state_machines()["stateMachines"]] == ["churn-dev-training-pipeline"]
+    assert run.state["state_machine"]["version_arn"] == first.state["state_machine"]["version_arn"]
+    versions = sfn.list_state_machine_versions(stateMachineArn=run.state["state_machine"]["arn"])
+    assert len(versions["stateMachineVersions"]) == 1
+    assert (run.artifacts_dir / "statemachine.json").read_text() == (first.artifacts_dir / "statemachine.json").read_text()
+    executions = sfn.list_executions(stateMachineArn=run.state["state_machine"]["arn"])["executions"]
+    assert sorted(e["name"] for e in executions) == ["one", "two"]
+    inputs = {e["name"]: json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]) for e in executions}
+    assert inputs["two"]["DataUri"] == f"s3://{BUCKET}/churn/two/raw/synthetic.csv"
+    assert inputs["two"]["TrainUri"] == f"s3://{BUCKET}/churn/two/etl/train/"
+
+
+def test_a_changed_definition_updates_in_place_and_publishes_one_version(aws_env, synthetic_csv):
     deploy(dev_params(run_id="one"), synthetic_csv)
-    glue = boto3.client("glue", region_name="eu-west-1")
-    with Stubber(glue) as stub:  # moto has no glue update_job
-        stub.add_client_error("create_job", service_error_code="AlreadyExistsException",
-                              expected_params={"Name": "churn-dev-etl", "Role": ANY, "GlueVersion": "5.0",
-                                               "Command": ANY, "WorkerType": "G.1X", "NumberOfWorkers": 2,
-                                               "Timeout": 60, "ExecutionProperty": {"MaxConcurrentRuns": 2},
-                                               "DefaultArguments": ANY})
-        stub.add_response("update_job", {"JobName": "churn-dev-etl"},
-                          expected_params={"JobName": "churn-dev-etl", "JobUpdate": ANY})
-        run, outcomes, _ = deploy(dev_params(run_id="two"), synthetic_csv, glue_client=glue)
-        stub.assert_no_pending_responses()
+    run, outcomes, _ = deploy(dev_params(run_id="two", accuracy_threshold=0.8, glue_number_of_workers=3,
+                                         lambda_runtime="python3.11"), synthetic_csv)
     assert outcomes == {"glue": "updated", "churn-dev-query-training-status": "updated",
                         "churn-dev-update-model-registry": "updated", "state_machine": "updated"}
-    assert len(boto3.client("lambda").list_functions()["Functions"]) == 2
-    machines = boto3.client("stepfunctions").list_state_machines()["stateMachines"]
-    assert [m["name"] for m in machines] == ["churn-dev-training-pipeline"]
+    assert boto3.client("glue").get_job(JobName="churn-dev-etl")["Job"]["NumberOfWorkers"] == 3
     assert run.state["state_machine"]["version_arn"].endswith(":2")
     deployed = boto3.client("stepfunctions").describe_state_machine(
         stateMachineArn=run.state["state_machine"]["version_arn"])["definition"]
     assert deployed == (run.artifacts_dir / "statemachine.json").read_text()
-    assert "churn/two/raw/synthetic.csv" in deployed
+
+
+def test_versions_beyond_the_retention_count_are_deleted(aws_env, synthetic_csv):
+    for number, threshold in enumerate((0.81, 0.82, 0.83, 0.84)):
+        run, _, _ = deploy(dev_params(run_id=f"r{number}", accuracy_threshold=threshold,
+                                      state_machine_versions_to_keep=2), synthetic_csv)
+    versions = boto3.client("stepfunctions").list_state_machine_versions(
+        stateMachineArn=run.state["state_machine"]["arn"])["stateMachineVersions"]
+    assert [v["stateMachineVersionArn"].rsplit(":", 1)[1] for v in versions] == ["4", "3"]
+    assert run.state["state_machine"]["versions_deleted"] == 1
+
+
+def test_a_closed_execution_is_not_started_again_and_says_how_to_go_on(aws_env, synthetic_csv, monkeypatch):
+    monkeypatch.setenv("SF_EXECUTION_HISTORY_TYPE", "FAILURE")
+    run, _, history = deploy(dev_params(run_id="closed"), synthetic_csv)
+    assert history["status"] == "FAILED"
+    with pytest.raises(PipelineError, match=r"already ended FAILED in state .+ start a new run"):
+        workflow.execute(run)
     executions = boto3.client("stepfunctions").list_executions(
         stateMachineArn=run.state["state_machine"]["arn"])["executions"]
-    assert sorted(e["name"] for e in executions) == ["one", "two"]
+    assert [e["name"] for e in executions] == ["closed"]
 
 
 def test_a_retry_of_the_same_run_starts_no_second_execution(aws_env, synthetic_csv):
@@ -105,12 +130,12 @@ def test_a_retry_of_the_same_run_starts_no_second_execution(aws_env, synthetic_c
     assert [e["name"] for e in executions] == ["retry"]
 
 
-def test_glue_errors_other_than_already_exists_are_raised(aws_env, synthetic_csv):
+def test_glue_errors_other_than_not_found_are_raised(aws_env, synthetic_csv):
     run = workflow.start_run(dict(dev_params(run_id="denied"), data=str(synthetic_csv)))
     glue = boto3.client("glue", region_name="eu-west-1")
     run.backend._clients["glue"] = glue
     with Stubber(glue) as stub:
-        stub.add_client_error("create_job", service_error_code="AccessDeniedException", http_status_code=403)
+        stub.add_client_error("get_job", service_error_code="AccessDeniedException", http_status_code=403)
         with pytest.raises(ClientError, match="AccessDenied"):
             workflow.deploy_etl_job(run)
 
@@ -127,28 +152,30 @@ def test_a_failed_execution_shows_the_failing_state_error_and_cause(aws_env, syn
 
 
 def test_waiting_gives_up_after_the_timeout(aws_env, synthetic_csv, monkeypatch):
+    run, _, _ = deploy(dev_params(run_id="slow", execution_timeout_minutes=1), synthetic_csv)
+    run.params["wait_for_execution"] = True
     monkeypatch.setattr(workflow.time, "monotonic", iter(range(0, 100000, 3600)).__next__)
     monkeypatch.setattr(workflow.time, "sleep", lambda seconds: None)
     with pytest.raises(PipelineError, match="still running after 1 minutes"):
-        deploy(dev_params(run_id="slow", wait_for_execution=True, execution_timeout_minutes=1), synthetic_csv)
+        workflow.execute(run)
 
 
-def test_lambda_update_waits_until_the_function_is_ready(aws_env):
-    backend = workflow._backend_for(dev_params())
+def test_lambda_update_waits_until_the_function_is_ready(aws_env, synthetic_csv):
+    run = workflow.start_run(dict(dev_params(run_id="wait"), data=str(synthetic_csv)))
     functions = boto3.client("lambda", region_name="eu-west-1")
-    backend._clients["lambda"] = functions
+    run.backend._clients["lambda"] = functions
     with Stubber(functions) as stub:
         stub.add_response("get_function_configuration", {"LastUpdateStatus": "InProgress", "State": "Active"})
         stub.add_response("get_function_configuration", {"LastUpdateStatus": "Successful", "State": "Active"})
         workflow.time.sleep, saved = (lambda s: None), workflow.time.sleep
         try:
-            backend.wait_for_function("f")
+            workflow.wait_for_function(run, "f")
         finally:
             workflow.time.sleep = saved
         stub.add_response("get_function_configuration", {"LastUpdateStatus": "Failed",
                                                          "LastUpdateStatusReason": "bad zip"})
         with pytest.raises(PipelineError, match="bad zip"):
-            backend.wait_for_function("f")
+            workflow.wait_for_function(run, "f")
 
 
 def test_normalise_history_from_real_event_shapes():

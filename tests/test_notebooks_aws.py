@@ -10,14 +10,15 @@ import pytest
 from churn_pipeline import config
 from churn_pipeline.deployments import free_port
 
-from conftest import ROOT, _moto_starts_executions_on_versions, create_account_resources, fake_aws_credentials
+import strict_aws
+from conftest import ROOT, create_account_resources, fake_aws_credentials
 
 
 @pytest.fixture
 def moto_server(monkeypatch, isolated):
     from moto.server import ThreadedMotoServer
 
-    _moto_starts_executions_on_versions()
+    strict_aws.apply(monkeypatch)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
