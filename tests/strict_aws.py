@@ -196,7 +196,7 @@ def apply(monkeypatch) -> None:
     """Hold moto to the AWS behaviours the pipeline relies on, for one test."""
     from moto.awslambda.models import LambdaBackend, LambdaFunction
     from moto.glue.responses import GlueResponse
-    from moto.sagemaker.models import Model, SageMakerModelBackend
+    from moto.sagemaker.models import FakeEndpoint, Model, SageMakerModelBackend
     from moto.stepfunctions.models import StateMachineVersion, StepFunctionBackend
     from moto.stepfunctions.responses import StepFunctionResponse
 
@@ -216,8 +216,10 @@ def apply(monkeypatch) -> None:
     monkeypatch.setattr(StateMachineVersion, "start_execution", _version_start_execution, raising=False)
     _patch(monkeypatch, SageMakerModelBackend, "create_model", _sagemaker_create_model)
     _patch(monkeypatch, SageMakerModelBackend, "create_training_job", _sagemaker_create_training_job)
-    # CFN-MODEL-NAME: CloudFormation creates AWS::SageMaker::Model under its ModelName (moto invents one).
+    # CFN-NAMES: CloudFormation creates SageMaker models and endpoints under the names the template
+    # gives (moto invents names).
     monkeypatch.setattr(Model, "cloudformation_name_type", staticmethod(lambda: "ModelName"))
+    monkeypatch.setattr(FakeEndpoint, "cloudformation_name_type", staticmethod(lambda: "EndpointName"))
 
 
 @pytest.fixture

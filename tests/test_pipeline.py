@@ -189,29 +189,80 @@ def test_generate_data_cli(env, tmp_path):
     assert (tmp_path / "g.csv").read_text().splitlines()[0].endswith("Churn?")
 
 
-def test_the_exported_parameters_create_the_deploy_stack_on_moto(default_run, env, monkeypatch):
+def _stack_parameters(exported):
+    return [{"ParameterKey": k, "ParameterValue": v} for k, v in exported.items()]
+
+
+def _create_model_as_save_model_does(sagemaker, exported):
+    sagemaker.create_model(ModelName=exported["ModelName"], ExecutionRoleArn=exported["RoleArn"],
+                           PrimaryContainer={"Image": exported["TrainingImage"],
+                                             "ModelDataUrl": exported["ModelDataUrl"]})
+
+
+def test_the_deploy_stack_serves_the_pipelines_model_and_updates_blue_green(default_run, env, monkeypatch):
+    """The Save Model state has created the model; the stack must use it by name, not create it again
+    (SageMaker refuses an existing model name; the strict layer holds moto to that and to ModelName)."""
     import boto3
     from moto import mock_aws
 
+    import strict_aws
     from conftest import fake_aws_credentials
 
+    strict_aws.apply(monkeypatch)
     fake_aws_credentials(monkeypatch)
     exported = json.loads((artifacts(env, "e2e-default") / export.PARAMETERS_FILE).read_text())["Parameters"]
+    template = (ROOT / "cloudformation" / "deploy-model.yml").read_text()
     with mock_aws():
-        cloudformation = boto3.client("cloudformation")
-        cloudformation.create_stack(StackName="churn-local-endpoint",
-                                    TemplateBody=(ROOT / "cloudformation" / "deploy-model.yml").read_text(),
-                                    Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in exported.items()])
-        stack = cloudformation.describe_stacks(StackName="churn-local-endpoint")["Stacks"][0]
+        cloudformation, sagemaker = boto3.client("cloudformation"), boto3.client("sagemaker")
+        _create_model_as_save_model_does(sagemaker, exported)
+        cloudformation.create_stack(StackName="churn-dev-endpoint", TemplateBody=template,
+                                    Parameters=_stack_parameters(exported))
+        stack = cloudformation.describe_stacks(StackName="churn-dev-endpoint")["Stacks"][0]
         assert stack["StackStatus"] == "CREATE_COMPLETE"
-        created = {r["LogicalResourceId"]: r["PhysicalResourceId"].rsplit("/", 1)[-1] for r in
-                   cloudformation.list_stack_resources(StackName="churn-local-endpoint")["StackResourceSummaries"]}
-        sagemaker = boto3.client("sagemaker")  # moto names resources itself, ignoring the names in the template
-        endpoint = sagemaker.describe_endpoint(EndpointName=created["Endpoint"])
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+        assert outputs["ModelName"] == exported["ModelName"]
+        endpoint = sagemaker.describe_endpoint(EndpointName="churn-dev-endpoint-endpoint")
         variant = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])[
             "ProductionVariants"][0]
+        assert variant["ModelName"] == exported["ModelName"]
         assert variant["InstanceType"] == exported["InstanceType"]
-        model = sagemaker.describe_model(ModelName=variant["ModelName"])
-        assert model["ExecutionRoleArn"] == exported["RoleArn"]
-        assert model["PrimaryContainer"]["Image"] == exported["TrainingImage"]
-        assert model["PrimaryContainer"]["ModelDataUrl"] == exported["ModelDataUrl"]
+
+        second = dict(exported, ModelName=exported["ModelName"] + "-b",
+                      ModelDataUrl=exported["ModelDataUrl"].replace("model.tar.gz", "b/model.tar.gz"))
+        _create_model_as_save_model_does(sagemaker, second)
+        cloudformation.update_stack(StackName="churn-dev-endpoint", TemplateBody=template,
+                                    Parameters=_stack_parameters(second))
+        stack = cloudformation.describe_stacks(StackName="churn-dev-endpoint")["Stacks"][0]
+        assert stack["StackStatus"] == "UPDATE_COMPLETE"
+        # The stack's new endpoint config serves the second model. (moto does not re-point the
+        # Endpoint resource when only a !GetAtt it reads changed; CloudFormation does.)
+        resources = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in
+                     cloudformation.list_stack_resources(StackName="churn-dev-endpoint")["StackResourceSummaries"]}
+        config_name = resources["EndpointConfig"].rsplit("/", 1)[-1]
+        variant = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"][0]
+        assert variant["ModelName"] == second["ModelName"]
+        assert sagemaker.describe_model(ModelName=exported["ModelName"])  # the first model is left as it was
+
+
+def test_a_template_that_creates_the_model_again_fails_under_the_strict_layer(monkeypatch):
+    """What the deploy stage did before: create AWS::SageMaker::Model named after the existing model."""
+    import boto3
+    import yaml
+    from botocore.exceptions import ClientError
+    from moto import mock_aws
+
+    import strict_aws
+    from conftest import fake_aws_credentials
+
+    strict_aws.apply(monkeypatch)
+    fake_aws_credentials(monkeypatch)
+    exported = {"ModelName": "churn-dev-r1", "RoleArn": "arn:aws:iam::123456789012:role/sm",
+                "TrainingImage": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
+                "ModelDataUrl": "s3://bucket-1/churn/r1/models/churn-dev-r1/output/model.tar.gz"}
+    template = {"Resources": {"Model": {"Type": "AWS::SageMaker::Model", "Properties": {
+        "ModelName": exported["ModelName"], "ExecutionRoleArn": exported["RoleArn"],
+        "PrimaryContainer": {"Image": exported["TrainingImage"], "ModelDataUrl": exported["ModelDataUrl"]}}}}}
+    with mock_aws():
+        _create_model_as_save_model_does(boto3.client("sagemaker"), exported)
+        with pytest.raises(ClientError, match="Cannot create already existing model"):
+            boto3.client("cloudformation").create_stack(StackName="s", TemplateBody=yaml.safe_dump(template))
