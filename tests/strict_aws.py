@@ -100,12 +100,12 @@ def _lambda_get_configuration(self, on_create: bool = False):
 def _lambda_refuse_while_changing(method_name: str):
     def method(self, function_name, qualifier, body):
         """LAMBDA-UPDATE: no change while the function is Pending or an update is in progress."""
-        from moto.awslambda.exceptions import ConflictException
-
         function = self.get_function(function_name, qualifier)
         if function.state != "Active" or getattr(function, "strict_update_in_progress", False):
-            raise ConflictException(f"The operation cannot be performed at this time. An update is in progress "
-                                    f"for resource: {function.function_arn}")
+            conflict = JsonRESTError("ResourceConflictException", "The operation cannot be performed at this time. "
+                                     f"An update is in progress for resource: {function.function_arn}")
+            conflict.code = 409
+            raise conflict
         result = _original(type(self), method_name)(self, function_name, qualifier, body)
         function.strict_update_in_progress = True
         return result

@@ -1,0 +1,196 @@
+"""The AWS behaviours the pipeline relies on (``docs/aws-behaviours.md``), held against the local
+backend's services and against moto with the strict layer: both must answer as AWS does.
+
+Each test names the rows it checks; ``test_every_row_has_a_test`` keeps the document and the
+tests together.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from churn_pipeline.backends.local import LocalBackend
+
+from conftest import ACCOUNT, ROOT
+
+BUCKET = "contract-bucket"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/churn-dev-lambda-role"
+PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+
+
+class Target:
+    """The clients of one implementation: the local backend, or moto held to AWS."""
+
+    def __init__(self, name, client, put_object):
+        self.name, self.client, self.put_object = name, client, put_object
+
+
+@pytest.fixture(params=["local", "moto"])
+def target(request, tmp_path):
+    if request.param == "local":
+        backend = LocalBackend(None, tmp_path / "home")
+        yield Target("local", backend.client,
+                     lambda key, body: backend.stage_bytes(body, f"s3://{BUCKET}/{key}"))
+        return
+    request.getfixturevalue("aws_env")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    yield Target("moto", lambda service: boto3.client(service, region_name="eu-west-1"),
+                 lambda key, body: s3.put_object(Bucket=BUCKET, Key=key, Body=body))
+
+
+def code(error) -> str:
+    return error.value.response["Error"]["Code"]
+
+
+def job_definition(**changes):
+    return {"Role": ROLE, "GlueVersion": "5.0", "WorkerType": "G.1X", "NumberOfWorkers": 2,
+            "Command": {"Name": "glueetl", "ScriptLocation": f"s3://{BUCKET}/etl.py", "PythonVersion": "3"},
+            "DefaultArguments": {"--job-language": "python"}, **changes}
+
+
+# --- Glue ------------------------------------------------------------------------------------------
+def test_glue_get_job_of_a_missing_job(target):
+    """GLUE-GET-MISSING"""
+    with pytest.raises(ClientError) as error:
+        target.client("glue").get_job(JobName="nope")
+    assert code(error) == "EntityNotFoundException"
+
+
+def test_glue_create_job_for_an_existing_name_is_refused(target):
+    """GLUE-CREATE-EXISTING: another definition -> IdempotentParameterMismatchException, never an update."""
+    glue = target.client("glue")
+    glue.create_job(Name="j", **job_definition())
+    with pytest.raises(ClientError) as error:
+        glue.create_job(Name="j", **job_definition(NumberOfWorkers=5))
+    assert code(error) == "IdempotentParameterMismatchException"
+    assert glue.get_job(JobName="j")["Job"]["NumberOfWorkers"] == 2
+
+
+def test_glue_update_job_replaces_the_whole_definition(target):
+    """GLUE-UPDATE-REPLACES: what JobUpdate leaves out is reset, not kept."""
+    glue = target.client("glue")
+    glue.create_job(Name="j", **job_definition(Timeout=30))
+    update = job_definition(NumberOfWorkers=4)
+    glue.update_job(JobName="j", JobUpdate=update)
+    job = glue.get_job(JobName="j")["Job"]
+    assert job["NumberOfWorkers"] == 4 and job.get("Timeout") in (None, 2880)
+    with pytest.raises(ClientError) as error:
+        glue.update_job(JobName="missing", JobUpdate=update)
+    assert code(error) == "EntityNotFoundException"
+
+
+def test_glue_refuses_the_streaming_worker_type_for_spark_jobs(target):
+    """GLUE-WORKER-TYPE"""
+    with pytest.raises(ClientError) as error:
+        target.client("glue").create_job(Name="j", **job_definition(WorkerType="G.025X"))
+    assert code(error) == "InvalidInputException"
+
+
+# --- Lambda ----------------------------------------------------------------------------------------
+def _bundle() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("fn.py", "def handler(event, context):\n    return event\n")
+    return buffer.getvalue()
+
+
+def test_lambda_function_is_pending_after_create_and_refuses_changes_until_ready(target):
+    """LAMBDA-PENDING, LAMBDA-UPDATE-IN-PROGRESS, LAMBDA-CREATE-EXISTING"""
+    target.put_object("fn.zip", _bundle())
+    functions = target.client("lambda")
+    settings = {"Role": ROLE, "Handler": "fn.handler", "Runtime": "python3.12",
+                "Code": {"S3Bucket": BUCKET, "S3Key": "fn.zip"}}
+    created = functions.create_function(FunctionName="f", **settings)
+    assert created["State"] == "Pending"
+    with pytest.raises(ClientError) as error:
+        functions.update_function_configuration(FunctionName="f", Timeout=30)
+    assert code(error) == "ResourceConflictException"
+    assert functions.get_function_configuration(FunctionName="f")["State"] == "Pending"
+    assert functions.get_function_configuration(FunctionName="f")["State"] == "Active"
+    functions.update_function_configuration(FunctionName="f", Timeout=30)
+    with pytest.raises(ClientError) as error:  # the first update is still in progress
+        functions.update_function_code(FunctionName="f", S3Bucket=BUCKET, S3Key="fn.zip")
+    assert code(error) == "ResourceConflictException"
+    assert functions.get_function_configuration(FunctionName="f")["LastUpdateStatus"] == "InProgress"
+    assert functions.get_function_configuration(FunctionName="f")["LastUpdateStatus"] == "Successful"
+    with pytest.raises(ClientError) as error:
+        functions.create_function(FunctionName="f", **settings)
+    assert code(error) == "ResourceConflictException"
+
+
+# --- Step Functions ------------------------------------------------------------------------------------
+def test_step_functions_create_is_idempotent_only_for_the_same_definition(target):
+    """SFN-CREATE-IDEMPOTENT"""
+    sfn = target.client("stepfunctions")
+    first = sfn.create_state_machine(name="m", definition=json.dumps(PASS), roleArn=ROLE)
+    again = sfn.create_state_machine(name="m", definition=json.dumps(PASS), roleArn=ROLE)
+    assert again["stateMachineArn"] == first["stateMachineArn"]
+    other = {"StartAt": "Q", "States": {"Q": {"Type": "Pass", "End": True}}}
+    with pytest.raises(ClientError) as error:
+        sfn.create_state_machine(name="m", definition=json.dumps(other), roleArn=ROLE)
+    assert code(error) == "StateMachineAlreadyExists"
+    with pytest.raises(ClientError) as error:
+        sfn.describe_state_machine(stateMachineArn=first["stateMachineArn"] + "-missing")
+    assert code(error) == "StateMachineDoesNotExist"
+
+
+def test_step_functions_versions_publish_list_newest_first_and_delete(target):
+    """SFN-PUBLISH, SFN-VERSIONS-LIST, SFN-VERSION-DELETE, SFN-DESCRIBE-VERSION"""
+    sfn = target.client("stepfunctions")
+    arn = sfn.create_state_machine(name="m", definition=json.dumps(PASS), roleArn=ROLE,
+                                   publish=True)["stateMachineArn"]
+    assert sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"] == f"{arn}:1"
+    other = {"StartAt": "Q", "States": {"Q": {"Type": "Pass", "End": True}}}
+    sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps(other))
+    assert sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"] == f"{arn}:2"
+    listed = sfn.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]
+    assert [v["stateMachineVersionArn"] for v in listed] == [f"{arn}:2", f"{arn}:1"]
+    assert json.loads(sfn.describe_state_machine(stateMachineArn=f"{arn}:1")["definition"]) == PASS
+    sfn.delete_state_machine_version(stateMachineVersionArn=f"{arn}:1")
+    listed = sfn.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]
+    assert [v["stateMachineVersionArn"] for v in listed] == [f"{arn}:2"]
+
+
+def test_step_functions_execution_names_and_versions(target, monkeypatch):
+    """SFN-START-VERSION, SFN-START-NAME: a closed execution's name is refused (ExecutionAlreadyExists)."""
+    monkeypatch.setenv("SF_EXECUTION_HISTORY_TYPE", "FAILURE")  # moto closes the execution at once
+    sfn = target.client("stepfunctions")
+    version = sfn.create_state_machine(name="m", definition=json.dumps(PASS), roleArn=ROLE,
+                                       publish=True)["stateMachineVersionArn"]
+    started = sfn.start_execution(stateMachineArn=version, name="run-1", input="{}")
+    assert sfn.describe_execution(executionArn=started["executionArn"])["status"] != "RUNNING"
+    with pytest.raises(ClientError) as error:
+        sfn.start_execution(stateMachineArn=version, name="run-1", input="{}")
+    assert code(error) == "ExecutionAlreadyExists"
+
+
+# --- SageMaker -----------------------------------------------------------------------------------------
+def test_sagemaker_refuses_an_existing_model_name(target):
+    """SM-MODEL-EXISTS"""
+    sagemaker = target.client("sagemaker")
+    container = {"Image": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
+                 "ModelDataUrl": f"s3://{BUCKET}/model.tar.gz"}
+    sagemaker.create_model(ModelName="m", PrimaryContainer=container, ExecutionRoleArn=ROLE)
+    with pytest.raises(ClientError) as error:
+        sagemaker.create_model(ModelName="m", PrimaryContainer=container, ExecutionRoleArn=ROLE)
+    assert code(error) == "ValidationException" and "Cannot create already existing model" in str(error.value)
+
+
+# --- the document ----------------------------------------------------------------------------------------
+def test_every_row_has_a_test():
+    """Every row of docs/aws-behaviours.md names a test that enforces it, and every named row exists."""
+    document = (ROOT / "docs" / "aws-behaviours.md").read_text()
+    rows = re.findall(r"^\| `([A-Z0-9-]+)` \|", document, flags=re.MULTILINE)
+    assert len(rows) == len(set(rows)) and len(rows) >= 25
+    tests_text = "\n".join(p.read_text() for p in (ROOT / "tests").glob("*.py"))
+    code_text = tests_text + "\n".join(p.read_text() for p in (ROOT / "tests").glob("*.cfg"))
+    missing = [row for row in rows if not re.search(rf"\b{row}\b", code_text.replace(document, ""))]
+    assert not missing, f"rows with no test naming them: {missing}"
