@@ -70,6 +70,7 @@ def test_the_deployed_definition_is_byte_for_byte_the_local_executors(aws_env, s
 
 
 def test_second_run_changes_nothing_and_publishes_no_version(aws_env, synthetic_csv):
+    """LAMBDA-CODE-SHA256 SFN-PUBLISH-ONLY-CHANGES SM-S3PREFIX"""
     first, _, _ = deploy(dev_params(run_id="one"), synthetic_csv)
     run, outcomes, _ = deploy(dev_params(run_id="two"), synthetic_csv)
     assert outcomes == {"glue": "unchanged", "churn-dev-query-training-status": "unchanged",
@@ -102,6 +103,7 @@ def test_a_changed_definition_updates_in_place_and_publishes_one_version(aws_env
 
 
 def test_versions_beyond_the_retention_count_are_deleted(aws_env, synthetic_csv):
+    """SFN-VERSION-QUOTA"""
     for number, threshold in enumerate((0.81, 0.82, 0.83, 0.84)):
         run, _, _ = deploy(dev_params(run_id=f"r{number}", accuracy_threshold=threshold,
                                       state_machine_versions_to_keep=2), synthetic_csv)
@@ -112,6 +114,7 @@ def test_versions_beyond_the_retention_count_are_deleted(aws_env, synthetic_csv)
 
 
 def test_a_closed_execution_is_not_started_again_and_says_how_to_go_on(aws_env, synthetic_csv, monkeypatch):
+    """SFN-START-NAME"""
     monkeypatch.setenv("SF_EXECUTION_HISTORY_TYPE", "FAILURE")
     run, _, history = deploy(dev_params(run_id="closed"), synthetic_csv)
     assert history["status"] == "FAILED"
@@ -123,6 +126,7 @@ def test_a_closed_execution_is_not_started_again_and_says_how_to_go_on(aws_env, 
 
 
 def test_a_retry_of_the_same_run_starts_no_second_execution(aws_env, synthetic_csv):
+    """SFN-START-RUNNING-IDEMPOTENT"""
     run, _, _ = deploy(dev_params(run_id="retry"), synthetic_csv)
     workflow.execute(run)
     executions = boto3.client("stepfunctions").list_executions(
@@ -161,6 +165,7 @@ def test_waiting_gives_up_after_the_timeout(aws_env, synthetic_csv, monkeypatch)
 
 
 def test_lambda_update_waits_until_the_function_is_ready(aws_env, synthetic_csv):
+    """LAMBDA-UPDATE-IN-PROGRESS"""
     run = workflow.start_run(dict(dev_params(run_id="wait"), data=str(synthetic_csv)))
     functions = boto3.client("lambda", region_name="eu-west-1")
     run.backend._clients["lambda"] = functions
@@ -239,6 +244,7 @@ def test_local_backend_ignores_role_variables(monkeypatch):
 
 
 def test_waiting_shows_the_state_the_execution_is_in(aws_env, synthetic_csv, monkeypatch):
+    """SFN-HISTORY"""
     clock = iter(range(0, 100000, 30))
     monkeypatch.setattr(workflow.time, "monotonic", lambda: next(clock))
     monkeypatch.setattr(workflow.time, "sleep", lambda seconds: None)

@@ -194,3 +194,34 @@ def test_every_row_has_a_test():
     code_text = tests_text + "\n".join(p.read_text() for p in (ROOT / "tests").glob("*.cfg"))
     missing = [row for row in rows if not re.search(rf"\b{row}\b", code_text.replace(document, ""))]
     assert not missing, f"rows with no test naming them: {missing}"
+
+
+def test_the_build_records_the_commit_codebuild_resolved(monkeypatch, tmp_path):
+    """CODEBUILD-SOURCE-VERSION: under CodePipeline's zip source there is no .git."""
+    from churn_pipeline import workspace
+
+    monkeypatch.setenv("CODEBUILD_RESOLVED_SOURCE_VERSION", "0123456789abcdef0123456789abcdef01234567")
+    assert workspace.git_commit(tmp_path) == "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.delenv("CODEBUILD_RESOLVED_SOURCE_VERSION")
+    assert workspace.git_commit(tmp_path) is None  # no .git, no variable: unknown, not invented
+
+
+def test_the_roles_grant_what_these_behaviours_need():
+    """IAM-DESCRIBE-ALARMS, SFN-VERSION-QUOTA: blue/green reads the rollback alarm with the SageMaker
+    execution role; the build lists and deletes old state-machine versions."""
+    from test_cloudformation import template
+
+    resources = template("pipeline.yml")["Resources"]
+
+    def actions(logical_id):
+        found = set()
+        for policy in resources[logical_id]["Properties"]["Policies"]:
+            for statement in policy["PolicyDocument"]["Statement"]:
+                found |= set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+        return found
+
+    assert "cloudwatch:DescribeAlarms" in actions("SageMakerExecutionRole")
+    build_role = next(k for k, v in resources.items() if v["Type"] == "AWS::IAM::Role"
+                      and "states:PublishStateMachineVersion" in actions(k))
+    assert {"states:ListStateMachineVersions", "states:DeleteStateMachineVersion", "glue:GetJob",
+            "lambda:GetFunctionConfiguration"} <= actions(build_role)

@@ -103,7 +103,7 @@ def test_python_and_spark_apply_the_same_manifest_transform(spark, synthetic_csv
 
 
 def test_split_folders_hold_only_the_csv_parts(spark, synthetic_csv, tmp_path):
-    """No _SUCCESS, no checksum files, no empty parts: a training channel is every file of its folder."""
+    """SM-CHANNEL-FILES: No _SUCCESS, no checksum files, no empty parts: a training channel is every file of its folder."""
     etl.transform(spark, str(synthetic_csv), str(tmp_path / "out"), seed=11)
     for key in ("train", "validation", "test"):
         files = list((tmp_path / "out" / key).iterdir())
@@ -112,7 +112,7 @@ def test_split_folders_hold_only_the_csv_parts(spark, synthetic_csv, tmp_path):
 
 
 def test_markers_beside_the_parts_are_removed_on_s3(monkeypatch):
-    """On S3 (Glue, EMRFS) Spark can leave ``<folder>_$folder$`` and ``<folder>/_SUCCESS``."""
+    """S3-PREFIX-LIST: On S3 (Glue, EMRFS) Spark can leave ``<folder>_$folder$`` and ``<folder>/_SUCCESS``."""
     import boto3
     from moto import mock_aws
 

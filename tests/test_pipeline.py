@@ -200,7 +200,7 @@ def _create_model_as_save_model_does(sagemaker, exported):
 
 
 def test_the_deploy_stack_serves_the_pipelines_model_and_updates_blue_green(default_run, env, monkeypatch):
-    """The Save Model state has created the model; the stack must use it by name, not create it again
+    """CFN-MODEL-NAME CFN-STACK-STATES: The Save Model state has created the model; the stack must use it by name, not create it again
     (SageMaker refuses an existing model name; the strict layer holds moto to that and to ModelName)."""
     import boto3
     from moto import mock_aws
@@ -245,7 +245,7 @@ def test_the_deploy_stack_serves_the_pipelines_model_and_updates_blue_green(defa
 
 
 def test_a_template_that_creates_the_model_again_fails_under_the_strict_layer(monkeypatch):
-    """What the deploy stage did before: create AWS::SageMaker::Model named after the existing model."""
+    """CFN-MODEL-NAME SM-MODEL-EXISTS: What the deploy stage did before: create AWS::SageMaker::Model named after the existing model."""
     import boto3
     import yaml
     from botocore.exceptions import ClientError

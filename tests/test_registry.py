@@ -53,6 +53,7 @@ def test_register_then_get_returns_the_same_record(registry):
 
 
 def test_second_write_for_a_run_fails_and_changes_nothing(registry):
+    """DDB-CONDITIONAL-PUT: on SQLite and on DynamoDB (moto)."""
     registry.register(make_record())
     with pytest.raises(DuplicateRunError, match="run-1"):
         registry.register(make_record(metrics={"validation:accuracy": 0.5}))

@@ -57,7 +57,7 @@ def test_task_resources_and_arguments(definition):
 
 
 def test_everything_run_specific_comes_from_the_execution_input(definition):
-    """One definition serves every run: URIs, names and hyper-parameters are execution input
+    """GLUE-RUN-ARGUMENTS SFN-CONTEXT-INPUT SM-S3PREFIX: One definition serves every run: URIs, names and hyper-parameters are execution input
     (so a new run publishes no new version and concurrent runs cannot swap each other's inputs)."""
     states = definition["States"]
     arguments = states["ETL"]["Parameters"]["Arguments"]
@@ -75,7 +75,7 @@ def test_everything_run_specific_comes_from_the_execution_input(definition):
 
 
 def test_debugger_hook_is_off(definition):
-    """The SageMaker XGBoost 3.0-5 container ignores the debugger hook; the definition asks for none."""
+    """SM-DEBUGGER: The SageMaker XGBoost 3.0-5 container ignores the debugger hook; the definition asks for none."""
     parameters = definition["States"]["Model Training"]["Parameters"]
     assert "DebugHookConfig" not in parameters and "ProfilerConfig" not in parameters
 

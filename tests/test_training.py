@@ -62,7 +62,7 @@ def test_empty_channel_is_refused(tmp_path):
     ("part-00001.csv", b"", "Could not determine delimiter on line"),    # an empty part
 ])
 def test_a_channel_file_the_container_cannot_read_fails_the_job(splits, tmp_path, name, content, error):
-    """The SageMaker XGBoost container reads every file of a channel: the local job refuses the same files."""
+    """SM-CHANNEL-FILES: The SageMaker XGBoost container reads every file of a channel: the local job refuses the same files."""
     import shutil
 
     channel = tmp_path / "channel"
