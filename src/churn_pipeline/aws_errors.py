@@ -98,8 +98,10 @@ class ExecutionDoesNotExist(AwsErrorCode):
     code = "ExecutionDoesNotExist"
 
 
-class ExecutionNotRedrivable(AwsErrorCode):
-    code = "ExecutionNotRedrivable"
+class StatesQuotaExceeded(AwsErrorCode):
+    """Publishing beyond a state machine's 1,000 versions."""
+
+    code = "ServiceQuotaExceededException"
 
 
 # --- SageMaker ---------------------------------------------------------------------------------------

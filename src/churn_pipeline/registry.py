@@ -187,11 +187,13 @@ class DynamoDbRegistry(ModelRegistry):
     def _call(self, operation: str, run_id: str | None, **kwargs):
         from botocore.exceptions import BotoCoreError, ClientError
 
+        from .aws_errors import ConditionalCheckFailed, error_code
+
         try:
             return getattr(self.client, operation)(TableName=self.table, **kwargs)
         except ClientError as exc:
-            code = exc.response["Error"]["Code"]
-            if code == "ConditionalCheckFailedException":
+            code = error_code(exc)
+            if ConditionalCheckFailed.matches(exc):
                 raise DuplicateRunError(f"run {run_id!r} is already registered in table {self.table}; "
                                         "nothing was changed") from exc
             raise RegistryError(f"registry table {self.table}: {operation} failed: {code}: "

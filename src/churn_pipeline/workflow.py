@@ -19,6 +19,8 @@ service behaviour each step relies on.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -180,8 +182,6 @@ def stage_data(run: Run) -> data.DataSummary:
 
 def stage_code(run: Run, name: str, content: bytes) -> str:
     """Stage ``content`` at ``<code prefix>/<stem>-<sha256[:16]><suffix>`` (once; the key names the content)."""
-    import hashlib
-
     stem, dot, suffix = name.partition(".")
     uri = f"{run.code_prefix}/{stem}-{hashlib.sha256(content).hexdigest()[:16]}{dot}{suffix}"
     if not run.backend.object_exists(uri):
@@ -255,9 +255,6 @@ def wait_for_function(run: Run, name: str) -> dict[str, Any]:
 
 def deploy_functions(run: Run) -> dict[str, str]:
     """Create both functions from one bundle, or update what differs; returns {function: outcome}."""
-    import base64
-    import hashlib
-
     bundle = bundles.function_bundle()
     bucket, key = split_s3_uri(stage_code(run, "functions.zip", bundle))
     code_sha256 = base64.b64encode(hashlib.sha256(bundle).digest()).decode()
@@ -269,7 +266,7 @@ def deploy_functions(run: Run) -> dict[str, str]:
         settings = {"Role": roles[role], "Handler": f"{module}.handler", "Runtime": run.params["lambda_runtime"],
                     "Timeout": 60, "MemorySize": 256,
                     "Environment": {"Variables": run.backend.function_environment(run.registry_table)}}
-        try:
+        try:  # read it once ready: an update a previous build started may still be in progress
             current = wait_for_function(run, name)
         except Exception as exc:
             if not LambdaResourceNotFound.matches(exc):

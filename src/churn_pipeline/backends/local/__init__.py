@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from ... import asl
 from ...errors import PipelineError
 from .awslambda import LocalLambda
+from .common import arn
 from .glue import LocalGlue
 from .s3 import LocalS3
 from .sagemaker import LocalSageMaker
@@ -60,8 +61,6 @@ class LocalBackend(LocalS3):
         return 0.0
 
     def state_machine_arn(self, name: str) -> str:
-        from .common import arn
-
         return arn("states", "stateMachine:", name)
 
     def execution_history(self, execution_arn: str) -> dict[str, Any]:

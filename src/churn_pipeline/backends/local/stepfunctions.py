@@ -14,16 +14,13 @@ import uuid
 from typing import Any
 
 from ... import asl
-from ...aws_errors import (AwsErrorCode, ExecutionAlreadyExists, ExecutionDoesNotExist, StateMachineAlreadyExists,
-                           StateMachineDoesNotExist, StatesInvalidArn, StatesResourceNotFound, StatesValidation)
+from ...aws_errors import (ExecutionAlreadyExists, ExecutionDoesNotExist, StateMachineAlreadyExists,
+                           StateMachineDoesNotExist, StatesInvalidArn, StatesQuotaExceeded, StatesResourceNotFound,
+                           StatesValidation)
 from ...errors import TaskFailed
 from .common import JsonStore, arn, now
 
 VERSION_QUOTA = 1000
-
-
-class StatesQuotaExceeded(AwsErrorCode):
-    code = "ServiceQuotaExceededException"
 
 
 def _parts(state_machine_arn: str, operation: str) -> tuple[str, int | None]:
