@@ -4,10 +4,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+LOCK := requirements.lock
+UV_VERSION := 0.13.8
 ARGS ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test install check-java check-python lint bench clean notebooks
+.PHONY: run test test-fast nbval install lock check-java check-python lint bench clean notebooks
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { \
@@ -21,13 +23,23 @@ check-java:
 	  echo "  conda:         conda install -c conda-forge openjdk=17"; \
 	  exit 1; }
 
-$(INSTALLED): pyproject.toml | check-python
+# Installs exactly what requirements.lock pins (hash-checked), then the project itself without
+# resolving anything, so two builds of one commit run the same packages.
+$(INSTALLED): pyproject.toml $(LOCK) | check-python
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(INSTALLED)
 
 install: $(INSTALLED)
+
+# Re-resolve requirements.lock from pyproject.toml (pins already in the lock are kept while they
+# still satisfy it; `make lock ARGS=--upgrade` moves everything to the newest allowed release).
+lock: | check-python
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml --extra test --universal --python-version 3.11.5 \
+	  --generate-hashes --quiet -o $(LOCK) $(ARGS)
 
 run: check-java install
 	$(BIN)/churn-pipeline run --params parameters/local.yaml $(ARGS)

@@ -7,7 +7,9 @@ its import path, on a local SparkSession. Arguments are Glue-style and come from
 the state machine's StartJobRun for each run: ``--S3_SOURCE``, ``--S3_DEST``,
 ``--TRAIN_KEY``, ``--VAL_KEY``, ``--TEST_KEY`` and optionally
 ``--TRAIN_FRACTION``, ``--VALIDATION_FRACTION``, ``--SPLIT_SEED``,
-``--SPARK_MASTER`` (local only).
+``--ETL_RECORD``, ``--ETL_KEY``, ``--RUN_ID`` (where to record this output, once
+written, for later runs with the same inputs to reuse) and ``--SPARK_MASTER``
+(local only).
 """
 
 import argparse
@@ -16,7 +18,7 @@ import sys
 
 REQUIRED = ["S3_SOURCE", "S3_DEST", "TRAIN_KEY", "VAL_KEY"]
 OPTIONAL = {"TEST_KEY": "test", "TRAIN_FRACTION": "0.7", "VALIDATION_FRACTION": "0.2",
-            "SPLIT_SEED": "42", "SPARK_MASTER": "local[*]"}
+            "SPLIT_SEED": "42", "ETL_RECORD": "", "ETL_KEY": "", "RUN_ID": "", "SPARK_MASTER": "local[*]"}
 
 
 def _in_glue() -> bool:
@@ -60,6 +62,9 @@ def main(argv=None):
         validation_fraction=float(arguments["VALIDATION_FRACTION"]),
         seed=int(arguments["SPLIT_SEED"]),
     )
+    if arguments["ETL_RECORD"]:  # last: a record names only output that is complete
+        etl.write_etl_record(arguments["ETL_RECORD"], key=arguments["ETL_KEY"], run_id=arguments["RUN_ID"],
+                             manifest=manifest)
     print(json.dumps({"rows": manifest["rows"], "features": len(manifest["features"])}))
     return manifest
 

@@ -76,27 +76,3 @@ def test_notebook_parameters_cells_match_the_package_defaults():
         assert namespace == config.DEFAULTS, notebook.name
 
 
-def _pins_from(lines):
-    pins = {}
-    for line in lines:
-        match = re.match(r"^([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*([<>=!~].*)$", line.strip())
-        if match:
-            pins[match.group(1).lower()] = match.group(3).replace(" ", "")
-    return pins
-
-
-def test_environment_yml_carries_the_same_pins_as_pyproject():
-    import tomllib
-
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = project["dependencies"] + project["optional-dependencies"]["test"]
-    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
-    pip_section = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
-    assert "openjdk=17" in environment["dependencies"]
-    assert "python=3.11" in environment["dependencies"]
-    assert _pins_from(pip_section) == _pins_from(declared)
-    pins = _pins_from(declared)
-    assert pins["xgboost"] == ">=3.0,<3.1"
-    assert pins["pyspark"] == ">=3.5,<3.6"
-    assert pins["sagemaker"] == ">=2.200,<3"
-    assert pins["stepfunctions"] == ">=2.3,<2.4"

@@ -28,10 +28,22 @@ def test_states_in_pipeline_order(definition):
         order.append(name)
         state = definition["States"][name]
         name = state.get("Next") or (state["Choices"][0]["Next"] if state["Type"] == "Choice" else None)
-    assert order == ["ETL", "Model Training", "Save Model", "Query Training Results", "Accuracy Above Threshold",
+    assert order == ["Reuse Previous ETL?", "Model Training", "Save Model", "Query Training Results", "Accuracy Above Threshold",
                      "Update Model Registry"]
     assert definition["States"]["Accuracy Above Threshold"]["Default"] == "Accuracy Below Threshold"
     assert definition["States"]["Accuracy Below Threshold"]["Type"] == "Fail"
+    assert definition["States"]["ETL"]["Next"] == "Model Training"
+
+
+def test_the_etl_is_skipped_only_when_the_execution_input_says_so(definition):
+    """SFN-CHOICE-REUSE: The reuse decision is a Choice state on the execution input, before the ETL task."""
+    reuse = definition["States"][definition["StartAt"]]
+    assert reuse["Type"] == "Choice"
+    assert reuse["Choices"] == [{"Variable": "$.ReuseEtl", "BooleanEquals": True, "Next": "Model Training"}]
+    assert reuse["Default"] == "ETL"
+    arguments = definition["States"]["ETL"]["Parameters"]["Arguments"]
+    assert arguments["--ETL_RECORD.$"] == "$$.Execution.Input['EtlRecordUri']"
+    assert all(isinstance(v, str) for v in arguments.values())  # Glue job arguments are strings
 
 
 def test_gate_reads_accuracy_by_metric_name_with_the_threshold(definition):

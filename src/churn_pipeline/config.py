@@ -77,6 +77,10 @@ PARAMETERS: dict[str, Parameter] = {
                                      "role of the update-model-registry function"),
     "execution_timeout_minutes": _P(120, int, "how long to wait for the state machine", minimum=1),
     "wait_for_execution": _P(True, bool, "wait for the execution to end (false: start it and move on)"),
+    "reuse_etl": _P(True, bool, "skip the ETL when a previous ETL ran on the same data, code, fractions and seed "
+                    "(false: always run it)"),
+    "resume": _P(False, bool, "continue the run's failed or interrupted execution from the state that did not "
+                 "succeed (Step Functions redrive) instead of refusing to run it again"),
     # aws backend
     "allow_us_east_1": _P(False, bool, "permit the region us-east-1 (refused by default)"),
     "glue_worker_type": _P("G.1X", str, "Glue worker type (G.025X is for streaming jobs only)",

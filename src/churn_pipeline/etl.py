@@ -158,3 +158,12 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
     }
     write_text(f"{base}/{MANIFEST_NAME}", json.dumps(manifest, indent=2), s3_client)
     return manifest
+
+
+def write_etl_record(record_uri: str, key: str, run_id: str, manifest: dict[str, Any],
+                     s3_client=None) -> dict[str, Any]:
+    """Record a finished ETL output under its key, so a later run with the same inputs reuses it
+    (the output is that run's ETL folder)."""
+    record = {"etl_key": key, "run_id": run_id, "rows": manifest["rows"]}
+    write_text(record_uri, json.dumps(record, indent=2, sort_keys=True), s3_client)
+    return record

@@ -1,6 +1,7 @@
 """The training state machine, built once with the ``stepfunctions`` SDK.
 
-ETL (Glue) -> Model Training -> Save Model -> Query Training Results (Lambda)
+Reuse ETL? (Choice on the execution input: skip the ETL when an identical one
+already ran) -> ETL (Glue) -> Model Training -> Save Model -> Query Training Results (Lambda)
 -> accuracy gate (``metrics['validation:accuracy'] > threshold``) -> Update
 Model Registry (Lambda), or Fail. AWS Step Functions receives this JSON; the
 local executor interprets the very same JSON.
@@ -9,17 +10,21 @@ local executor interprets the very same JSON.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import sys
 import warnings
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
 
 from .errors import StateMachineError
 
 ACCURACY_PATH = "$.TrainingResults.Payload.metrics['validation:accuracy']"
+STATE_REUSE = "Reuse Previous ETL?"
 STATE_ETL = "ETL"
 STATE_TRAIN = "Model Training"
 STATE_SAVE = "Save Model"
@@ -95,10 +100,14 @@ def execution_input_schema() -> dict[str, type]:
     """The run-specific values, read by the definition from ``$$.Execution.Input``.
 
     Channel URIs end with ``/``: S3Prefix matches keys by prefix, and ``.../train``
-    would also match the ``train_$folder$`` marker beside the folder.
+    would also match the ``train_$folder$`` marker beside the folder. ``ReuseEtl``
+    (with ``EtlSourceRunId``, the run whose ETL output ``EtlOutputUri`` is) sends the
+    execution past the ETL; ``EtlRecordUri`` is where a fresh ETL records itself
+    for later runs to reuse.
     """
     return {"RunId": str, "TrainingJobName": str, "ModelName": str, "DataUri": str, "DataSha256": str,
-            "GitCommit": str, "EtlOutputUri": str, "TrainUri": str, "ValidationUri": str, "ModelOutputUri": str,
+            "GitCommit": str, "ReuseEtl": bool, "EtlSourceRunId": str, "EtlKey": str, "EtlRecordUri": str,
+            "EtlOutputUri": str, "TrainUri": str, "ValidationUri": str, "ModelOutputUri": str,
             "HyperParameters": dict}
 
 
@@ -123,6 +132,8 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
     etl = steps.GlueStartJobRunStep(STATE_ETL, result_path="$.EtlResult", parameters={
         "JobName": spec.glue_job_name,
         "Arguments": {"--S3_SOURCE": execution_input["DataUri"], "--S3_DEST": execution_input["EtlOutputUri"],
+                      "--ETL_RECORD": execution_input["EtlRecordUri"], "--ETL_KEY": execution_input["EtlKey"],
+                      "--RUN_ID": execution_input["RunId"],
                       "--TRAIN_KEY": "train",
                       "--VAL_KEY": "validation", "--TEST_KEY": "test",
                       "--TRAIN_FRACTION": str(spec.train_fraction),
@@ -149,6 +160,8 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
             "hyperparameters.$": "$.HyperParameters",
             "metrics.$": "$.TrainingResults.Payload.metrics",
             "environment": spec.environment, "algorithm": "xgboost", "threshold": spec.threshold,
+            "extra": {"etl": {"output_uri": execution_input["EtlOutputUri"], "reused": execution_input["ReuseEtl"],
+                              "source_run_id": execution_input["EtlSourceRunId"]}},
         }})
     for step in (query, register):
         step.add_retry(steps.Retry(error_equals=LAMBDA_RETRY, interval_seconds=2, max_attempts=3, backoff_rate=2.0))
@@ -158,10 +171,62 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
     gate.add_choice(steps.ChoiceRule.NumericGreaterThan(variable=ACCURACY_PATH, value=spec.threshold),
                     next_step=register)
     gate.default_choice(too_low)
-    graph = steps.Graph(steps.Chain([etl, train, save, query, gate]))
+    steps.Chain([etl, train, save, query, gate])
+    # The decision is the execution input's (the pipeline found an identical ETL's output); the
+    # history shows this state choosing, and the input says which run's output is reused.
+    reuse = steps.Choice(STATE_REUSE)
+    reuse.add_choice(steps.ChoiceRule.BooleanEquals(variable="$.ReuseEtl", value=True), next_step=train)
+    reuse.default_choice(etl)
+    graph = steps.Graph(reuse)
     definition = json.loads(graph.to_json())
     validate_definition(definition)
     return definition
+
+
+def _sdk_fingerprint() -> str:
+    """What an SDK-built value depends on besides its inputs: this module and the SDKs' versions."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    for package in ("sagemaker", "stepfunctions"):
+        digest.update(f"{package}=={metadata.version(package)}".encode())
+    return digest.hexdigest()
+
+
+def _memoised(cache_dir: Path | None, kind: str, inputs: dict[str, Any], build: Callable[[], Any]) -> Any:
+    """``build()``'s JSON value, kept under a key of its inputs and the SDK fingerprint.
+
+    Importing the SageMaker SDK takes seconds; a run whose definition (or image) is
+    one already built skips the import. A change of inputs, of this module or of
+    an SDK version is a new key, so a kept value is never stale.
+    """
+    if cache_dir is None:
+        return build()
+    key = hashlib.sha256((_sdk_fingerprint() + json.dumps(inputs, sort_keys=True)).encode()).hexdigest()[:32]
+    path = Path(cache_dir) / f"{kind}-{key}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    value = build()
+    from .storage import write_atomic
+
+    write_atomic(path, json.dumps(value, sort_keys=True))
+    return value
+
+
+def definition_for(spec: WorkflowSpec, cache_dir: Path | None = None) -> dict[str, Any]:
+    """``build_definition(spec)``, built once per spec (kept in ``cache_dir``) and validated every time."""
+    definition = _memoised(cache_dir, "definition", asdict(spec), lambda: build_definition(spec))
+    validate_definition(definition)
+    return definition
+
+
+def training_image_uri(region: str, version: str, cache_dir: Path | None = None) -> str:
+    """The SageMaker XGBoost image of ``version`` in ``region``, as the SDK names it."""
+    def retrieve() -> str:
+        import_sdks()
+        from sagemaker import image_uris
+
+        return image_uris.retrieve("xgboost", region, version)
+
+    return _memoised(cache_dir, "xgboost-image", {"region": region, "version": version}, retrieve)
 
 
 def definition_json(definition: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """The pipeline's steps as the three notebooks call them, on either backend.
 
 01 ``start_run`` -> ``stage_data`` -> ``deploy_etl_job`` -> ``deploy_functions``
-02 ``resume_run`` -> ``build_state_machine`` -> ``deploy_state_machine`` -> ``execute``
+02 ``resume_run`` -> ``plan_etl`` -> ``build_state_machine`` -> ``deploy_state_machine`` -> ``execute``
 03 ``resume_run`` -> ``registry_record`` -> ``evaluate_model`` -> ``export.write_parameters``
 
 A ``Run`` carries the parameters, the resource names and the URIs; what one
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from . import backends, bundles, data, statemachine, workspace
+from . import backends, bundles, data, etl, statemachine, workspace
 from .aws_errors import ExecutionAlreadyExists, GlueEntityNotFound, LambdaResourceNotFound, StateMachineDoesNotExist
 from .errors import ExecutionFailed, PipelineError, RecordNotFound
 from .storage import split_s3_uri, write_atomic
@@ -69,7 +69,7 @@ class Run:
 
     @property
     def prefix(self) -> str:
-        return f"s3://{self.bucket}/{self.params['project']}/{self.run_id}"
+        return self.run_prefix(self.run_id)
 
     @property
     def training_job_name(self) -> str:
@@ -98,8 +98,21 @@ class Run:
         return f"s3://{self.bucket}/{self.params['project']}/code"
 
     @property
-    def etl_output_uri(self) -> str:
+    def own_etl_output_uri(self) -> str:
+        """Where this run's ETL writes (and where its manifest is, even when the ETL is reused)."""
         return f"{self.prefix}/etl"
+
+    @property
+    def etl_output_uri(self) -> str:
+        """The ETL output this run trains on: its own, or the one ``plan_etl`` chose to reuse."""
+        return self.state.get("etl", {}).get("output_uri") or self.own_etl_output_uri
+
+    def etl_record_uri(self, key: str) -> str:
+        """Where a finished ETL with inputs ``key`` records which run's output it is."""
+        return f"s3://{self.bucket}/{self.params['project']}/etl-records/{key}.json"
+
+    def run_prefix(self, run_id: str) -> str:
+        return f"s3://{self.bucket}/{self.params['project']}/{run_id}"
 
     def channel_uri(self, split: str) -> str:
         """A split's folder as a training channel: the trailing slash keeps ``<split>_$folder$`` out."""
@@ -111,10 +124,8 @@ class Run:
 
     @property
     def training_image(self) -> str:
-        statemachine.import_sdks()
-        from sagemaker import image_uris
-
-        return image_uris.retrieve("xgboost", self.params["region"], self.params["xgboost_version"])
+        return statemachine.training_image_uri(self.params["region"], self.params["xgboost_version"],
+                                               workspace.sdk_cache())
 
     def registry(self):
         return self.backend.registry(self.registry_table)
@@ -289,6 +300,53 @@ def deploy_functions(run: Run) -> dict[str, str]:
     return outcomes
 
 
+def etl_key(run: Run) -> str:
+    """What makes two ETL outputs the same: the data, the ETL code and the package it ships (their
+    content-addressed names), the split fractions and the seed."""
+    glue = run.state.get("glue_job")
+    if not glue:
+        raise PipelineError(f"run {run.run_id!r} has no ETL job: run notebook 01 first")
+    inputs = {"data_sha256": run.state["data_sha256"], "script": glue["script"].rsplit("/", 1)[-1],
+              "package": glue["package"].rsplit("/", 1)[-1], "train_fraction": run.params["train_fraction"],
+              "validation_fraction": run.params["validation_fraction"], "split_seed": run.params["split_seed"]}
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def plan_etl(run: Run) -> dict[str, Any]:
+    """Decide, once per run, whether the execution runs the ETL or reuses an identical earlier output.
+
+    The decision goes to the state machine as execution input (its Choice
+    state skips the ETL job); it is kept in ``run.json``, so a resumed run
+    keeps it. A reused output's manifest is copied beside this run's model
+    (``<run>/etl/manifest.json``) with the run it came from.
+    """
+    if "etl" in run.state:
+        return run.state["etl"]
+    key = etl_key(run)
+    plan = {"key": key, "record_uri": run.etl_record_uri(key), "reused": False, "source_run_id": run.run_id,
+            "output_uri": run.own_etl_output_uri}
+    if not run.params["reuse_etl"]:
+        plan["reason"] = "reuse_etl is false"
+    elif not run.backend.object_exists(plan["record_uri"]):
+        plan["reason"] = "no earlier ETL with this data, ETL code, split fractions and seed"
+    else:
+        source = json.loads(run.backend.local_copy(plan["record_uri"]).read_text())["run_id"]
+        output_uri = f"{run.run_prefix(source)}/etl"
+        manifest_uri = f"{output_uri}/{etl.MANIFEST_NAME}"
+        if source == run.run_id or not run.backend.object_exists(manifest_uri):
+            plan["reason"] = f"the earlier ETL output of run {source} is gone"
+        else:
+            manifest = json.loads(run.backend.local_copy(manifest_uri).read_text())
+            manifest["reused_from"] = {"run_id": source, "output_uri": output_uri}
+            run.backend.stage_bytes(json.dumps(manifest, indent=2).encode(),
+                                    f"{run.own_etl_output_uri}/{etl.MANIFEST_NAME}")
+            plan.update(reused=True, source_run_id=source, output_uri=output_uri,
+                        reason=f"run {source} ran the ETL on the same data, ETL code, split fractions and seed")
+    run.state["etl"] = plan
+    run.save()
+    return plan
+
+
 def workflow_spec(run: Run) -> statemachine.WorkflowSpec:
     """What the definition is built from: parameters and resource names, nothing of the run."""
     params = run.params
@@ -306,7 +364,7 @@ def build_state_machine(run: Run) -> dict[str, Any]:
     """Build and validate the definition, and keep it as ``statemachine.json``."""
     if "data_uri" not in run.state:
         raise PipelineError(f"run {run.run_id!r} has no staged data: run notebook 01 first")
-    definition = statemachine.build_definition(workflow_spec(run))
+    definition = statemachine.definition_for(workflow_spec(run), workspace.sdk_cache())
     run.write_artifact("statemachine.json", statemachine.definition_json(definition))
     return definition
 
@@ -369,9 +427,12 @@ def execution_input(run: Run) -> dict[str, Any]:
     """Everything run-specific the definition reads (``$$.Execution.Input``)."""
     from .training import hyperparameters_from
 
+    plan = plan_etl(run)
     return {"RunId": run.run_id, "TrainingJobName": run.training_job_name, "ModelName": run.model_name,
             "DataUri": run.state["data_uri"], "DataSha256": run.state["data_sha256"],
-            "GitCommit": run.state.get("git_commit") or "", "EtlOutputUri": run.etl_output_uri,
+            "GitCommit": run.state.get("git_commit") or "", "ReuseEtl": plan["reused"],
+            "EtlSourceRunId": plan["source_run_id"], "EtlKey": plan["key"], "EtlRecordUri": plan["record_uri"],
+            "EtlOutputUri": run.etl_output_uri,
             "TrainUri": run.channel_uri("train"), "ValidationUri": run.channel_uri("validation"),
             "ModelOutputUri": run.model_output_uri, "HyperParameters": hyperparameters_from(run.params)}
 
@@ -476,7 +537,7 @@ def evaluate_model(run: Run, record) -> dict[str, Any]:
 
     from . import evaluation, training
 
-    manifest = json.loads(run.backend.local_copy(f"{run.etl_output_uri}/manifest.json").read_text())
+    manifest = json.loads(run.backend.local_copy(f"{run.own_etl_output_uri}/{etl.MANIFEST_NAME}").read_text())
     booster = training.load_model_archive(run.backend.local_copy(record.model_data_url))
     features, labels = training.read_channel(run.backend.local_copy(run.channel_uri("test")))
     probabilities = booster.predict(xgb.DMatrix(features))

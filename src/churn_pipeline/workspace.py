@@ -79,3 +79,8 @@ def git_commit(root: Path | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError, EnvironmentProblem):
         return None
     return f"{commit}-dirty" if dirty else commit or None
+
+
+def sdk_cache() -> Path:
+    """Where values built with the SageMaker SDK are kept between runs (see ``statemachine``)."""
+    return home() / "cache" / "sdk"
