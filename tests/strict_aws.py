@@ -164,6 +164,19 @@ def _sfn_delete_state_machine_version(self):
     return EmptyResult()
 
 
+def _sfn_redrive_execution(self):
+    """SFN-REDRIVE (moto lacks RedriveExecution): only a FAILED, ABORTED or TIMED_OUT execution is
+    redriven, under its own ARN; anything else is ExecutionNotRedrivable."""
+    from moto.core.utils import utcnow
+
+    execution = self.stepfunction_backend.describe_execution(self._get_param("executionArn"))
+    if execution.status not in ("FAILED", "ABORTED", "TIMED_OUT"):
+        raise JsonRESTError("ExecutionNotRedrivable", f"Execution is {execution.status} and cannot be redriven")
+    execution.status, execution.stop_date, execution.error, execution.cause = "RUNNING", None, None, None
+    execution.redrive_count = getattr(execution, "redrive_count", 0) + 1
+    return ActionResult({"redriveDate": utcnow()})
+
+
 def _version_start_execution(self, region_name, account_id, execution_name, execution_input):
     """SFN-START-VERSION: moto cannot start an execution on a version ARN; AWS runs that version."""
     from moto.stepfunctions import models
@@ -213,6 +226,7 @@ def apply(monkeypatch) -> None:
                         raising=False)
     monkeypatch.setattr(StepFunctionResponse, "delete_state_machine_version", _sfn_delete_state_machine_version,
                         raising=False)
+    monkeypatch.setattr(StepFunctionResponse, "redrive_execution", _sfn_redrive_execution, raising=False)
     monkeypatch.setattr(StateMachineVersion, "start_execution", _version_start_execution, raising=False)
     _patch(monkeypatch, SageMakerModelBackend, "create_model", _sagemaker_create_model)
     _patch(monkeypatch, SageMakerModelBackend, "create_training_job", _sagemaker_create_training_job)

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from churn_pipeline import asl
@@ -123,10 +125,59 @@ def test_unsupported_definitions_are_refused_before_running(state, message):
         asl.LocalExecutor(machine({"S": state}), {})
 
 
-def test_intrinsic_functions_fail_loudly():
-    definition = machine({"P": {"Type": "Pass", "Parameters": {"x.$": "States.Format('{}', $.a)"}, "End": True}})
-    with pytest.raises(StateMachineError, match="intrinsic"):
-        run(definition, execution_input={"a": 1})
+def test_states_format_joins_literals_paths_and_the_context():
+    """SFN-REDRIVE-NAMES: the training job name of a redriven execution carries $$.Execution.RedriveCount."""
+    definition = machine({"P": {"Type": "Pass", "Parameters": {
+        "x.$": "States.Format('{}-{}', $.name, $$.Execution.RedriveCount)",
+        "y.$": "States.Format('it\\'s {} of {}', $.n, 'two')"}, "End": True}})
+    execution = run(definition, execution_input={"name": "job", "n": 1})
+    assert execution.output == {"x": "job-0", "y": "it's 1 of two"}
+
+
+@pytest.mark.parametrize("expression", ["States.JsonMerge($.a, $.b, false)", "States.Format('{} {}', $.a)"])
+def test_other_intrinsics_and_bad_arguments_fail_loudly(expression):
+    definition = machine({"P": {"Type": "Pass", "Parameters": {"x.$": expression}, "End": True}})
+    try:
+        execution = run(definition, execution_input={"a": 1, "b": 2})
+    except StateMachineError as refused:
+        assert "intrinsic" in str(refused)
+    else:
+        assert execution.status == "FAILED" and "placeholders" in execution.cause
+
+
+def test_redrive_continues_from_the_failed_state_with_its_input():
+    """SFN-REDRIVE: succeeded states are not run again; the failed one reruns with the input it had."""
+    calls = []
+    outcomes = iter([TaskFailed("States.TaskFailed", "transient"), {"ok": True}])
+
+    def flaky(parameters):
+        calls.append(("flaky", parameters))
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def first(parameters):
+        calls.append(("first", parameters))
+        return 1
+
+    definition = machine({
+        "A": {"Type": "Task", "Resource": "arn:first", "ResultPath": "$.a", "Next": "B"},
+        "B": {"Type": "Task", "Resource": "arn:flaky", "Parameters": {"a.$": "$.a",
+                                                                     "n.$": "$$.Execution.RedriveCount"},
+              "ResultPath": "$.b", "End": True}})
+    executor = asl.LocalExecutor(definition, {"arn:first": first, "arn:flaky": flaky})
+    execution = executor.run({"x": 1}, name="e")
+    assert execution.status == "FAILED" and execution.failed_state == "B"
+    stored = asl.Execution.from_dict(json.loads(json.dumps(execution.to_dict())))
+    redriven = executor.redrive(stored)
+    assert redriven.status == "SUCCEEDED" and redriven.redrive_count == 1
+    assert redriven.output == {"x": 1, "a": 1, "b": {"ok": True}}
+    assert [name for name, _ in calls] == ["first", "flaky", "flaky"]
+    assert calls[-1][1] == {"a": 1, "n": 1}
+    assert [e["type"] for e in redriven.history].count("ExecutionRedriven") == 1
+    with pytest.raises(StateMachineError, match="SUCCEEDED"):
+        executor.redrive(redriven)
 
 
 def test_history_records_each_state_with_input_output_and_times():

@@ -118,11 +118,30 @@ def test_a_closed_execution_is_not_started_again_and_says_how_to_go_on(aws_env, 
     monkeypatch.setenv("SF_EXECUTION_HISTORY_TYPE", "FAILURE")
     run, _, history = deploy(dev_params(run_id="closed"), synthetic_csv)
     assert history["status"] == "FAILED"
-    with pytest.raises(PipelineError, match=r"already ended FAILED in state .+ start a new run"):
+    with pytest.raises(PipelineError, match=r"ended FAILED in state .+ --resume closed.+ start a new run"):
         workflow.execute(run)
     executions = boto3.client("stepfunctions").list_executions(
         stateMachineArn=run.state["state_machine"]["arn"])["executions"]
     assert [e["name"] for e in executions] == ["closed"]
+
+
+def test_resume_redrives_the_failed_execution_under_its_own_arn(aws_env, synthetic_csv, monkeypatch):
+    """SFN-REDRIVE: resuming calls RedriveExecution (no new execution); a running one is not redrivable."""
+    from churn_pipeline.aws_errors import ExecutionNotRedrivable
+
+    monkeypatch.setenv("SF_EXECUTION_HISTORY_TYPE", "FAILURE")
+    run, _, history = deploy(dev_params(run_id="redrive"), synthetic_csv)
+    assert history["status"] == "FAILED"
+    run.params["resume"] = True
+    workflow.execute(run)
+    sfn = boto3.client("stepfunctions")
+    assert sfn.describe_execution(executionArn=run.state["execution_arn"])["status"] == "RUNNING"
+    assert run.state["redriven"] == 1
+    executions = sfn.list_executions(stateMachineArn=run.state["state_machine"]["arn"])["executions"]
+    assert [e["name"] for e in executions] == ["redrive"]
+    with pytest.raises(ClientError) as refused:
+        sfn.redrive_execution(executionArn=run.state["execution_arn"])
+    assert ExecutionNotRedrivable.matches(refused.value)
 
 
 def test_a_retry_of_the_same_run_starts_no_second_execution(aws_env, synthetic_csv):

@@ -8,7 +8,8 @@ import pytest
 
 from churn_pipeline import cli, config, etl, export, training
 from churn_pipeline.backends.local import LocalBackend
-from churn_pipeline.deployments import LocalEndpoints, _alive, free_port
+from churn_pipeline.deployments import LocalEndpoints, free_port
+from churn_pipeline.workspace import process_alive as _alive
 
 from test_registry import make_record
 

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_ARTIFACTS = {"01-etl-setup.ipynb", "01-etl-setup.html", "02-train-workflow.ipynb", "02-train-workflow.html",
                       "03-register-and-export.ipynb", "03-register-and-export.html", "statemachine.json",
                       "execution-history.json", "metrics.json", "cloudformation_parameters.json", "manifest.json",
-                      "run.json"}
+                      "run.json", "parameters.json"}
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,8 @@ def test_default_run_registers_the_model_and_exports_it(default_run, env):
     record = registry(env).get("e2e-default")
     assert record.status == "approved" and record.environment == "local" and record.algorithm == "xgboost"
     assert record.metrics["validation:accuracy"] > 0.9
-    assert record.training_job_name == record.model_name == "churn-local-e2e-default"
+    assert record.model_name == "churn-local-e2e-default"
+    assert record.training_job_name == "churn-local-e2e-default-0"  # -<redrive count>
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "succeeded" and manifest["execution_status"] == "SUCCEEDED"
     assert record.data_sha256 == manifest["data"]["data_sha256"]
@@ -266,3 +267,76 @@ def test_a_template_that_creates_the_model_again_fails_under_the_strict_layer(mo
         _create_model_as_save_model_does(boto3.client("sagemaker"), exported)
         with pytest.raises(ClientError, match="Cannot create already existing model"):
             boto3.client("cloudformation").create_stack(StackName="s", TemplateBody=yaml.safe_dump(template))
+
+
+def test_a_second_run_on_the_same_data_reuses_the_etl(default_run, env):
+    """SFN-CHOICE-REUSE: same data, ETL code, fractions and seed -> the Choice state skips the ETL job."""
+    result = cli(env, "run", "--run-id", "e2e-reuse", "-p", "max_depth=4", "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = artifacts(env, "e2e-reuse")
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["etl"]["reused"] and manifest["etl"]["source_run_id"] == "e2e-default"
+    history = json.loads((out / "execution-history.json").read_text())
+    assert [s["state"] for s in history["states"]][:2] == ["Reuse Previous ETL?", "Model Training"]
+    assert "ETL" not in [s["state"] for s in history["states"]]
+    record = registry(env).get("e2e-reuse")
+    assert record.extra["etl"] == {"output_uri": manifest["etl"]["output_uri"], "reused": True,
+                                   "source_run_id": "e2e-default"}
+    assert "reuse the output of run e2e-default" in notebook_text(out / "02-train-workflow.ipynb")
+    bucket = Path(env["CHURN_PIPELINE_HOME"]) / "s3" / "churn-pipeline-local" / "churn"
+    copied = json.loads((bucket / "e2e-reuse" / "etl" / "manifest.json").read_text())
+    assert copied["reused_from"]["run_id"] == "e2e-default"
+    assert not (bucket / "e2e-reuse" / "etl" / "train").exists()
+
+    forced = cli(env, "run", "--run-id", "e2e-no-reuse", "-p", "reuse_etl=false", "--quiet")
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    forced_manifest = json.loads((artifacts(env, "e2e-no-reuse") / "manifest.json").read_text())
+    assert not forced_manifest["etl"]["reused"] and forced_manifest["etl"]["reason"] == "reuse_etl is false"
+    assert (bucket / "e2e-no-reuse" / "etl" / "train").is_dir()
+
+
+def test_resume_continues_a_failed_run_from_the_state_that_failed(default_run, env, monkeypatch):
+    """SFN-REDRIVE: the functions vanish while notebook 02 runs; once they are back, --resume redrives the
+    execution: training is not run again, the failed attempt is kept in attempt-1/."""
+    from churn_pipeline import config
+
+    for name in ("CHURN_PIPELINE_HOME", "CHURN_PIPELINE_ARTIFACTS", "CHURN_PIPELINE_PROJECT"):
+        monkeypatch.setenv(name, env[name])
+    functions = Path(env["CHURN_PIPELINE_HOME"]) / "lambda"
+    hidden = functions.with_name("lambda-away")
+
+    def log(message):
+        if message.endswith(f"{runner.WORKFLOW_NOTEBOOK} ..."):
+            functions.rename(hidden)
+
+    params = config.load(ROOT / "parameters" / "local.yaml", {"run_id": "e2e-resume"})
+    failed = runner.run_notebooks(params, progress=False, log=log)
+    hidden.rename(functions)
+    assert failed.status == "failed" and "Query Training Results" in failed.error
+    result = cli(env, "run", "--resume", "e2e-resume", "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = artifacts(env, "e2e-resume")
+    assert "attempt-1" in result.stderr and "state machine: succeeded" in result.stderr
+    kept = out / "attempt-1"
+    assert {p.name for p in kept.iterdir()} >= {"02-train-workflow.ipynb", "02-train-workflow.html",
+                                                 "manifest.json", "execution-history.json", "run.json"}
+    assert "ResourceNotFoundException" in notebook_text(kept / "02-train-workflow.ipynb")
+    assert json.loads((kept / "manifest.json").read_text())["status"] == "failed"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["status"], manifest["attempt"], manifest["redriven"]) == ("succeeded", 2, 1)
+    assert [n["notebook"] for n in manifest["notebooks"]] == list(runner.NOTEBOOKS)
+    history = json.loads((out / "execution-history.json").read_text())
+    states = [(s["state"], s["status"]) for s in history["states"]]
+    assert states.count(("Model Training", "SUCCEEDED")) == 1 and ("Query Training Results", "FAILED") in states
+    assert states[-1] == ("Update Model Registry", "SUCCEEDED")
+    assert registry(env).get("e2e-resume").training_job_name.endswith("-0")
+
+    again = cli(env, "run", "--resume", "e2e-resume", "--quiet")
+    assert again.returncode != 0 and "succeeded: there is nothing to resume" in again.stderr
+
+
+def test_a_run_below_the_gate_is_not_resumed(env):
+    result = cli(env, "run", "--run-id", "e2e-gate-resume", "-p", "accuracy_threshold=0.999", "--quiet")
+    assert result.returncode == 1
+    again = cli(env, "run", "--resume", "e2e-gate-resume", "--quiet")
+    assert again.returncode == 1 and "did not pass the accuracy gate" in again.stderr

@@ -60,7 +60,8 @@ def test_task_resources_and_arguments(definition):
     assert states["ETL"]["Parameters"]["JobName"] == "churn-test-etl"
     training_state = states["Model Training"]
     assert training_state["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
-    assert training_state["Parameters"]["TrainingJobName.$"] == "$$.Execution.Input['TrainingJobName']"
+    assert training_state["Parameters"]["TrainingJobName.$"] == (
+        "States.Format('{}-{}', $$.Execution.Input.TrainingJobName, $$.Execution.RedriveCount)")
     assert states["Save Model"]["Resource"] == "arn:aws:states:::sagemaker:createModel"
     payload = states["Update Model Registry"]["Parameters"]["Payload"]
     assert payload["run_id.$"] == "$$.Execution.Input['RunId']"

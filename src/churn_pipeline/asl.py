@@ -1,8 +1,10 @@
 """A local executor of Amazon States Language: the very JSON Step Functions receives.
 
 Supported: Task, Choice, Pass, Succeed, Fail; Parameters and ResultSelector
-with ``.$`` paths (including ``$$`` context paths); InputPath, ResultPath,
-OutputPath; Retry and Catch. Task ``Resource`` ARNs are looked up in a map of
+with ``.$`` paths (including ``$$`` context paths) and the ``States.Format``
+intrinsic; InputPath, ResultPath, OutputPath; Retry and Catch; redrive (an
+unsuccessful execution continues from the state that did not succeed, with
+that state's input, as Step Functions' RedriveExecution does). Task ``Resource`` ARNs are looked up in a map of
 runners supplied by the backend. Anything else stops the run with a
 StateMachineError that names the state, never a silent skip.
 """
@@ -23,6 +25,8 @@ from .errors import ExecutionFailed, StateMachineError, TaskFailed
 Runner = Callable[[dict[str, Any]], Any]
 _TOKEN = re.compile(r"""\.([A-Za-z_][\w-]*)|\[\s*'([^']*)'\s*\]|\[\s*"([^"]*)"\s*\]|\[\s*(\d+)\s*\]""")
 SUPPORTED_STATES = {"Task", "Choice", "Pass", "Succeed", "Fail"}
+#: statuses RedriveExecution accepts (a Standard workflow, within 14 days of its start)
+REDRIVABLE = ("FAILED", "ABORTED", "TIMED_OUT")
 
 
 def _now() -> str:
@@ -79,16 +83,50 @@ def write_path(path: str | None, data: Any, result: Any) -> Any:
     return data
 
 
+_FORMAT = re.compile(r"^States\.Format\((.*)\)$", re.S)
+_ARGUMENT = re.compile(r"""\s*(?:'((?:[^'\\]|\\.)*)'|(\$\$?[^,\s]*)|(-?\d+(?:\.\d+)?))\s*(?:,|$)""")
+
+
+def intrinsic(expression: str, data: Any, context: Mapping[str, Any]) -> Any:
+    """Evaluate ``States.Format('template {}', arg, ...)``: string literals, numbers and paths."""
+    match = _FORMAT.match(expression.strip())
+    if not match:
+        raise StateMachineError(f"intrinsic {expression!r} is not supported by the local executor "
+                                "(supported: States.Format)")
+    arguments, body, position = [], match.group(1), 0
+    while position < len(body):
+        found = _ARGUMENT.match(body, position)
+        if not found or found.end() == position:
+            raise StateMachineError(f"cannot parse the arguments of {expression!r}")
+        literal, path, number = found.groups()
+        if literal is not None:
+            arguments.append(re.sub(r"\\(.)", r"\1", literal))
+        elif path is not None:
+            arguments.append(read_path(path, data, context))
+        else:
+            arguments.append(float(number) if "." in number else int(number))
+        position = found.end()
+    template, values = str(arguments[0]), arguments[1:]
+    if template.count("{}") != len(values):
+        raise PathError(f"{expression!r}: the template has {template.count('{}')} placeholders for "
+                        f"{len(values)} arguments")
+    pieces = template.split("{}")
+    text = pieces[0]
+    for value, piece in zip(values, pieces[1:]):
+        text += (value if isinstance(value, str) else json.dumps(value)) + piece
+    return text
+
+
 def resolve_parameters(template: Any, data: Any, context: Mapping[str, Any]) -> Any:
     """Fill a Parameters/ResultSelector template: keys ending in ``.$`` take a path's value."""
     if isinstance(template, dict):
         resolved = {}
         for key, value in template.items():
             if key.endswith(".$"):
-                if not isinstance(value, str) or not value.startswith("$"):
-                    raise StateMachineError(f"{key!r} must hold a path; intrinsic functions such as "
-                                            f"{value!r} are not supported by the local executor")
-                resolved[key[:-2]] = read_path(value, data, context)
+                if not isinstance(value, str):
+                    raise StateMachineError(f"{key!r} must hold a path or an intrinsic function")
+                resolved[key[:-2]] = (read_path(value, data, context) if value.startswith("$")
+                                      else intrinsic(value, data, context))
             else:
                 resolved[key] = resolve_parameters(value, data, context)
         return resolved
@@ -172,6 +210,8 @@ class Execution:
     failed_state: str | None = None
     start_date: str = field(default_factory=_now)
     stop_date: str | None = None
+    redrive_count: int = 0
+    redrive_date: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def states(self) -> list[dict[str, Any]]:
@@ -181,22 +221,45 @@ class Execution:
             if event["type"] == "StateEntered":
                 rows.append({"state": event["state"], "type": event["stateType"], "status": "RUNNING",
                              "input": event["input"], "output": None, "started": event["timestamp"],
-                             "ended": None, "seconds": None, "_t0": event["_clock"]})
+                             "ended": None, "seconds": None})
             elif event["type"] in ("StateExited", "StateFailed") and rows:
                 row = rows[-1]
                 row.update(status="SUCCEEDED" if event["type"] == "StateExited" else "FAILED",
                            output=event.get("output"), ended=event["timestamp"],
-                           seconds=round(event["_clock"] - row["_t0"], 3))
-        for row in rows:
-            row.pop("_t0", None)
+                           seconds=round((_parse(event["timestamp"]) - _parse(row["started"])).total_seconds(), 3))
         return rows
+
+    def redrive_point(self) -> tuple[str, Any]:
+        """The state that did not succeed (failed, or entered and never left) and the input it had."""
+        entered: dict[str, Any] = {}
+        last = None
+        for event in self.history:
+            if event["type"] == "StateEntered":
+                entered, last = event, event["state"]
+            elif event["type"] == "StateExited" and event["state"] == last:
+                last = None
+        if last is None:
+            raise StateMachineError(f"execution {self.arn} has no unsuccessful state to continue from")
+        return last, copy.deepcopy(entered["input"])
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "executionArn": self.arn, "status": self.status, "input": self.input,
                 "output": self.output, "error": self.error, "cause": self.cause,
                 "failedState": self.failed_state, "startDate": self.start_date, "stopDate": self.stop_date,
-                "states": self.states(),
-                "events": [{k: v for k, v in e.items() if k != "_clock"} for e in self.history]}
+                "redriveCount": self.redrive_count, "redriveDate": self.redrive_date,
+                "states": self.states(), "events": list(self.history)}
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> "Execution":
+        return cls(name=record["name"], arn=record["executionArn"], input=record["input"], status=record["status"],
+                   output=record.get("output"), error=record.get("error"), cause=record.get("cause"),
+                   failed_state=record.get("failedState"), start_date=record["startDate"],
+                   stop_date=record.get("stopDate"), redrive_count=record.get("redriveCount", 0),
+                   redrive_date=record.get("redriveDate"), history=list(record.get("events", [])))
+
+
+def _parse(timestamp: str) -> datetime:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
 
 
 class LocalExecutor:
@@ -204,7 +267,10 @@ class LocalExecutor:
 
     def __init__(self, definition: Mapping[str, Any] | str, runners: Mapping[str, Runner],
                  state_machine_arn: str = "arn:aws:states:local:000000000000:stateMachine:local",
-                 sleep: Callable[[float], None] = time.sleep, max_transitions: int = 1000):
+                 sleep: Callable[[float], None] = time.sleep, max_transitions: int = 1000,
+                 on_event: Callable[[Execution], None] | None = None):
+        """``on_event`` sees the execution after every event (the local service keeps it current)."""
+        self.on_event = on_event
         self.definition = json.loads(definition) if isinstance(definition, str) else dict(definition)
         self.runners = dict(runners)
         self.state_machine_arn = state_machine_arn
@@ -233,18 +299,36 @@ class LocalExecutor:
                     raise StateMachineError(f"state {name!r}: transition to unknown state {target!r}")
 
     def _event(self, execution: Execution, kind: str, **details: Any) -> None:
-        execution.history.append({"id": len(execution.history) + 1, "type": kind, "timestamp": _now(),
-                                  "_clock": time.perf_counter(), **details})
+        execution.history.append({"id": len(execution.history) + 1, "type": kind, "timestamp": _now(), **details})
+        if self.on_event is not None:
+            self.on_event(execution)
 
     def run(self, execution_input: Any = None, name: str | None = None) -> Execution:
         name = name or str(uuid.uuid4())
         arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
         execution = Execution(name=name, arn=arn, input=execution_input if execution_input is not None else {})
-        context = {"Execution": {"Id": arn, "Name": name, "Input": execution.input,
-                                 "StartTime": execution.start_date},
-                   "StateMachine": {"Id": self.state_machine_arn}, "State": {}}
         self._event(execution, "ExecutionStarted", input=execution.input)
-        data, state_name = copy.deepcopy(execution.input), self.definition["StartAt"]
+        return self._drive(execution, copy.deepcopy(execution.input), self.definition["StartAt"])
+
+    def redrive(self, execution: Execution) -> Execution:
+        """Continue an unsuccessful execution from the state that did not succeed, with the input that
+        state had; the states that succeeded are not run again."""
+        if execution.status not in REDRIVABLE:
+            raise StateMachineError(f"execution {execution.arn} is {execution.status} and cannot be redriven")
+        state_name, data = execution.redrive_point()
+        execution.status, execution.stop_date = "RUNNING", None
+        execution.error = execution.cause = execution.failed_state = None
+        execution.redrive_count += 1
+        execution.redrive_date = _now()
+        self._event(execution, "ExecutionRedriven", redriveCount=execution.redrive_count)
+        return self._drive(execution, data, state_name)
+
+    def _drive(self, execution: Execution, data: Any, state_name: str) -> Execution:
+        context = {"Execution": {"Id": execution.arn, "Name": execution.name, "Input": execution.input,
+                                 "StartTime": execution.start_date, "RedriveCount": execution.redrive_count},
+                   "StateMachine": {"Id": self.state_machine_arn}, "State": {}}
+        if execution.redrive_date:
+            context["Execution"]["RedriveTime"] = execution.redrive_date
         for _ in range(self.max_transitions):
             state = self.definition["States"][state_name]
             context["State"] = {"Name": state_name, "EnteredTime": _now(), "RetryCount": 0}

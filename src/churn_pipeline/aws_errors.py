@@ -98,6 +98,13 @@ class ExecutionDoesNotExist(AwsErrorCode):
     code = "ExecutionDoesNotExist"
 
 
+class ExecutionNotRedrivable(AwsErrorCode):
+    """RedriveExecution of an execution that is running or succeeded (only FAILED, ABORTED and
+    TIMED_OUT Standard executions of the last 14 days can be redriven)."""
+
+    code = "ExecutionNotRedrivable"
+
+
 class StatesQuotaExceeded(AwsErrorCode):
     """Publishing beyond a state machine's 1,000 versions."""
 

@@ -12,15 +12,20 @@ from .errors import PipelineError
 
 
 def _cmd_run(args) -> int:
-    from .runner import run_notebooks
+    from .runner import resume_notebooks, run_notebooks
 
-    overrides = dict(config.parse_override(item) for item in args.parameter)
-    if args.data is not None:
-        overrides["data"] = args.data
-    if args.run_id is not None:
-        overrides["run_id"] = args.run_id
-    params = config.load(args.params, overrides)
-    result = run_notebooks(params, progress=not args.quiet)
+    if args.resume:
+        if args.parameter or args.data is not None or args.run_id is not None:
+            raise PipelineError("--resume continues a run with the parameters it started with: "
+                                "leave out -p, --data and --run-id")
+        result = resume_notebooks(args.resume, progress=not args.quiet)
+    else:
+        overrides = dict(config.parse_override(item) for item in args.parameter)
+        if args.data is not None:
+            overrides["data"] = args.data
+        if args.run_id is not None:
+            overrides["run_id"] = args.run_id
+        result = run_notebooks(config.load(args.params, overrides), progress=not args.quiet)
     print(f"run id:    {result.run_id}")
     print(f"status:    {result.status}")
     print(f"artifacts: {result.artifacts_dir}")
@@ -181,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--params", default="parameters/local.yaml", help="parameters file (YAML)")
     run.add_argument("--data", help="input CSV: a path or an s3:// URI (default: synthetic data)")
     run.add_argument("--run-id", help="run id (default: a new one)")
+    run.add_argument("--resume", metavar="RUN_ID",
+                     help="continue a failed or interrupted run: states that succeeded are not run again, "
+                          "the failed attempt is kept in attempt-<n>/")
     run.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE",
                      help="override one parameter (repeatable)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

@@ -95,36 +95,27 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is a child that has exited
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+
 
 
 def _stop(pid: int, wait: float = 15.0) -> None:
-    if not pid or not _alive(pid):
+    if not pid or not workspace.process_alive(pid):
         return
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + wait
-    while _alive(pid) and time.monotonic() < deadline:
+    while workspace.process_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _alive(pid):
+    if workspace.process_alive(pid):
         os.killpg(pid, signal.SIGKILL)
 
 
 def wait_for_ping(port: int, timeout: float = PING_TIMEOUT_SECONDS, pid: int | None = None) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if pid is not None and not _alive(pid):
+        if pid is not None and not workspace.process_alive(pid):
             return False
         try:
             if urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=1).status == 200:
@@ -165,7 +156,7 @@ class LocalEndpoints:
         settings = self._folder(environment) / "router.json"
         if settings.exists():
             known = json.loads(settings.read_text())
-            if _alive(known["pid"]):
+            if workspace.process_alive(known["pid"]):
                 return known["port"]
         port = port or self.router_port(environment)
         pid = _launch(["route", "--environment", environment, "--port", str(port)],

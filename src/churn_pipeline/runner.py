@@ -5,15 +5,22 @@ state machine and its execution history, the metrics, the CloudFormation
 parameters (only when the model passed the gate) and ``manifest.json``
 (parameters, package versions, data hash, timings, status). A failed run keeps
 its executed notebooks, with the failure visible in them.
+
+``resume_notebooks`` continues a failed or interrupted run with its own
+parameters: notebook 02 redrives the execution (the states that succeeded are
+not run again), and the failed attempt's files move to ``attempt-<n>/`` beside
+the new ones.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
-
+import shutil
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -21,9 +28,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import workspace
+from .aws_errors import ExecutionDoesNotExist
 from .errors import NotebookFailed, PipelineError
 
 NOTEBOOKS = ("01-etl-setup.ipynb", "02-train-workflow.ipynb", "03-register-and-export.ipynb")
+WORKFLOW_NOTEBOOK = NOTEBOOKS[1]
+PARAMETERS_FILE = "parameters.json"
+#: what a new attempt replaces; the earlier attempt's copies move to attempt-<n>/
+ATTEMPT_FILES = ("manifest.json", "execution-history.json", "metrics.json", "cloudformation_parameters.json")
 PACKAGES = ("churn-pipeline", "xgboost", "pyspark", "sagemaker", "stepfunctions", "boto3", "papermill",
             "nbconvert", "pandas", "numpy")
 
@@ -99,9 +111,58 @@ def describe_failure(executed: Path, error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+class ExecutionProgress:
+    """Follow the run's execution from this process while notebook 02 waits for it, and report each
+    state it enters with the time since the notebook started."""
+
+    def __init__(self, params: dict[str, Any], log: Callable[[str], None], poll_seconds: float = 1.0):
+        self.params, self.log, self.poll_seconds = params, log, poll_seconds
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="execution-progress", daemon=True)
+
+    def __enter__(self) -> "ExecutionProgress":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _follow(self) -> None:
+        from . import backends, workflow
+
+        run_id, started, shown = self.params["run_id"], time.monotonic(), None
+        try:
+            backend = backends.open_backend(self.params)
+            sfn = backend.client("stepfunctions")
+            machine = backend.state_machine_arn(workflow.resource_name(self.params, "training-pipeline", limit=80))
+            arn = workflow.execution_arn(machine, run_id)
+        except Exception as exc:  # progress is a courtesy: the notebook reports failures itself
+            self.log(f"[{run_id}] execution progress unavailable: {exc}")
+            return
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                status = sfn.describe_execution(executionArn=arn)["status"]
+                state = workflow.current_state(sfn, arn) if status == "RUNNING" else status.lower()
+            except Exception as exc:
+                if ExecutionDoesNotExist.matches(exc):
+                    continue  # not started yet
+                self.log(f"[{run_id}] execution progress unavailable: {exc}")
+                return
+            if state != shown:
+                minutes, seconds = divmod(int(time.monotonic() - started), 60)
+                self.log(f"[{run_id}]   {minutes:02d}:{seconds:02d} state machine: {state}")
+                shown = state
+
+
 def run_notebooks(params: dict[str, Any], progress: bool = True,
-                  log: Callable[[str], None] = lambda message: print(message, file=sys.stderr)) -> RunResult:
-    """Execute 01, 02, 03 with ``params`` (already validated); stop at the first failure."""
+                  log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+                  notebooks: tuple[str, ...] = NOTEBOOKS, earlier: dict[str, Any] | None = None) -> RunResult:
+    """Execute 01, 02, 03 with ``params`` (already validated); stop at the first failure.
+
+    ``notebooks`` and ``earlier`` (the previous attempt's manifest) are for
+    ``resume_notebooks``: the notebooks not run again keep their earlier entries.
+    """
     import papermill
 
     root = workspace.project_root()
@@ -111,22 +172,27 @@ def run_notebooks(params: dict[str, Any], progress: bool = True,
     if (out / "manifest.json").exists():
         raise PipelineError(f"artifacts for run {run_id!r} exist already ({out}); choose another run id")
     out.mkdir(parents=True, exist_ok=True)
+    (out / PARAMETERS_FILE).write_text(json.dumps(params, indent=2, sort_keys=True))
     # Kernels are started by name: make sure "python3" is this interpreter and finds this checkout.
     os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
     os.environ[workspace.PROJECT_ENV] = str(root)
     replacements = path_replacements(root)
     result = RunResult(run_id, out, "running")
+    kept = {e["notebook"]: e for e in (earlier or {}).get("notebooks", []) if e["notebook"] not in notebooks}
+    result.notebooks.extend(kept.values())
     started = time.time()
-    for name in NOTEBOOKS:
+    for name in notebooks:
         log(f"[{run_id}] {name} ...")
         t0 = time.perf_counter()
         entry: dict[str, Any] = {"notebook": name, "status": "succeeded"}
+        following = ExecutionProgress(params, log) if name == WORKFLOW_NOTEBOOK else contextlib.nullcontext()
         try:
-            papermill.execute_notebook(str(root / "notebooks" / name), str(out / name), parameters=params,
-                                       cwd=str(root / "notebooks"), kernel_name="python3",
-                                       progress_bar=progress, log_output=False,
-                                       # the kernel's start-up warnings are noise on the run's console
-                                       extra_arguments=["--IPKernelApp.log_level=ERROR"])
+            with following:
+                papermill.execute_notebook(str(root / "notebooks" / name), str(out / name), parameters=params,
+                                           cwd=str(root / "notebooks"), kernel_name="python3",
+                                           progress_bar=progress, log_output=False,
+                                           # the kernel's start-up warnings are noise on the run's console
+                                           extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except Exception as exc:  # papermill raises its own errors and kernel failures alike
             entry.update(status="failed", error=describe_failure(out / name, exc))
             result.error = f"notebook {name} failed in {entry['error']}"
@@ -149,12 +215,59 @@ def run_notebooks(params: dict[str, Any], progress: bool = True,
         "git_commit": run_state.get("git_commit"),
         "etl": run_state.get("etl"),
         "execution_status": run_state.get("execution_status"),
+        "redriven": run_state.get("redriven", 0),
+        "attempt": (earlier or {}).get("attempt", 0) + 1 if earlier is not None else 1,
         "notebooks": result.notebooks,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 2),
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
     return result
+
+
+def resume_notebooks(run_id: str, progress: bool = True,
+                     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr)) -> RunResult:
+    """Continue a failed or interrupted run with the parameters it started with.
+
+    Notebook 01 runs again only if it did not finish; 02 and 03 always do (02
+    redrives the execution). The earlier attempt's copies of what is run again
+    move to ``attempt-<n>/``.
+    """
+    workspace.check_run_id(run_id)
+    out = workspace.artifacts_root() / run_id
+    if not (out / PARAMETERS_FILE).exists():
+        raise PipelineError(f"run {run_id!r} has no {PARAMETERS_FILE} in {out}: it was not started by "
+                            "`churn-pipeline run`, so there is nothing to resume")
+    earlier = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
+    if earlier.get("status") == "succeeded":
+        raise PipelineError(f"run {run_id!r} succeeded: there is nothing to resume (start a new run to train "
+                            "again)")
+    from .workflow import RUN_FILE
+
+    state = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).exists() else {}
+    notebooks = NOTEBOOKS[1:] if "functions" in state else NOTEBOOKS
+    number = _next_attempt(out)
+    attempt = out / f"attempt-{number}"
+    attempt.mkdir()
+    for name in notebooks:
+        for path in (out / name, (out / name).with_suffix(".html")):
+            if path.exists():
+                shutil.move(str(path), attempt / path.name)
+    for name in ATTEMPT_FILES:
+        if (out / name).exists():
+            shutil.move(str(out / name), attempt / name)
+    for name in (RUN_FILE, PARAMETERS_FILE):
+        if (out / name).exists():
+            shutil.copy2(out / name, attempt / name)
+    params = dict(json.loads((out / PARAMETERS_FILE).read_text()), resume=True)
+    log(f"[{run_id}] resuming: the earlier attempt is kept in {attempt.name}/; running {', '.join(notebooks)}")
+    return run_notebooks(params, progress=progress, log=log, notebooks=notebooks,
+                         earlier={**earlier, "attempt": number})
+
+
+def _next_attempt(out: Path) -> int:
+    numbers = [int(p.name.split("-")[1]) for p in out.glob("attempt-*") if p.name.split("-")[1].isdigit()]
+    return max(numbers, default=0) + 1
 
 
 def raise_for_result(result: RunResult) -> RunResult:

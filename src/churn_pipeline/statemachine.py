@@ -32,9 +32,13 @@ STATE_QUERY = "Query Training Results"
 STATE_GATE = "Accuracy Above Threshold"
 STATE_REGISTER = "Update Model Registry"
 STATE_TOO_LOW = "Accuracy Below Threshold"
+GATE_ERROR = "ModelAccuracyBelowThreshold"
 #: The estimator needs an output path as a string (else the SDK looks up a default bucket); the
 #: training state replaces it with the execution input's ModelOutputUri, so it never reaches AWS.
 OUTPUT_PATH_FROM_INPUT = "s3://replaced-by-execution-input/"
+TRAINING_JOB_NAME = "States.Format('{}-{}', $$.Execution.Input.TrainingJobName, $$.Execution.RedriveCount)"
+#: what that adds to the run's name: SageMaker names are at most 63 characters
+TRAINING_JOB_SUFFIX_LENGTH = 4
 LAMBDA_RETRY = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                 "Lambda.TooManyRequestsException"]
 
@@ -165,7 +169,7 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
         }})
     for step in (query, register):
         step.add_retry(steps.Retry(error_equals=LAMBDA_RETRY, interval_seconds=2, max_attempts=3, backoff_rate=2.0))
-    too_low = steps.Fail(STATE_TOO_LOW, error="ModelAccuracyBelowThreshold",
+    too_low = steps.Fail(STATE_TOO_LOW, error=GATE_ERROR,
                          cause=f"validation accuracy is not above {spec.threshold}")
     gate = steps.Choice(STATE_GATE)
     gate.add_choice(steps.ChoiceRule.NumericGreaterThan(variable=ACCURACY_PATH, value=spec.threshold),
@@ -179,6 +183,11 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
     reuse.default_choice(etl)
     graph = steps.Graph(reuse)
     definition = json.loads(graph.to_json())
+    # SageMaker refuses a second training job of the same name, and a redriven execution runs the
+    # failed training state again: each attempt's job is named after the redrive count.
+    training_parameters = definition["States"][STATE_TRAIN]["Parameters"]
+    training_parameters.pop("TrainingJobName.$")
+    training_parameters["TrainingJobName.$"] = TRAINING_JOB_NAME
     validate_definition(definition)
     return definition
 

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import backends, bundles, data, etl, statemachine, workspace
-from .aws_errors import ExecutionAlreadyExists, GlueEntityNotFound, LambdaResourceNotFound, StateMachineDoesNotExist
+from .aws_errors import (ExecutionAlreadyExists, ExecutionNotRedrivable, GlueEntityNotFound,
+                         LambdaResourceNotFound, StateMachineDoesNotExist)
 from .errors import ExecutionFailed, PipelineError, RecordNotFound
 from .storage import split_s3_uri, write_atomic
 
@@ -72,10 +73,13 @@ class Run:
         return self.run_prefix(self.run_id)
 
     @property
-    def training_job_name(self) -> str:
+    def model_name(self) -> str:
         return resource_name(self.params, self.run_id)
 
-    model_name = training_job_name
+    @property
+    def training_job_name(self) -> str:
+        """The base of the training job names: the state machine appends ``-<redrive count>``."""
+        return resource_name(self.params, self.run_id, limit=63 - statemachine.TRAINING_JOB_SUFFIX_LENGTH)
 
     @property
     def glue_job_name(self) -> str:
@@ -450,12 +454,14 @@ def current_state(sfn, execution_arn: str) -> str | None:
 
 
 def start_or_rejoin(run: Run) -> str:
-    """Start the run's execution, named after the run; if it exists, rejoin it.
+    """Start the run's execution, named after the run; if it exists, rejoin or redrive it.
 
     StartExecution is idempotent only while the first execution runs with the
     same input; once it has closed the name is refused (ExecutionAlreadyExists).
-    Then: running -> wait for it, succeeded -> continue with it, otherwise stop
-    and say which state failed and how to go on.
+    Then: running -> wait for it, succeeded -> continue with it; failed, aborted
+    or timed out -> with ``resume``, redrive it (RedriveExecution: the states that
+    succeeded are not run again), otherwise stop and say which state failed and
+    how to go on.
     """
     sfn = run.backend.client("stepfunctions")
     version_arn = run.state["state_machine"]["version_arn"]
@@ -470,10 +476,24 @@ def start_or_rejoin(run: Run) -> str:
     if described["status"] in ("RUNNING", "SUCCEEDED"):
         return existing
     history = run.backend.execution_history(existing)
-    raise PipelineError(
-        f"execution {existing} of run {run.run_id!r} already ended {described['status']} in state "
-        f"{history.get('failedState') or '?'}: {described.get('error') or '?'}: {described.get('cause') or ''}. "
-        "An execution name is used once: start a new run (a new run id, notebook 01) to try again.")
+    ended = (f"execution {existing} of run {run.run_id!r} ended {described['status']} in state "
+             f"{history.get('failedState') or '?'}: {described.get('error') or '?'}: {described.get('cause') or ''}")
+    if described.get("error") == statemachine.GATE_ERROR:
+        raise PipelineError(f"{ended}. The model did not pass the accuracy gate, and redriving would judge the "
+                            "same model again: start a new run (other hyper-parameters or data) to try again.")
+    if not run.params["resume"]:
+        raise PipelineError(f"{ended}. An execution name is used once: resume the run "
+                            f"(`churn-pipeline run --resume {run.run_id}`) to continue it from that state, or "
+                            "start a new run (a new run id, notebook 01).")
+    try:
+        sfn.redrive_execution(executionArn=existing)
+    except Exception as exc:
+        if not ExecutionNotRedrivable.matches(exc):
+            raise
+        raise PipelineError(f"{ended}; it cannot be redriven: {exc}. Start a new run.") from exc
+    run.state["redriven"] = run.state.get("redriven", 0) + 1
+    run.save()
+    return existing
 
 
 def execute(run: Run, poll_seconds: float = 5.0, progress: Callable[[str], None] = print) -> dict[str, Any]:

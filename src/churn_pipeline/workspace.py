@@ -84,3 +84,18 @@ def git_commit(root: Path | None = None) -> str | None:
 def sdk_cache() -> Path:
     """Where values built with the SageMaker SDK are kept between runs (see ``statemachine``)."""
     return home() / "cache" / "sdk"
+
+
+def process_alive(pid: int | None) -> bool:
+    """Whether process ``pid`` still runs (a child of ours that has exited is reaped first)."""
+    if not pid:
+        return False
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True

@@ -13,6 +13,7 @@ from typing import Any
 from ...aws_errors import (GlueAlreadyExists, GlueConcurrentRunsExceeded, GlueEntityNotFound,
                            GlueIdempotentParameterMismatch, GlueInvalidInput)
 from .. import HOME_ENV
+from ...workspace import process_alive
 from .common import JsonStore, now
 
 #: worker types Glue runs Spark (glueetl) jobs on; G.025X is for streaming jobs only
@@ -38,14 +39,7 @@ def _check_definition(definition: dict[str, Any], operation: str) -> None:
         raise GlueInvalidInput.error(f"Worker type {worker} is not supported for glueetl jobs", operation)
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
+
 
 
 class LocalGlue:
@@ -85,7 +79,7 @@ class LocalGlue:
     def _running(self, job_name: str) -> int:
         return sum(1 for name in self.runs.names()
                    if (run := self.runs.read(name))["JobName"] == job_name and run["JobRunState"] == "RUNNING"
-                   and _alive(run.get("Pid")))
+                   and process_alive(run.get("Pid")))
 
     def start_job_run(self, JobName: str, Arguments: dict | None = None, **_: Any) -> dict:
         """Run the job's script to completion on local Spark (Glue runs it asynchronously).

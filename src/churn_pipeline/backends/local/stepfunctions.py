@@ -5,19 +5,27 @@ Versions, revisions and execution names follow the service: a version is
 published only for a revision that has none (publishing again returns it),
 a state machine holds at most ``VERSION_QUOTA`` versions, and an execution name
 can be reused only while that execution is still running with the same input.
+
+An execution runs in the process that starts (or redrives) it, and its record
+is kept current after every event, so another process can follow it. If that
+process ends before the execution does, the execution is ABORTED (on AWS it
+would carry on); like any unsuccessful execution it can then be redriven.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from typing import Any
 
 from ... import asl
-from ...aws_errors import (ExecutionAlreadyExists, ExecutionDoesNotExist, StateMachineAlreadyExists,
+from ...aws_errors import (ExecutionAlreadyExists, ExecutionDoesNotExist, ExecutionNotRedrivable,
+                           StateMachineAlreadyExists,
                            StateMachineDoesNotExist, StatesInvalidArn, StatesQuotaExceeded, StatesResourceNotFound,
                            StatesValidation)
 from ...errors import TaskFailed
+from ...workspace import process_alive
 from .common import JsonStore, arn, now
 
 VERSION_QUOTA = 1000
@@ -176,16 +184,43 @@ class LocalStepFunctions:
             if existing["status"] == "RUNNING" and existing["input"] == json.loads(input):
                 return {"executionArn": existing["executionArn"], "startDate": existing["startDate"]}
             raise ExecutionAlreadyExists.error(f"Execution Already Exists: '{execution_arn}'", "StartExecution")
-        executor = asl.LocalExecutor(machine["definition"], self.backend.runners(), base_arn)
-        execution = executor.run(json.loads(input), name=name)
-        self.executions.write(key, {**execution.to_dict(), "stateMachineArn": stateMachineArn})
+        execution = self._executor(machine["definition"], key, stateMachineArn).run(json.loads(input), name=name)
+        self._keep(key, stateMachineArn, execution, owner=None)
         return {"executionArn": execution.arn, "startDate": execution.start_date}
+
+    def _executor(self, definition: str, key: str, source_arn: str) -> asl.LocalExecutor:
+        base_arn = arn("states", "stateMachine:", _parts(source_arn, "")[0])
+        return asl.LocalExecutor(definition, self.backend.runners(), base_arn,
+                                 on_event=lambda execution: self._keep(key, source_arn, execution, os.getpid()))
+
+    def _keep(self, key: str, source_arn: str, execution: asl.Execution, owner: int | None) -> None:
+        """Write the execution's record; ``owner`` is the process running it, while it runs."""
+        self.executions.write(key, {**execution.to_dict(), "stateMachineArn": source_arn, "ownerPid": owner})
+
+    def redrive_execution(self, executionArn: str, clientToken: str | None = None) -> dict:
+        """Continue a FAILED, ABORTED or TIMED_OUT execution from the state that did not succeed, with the
+        same definition (version), input and ARN; other statuses -> ExecutionNotRedrivable."""
+        record = self._execution(executionArn, "RedriveExecution")
+        if record["status"] not in asl.REDRIVABLE:
+            raise ExecutionNotRedrivable.error(f"Execution is {record['status']} and cannot be redriven",
+                                               "RedriveExecution")
+        machine = self.describe_state_machine(record["stateMachineArn"])
+        key = self._execution_key(executionArn)
+        executor = self._executor(machine["definition"], key, record["stateMachineArn"])
+        execution = executor.redrive(asl.Execution.from_dict(record))
+        self._keep(key, record["stateMachineArn"], execution, owner=None)
+        return {"redriveDate": execution.redrive_date}
 
     def _execution(self, execution_arn: str, operation: str) -> dict:
         key = self._execution_key(execution_arn)
         if not self.executions.exists(key):
             raise ExecutionDoesNotExist.error(f"Execution Does Not Exist: '{execution_arn}'", operation)
-        return self.executions.read(key)
+        record = self.executions.read(key)
+        if record["status"] == "RUNNING" and not process_alive(record.get("ownerPid")):
+            record.update(status="ABORTED", stopDate=now(), ownerPid=None, error="States.Aborted",
+                          cause=f"the local process running the execution (pid {record.get('ownerPid')}) ended")
+            self.executions.write(key, record)
+        return record
 
     def describe_execution(self, executionArn: str) -> dict:
         record = self._execution(executionArn, "DescribeExecution")
@@ -198,13 +233,21 @@ class LocalStepFunctions:
             described["stateMachineVersionArn"] = source
         if record["status"] == "SUCCEEDED":
             described["output"] = json.dumps(record["output"])
-        else:
+        elif record["status"] != "RUNNING":
             described.update(error=record["error"], cause=record["cause"])
+        described["redriveCount"] = record.get("redriveCount", 0)
+        if record.get("redriveDate"):
+            described["redriveDate"] = record["redriveDate"]
+        redrivable = record["status"] in asl.REDRIVABLE
+        described["redriveStatus"] = "REDRIVABLE" if redrivable else "NOT_REDRIVABLE"
+        if not redrivable:
+            described["redriveStatusReason"] = f"Execution is {record['status']} and cannot be redriven"
         return described
 
     def get_execution_history(self, executionArn: str, reverseOrder: bool = False, maxResults: int = 1000,
                               **_: Any) -> dict:
-        events = list(self._execution(executionArn, "GetExecutionHistory").get("events", []))
+        """The events in the service's shape (``<Type>StateEntered`` with ``stateEnteredEventDetails``...)."""
+        events = _service_events(self._execution(executionArn, "GetExecutionHistory").get("events", []))
         if reverseOrder:
             events.reverse()
         return {"events": events[:maxResults]}
@@ -212,6 +255,43 @@ class LocalStepFunctions:
     def local_execution(self, executionArn: str) -> dict:
         """The full local record: states with input/output/timings, and the raw events."""
         return self._execution(executionArn, "DescribeExecution")
+
+
+def _service_events(events: list[dict]) -> list[dict]:
+    """Local executor events as GetExecutionHistory returns them."""
+    from datetime import datetime
+
+    shaped, state_types = [], {}
+    for event in events:
+        kind, details = event["type"], None
+        if kind == "StateEntered":
+            state_types[event["state"]] = event["stateType"]
+            kind = f"{event['stateType']}StateEntered"
+            details = ("stateEnteredEventDetails", {"name": event["state"], "input": json.dumps(event["input"])})
+        elif kind == "StateExited":
+            kind = f"{state_types.get(event['state'], 'Task')}StateExited"
+            details = ("stateExitedEventDetails", {"name": event["state"], "output": json.dumps(event["output"])})
+        elif kind == "StateFailed":
+            continue  # the service reports the failure in TaskFailed / ExecutionFailed
+        elif kind == "ExecutionStarted":
+            details = ("executionStartedEventDetails", {"input": json.dumps(event["input"])})
+        elif kind == "ExecutionSucceeded":
+            details = ("executionSucceededEventDetails", {"output": json.dumps(event["output"])})
+        elif kind in ("ExecutionFailed", "TaskFailed"):
+            details = (f"{kind[0].lower()}{kind[1:]}EventDetails", {"error": event["error"], "cause": event["cause"]})
+        elif kind == "ExecutionRedriven":
+            details = ("executionRedrivenEventDetails", {"redriveCount": event["redriveCount"]})
+        elif kind == "TaskScheduled":
+            details = ("taskScheduledEventDetails", {"resource": event["resource"],
+                                                     "parameters": json.dumps(event["parameters"])})
+        elif kind == "TaskSucceeded":
+            details = ("taskSucceededEventDetails", {"output": json.dumps(event["output"], default=str)})
+        item = {"id": len(shaped) + 1, "previousEventId": len(shaped), "type": kind,
+                "timestamp": datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))}
+        if details:
+            item[details[0]] = details[1]
+        shaped.append(item)
+    return shaped
 
 
 # --- task integrations: what each Task Resource of the definition does locally ---------------------------
