@@ -11,3 +11,5 @@ _session_dir = tempfile.mkdtemp(prefix="churn-pipeline-tests-")
 os.environ.setdefault("CHURN_PIPELINE_HOME", os.path.join(_session_dir, "home"))
 os.environ.setdefault("CHURN_PIPELINE_ARTIFACTS", os.path.join(_session_dir, "artifacts"))
 os.environ.setdefault("CHURN_PIPELINE_PROJECT", os.path.dirname(os.path.abspath(__file__)))
+# SDK-built values are keyed by content: one cache serves every test's home
+os.environ.setdefault("CHURN_PIPELINE_CACHE", os.path.join(_session_dir, "cache"))

@@ -13,6 +13,19 @@ ROOT = Path(__file__).resolve().parents[1]
 CHURN_TXT = ROOT.parent / "shared" / "data" / "churn.txt"
 
 
+#: modules that run whole pipelines or notebooks (kernels, Spark, the CLI)
+PIPELINE_MODULES = {"test_pipeline.py", "test_notebooks_aws.py", "test_benchmarks.py", "test_nbval.py"}
+
+
+def pytest_collection_modifyitems(items):
+    """Mark what `make test-fast` leaves out: tests that start Spark, and whole pipeline runs."""
+    for item in items:
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
+        if item.path.name in PIPELINE_MODULES or item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.pipeline)
+
+
 @pytest.fixture(scope="session")
 def spark():
     from churn_pipeline import etl
@@ -81,8 +94,12 @@ def aws_env(monkeypatch, isolated):
 
     import strict_aws
 
+    from churn_pipeline.backends.aws import AwsBackend
+
     strict_aws.apply(monkeypatch)
     fake_aws_credentials(monkeypatch)
+    # the strict layer's functions are ready once described: no need to wait seconds between looks
+    monkeypatch.setattr(AwsBackend, "function_poll_seconds", lambda self: 0.01)
     with mock_aws():
         create_account_resources(monkeypatch)
         yield isolated

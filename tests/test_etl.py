@@ -75,6 +75,7 @@ def test_missing_java_says_how_to_install(monkeypatch):
         etl.require_java()
 
 
+@pytest.mark.spark  # the script starts its own Spark
 def test_glue_script_runs_with_glue_style_arguments(synthetic_csv, tmp_path):
     """The very file Glue runs, as a process, with Glue's argument convention (and an unknown Glue argument)."""
     result = subprocess.run(

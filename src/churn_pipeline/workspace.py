@@ -20,6 +20,7 @@ from .errors import ConfigError, EnvironmentProblem
 PROJECT_ENV = "CHURN_PIPELINE_PROJECT"
 HOME_ENV = "CHURN_PIPELINE_HOME"
 ARTIFACTS_ENV = "CHURN_PIPELINE_ARTIFACTS"
+CACHE_ENV = "CHURN_PIPELINE_CACHE"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}[A-Za-z0-9])?$")
 
 
@@ -82,8 +83,9 @@ def git_commit(root: Path | None = None) -> str | None:
 
 
 def sdk_cache() -> Path:
-    """Where values built with the SageMaker SDK are kept between runs (see ``statemachine``)."""
-    return home() / "cache" / "sdk"
+    """Where values built with the SageMaker SDK are kept between runs (see ``statemachine``); keyed by
+    content, so ``CHURN_PIPELINE_CACHE`` may point several homes at one folder."""
+    return Path(os.environ.get(CACHE_ENV) or home() / "cache") / "sdk"
 
 
 def process_alive(pid: int | None) -> bool:

@@ -71,14 +71,30 @@ def normalise_history(described: dict[str, Any], events: list[dict[str, Any]]) -
             "states": states, "events": _json_safe(events)}
 
 
+_service_models = None
+
+
+def _session(region: str):
+    """A boto3 session whose service models are read once per process: botocore otherwise parses
+    each service's JSON model again for every new session (megabytes for SageMaker)."""
+    global _service_models
+    import boto3
+    import botocore.loaders
+    import botocore.session
+
+    if _service_models is None:
+        _service_models = botocore.loaders.create_loader()
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _service_models)
+    return boto3.Session(botocore_session=core, region_name=region)
+
+
 class AwsBackend:
     name = "aws"
 
     def __init__(self, params: Mapping[str, Any] | None, home: str | os.PathLike):
-        import boto3
-
         self.params = dict(params or {})
-        self.session = boto3.Session(region_name=self.params["region"])
+        self.session = _session(self.params["region"])
         self.home = Path(home) / "cache"  # downloads of S3 objects the notebooks show
         self._clients: dict[str, Any] = {}
         self._identity: dict[str, str] | None = None
