@@ -44,8 +44,18 @@ lock: | check-python
 run: check-java install
 	$(BIN)/churn-pipeline run --params parameters/local.yaml $(ARGS)
 
+# Everything, including the nbval check of the committed notebooks with every core kept busy
+# (tests/test_nbval.py).
 test: check-java install
-	$(BIN)/python -m pytest tests notebooks --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg \
+	$(BIN)/python -m pytest tests -p no:nbval $(ARGS)
+
+# The edit-test loop: no Spark, no notebooks, no whole pipeline runs.
+test-fast: install
+	$(BIN)/python -m pytest tests -p no:nbval -m "not spark and not pipeline" $(ARGS)
+
+# Only the regression check of the committed notebooks, on an idle machine.
+nbval: check-java install
+	$(BIN)/python -m pytest notebooks --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg \
 	  --nbval-cell-timeout 600 $(ARGS)
 
 lint: install

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -56,9 +57,12 @@ class PeakMemory:
 
 
 def run_pipeline(rows: int | None = None, data: str | None = None, run_id: str = "bench",
-                 extra: list[str] | None = None) -> dict:
-    """`churn-pipeline run` in a fresh home; wall time, peak tree memory and the run's own figures."""
-    with tempfile.TemporaryDirectory(prefix="churn-bench-") as scratch:
+                 extra: list[str] | None = None, scratch: str | None = None) -> dict:
+    """`churn-pipeline run` in a fresh home (or in ``scratch``, to follow an earlier run there); wall
+    time, peak tree memory and the run's own figures."""
+    with contextlib.ExitStack() as stack:
+        if scratch is None:
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="churn-bench-"))
         env = {**os.environ, "CHURN_PIPELINE_HOME": f"{scratch}/home", "CHURN_PIPELINE_ARTIFACTS": f"{scratch}/art",
                "CHURN_PIPELINE_PROJECT": str(ROOT)}
         command = [sys.executable, "-m", "churn_pipeline.cli", "run", "--run-id", run_id, "--quiet", *(extra or [])]
@@ -82,6 +86,7 @@ def run_pipeline(rows: int | None = None, data: str | None = None, run_id: str =
         return {"wall_seconds": round(wall, 2), "peak_rss_mib": round(peak / 2**20),
                 "notebooks": {n["notebook"]: n["seconds"] for n in manifest["notebooks"]},
                 "states": {s["state"]: s["seconds"] for s in history["states"]},
+                "etl_reused": bool((manifest.get("etl") or {}).get("reused")),
                 "test_accuracy": round(metrics["test"]["accuracy"], 4)}
 
 
