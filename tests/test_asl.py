@@ -189,3 +189,15 @@ def test_history_records_each_state_with_input_output_and_times():
     assert rows[0]["input"] == {} and rows[0]["output"] == {"a": 1}
     assert all(r["started"] and r["ended"] and r["seconds"] >= 0 for r in rows)
     assert execution.to_dict()["events"][0]["type"] == "ExecutionStarted"
+
+
+def test_an_interrupted_execution_is_closed_as_aborted_not_left_running():
+    def interrupted(parameters):
+        raise KeyboardInterrupt
+
+    seen = []
+    executor = asl.LocalExecutor(machine({"T": {"Type": "Task", "Resource": "arn:t", "End": True}}),
+                                 {"arn:t": interrupted}, on_event=lambda execution: seen.append(execution.status))
+    with pytest.raises(KeyboardInterrupt):
+        executor.run({}, name="e")
+    assert seen[-1] == "ABORTED"

@@ -207,8 +207,9 @@ def test_the_build_records_the_commit_codebuild_resolved(monkeypatch, tmp_path):
 
 
 def test_the_roles_grant_what_these_behaviours_need():
-    """IAM-DESCRIBE-ALARMS, SFN-VERSION-QUOTA: blue/green reads the rollback alarm with the SageMaker
-    execution role; the build lists and deletes old state-machine versions."""
+    """IAM-DESCRIBE-ALARMS, SFN-VERSION-QUOTA, SFN-REDRIVE: blue/green reads the rollback alarm with the
+    SageMaker execution role; the build lists and deletes old state-machine versions and redrives a
+    failed execution when a run is resumed."""
     from test_cloudformation import template
 
     resources = template("pipeline.yml")["Resources"]
@@ -224,4 +225,4 @@ def test_the_roles_grant_what_these_behaviours_need():
     build_role = next(k for k, v in resources.items() if v["Type"] == "AWS::IAM::Role"
                       and "states:PublishStateMachineVersion" in actions(k))
     assert {"states:ListStateMachineVersions", "states:DeleteStateMachineVersion", "glue:GetJob",
-            "lambda:GetFunctionConfiguration"} <= actions(build_role)
+            "lambda:GetFunctionConfiguration", "states:RedriveExecution"} <= actions(build_role)

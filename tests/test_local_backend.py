@@ -104,3 +104,46 @@ def test_an_execution_runs_the_published_version_it_names(backend):
     with pytest.raises(ClientError) as error:
         sfn.start_execution(stateMachineArn=first["stateMachineArn"] + ":9", name="x", input="{}")
     assert _code(error) == "ResourceNotFound"
+
+
+def test_an_execution_whose_process_ended_is_aborted_and_can_be_redriven(backend):
+    """SFN-REDRIVE: locally an execution runs in the process that started it; once that process is gone
+    a RUNNING record is ABORTED, a new start with its name is refused, and a redrive continues it."""
+    import subprocess
+    import sys
+
+    from churn_pipeline import asl
+
+    sfn = backend.client("stepfunctions")
+    definition = json.dumps({"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Result": 1, "ResultPath": "$.a", "Next": "B"},
+        "B": {"Type": "Pass", "Result": 2, "ResultPath": "$.b", "End": True}}})
+    version = sfn.create_state_machine(name="m", definition=definition, roleArn="r", publish=True)[
+        "stateMachineVersionArn"]
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    # what a process killed while in state B leaves behind
+    execution = asl.LocalExecutor(definition, {}).run({"x": 0}, name="e")
+    record = execution.to_dict()
+    record["events"] = [e for e in record["events"] if not (e["type"] in ("StateExited", "ExecutionSucceeded")
+                                                           and e.get("state", "B") == "B")]
+    record.update(status="RUNNING", output=None, stopDate=None, ownerPid=int(gone), stateMachineArn=version,
+                  executionArn=workflow.execution_arn(version, "e"))
+    (backend.home / "stepfunctions" / "executions").mkdir(parents=True, exist_ok=True)
+    (backend.home / "stepfunctions" / "executions" / "m--e.json").write_text(json.dumps(record))
+    arn = workflow.execution_arn(version, "e")
+    described = sfn.describe_execution(executionArn=arn)
+    assert described["status"] == "ABORTED" and described["redriveStatus"] == "REDRIVABLE"
+    with pytest.raises(ClientError) as error:
+        sfn.start_execution(stateMachineArn=version, name="e", input=json.dumps({"x": 0}))
+    assert _code(error) == "ExecutionAlreadyExists"
+    sfn.redrive_execution(executionArn=arn)
+    described = sfn.describe_execution(executionArn=arn)
+    assert (described["status"], described["redriveCount"]) == ("SUCCEEDED", 1)
+    assert json.loads(described["output"]) == {"x": 0, "a": 1, "b": 2}
+    with pytest.raises(ClientError) as error:
+        sfn.redrive_execution(executionArn=arn)
+    assert _code(error) == "ExecutionNotRedrivable"
+    entered = [e["stateEnteredEventDetails"]["name"] for e in sfn.get_execution_history(executionArn=arn)["events"]
+               if e["type"].endswith("StateEntered")]
+    assert entered == ["A", "B", "B"]  # A is not run again

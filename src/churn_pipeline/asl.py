@@ -226,7 +226,8 @@ class Execution:
                 row = rows[-1]
                 row.update(status="SUCCEEDED" if event["type"] == "StateExited" else "FAILED",
                            output=event.get("output"), ended=event["timestamp"],
-                           seconds=round((_parse(event["timestamp"]) - _parse(row["started"])).total_seconds(), 3))
+                           seconds=round((parse_timestamp(event["timestamp"]) -
+                                          parse_timestamp(row["started"])).total_seconds(), 3))
         return rows
 
     def redrive_point(self) -> tuple[str, Any]:
@@ -258,7 +259,7 @@ class Execution:
                    redrive_date=record.get("redriveDate"), history=list(record.get("events", [])))
 
 
-def _parse(timestamp: str) -> datetime:
+def parse_timestamp(timestamp: str) -> datetime:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
 
 
@@ -324,6 +325,17 @@ class LocalExecutor:
         return self._drive(execution, data, state_name)
 
     def _drive(self, execution: Execution, data: Any, state_name: str) -> Execution:
+        """Run from ``state_name``; whatever escapes (an interrupt, a definition this executor refuses)
+        closes the execution as ABORTED before it propagates, so it is never left running."""
+        try:
+            return self._transitions(execution, data, state_name)
+        except BaseException as escaped:
+            if execution.status == "RUNNING":
+                self._finish(execution, "ABORTED", state=state_name if execution.failed_state is None else None,
+                             error="States.Aborted", cause=f"{type(escaped).__name__}: {escaped}")
+            raise
+
+    def _transitions(self, execution: Execution, data: Any, state_name: str) -> Execution:
         context = {"Execution": {"Id": execution.arn, "Name": execution.name, "Input": execution.input,
                                  "StartTime": execution.start_date, "RedriveCount": execution.redrive_count},
                    "StateMachine": {"Id": self.state_machine_arn}, "State": {}}
@@ -350,7 +362,7 @@ class LocalExecutor:
                 error: str | None = None, cause: str | None = None) -> Execution:
         execution.status, execution.output, execution.failed_state = status, output, state
         execution.error, execution.cause, execution.stop_date = error, cause, _now()
-        kind = "ExecutionSucceeded" if status == "SUCCEEDED" else "ExecutionFailed"
+        kind = {"SUCCEEDED": "ExecutionSucceeded", "ABORTED": "ExecutionAborted"}.get(status, "ExecutionFailed")
         self._event(execution, kind, **({"output": output} if status == "SUCCEEDED" else
                                         {"state": state, "error": error, "cause": cause}))
         return execution

@@ -15,9 +15,9 @@ def _cmd_run(args) -> int:
     from .runner import resume_notebooks, run_notebooks
 
     if args.resume:
-        if args.parameter or args.data is not None or args.run_id is not None:
+        if args.parameter or args.data is not None or args.run_id is not None or args.params is not None:
             raise PipelineError("--resume continues a run with the parameters it started with: "
-                                "leave out -p, --data and --run-id")
+                                "leave out --params, -p, --data and --run-id")
         result = resume_notebooks(args.resume, progress=not args.quiet)
     else:
         overrides = dict(config.parse_override(item) for item in args.parameter)
@@ -25,7 +25,8 @@ def _cmd_run(args) -> int:
             overrides["data"] = args.data
         if args.run_id is not None:
             overrides["run_id"] = args.run_id
-        result = run_notebooks(config.load(args.params, overrides), progress=not args.quiet)
+        result = run_notebooks(config.load(args.params or "parameters/local.yaml", overrides),
+                               progress=not args.quiet)
     print(f"run id:    {result.run_id}")
     print(f"status:    {result.status}")
     print(f"artifacts: {result.artifacts_dir}")
@@ -183,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the three notebooks end to end")
-    run.add_argument("--params", default="parameters/local.yaml", help="parameters file (YAML)")
+    run.add_argument("--params", help="parameters file (YAML; default parameters/local.yaml)")
     run.add_argument("--data", help="input CSV: a path or an s3:// URI (default: synthetic data)")
     run.add_argument("--run-id", help="run id (default: a new one)")
     run.add_argument("--resume", metavar="RUN_ID",

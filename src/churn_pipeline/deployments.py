@@ -95,9 +95,6 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-
-
-
 def _stop(pid: int, wait: float = 15.0) -> None:
     if not pid or not workspace.process_alive(pid):
         return

@@ -135,7 +135,7 @@ class ExecutionProgress:
         try:
             backend = backends.open_backend(self.params)
             sfn = backend.client("stepfunctions")
-            machine = backend.state_machine_arn(workflow.resource_name(self.params, "training-pipeline", limit=80))
+            machine = backend.state_machine_arn(workflow.state_machine_name(self.params))
             arn = workflow.execution_arn(machine, run_id)
         except Exception as exc:  # progress is a courtesy: the notebook reports failures itself
             self.log(f"[{run_id}] execution progress unavailable: {exc}")
@@ -145,10 +145,10 @@ class ExecutionProgress:
                 status = sfn.describe_execution(executionArn=arn)["status"]
                 state = workflow.current_state(sfn, arn) if status == "RUNNING" else status.lower()
             except Exception as exc:
-                if ExecutionDoesNotExist.matches(exc):
-                    continue  # not started yet
-                self.log(f"[{run_id}] execution progress unavailable: {exc}")
-                return
+                if not ExecutionDoesNotExist.matches(exc) and str(exc) != shown:  # not started yet: quiet
+                    self.log(f"[{run_id}] execution progress: {exc}")
+                    shown = str(exc)
+                continue
             if state != shown:
                 minutes, seconds = divmod(int(time.monotonic() - started), 60)
                 self.log(f"[{run_id}]   {minutes:02d}:{seconds:02d} state machine: {state}")

@@ -38,7 +38,7 @@ GATE_ERROR = "ModelAccuracyBelowThreshold"
 OUTPUT_PATH_FROM_INPUT = "s3://replaced-by-execution-input/"
 TRAINING_JOB_NAME = "States.Format('{}-{}', $$.Execution.Input.TrainingJobName, $$.Execution.RedriveCount)"
 #: what that adds to the run's name: SageMaker names are at most 63 characters
-TRAINING_JOB_SUFFIX_LENGTH = 4
+TRAINING_JOB_SUFFIX_LENGTH = 5  # "-1000": an execution can be redriven 1,000 times
 LAMBDA_RETRY = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                 "Lambda.TooManyRequestsException"]
 
@@ -212,7 +212,8 @@ def _memoised(cache_dir: Path | None, kind: str, inputs: dict[str, Any], build: 
     key = hashlib.sha256((_sdk_fingerprint() + json.dumps(inputs, sort_keys=True)).encode()).hexdigest()[:32]
     path = Path(cache_dir) / f"{kind}-{key}.json"
     if path.exists():
-        return json.loads(path.read_text())
+        with contextlib.suppress(ValueError):  # a damaged entry is built again
+            return json.loads(path.read_text())
     value = build()
     from .storage import write_atomic
 

@@ -6,10 +6,12 @@ that every ``s3://`` URI the state machine carries names a real file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -20,12 +22,16 @@ def write_atomic(path: str | os.PathLike, content: str | bytes) -> Path:
     """Write a file so that a reader sees the old content or the new, never half of it."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".partial")
-    if isinstance(content, bytes):
-        tmp.write_bytes(content)
-    else:
-        tmp.write_text(content)
-    os.replace(tmp, target)
+    # a temp name of its own, so concurrent writers of one path never share a half-written file
+    handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".partial")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(content if isinstance(content, bytes) else content.encode())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
     return target
 
 

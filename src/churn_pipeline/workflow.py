@@ -52,6 +52,10 @@ def registry_table(params: dict[str, Any]) -> str:
     return resource_name(params, "model-registry", limit=255)
 
 
+def state_machine_name(params: dict[str, Any]) -> str:
+    return resource_name(params, "training-pipeline", limit=80)
+
+
 @dataclass
 class Run:
     params: dict[str, Any]
@@ -87,7 +91,7 @@ class Run:
 
     @property
     def state_machine_name(self) -> str:
-        return resource_name(self.params, "training-pipeline", limit=80)
+        return state_machine_name(self.params)
 
     @property
     def registry_table(self) -> str:
@@ -491,7 +495,7 @@ def start_or_rejoin(run: Run) -> str:
         if not ExecutionNotRedrivable.matches(exc):
             raise
         raise PipelineError(f"{ended}; it cannot be redriven: {exc}. Start a new run.") from exc
-    run.state["redriven"] = run.state.get("redriven", 0) + 1
+    run.state["redriven"] = described.get("redriveCount", 0) + 1
     run.save()
     return existing
 
@@ -515,7 +519,8 @@ def execute(run: Run, poll_seconds: float = 5.0, progress: Callable[[str], None]
     shown = None
     while True:
         described = sfn.describe_execution(executionArn=arn)
-        if described["status"] != "RUNNING":
+        redriving = described.get("redriveCount", 0) < run.state.get("redriven", 0)  # not visible yet
+        if described["status"] != "RUNNING" and not redriving:
             break
         current = current_state(sfn, arn)
         if current != shown:

@@ -53,15 +53,20 @@ def normalise_history(described: dict[str, Any], events: list[dict[str, Any]]) -
             row = next((s for s in reversed(states) if s["state"] == details.get("name")), states[-1])
             row.update(status="SUCCEEDED", output=_maybe_json(details.get("output")), ended=stamp.isoformat(),
                        seconds=round((stamp - row["_t0"]).total_seconds(), 3))
-        elif kind == "ExecutionFailed":
-            details = event.get("executionFailedEventDetails", {})
+        elif kind in ("ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"):
+            details = event.get(f"{kind[0].lower()}{kind[1:]}EventDetails", {})
             error, cause = details.get("error", error), details.get("cause", cause)
+            for row in states:  # an attempt ended: what it left open failed with it
+                if row["status"] == "RUNNING":
+                    row.update(status="FAILED", ended=stamp.isoformat())
+        elif kind == "ExecutionRedriven":
+            error = cause = None
     failed_state = None
     if described["status"] != "SUCCEEDED":
-        running = [s for s in states if s["status"] == "RUNNING"]
-        if running:
-            failed_state = running[-1]["state"]
-            running[-1]["status"] = "FAILED"
+        unfinished = [s for s in states if s["status"] in ("RUNNING", "FAILED")]
+        if unfinished:
+            failed_state = unfinished[-1]["state"]
+            unfinished[-1]["status"] = "FAILED"
     for row in states:
         row.pop("_t0", None)
     return {"name": described.get("name"), "executionArn": described["executionArn"], "status": described["status"],
@@ -83,7 +88,7 @@ def _session(region: str):
     import botocore.session
 
     if _service_models is None:
-        _service_models = botocore.loaders.create_loader()
+        _service_models = botocore.loaders.create_loader(os.environ.get("AWS_DATA_PATH"))
     core = botocore.session.get_session()
     core.register_component("data_loader", _service_models)
     return boto3.Session(botocore_session=core, region_name=region)

@@ -39,9 +39,6 @@ def _check_definition(definition: dict[str, Any], operation: str) -> None:
         raise GlueInvalidInput.error(f"Worker type {worker} is not supported for glueetl jobs", operation)
 
 
-
-
-
 class LocalGlue:
     def __init__(self, backend):
         self.backend = backend

@@ -24,7 +24,7 @@ from ...aws_errors import (ExecutionAlreadyExists, ExecutionDoesNotExist, Execut
                            StateMachineAlreadyExists,
                            StateMachineDoesNotExist, StatesInvalidArn, StatesQuotaExceeded, StatesResourceNotFound,
                            StatesValidation)
-from ...errors import TaskFailed
+from ...errors import StateMachineError, TaskFailed
 from ...workspace import process_alive
 from .common import JsonStore, arn, now
 
@@ -180,7 +180,7 @@ class LocalStepFunctions:
         execution_arn = base_arn.replace(":stateMachine:", ":execution:") + f":{name}"
         key = self._execution_key(execution_arn)
         if self.executions.exists(key):
-            existing = self.executions.read(key)
+            existing = self._execution(execution_arn, "StartExecution")
             if existing["status"] == "RUNNING" and existing["input"] == json.loads(input):
                 return {"executionArn": existing["executionArn"], "startDate": existing["startDate"]}
             raise ExecutionAlreadyExists.error(f"Execution Already Exists: '{execution_arn}'", "StartExecution")
@@ -207,7 +207,10 @@ class LocalStepFunctions:
         machine = self.describe_state_machine(record["stateMachineArn"])
         key = self._execution_key(executionArn)
         executor = self._executor(machine["definition"], key, record["stateMachineArn"])
-        execution = executor.redrive(asl.Execution.from_dict(record))
+        try:
+            execution = executor.redrive(asl.Execution.from_dict(record))
+        except StateMachineError as exc:  # nothing left to continue from
+            raise ExecutionNotRedrivable.error(str(exc), "RedriveExecution") from None
         self._keep(key, record["stateMachineArn"], execution, owner=None)
         return {"redriveDate": execution.redrive_date}
 
@@ -259,8 +262,6 @@ class LocalStepFunctions:
 
 def _service_events(events: list[dict]) -> list[dict]:
     """Local executor events as GetExecutionHistory returns them."""
-    from datetime import datetime
-
     shaped, state_types = [], {}
     for event in events:
         kind, details = event["type"], None
@@ -277,7 +278,7 @@ def _service_events(events: list[dict]) -> list[dict]:
             details = ("executionStartedEventDetails", {"input": json.dumps(event["input"])})
         elif kind == "ExecutionSucceeded":
             details = ("executionSucceededEventDetails", {"output": json.dumps(event["output"])})
-        elif kind in ("ExecutionFailed", "TaskFailed"):
+        elif kind in ("ExecutionFailed", "TaskFailed", "ExecutionAborted"):
             details = (f"{kind[0].lower()}{kind[1:]}EventDetails", {"error": event["error"], "cause": event["cause"]})
         elif kind == "ExecutionRedriven":
             details = ("executionRedrivenEventDetails", {"redriveCount": event["redriveCount"]})
@@ -287,7 +288,7 @@ def _service_events(events: list[dict]) -> list[dict]:
         elif kind == "TaskSucceeded":
             details = ("taskSucceededEventDetails", {"output": json.dumps(event["output"], default=str)})
         item = {"id": len(shaped) + 1, "previousEventId": len(shaped), "type": kind,
-                "timestamp": datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00"))}
+                "timestamp": asl.parse_timestamp(event["timestamp"])}
         if details:
             item[details[0]] = details[1]
         shaped.append(item)
