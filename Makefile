@@ -45,9 +45,9 @@ run: check-java install
 	$(BIN)/churn-pipeline run --params parameters/local.yaml $(ARGS)
 
 # Everything, including the nbval check of the committed notebooks with every core kept busy
-# (tests/test_nbval.py).
+# (tests/test_nbval.py); test files are shared out over the cores (a file's tests stay together).
 test: check-java install
-	$(BIN)/python -m pytest tests -p no:nbval $(ARGS)
+	$(BIN)/python -m pytest tests -p no:nbval -n auto --dist loadfile $(ARGS)
 
 # The edit-test loop: no Spark, no notebooks, no whole pipeline runs.
 test-fast: install
