@@ -45,7 +45,8 @@ run: check-java install
 	$(BIN)/churn-pipeline run --params parameters/local.yaml $(ARGS)
 
 # Everything, including the nbval check of the committed notebooks with every core kept busy
-# (tests/test_nbval.py); test files are shared out over the cores (a file's tests stay together).
+# (tests/test_nbval.py); test files are shared out over the cores (a file's tests stay together,
+# in order, sharing their fixtures).
 test: check-java install
 	$(BIN)/python -m pytest tests -p no:nbval -n auto --dist loadfile $(ARGS)
 

@@ -14,7 +14,8 @@ CHURN_TXT = ROOT.parent / "shared" / "data" / "churn.txt"
 
 
 #: modules that run whole pipelines or notebooks (kernels, Spark, the CLI)
-PIPELINE_MODULES = {"test_pipeline.py", "test_notebooks_aws.py", "test_benchmarks.py", "test_nbval.py"}
+PIPELINE_MODULES = {"test_pipeline.py", "test_notebooks_aws.py", "test_benchmarks.py", "test_benchmark_scaling.py",
+                    "test_nbval.py"}
 
 
 def pytest_collection_modifyitems(items):
