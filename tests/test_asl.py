@@ -129,18 +129,20 @@ def test_states_format_joins_literals_paths_and_the_context():
     """SFN-REDRIVE-NAMES: the training job name of a redriven execution carries $$.Execution.RedriveCount."""
     definition = machine({"P": {"Type": "Pass", "Parameters": {
         "x.$": "States.Format('{}-{}', $.name, $$.Execution.RedriveCount)",
-        "y.$": "States.Format('it\\'s {} of {}', $.n, 'two')"}, "End": True}})
+        "y.$": "States.Format('it\\'s {} of {}', $.n, 'two')",
+        "z.$": "States.Format('\\{\\} {}', $.name)"}, "End": True}})
     execution = run(definition, execution_input={"name": "job", "n": 1})
-    assert execution.output == {"x": "job-0", "y": "it's 1 of two"}
+    assert execution.output == {"x": "job-0", "y": "it's 1 of two", "z": "{} job"}
 
 
-@pytest.mark.parametrize("expression", ["States.JsonMerge($.a, $.b, false)", "States.Format('{} {}', $.a)"])
+@pytest.mark.parametrize("expression", ["States.JsonMerge($.a, $.b, false)", "States.Format('{} {}', $.a)",
+                                        "States.Format($.a)", "States.Format()"])
 def test_other_intrinsics_and_bad_arguments_fail_loudly(expression):
     definition = machine({"P": {"Type": "Pass", "Parameters": {"x.$": expression}, "End": True}})
     try:
         execution = run(definition, execution_input={"a": 1, "b": 2})
     except StateMachineError as refused:
-        assert "intrinsic" in str(refused)
+        assert "intrinsic" in str(refused) or "string literal template" in str(refused)
     else:
         assert execution.status == "FAILED" and "placeholders" in execution.cause
 

@@ -100,17 +100,31 @@ def intrinsic(expression: str, data: Any, context: Mapping[str, Any]) -> Any:
             raise StateMachineError(f"cannot parse the arguments of {expression!r}")
         literal, path, number = found.groups()
         if literal is not None:
-            arguments.append(re.sub(r"\\(.)", r"\1", literal))
+            arguments.append(("literal", literal))
         elif path is not None:
-            arguments.append(read_path(path, data, context))
+            arguments.append(("value", read_path(path, data, context)))
         else:
-            arguments.append(float(number) if "." in number else int(number))
+            arguments.append(("value", float(number) if "." in number else int(number)))
         position = found.end()
-    template, values = str(arguments[0]), arguments[1:]
-    if template.count("{}") != len(values):
-        raise PathError(f"{expression!r}: the template has {template.count('{}')} placeholders for "
-                        f"{len(values)} arguments")
-    pieces = template.split("{}")
+    if not arguments or arguments[0][0] != "literal":
+        raise StateMachineError(f"{expression!r}: States.Format takes a string literal template first")
+    values = [value if kind == "value" else re.sub(r"\\(.)", r"\1", value) for kind, value in arguments[1:]]
+    if any(isinstance(value, (dict, list)) for value in values):
+        raise PathError(f"{expression!r}: States.Format takes strings, numbers, booleans and null only")
+    # the template's \{ \} are literal braces; an unescaped {} is a placeholder
+    pieces, piece, template, index = [], "", arguments[0][1], 0
+    while index < len(template):
+        if template[index] == "\\" and index + 1 < len(template):
+            piece, index = piece + template[index + 1], index + 2
+        elif template.startswith("{}", index):
+            pieces.append(piece)
+            piece, index = "", index + 2
+        else:
+            piece, index = piece + template[index], index + 1
+    pieces.append(piece)
+    if len(pieces) - 1 != len(values):
+        raise PathError(f"{expression!r}: the template has {len(pieces) - 1} placeholders for {len(values)} "
+                        "arguments")
     text = pieces[0]
     for value, piece in zip(values, pieces[1:]):
         text += (value if isinstance(value, str) else json.dumps(value)) + piece

@@ -150,8 +150,7 @@ class ExecutionProgress:
                     shown = str(exc)
                 continue
             if state != shown:
-                minutes, seconds = divmod(int(time.monotonic() - started), 60)
-                self.log(f"[{run_id}]   {minutes:02d}:{seconds:02d} state machine: {state}")
+                self.log(f"[{run_id}]   {workflow.elapsed(started)} state machine: {state}")
                 shown = state
 
 

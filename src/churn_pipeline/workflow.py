@@ -451,6 +451,12 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return ":".join(parts[:5] + ["execution", parts[6], name])
 
 
+def elapsed(started: float) -> str:
+    """``MM:SS`` since ``started`` (a ``time.monotonic()`` reading)."""
+    minutes, seconds = divmod(int(time.monotonic() - started), 60)
+    return f"{minutes:02d}:{seconds:02d}"
+
+
 def current_state(sfn, execution_arn: str) -> str | None:
     """The state an execution last entered, from the newest events of its history."""
     events = sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=20)["events"]
@@ -524,8 +530,7 @@ def execute(run: Run, poll_seconds: float = 5.0, progress: Callable[[str], None]
             break
         current = current_state(sfn, arn)
         if current != shown:
-            minutes, seconds = divmod(int(time.monotonic() - started_at), 60)
-            progress(f"[{minutes:02d}:{seconds:02d}] {current or 'starting'} ...")
+            progress(f"[{elapsed(started_at)}] {current or 'starting'} ...")
             shown = current
         if time.monotonic() > deadline:
             raise PipelineError(f"execution {arn} still running after "
