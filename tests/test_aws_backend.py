@@ -277,3 +277,27 @@ def test_waiting_shows_the_state_the_execution_is_in(aws_env, synthetic_csv, mon
     with pytest.raises(PipelineError, match="still running"):
         workflow.execute(run, progress=lines.append)
     assert lines and lines[0].startswith("[00:") and lines[0].endswith(" ...")
+
+
+def test_a_run_on_the_same_data_reuses_the_recorded_etl_output(aws_env, synthetic_csv):
+    """SFN-CHOICE-REUSE on the aws backend: the record a finished Glue job writes sends the next run with the
+    same inputs past the ETL, to the first run's channels."""
+    from churn_pipeline import etl
+
+    first, _, _ = deploy(dev_params(run_id="first"), synthetic_csv)
+    assert not first.state["etl"]["reused"]
+    s3 = boto3.client("s3")
+    # what code/glue_etl.py leaves when the first run's ETL job finishes (moto runs no Glue job)
+    s3.put_object(Bucket=BUCKET, Key="churn/first/etl/manifest.json", Body=json.dumps({"features": ["a"]}))
+    etl.write_etl_record(first.state["etl"]["record_uri"], first.state["etl"]["key"], "first",
+                         {"rows": {"train": 1}}, s3)
+    second, _, _ = deploy(dev_params(run_id="second"), synthetic_csv)
+    assert second.state["etl"]["reused"] and second.state["etl"]["source_run_id"] == "first"
+    started = json.loads(boto3.client("stepfunctions").describe_execution(
+        executionArn=second.state["execution_arn"])["input"])
+    assert started["ReuseEtl"] is True and started["EtlSourceRunId"] == "first"
+    assert started["TrainUri"] == f"s3://{BUCKET}/churn/first/etl/train/"
+    copied = json.loads(s3.get_object(Bucket=BUCKET, Key="churn/second/etl/manifest.json")["Body"].read())
+    assert copied["reused_from"] == {"run_id": "first", "output_uri": f"s3://{BUCKET}/churn/first/etl"}
+    third, _, _ = deploy(dev_params(run_id="third", reuse_etl=False), synthetic_csv)
+    assert not third.state["etl"]["reused"] and third.state["etl"]["reason"] == "reuse_etl is false"
