@@ -147,3 +147,37 @@ def test_an_execution_whose_process_ended_is_aborted_and_can_be_redriven(backend
     entered = [e["stateEnteredEventDetails"]["name"] for e in sfn.get_execution_history(executionArn=arn)["events"]
                if e["type"].endswith("StateEntered")]
     assert entered == ["A", "B", "B"]  # A is not run again
+
+
+def test_the_cli_follows_the_state_a_running_execution_is_in(tmp_path, monkeypatch):
+    """While notebook 02 waits, `churn-pipeline run` reports the state the execution entered."""
+    import os
+    import threading
+
+    from churn_pipeline import asl, config, runner
+
+    monkeypatch.setenv("CHURN_PIPELINE_HOME", str(tmp_path / "home"))
+    params = config.validate({"run_id": "follow"})
+    backend = LocalBackend(params, tmp_path / "home")
+    sfn = backend.client("stepfunctions")
+    definition = json.dumps({"StartAt": "Model Training", "States": {"Model Training": {"Type": "Pass", "End": True}}})
+    name = workflow.state_machine_name(params)
+    version = sfn.create_state_machine(name=name, definition=definition, roleArn="r", publish=True)[
+        "stateMachineVersionArn"]
+    entered = asl.LocalExecutor(definition, {}).run({}, name="follow")
+    record = entered.to_dict()
+    record["events"] = record["events"][:2]  # started, entered "Model Training"
+    record.update(status="RUNNING", stopDate=None, ownerPid=os.getpid(), stateMachineArn=version,
+                  executionArn=workflow.execution_arn(version, "follow"))
+    backend.home.joinpath("stepfunctions", "executions").mkdir(parents=True, exist_ok=True)
+    backend.home.joinpath("stepfunctions", "executions", f"{name}--follow.json").write_text(json.dumps(record))
+    lines, seen = [], threading.Event()
+
+    def log(line):
+        lines.append(line)
+        if "state machine: Model Training" in line:
+            seen.set()
+
+    with runner.ExecutionProgress(params, log, poll_seconds=0.01):
+        assert seen.wait(timeout=60), lines
+    assert all("state machine: " in line for line in lines), lines  # no errors, only states

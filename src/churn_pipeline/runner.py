@@ -140,7 +140,9 @@ class ExecutionProgress:
         except Exception as exc:  # progress is a courtesy: the notebook reports failures itself
             self.log(f"[{run_id}] execution progress unavailable: {exc}")
             return
-        while not self._stop.wait(self.poll_seconds):
+        stopping = False
+        while not stopping:  # one last look after the notebook ends: the state it ended in
+            stopping = self._stop.wait(self.poll_seconds)
             try:
                 status = sfn.describe_execution(executionArn=arn)["status"]
                 state = workflow.current_state(sfn, arn) if status == "RUNNING" else status.lower()
