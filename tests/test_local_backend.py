@@ -147,6 +147,9 @@ def test_an_execution_whose_process_ended_is_aborted_and_can_be_redriven(backend
     entered = [e["stateEnteredEventDetails"]["name"] for e in sfn.get_execution_history(executionArn=arn)["events"]
                if e["type"].endswith("StateEntered")]
     assert entered == ["A", "B", "B"]  # A is not run again
+    history = backend.execution_history(arn)
+    assert [(row["state"], row["status"]) for row in history["states"]] == [
+        ("A", "SUCCEEDED"), ("B", "ABORTED"), ("B", "SUCCEEDED")]
 
 
 def test_the_cli_follows_the_state_a_running_execution_is_in(tmp_path, monkeypatch):

@@ -29,8 +29,12 @@ SUPPORTED_STATES = {"Task", "Choice", "Pass", "Succeed", "Fail"}
 REDRIVABLE = ("FAILED", "ABORTED", "TIMED_OUT")
 
 
-def _now() -> str:
+def utc_timestamp() -> str:
+    """Now, as the executor stamps events (ISO 8601, milliseconds, UTC)."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_now = utc_timestamp
 
 
 class PathError(Exception):
@@ -236,6 +240,8 @@ class Execution:
                 rows.append({"state": event["state"], "type": event["stateType"], "status": "RUNNING",
                              "input": event["input"], "output": None, "started": event["timestamp"],
                              "ended": None, "seconds": None})
+            elif event["type"] == "ExecutionAborted" and rows and rows[-1]["status"] == "RUNNING":
+                rows[-1].update(status="ABORTED", ended=event["timestamp"])
             elif event["type"] in ("StateExited", "StateFailed") and rows:
                 row = rows[-1]
                 row.update(status="SUCCEEDED" if event["type"] == "StateExited" else "FAILED",

@@ -220,8 +220,14 @@ class LocalStepFunctions:
             raise ExecutionDoesNotExist.error(f"Execution Does Not Exist: '{execution_arn}'", operation)
         record = self.executions.read(key)
         if record["status"] == "RUNNING" and not process_alive(record.get("ownerPid")):
-            record.update(status="ABORTED", stopDate=now(), ownerPid=None, error="States.Aborted",
-                          cause=f"the local process running the execution (pid {record.get('ownerPid')}) ended")
+            execution = asl.Execution.from_dict(record)
+            stamp = asl.utc_timestamp()
+            cause = f"the local process running the execution (pid {record.get('ownerPid')}) ended"
+            execution.history.append({"id": len(execution.history) + 1, "type": "ExecutionAborted",
+                                      "timestamp": stamp, "error": "States.Aborted", "cause": cause})
+            execution.status, execution.stop_date, execution.error, execution.cause = (
+                "ABORTED", stamp, "States.Aborted", cause)
+            record = {**record, **execution.to_dict(), "ownerPid": None}
             self.executions.write(key, record)
         return record
 
