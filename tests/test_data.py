@@ -121,3 +121,24 @@ def test_a_kept_summary_is_used_only_while_it_matches_the_bytes(tmp_path, synthe
         handle.write(GOOD + "\n")  # the file changed after it was validated
     data.validated_summary(str(copy))
     assert calls == [(str(copy), None)]
+
+
+def test_synthetic_files_are_written_block_by_block(tmp_path, monkeypatch):
+    """generate-data streams: each block of customers is drawn and written on its own (memory is one
+    block's whatever the row count), from a generator seeded by (seed, block), so the bytes depend only
+    on the row count and the seed; a file of up to one block is the single draw it always was."""
+    one_block = data.write_synthetic(tmp_path / "one.csv", 1000, 5).read_bytes()
+    drawn = []
+    real = data.generate_synthetic
+    monkeypatch.setattr(data, "generate_synthetic", lambda rows, rng: drawn.append(rows) or real(rows, rng))
+    monkeypatch.setattr(data, "SYNTHETIC_BLOCK_ROWS", 1000)
+    written = data.generate_file(tmp_path / "many.csv", 2500, 5)
+    assert drawn == [1000, 1000, 500]
+    many = written.path.read_bytes()
+    assert many.splitlines()[:1001] == one_block.splitlines()  # block 0 is the one-block file
+    assert data.generate_file(tmp_path / "again.csv", 2500, 5).path.read_bytes() == many
+    summary = data.validate_file(str(written.path))
+    assert (summary.rows, summary.format) == (2500, "raw")
+    assert written.churned == summary.positives and abs(written.churn_rate - summary.churn_rate) < 1e-12
+    blocks = many.splitlines()[1:]
+    assert blocks[:1000] != blocks[1000:2000]  # each block draws from its own generator

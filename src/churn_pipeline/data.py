@@ -220,14 +220,24 @@ STATES = ["AK", "AL", "AR", "AZ", "CA", "CO", "CT", "DC", "DE", "FL", "GA", "HI"
           "VA", "VT", "WA", "WI", "WV", "WY"]
 
 
-def generate_synthetic(rows: int, seed: int) -> dict[str, np.ndarray]:
+#: customers are drawn in blocks of this many, each from its own seeded generator, so a file of any
+#: size is written in bounded memory and its content does not depend on how it is written
+SYNTHETIC_BLOCK_ROWS = 100_000
+
+
+def _block_generator(seed: int, block: int) -> np.random.Generator:
+    """Block 0 draws from ``seed`` itself (a file of up to one block is what one draw gives)."""
+    return np.random.default_rng(seed if block == 0 else [seed, block])
+
+
+def generate_synthetic(rows: int, seed: int | np.random.Generator) -> dict[str, np.ndarray]:
     """Draw customers whose marginals and churn drivers resemble the public churn data.
 
     Churn rises steeply with heavy daytime use, an international plan (with
     many international minutes), and four or more customer-service calls; a
     voice-mail plan lowers it. The rate lands near 14 %.
     """
-    rng = np.random.default_rng(seed)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     n = rows
     intl_plan = rng.random(n) < 0.097
     vmail_plan = rng.random(n) < 0.277
@@ -272,17 +282,38 @@ def generate_synthetic(rows: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-def write_synthetic(path: str | os.PathLike, rows: int, seed: int) -> Path:
-    """Write ``rows`` synthetic customers in the raw format (atomically) and return the path."""
+@dataclass(frozen=True)
+class SyntheticFile:
+    path: Path
+    rows: int
+    churned: int
+
+    @property
+    def churn_rate(self) -> float:
+        return self.churned / self.rows
+
+
+def generate_file(path: str | os.PathLike, rows: int, seed: int) -> SyntheticFile:
+    """Write ``rows`` synthetic customers in the raw format, block by block (memory is one block's,
+    whatever ``rows``), atomically; the same ``rows`` and ``seed`` give the same bytes."""
     if rows < 1:
         raise DataValidationError(str(path), f"cannot generate {rows} rows; need at least 1")
-    columns = generate_synthetic(rows, seed)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
+    churned = 0
     with open(tmp, "w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(RAW_COLUMNS)
-        writer.writerows(zip(*(columns[name].tolist() for name in RAW_COLUMNS)))
+        for block, start in enumerate(range(0, rows, SYNTHETIC_BLOCK_ROWS)):
+            size = min(SYNTHETIC_BLOCK_ROWS, rows - start)
+            columns = generate_synthetic(size, _block_generator(seed, block))
+            churned += int(np.count_nonzero(columns[LABEL] == "True."))
+            writer.writerows(zip(*(columns[name].tolist() for name in RAW_COLUMNS)))
     os.replace(tmp, path)
-    return path
+    return SyntheticFile(path, rows, churned)
+
+
+def write_synthetic(path: str | os.PathLike, rows: int, seed: int) -> Path:
+    """``generate_file``, returning the path."""
+    return generate_file(path, rows, seed).path
