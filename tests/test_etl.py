@@ -131,3 +131,26 @@ def test_markers_beside_the_parts_are_removed_on_s3(monkeypatch):
         left = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="bucket-1")["Contents"])
     assert sorted(removed) == ["etl/train/_SUCCESS", "etl/train/part-00001-a.csv", "etl/train_$folder$"]
     assert left == ["etl/train/part-00000-a.csv", "etl/train/sub/part-0.csv", "etl/training-notes/part-0.csv"]
+
+
+def test_large_splits_are_written_as_several_parts_the_same_for_the_same_data_and_seed(spark, synthetic_csv,
+                                                                                       tmp_path):
+    """Parts sized from the data, written in parallel (no single writer); a row's part follows from its rank and
+    its place from its hash, so two runs write the same parts; a channel is read whole from all of them."""
+    from churn_pipeline import training
+
+    part_bytes = synthetic_csv.stat().st_size / 10  # as if the file were ten parts' worth
+    first = etl.transform(spark, str(synthetic_csv), str(tmp_path / "a"), seed=5, part_bytes=part_bytes)
+    second = etl.transform(spark, str(synthetic_csv), str(tmp_path / "b"), seed=5, part_bytes=part_bytes)
+    assert first["parts"]["train"] >= 7 and first["parts"]["validation"] >= 2  # about 0.7 and 0.2 of ten
+    for split, parts in first["parts"].items():
+        a = sorted((tmp_path / "a" / split).iterdir())
+        b = sorted((tmp_path / "b" / split).iterdir())
+        assert len(a) == len(b) == parts and all(p.name.startswith("part-") for p in a)
+        assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+        features, labels = training.read_channel(tmp_path / "a" / split)
+        assert len(labels) == first["rows"][split] == second["rows"][split]
+    one = etl.transform(spark, str(synthetic_csv), str(tmp_path / "one"), seed=5)
+    assert one["parts"] == {"train": 1, "validation": 1, "test": 1} and one["rows"] == first["rows"]
+    merged = sorted(line for p in (tmp_path / "a" / "train").iterdir() for line in p.read_text().splitlines())
+    assert merged == sorted(next((tmp_path / "one" / "train").iterdir()).read_text().splitlines())

@@ -104,3 +104,16 @@ def test_statelint_rejects_an_invalid_definition(definition):
     broken["States"]["Save Model"]["Next"] = "Nowhere"
     with pytest.raises(StateMachineError, match="Nowhere"):
         statemachine.validate_definition(broken)
+
+
+def test_several_training_instances_each_read_a_share_of_the_train_parts():
+    """SM-SHARDED: with more than one instance the train channel is ShardedByS3Key (distributed XGBoost, one
+    share of the parts per instance); validation, and a single instance, read every part."""
+    def channels(definition):
+        config = definition["States"]["Model Training"]["Parameters"]["InputDataConfig"]
+        return {c["ChannelName"]: c["DataSource"]["S3DataSource"].get("S3DataDistributionType") for c in config}
+
+    assert channels(statemachine.build_definition(spec(instance_count=2))) == {"train": "ShardedByS3Key",
+                                                                               "validation": "FullyReplicated"}
+    assert channels(statemachine.build_definition(spec())) == {"train": "FullyReplicated",
+                                                               "validation": "FullyReplicated"}

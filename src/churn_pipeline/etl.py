@@ -8,6 +8,7 @@ categoricals one-hot encoded -> stratified, seeded train/validation/test split
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -15,9 +16,34 @@ from typing import Any
 
 from . import data, features
 from .errors import EnvironmentProblem
-from .storage import write_text
+from .storage import size_of, write_text
 
 MANIFEST_NAME = "manifest.json"
+#: a split is written as CSV parts of about this many bytes of input each, in parallel: SageMaker reads
+#: every part of a channel (or, with ShardedByS3Key, a share of the parts on each instance)
+PART_BYTES = 128 * 2**20
+
+
+def partition_keys(spark, parts: int) -> list[int]:
+    """For each partition p of ``parts``, a (long) key that hash partitioning sends to p.
+
+    ``repartition(n, column)`` places a row by Murmur3 (``F.hash``) of the column, modulo n: part
+    numbers 0..n-1 themselves would collide and leave partitions empty, these keys do not.
+    """
+    from pyspark.sql import functions as F
+
+    found: dict[int, int] = {}
+    for row in (spark.range(0, 64 * parts).select("id", F.pmod(F.hash("id"), F.lit(parts)).alias("p"))
+                .collect()):
+        found.setdefault(row["p"], row["id"])
+    if len(found) < parts:
+        raise EnvironmentProblem(f"no hash keys found for {parts - len(found)} of {parts} partitions")
+    return [found[p] for p in range(parts)]
+
+
+def part_count(source_bytes: int, fraction: float, part_bytes: float = PART_BYTES) -> int:
+    """How many CSV parts a split of ``fraction`` of a ``source_bytes`` input is written as."""
+    return max(1, math.ceil(source_bytes * fraction / part_bytes))
 
 
 def require_java() -> str:
@@ -107,7 +133,7 @@ def _label(frame_column):
 
 def transform(spark, source: str, dest: str, train_key: str = "train", validation_key: str = "validation",
               test_key: str = "test", train_fraction: float = 0.7, validation_fraction: float = 0.2,
-              seed: int = 42, s3_client=None) -> dict[str, Any]:
+              seed: int = 42, s3_client=None, part_bytes: float = PART_BYTES) -> dict[str, Any]:
     """Validate ``source``, encode it and write the three splits and the manifest under ``dest``."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -129,18 +155,31 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
     # Stratified split: rank rows within each class by a seeded hash of their content, so the
     # split is the same for the same data and seed whatever the partitioning.
     order = F.xxhash64(*[F.col(f"`{c}`") for c in frame.columns], F.lit(seed))
-    ranked = frame.withColumn("_rank", F.percent_rank().over(Window.partitionBy("label").orderBy(order)))
+    ranked = frame.withColumn("_order", order)
+    ranked = ranked.withColumn("_rank", F.percent_rank().over(Window.partitionBy("label").orderBy("_order")))
+    source_bytes = size_of(source, s3_client)
     bounds = {train_key: (0.0, train_fraction),
               validation_key: (train_fraction, train_fraction + validation_fraction),
               test_key: (train_fraction + validation_fraction, 1.01)}
     ranked = ranked.cache()
-    counts = {}
+    counts, parts_written = {}, {}
     base = dest.rstrip("/")
     for key, (low, high) in bounds.items():
-        split = ranked.where((F.col("_rank") >= low) & (F.col("_rank") < high)).drop("_rank")
-        split.coalesce(1).write.mode("overwrite").csv(f"{base}/{key}", header=False)
+        split = ranked.where((F.col("_rank") >= low) & (F.col("_rank") < high))
+        parts = part_count(source_bytes, min(high, 1.0) - low, part_bytes)
+        if parts == 1:  # one part: one writer, rows in rank order
+            split = split.drop("_rank", "_order").coalesce(1)
+        else:  # a row's part follows from its rank (each part stratified like the split), its place in the
+            # part from its hash: the same parts for the same data and seed, whatever the partitioning
+            position = F.floor((F.col("_rank") - F.lit(low)) / F.lit(min(high, 1.0) - low) * F.lit(parts))
+            part = F.least(position, F.lit(parts - 1)).cast("int")
+            keys = F.array(*[F.lit(k).cast("long") for k in partition_keys(spark, parts)])
+            split = (split.withColumn("_key", F.element_at(keys, part + 1)).repartition(parts, "_key")
+                     .sortWithinPartitions("_order").drop("_rank", "_order", "_key"))
+        split.write.mode("overwrite").csv(f"{base}/{key}", header=False)
         keep_only_csv_parts(f"{base}/{key}", s3_client)
         counts[key] = split.count()
+        parts_written[key] = parts
     ranked.unpersist()
 
     manifest = {
@@ -152,6 +191,7 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
         "categories": summary.categories,
         "dropped": data.IDENTIFIER + data.CHARGES if summary.format == "raw" else [],
         "rows": counts,
+        "parts": parts_written,
         "positives": summary.positives,
         "splits": {"train": train_key, "validation": validation_key, "test": test_key},
         "seed": seed,

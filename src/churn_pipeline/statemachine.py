@@ -145,7 +145,10 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
                       "--SPLIT_SEED": str(spec.split_seed)}})
     train = steps.TrainingStep(
         STATE_TRAIN, estimator=estimator, job_name=execution_input["TrainingJobName"],
-        data={"train": TrainingInput(execution_input["TrainUri"], content_type="text/csv"),
+        # several instances: each reads a share of the train parts (distributed XGBoost); one instance,
+        # or the validation channel: every part (the default, FullyReplicated)
+        data={"train": TrainingInput(execution_input["TrainUri"], content_type="text/csv",
+                                     distribution="ShardedByS3Key" if spec.instance_count > 1 else None),
               "validation": TrainingInput(execution_input["ValidationUri"], content_type="text/csv")},
         hyperparameters=execution_input["HyperParameters"], output_data_config_path=execution_input["ModelOutputUri"])
     save = steps.ModelStep(STATE_SAVE, model=train.get_expected_model(), model_name=execution_input["ModelName"],

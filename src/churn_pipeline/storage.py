@@ -127,6 +127,14 @@ def sha256_of(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def size_of(location: str, s3_client=None) -> int:
+    """The size in bytes of a local file or an ``s3://`` object (read from its metadata, not its content)."""
+    if location.startswith("s3://"):
+        bucket, key = split_s3_uri(location)
+        return (s3_client or _s3_client()).head_object(Bucket=bucket, Key=key)["ContentLength"]
+    return os.path.getsize(location[len("file://"):] if location.startswith("file://") else location)
+
+
 def write_text(location: str, text: str, s3_client=None) -> str:
     """Write text to a local path (atomically) or an ``s3://`` object on S3."""
     if location.startswith("s3://"):
