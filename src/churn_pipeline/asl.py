@@ -4,8 +4,8 @@ Supported: Task, Choice, Pass, Succeed, Fail; Parameters and ResultSelector
 with ``.$`` paths (including ``$$`` context paths) and the ``States.Format``
 intrinsic; InputPath, ResultPath, OutputPath; Retry and Catch; redrive (an
 unsuccessful execution continues from the state that did not succeed, with
-that state's input, as Step Functions' RedriveExecution does). Task ``Resource`` ARNs are looked up in a map of
-runners supplied by the backend. Anything else stops the run with a
+that state's input, as Step Functions' RedriveExecution does). Task
+``Resource`` ARNs are looked up in a map of runners supplied by the backend. Anything else stops the run with a
 StateMachineError that names the state, never a silent skip.
 """
 
@@ -33,8 +33,6 @@ def utc_timestamp() -> str:
     """Now, as the executor stamps events (ISO 8601, milliseconds, UTC)."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
-
-_now = utc_timestamp
 
 
 class PathError(Exception):
@@ -226,7 +224,7 @@ class Execution:
     error: str | None = None
     cause: str | None = None
     failed_state: str | None = None
-    start_date: str = field(default_factory=_now)
+    start_date: str = field(default_factory=utc_timestamp)
     stop_date: str | None = None
     redrive_count: int = 0
     redrive_date: str | None = None
@@ -249,6 +247,19 @@ class Execution:
                            seconds=round((parse_timestamp(event["timestamp"]) -
                                           parse_timestamp(row["started"])).total_seconds(), 3))
         return rows
+
+    def record(self, kind: str, **details: Any) -> None:
+        """Append an event to the history."""
+        self.history.append({"id": len(self.history) + 1, "type": kind, "timestamp": utc_timestamp(), **details})
+
+    def close(self, status: str, output: Any = None, state: str | None = None, error: str | None = None,
+              cause: str | None = None) -> None:
+        """End the execution with ``status`` (SUCCEEDED, FAILED or ABORTED) and its closing event."""
+        self.status, self.output, self.failed_state = status, output, state
+        self.error, self.cause, self.stop_date = error, cause, utc_timestamp()
+        kind = {"SUCCEEDED": "ExecutionSucceeded", "ABORTED": "ExecutionAborted"}.get(status, "ExecutionFailed")
+        self.record(kind, **({"output": output} if status == "SUCCEEDED" else
+                             {"state": state, "error": error, "cause": cause}))
 
     def redrive_point(self) -> tuple[str, Any]:
         """The state that did not succeed (failed, or entered and never left) and the input it had."""
@@ -320,7 +331,7 @@ class LocalExecutor:
                     raise StateMachineError(f"state {name!r}: transition to unknown state {target!r}")
 
     def _event(self, execution: Execution, kind: str, **details: Any) -> None:
-        execution.history.append({"id": len(execution.history) + 1, "type": kind, "timestamp": _now(), **details})
+        execution.record(kind, **details)
         if self.on_event is not None:
             self.on_event(execution)
 
@@ -340,7 +351,7 @@ class LocalExecutor:
         execution.status, execution.stop_date = "RUNNING", None
         execution.error = execution.cause = execution.failed_state = None
         execution.redrive_count += 1
-        execution.redrive_date = _now()
+        execution.redrive_date = utc_timestamp()
         self._event(execution, "ExecutionRedriven", redriveCount=execution.redrive_count)
         return self._drive(execution, data, state_name)
 
@@ -363,7 +374,7 @@ class LocalExecutor:
             context["Execution"]["RedriveTime"] = execution.redrive_date
         for _ in range(self.max_transitions):
             state = self.definition["States"][state_name]
-            context["State"] = {"Name": state_name, "EnteredTime": _now(), "RetryCount": 0}
+            context["State"] = {"Name": state_name, "EnteredTime": utc_timestamp(), "RetryCount": 0}
             self._event(execution, "StateEntered", state=state_name, stateType=state["Type"], input=data)
             try:
                 data, next_state = self._step(state_name, state, data, context, execution)
@@ -380,11 +391,9 @@ class LocalExecutor:
 
     def _finish(self, execution: Execution, status: str, output: Any = None, state: str | None = None,
                 error: str | None = None, cause: str | None = None) -> Execution:
-        execution.status, execution.output, execution.failed_state = status, output, state
-        execution.error, execution.cause, execution.stop_date = error, cause, _now()
-        kind = {"SUCCEEDED": "ExecutionSucceeded", "ABORTED": "ExecutionAborted"}.get(status, "ExecutionFailed")
-        self._event(execution, kind, **({"output": output} if status == "SUCCEEDED" else
-                                        {"state": state, "error": error, "cause": cause}))
+        execution.close(status, output, state, error, cause)
+        if self.on_event is not None:
+            self.on_event(execution)
         return execution
 
     def _step(self, name: str, state: Mapping[str, Any], data: Any, context: dict, execution: Execution):

@@ -166,19 +166,20 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
     base = dest.rstrip("/")
     for key, (low, high) in bounds.items():
         split = ranked.where((F.col("_rank") >= low) & (F.col("_rank") < high))
-        parts = part_count(source_bytes, min(high, 1.0) - low, part_bytes)
+        counts[key] = split.count()  # from the cached ranks, before any shuffle
+        fraction = min(high, 1.0) - low
+        parts = part_count(source_bytes, fraction, part_bytes)
         if parts == 1:  # one part: one writer, rows in rank order
             split = split.drop("_rank", "_order").coalesce(1)
         else:  # a row's part follows from its rank (each part stratified like the split), its place in the
             # part from its hash: the same parts for the same data and seed, whatever the partitioning
-            position = F.floor((F.col("_rank") - F.lit(low)) / F.lit(min(high, 1.0) - low) * F.lit(parts))
+            position = F.floor((F.col("_rank") - F.lit(low)) / F.lit(fraction) * F.lit(parts))
             part = F.least(position, F.lit(parts - 1)).cast("int")
             keys = F.array(*[F.lit(k).cast("long") for k in partition_keys(spark, parts)])
             split = (split.withColumn("_key", F.element_at(keys, part + 1)).repartition(parts, "_key")
                      .sortWithinPartitions("_order").drop("_rank", "_order", "_key"))
         split.write.mode("overwrite").csv(f"{base}/{key}", header=False)
         keep_only_csv_parts(f"{base}/{key}", s3_client)
-        counts[key] = split.count()
         parts_written[key] = parts
     ranked.unpersist()
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .errors import StateMachineError
+from .storage import write_atomic
 
 ACCURACY_PATH = "$.TrainingResults.Payload.metrics['validation:accuracy']"
 STATE_REUSE = "Reuse Previous ETL?"
@@ -188,9 +189,7 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
     definition = json.loads(graph.to_json())
     # SageMaker refuses a second training job of the same name, and a redriven execution runs the
     # failed training state again: each attempt's job is named after the redrive count.
-    training_parameters = definition["States"][STATE_TRAIN]["Parameters"]
-    training_parameters.pop("TrainingJobName.$")
-    training_parameters["TrainingJobName.$"] = TRAINING_JOB_NAME
+    definition["States"][STATE_TRAIN]["Parameters"]["TrainingJobName.$"] = TRAINING_JOB_NAME
     validate_definition(definition)
     return definition
 
@@ -218,8 +217,6 @@ def _memoised(cache_dir: Path | None, kind: str, inputs: dict[str, Any], build: 
         with contextlib.suppress(ValueError):  # a damaged entry is built again
             return json.loads(path.read_text())
     value = build()
-    from .storage import write_atomic
-
     write_atomic(path, json.dumps(value, sort_keys=True))
     return value
 

@@ -73,6 +73,11 @@ class Run:
         return self.state["bucket"]
 
     @property
+    def project_prefix(self) -> str:
+        """``s3://<bucket>/<project>``: every run, the staged code and the ETL records live under it."""
+        return f"s3://{self.bucket}/{self.params['project']}"
+
+    @property
     def prefix(self) -> str:
         return self.run_prefix(self.run_id)
 
@@ -103,7 +108,7 @@ class Run:
     @property
     def code_prefix(self) -> str:
         """Where code is staged, under its content hash: shared by runs, never rewritten."""
-        return f"s3://{self.bucket}/{self.params['project']}/code"
+        return f"{self.project_prefix}/code"
 
     @property
     def own_etl_output_uri(self) -> str:
@@ -117,10 +122,10 @@ class Run:
 
     def etl_record_uri(self, key: str) -> str:
         """Where a finished ETL with inputs ``key`` records which run's output it is."""
-        return f"s3://{self.bucket}/{self.params['project']}/etl-records/{key}.json"
+        return f"{self.project_prefix}/etl-records/{key}.json"
 
     def run_prefix(self, run_id: str) -> str:
-        return f"s3://{self.bucket}/{self.params['project']}/{run_id}"
+        return f"{self.project_prefix}/{run_id}"
 
     def channel_uri(self, split: str) -> str:
         """A split's folder as a training channel: the trailing slash keeps ``<split>_$folder$`` out."""

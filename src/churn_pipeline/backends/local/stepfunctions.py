@@ -221,12 +221,8 @@ class LocalStepFunctions:
         record = self.executions.read(key)
         if record["status"] == "RUNNING" and not process_alive(record.get("ownerPid")):
             execution = asl.Execution.from_dict(record)
-            stamp = asl.utc_timestamp()
-            cause = f"the local process running the execution (pid {record.get('ownerPid')}) ended"
-            execution.history.append({"id": len(execution.history) + 1, "type": "ExecutionAborted",
-                                      "timestamp": stamp, "error": "States.Aborted", "cause": cause})
-            execution.status, execution.stop_date, execution.error, execution.cause = (
-                "ABORTED", stamp, "States.Aborted", cause)
+            execution.close("ABORTED", error="States.Aborted",
+                            cause=f"the local process running the execution (pid {record.get('ownerPid')}) ended")
             record = {**record, **execution.to_dict(), "ownerPid": None}
             self.executions.write(key, record)
         return record
