@@ -184,3 +184,44 @@ def test_the_cli_follows_the_state_a_running_execution_is_in(tmp_path, monkeypat
     with runner.ExecutionProgress(params, log, poll_seconds=0.01):
         assert seen.wait(timeout=60), lines
     assert all("state machine: " in line for line in lines), lines  # no errors, only states
+
+
+def _training_request(name, hyperparameters):
+    channels = [{"ChannelName": c, "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                                                    "S3Uri": f"s3://b/etl/{c}"}},
+                 "ContentType": "text/csv"} for c in ("train", "validation")]
+    return dict(TrainingJobName=name, AlgorithmSpecification={"TrainingImage": "xgb", "TrainingInputMode": "File"},
+                RoleArn="arn:aws:iam::123456789012:role/r", InputDataConfig=channels,
+                OutputDataConfig={"S3OutputPath": "s3://b/models"}, HyperParameters=hyperparameters)
+
+
+def test_a_training_job_runs_in_a_process_of_its_own_in_the_container_layout(backend, monkeypatch):
+    """SM-CHANNEL-FILES: the job's process sees every object under a channel's prefix; the container's failure
+    (a file it cannot read) is the job's FailureReason; the process that starts the job trains nothing."""
+    from churn_pipeline import config, training
+
+    monkeypatch.setattr(training, "train", lambda *a: pytest.fail("trained in the calling process"))
+
+    rows = [(i % 2, (i % 2) * 3.0 + (i % 7) * 0.1, (i % 5) * 1.0) for i in range(200)]
+    text = "".join(f"{label},{a},{b}\n" for label, a, b in rows).encode()
+    for part in ("part-00000-a.csv", "part-00001-a.csv"):
+        backend.stage_bytes(text, f"s3://b/etl/train/{part}")
+    backend.stage_bytes(text, "s3://b/etl/validation/part-00000-a.csv")
+    hyperparameters = {**training.hyperparameters_from(config.DEFAULTS), "num_round": "5"}
+    sagemaker = backend.client("sagemaker")
+    sagemaker.create_training_job(**_training_request("ok-0", hyperparameters))
+    job = sagemaker.describe_training_job(TrainingJobName="ok-0")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    metrics = training.metrics_by_name(job["FinalMetricDataList"])
+    assert metrics["validation:accuracy"] == 1.0 and "train:auc" in metrics
+    booster = training.load_model_archive(backend.store.localize(job["ModelArtifacts"]["S3ModelArtifacts"]))
+    assert booster.num_boosted_rounds() == 5 and booster.num_features() == 2
+    folder = backend.home / "sagemaker" / "jobs" / "ok-0"
+    assert sorted(p.name for p in (folder / "input" / "data" / "train").iterdir()) == [
+        "part-00000-a.csv", "part-00001-a.csv"]
+
+    backend.stage_bytes(b"", "s3://b/etl/train/_SUCCESS")
+    sagemaker.create_training_job(**_training_request("bad-0", hyperparameters))
+    job = sagemaker.describe_training_job(TrainingJobName="bad-0")
+    assert job["TrainingJobStatus"] == "Failed" and "ModelArtifacts" not in job
+    assert "Could not determine delimiter" in job["FailureReason"] and "_SUCCESS" in job["FailureReason"]

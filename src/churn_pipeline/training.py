@@ -10,6 +10,7 @@ handlers import this module for ``metrics_by_name`` and have none of them.
 
 from __future__ import annotations
 
+import json
 import os
 import tarfile
 import tempfile
@@ -86,34 +87,93 @@ def channel_files(location: str | os.PathLike) -> list[Path]:
     return files
 
 
-def read_channel(location: str | os.PathLike):
-    """Label-first CSV without header -> (features, labels) as float32 arrays."""
-    import numpy as np
-    import pandas as pd
+#: bytes of CSV parsed per batch when a channel is streamed
+BATCH_BYTES = 64 * 2**20
 
-    frames = [pd.read_csv(f, header=None) for f in channel_files(location)]
-    if not frames:
+
+def iter_channel(location: str | os.PathLike, batch_bytes: int = BATCH_BYTES):
+    """Stream a label-first CSV channel (no header): ``(features, labels)`` float32 batches, part by
+    part, each of about ``batch_bytes`` of text, so memory never holds the channel whole."""
+    import numpy as np
+    import pyarrow as pa
+    from pyarrow import csv
+
+    for file in channel_files(location):
+        with open(file, newline="") as handle:
+            width = len(handle.readline().split(","))
+        columns = [f"c{i}" for i in range(width)]
+        options = csv.ReadOptions(column_names=columns, block_size=batch_bytes)
+        convert = csv.ConvertOptions(column_types={name: pa.float32() for name in columns})
+        try:
+            with csv.open_csv(file, read_options=options, convert_options=convert) as reader:
+                for batch in reader:
+                    matrix = np.column_stack([column.to_numpy(zero_copy_only=False) for column in batch.columns])
+                    yield matrix[:, 1:], matrix[:, 0]
+        except pa.ArrowInvalid as exc:
+            raise DataValidationError(str(file), f"is not label-first numeric CSV: {exc}") from None
+
+
+def read_channel(location: str | os.PathLike):
+    """Label-first CSV without header -> (features, labels) as float32 arrays, whole (small data)."""
+    import numpy as np
+
+    batches = list(iter_channel(location))
+    if not batches:
         raise DataValidationError(str(location), "the channel holds no rows")
-    matrix = pd.concat(frames, ignore_index=True).to_numpy(dtype=np.float32)
-    return matrix[:, 1:], matrix[:, 0]
+    return np.vstack([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
+
+
+def _quantile_matrix(location, reference=None, max_bin: int = 256):
+    """A QuantileDMatrix fed batch by batch (XGBoost reads the channel twice: sketch, then bins):
+    memory is the quantised matrix, about one byte per value, not the CSV."""
+    import xgboost as xgb
+
+    class ChannelBatches(xgb.DataIter):
+        def __init__(self):
+            self._batches = None
+            self.width = None
+            super().__init__(release_data=True)
+
+        def next(self, input_data) -> bool:
+            batch = next(self._batches, None)
+            if batch is None:
+                return False
+            if self.width is None:
+                self.width = batch[0].shape[1]
+            input_data(data=batch[0], label=batch[1])
+            return True
+
+        def reset(self) -> None:
+            self._batches = iter_channel(location)
+
+    batches = ChannelBatches()
+    batches.reset()
+    matrix = xgb.QuantileDMatrix(batches, ref=reference, max_bin=max_bin)
+    if matrix.num_row() == 0:
+        raise DataValidationError(str(location), "the channel holds no rows")
+    return matrix
 
 
 def train(train_location: str | os.PathLike, validation_location: str | os.PathLike,
           hyperparameters: Mapping[str, str]):
-    """Train a booster; return it with the last value of each metric per channel."""
+    """Train a booster on the streamed channels; return it with the last value of each metric per channel."""
     import xgboost as xgb
 
-    x_train, y_train = read_channel(train_location)
-    x_val, y_val = read_channel(validation_location)
-    if x_train.shape[1] != x_val.shape[1]:
+    booster_params = _booster_params(hyperparameters)
+    max_bin = int(booster_params.get("max_bin", 256))
+    try:
+        dtrain = _quantile_matrix(train_location, max_bin=max_bin)
+        dval = _quantile_matrix(validation_location, reference=dtrain, max_bin=max_bin)
+    except xgb.core.XGBoostError as exc:
+        raise DataValidationError(str(validation_location), f"cannot be read beside the train channel: "
+                                  f"{str(exc).splitlines()[0]}") from None
+    if dtrain.num_col() != dval.num_col():
         raise DataValidationError(str(validation_location),
-                                  f"has {x_val.shape[1]} features, the train channel has {x_train.shape[1]}")
-    dtrain = xgb.DMatrix(x_train, label=y_train)
-    dval = xgb.DMatrix(x_val, label=y_val)
+                                  f"has {dval.num_col()} features, the train channel has {dtrain.num_col()}")
     history: dict[str, dict[str, list[float]]] = {}
     try:
         rounds = int(float(hyperparameters.get("num_round", "100")))
-        booster = xgb.train(_booster_params(hyperparameters), dtrain, num_boost_round=rounds,
+        booster = xgb.train(booster_params, dtrain, num_boost_round=rounds,
                             evals=[(dtrain, "train"), (dval, "validation")], evals_result=history,
                             verbose_eval=False)
     except xgb.core.XGBoostError as exc:
@@ -123,18 +183,62 @@ def train(train_location: str | os.PathLike, validation_location: str | os.PathL
     return booster, final
 
 
-def save_model_archive(booster, archive: str | os.PathLike) -> Path:
-    """Write ``model.tar.gz`` holding ``xgboost-model``, atomically."""
+def save_model(booster, model_dir: str | os.PathLike) -> Path:
+    """Save the booster as ``<model_dir>/xgboost-model`` (UBJSON), what the container leaves in
+    ``/opt/ml/model``."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    path = model_dir / MODEL_FILE
+    staged = model_dir / (MODEL_FILE + ".ubj")  # the extension picks UBJSON explicitly
+    booster.save_model(str(staged))
+    os.replace(staged, path)
+    return path
+
+
+def archive_model_dir(model_dir: str | os.PathLike, archive: str | os.PathLike) -> Path:
+    """Write ``model.tar.gz`` from a model folder, atomically (what SageMaker uploads from ``/opt/ml/model``)."""
     archive = Path(archive)
     archive.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        model_path = os.path.join(scratch, MODEL_FILE + ".ubj")  # the extension picks UBJSON explicitly
-        booster.save_model(model_path)
-        tmp = archive.with_name(archive.name + ".partial")
-        with tarfile.open(tmp, "w:gz") as tar:
-            tar.add(model_path, arcname=MODEL_FILE)
-        os.replace(tmp, archive)
+    tmp = archive.with_name(archive.name + ".partial")
+    with tarfile.open(tmp, "w:gz") as tar:
+        for path in sorted(Path(model_dir).iterdir()):
+            tar.add(path, arcname=path.name)
+    os.replace(tmp, archive)
     return archive
+
+
+def save_model_archive(booster, archive: str | os.PathLike) -> Path:
+    """Write ``model.tar.gz`` holding ``xgboost-model``, atomically."""
+    with tempfile.TemporaryDirectory() as scratch:
+        save_model(booster, scratch)
+        return archive_model_dir(scratch, archive)
+
+
+# --- a training job's own process -----------------------------------------------------------------
+# The folders a SageMaker training container sees under /opt/ml, relative to a job folder.
+HYPERPARAMETERS_FILE = "input/config/hyperparameters.json"
+DATA_DIR = "input/data"
+MODEL_DIR = "model"
+FAILURE_FILE = "output/failure"
+METRICS_FILE = "output/metrics.json"
+
+
+def run_job(job_dir: str | os.PathLike) -> int:
+    """Train as the SageMaker XGBoost container does, in its folder layout: hyper-parameters from
+    ``input/config``, channels from ``input/data/<channel>``, the model into ``model/``; a failure's
+    reason into ``output/failure`` (SageMaker's FailureReason) and the final metrics into
+    ``output/metrics.json``. Returns the exit status."""
+    job = Path(job_dir)
+    (job / "output").mkdir(parents=True, exist_ok=True)
+    try:
+        hyperparameters = json.loads((job / HYPERPARAMETERS_FILE).read_text())
+        booster, final = train(job / DATA_DIR / "train", job / DATA_DIR / "validation", hyperparameters)
+        save_model(booster, job / MODEL_DIR)
+    except PipelineError as exc:
+        (job / FAILURE_FILE).write_text(str(exc))
+        return 1
+    (job / METRICS_FILE).write_text(json.dumps(final, sort_keys=True))
+    return 0
 
 
 def load_model_archive(archive: str | os.PathLike):
@@ -161,3 +265,9 @@ def metrics_by_name(final_metric_data_list: list[Mapping[str, Any]]) -> dict[str
         if metric == "error":
             metrics[f"{channel}:accuracy"] = 1.0 - value
     return metrics
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(run_job(sys.argv[1]))

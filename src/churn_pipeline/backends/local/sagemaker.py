@@ -1,11 +1,14 @@
-"""Local SageMaker: a training job trains in process to completion; models are documents."""
+"""Local SageMaker: a training job trains in its own process, as in a container; models are documents."""
 
 from __future__ import annotations
 
-import time
-
+import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from ... import training
@@ -24,11 +27,12 @@ class LocalSageMaker:
     def create_training_job(self, TrainingJobName: str, AlgorithmSpecification: dict, RoleArn: str,
                             InputDataConfig: list, OutputDataConfig: dict, HyperParameters: dict | None = None,
                             **settings) -> dict:
-        """Train in process, to completion, and record the job as DescribeTrainingJob shows it.
+        """Train to completion in a process of its own and record the job as DescribeTrainingJob shows it.
 
-        Each channel is read as the SageMaker XGBoost container reads it: every
-        object under the ``S3Uri`` prefix, and a file it could not read fails the
-        job with the container's error.
+        The process sees the container's folders (``training.run_job``); each
+        channel holds every object under its ``S3Uri`` prefix, and a file the
+        container could not read fails the job with the container's error. The
+        model folder is uploaded as ``model.tar.gz``, as SageMaker does.
         """
         if self.jobs.exists(TrainingJobName):
             raise SageMakerResourceInUse.error(f"Training job names must be unique within an AWS account and "
@@ -47,9 +51,9 @@ class LocalSageMaker:
             missing = {"train", "validation"} - set(channels)
             if missing:
                 raise PipelineError(f"channels {', '.join(sorted(missing))} are missing")
-            paths = {name: self._channel(TrainingJobName, name, uri) for name, uri in channels.items()}
-            booster, final = training.train(paths["train"], paths["validation"], job["HyperParameters"])
-            training.save_model_archive(booster, self.backend.store.localize(output_uri))
+            folder = self._job_folder(TrainingJobName, channels, job["HyperParameters"])
+            final = self._run_container(folder)
+            training.archive_model_dir(folder / training.MODEL_DIR, self.backend.store.localize(output_uri))
             job.update(TrainingJobStatus="Completed", SecondaryStatus="Completed",
                        ModelArtifacts={"S3ModelArtifacts": output_uri},
                        FinalMetricDataList=training.final_metric_data_list(final, now()))
@@ -59,15 +63,41 @@ class LocalSageMaker:
         self.jobs.write(TrainingJobName, job)
         return {"TrainingJobArn": job["TrainingJobArn"]}
 
-    def _channel(self, job_name: str, channel: str, uri: str) -> Path:
+    def _job_folder(self, job_name: str, channels: dict[str, str], hyperparameters: dict) -> Path:
+        """The job's ``/opt/ml``: hyper-parameters and channels in; model and output come back."""
+        folder = self.backend.home / "sagemaker" / "jobs" / job_name
+        shutil.rmtree(folder, ignore_errors=True)
+        config = folder / training.HYPERPARAMETERS_FILE
+        config.parent.mkdir(parents=True)
+        config.write_text(json.dumps(hyperparameters))
+        for name, uri in channels.items():
+            self._channel(folder / training.DATA_DIR / name, name, uri)
+        return folder
+
+    def _run_container(self, folder: Path) -> dict[str, float]:
+        """Run the training process; its final metrics, or its failure as the job's FailureReason."""
+        log = folder / "output" / "training.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "wb") as out:
+            finished = subprocess.run([sys.executable, "-m", training.__name__, str(folder)],
+                                      stdout=out, stderr=subprocess.STDOUT)
+        failure = folder / training.FAILURE_FILE
+        if failure.exists():
+            raise PipelineError(failure.read_text())
+        if finished.returncode != 0:
+            ended = (f"was ended by signal {signal.Signals(-finished.returncode).name}"
+                     if finished.returncode < 0 else f"exited with status {finished.returncode}")
+            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+            raise PipelineError(f"the training process {ended} (log: {log}) {tail[0]}".rstrip())
+        return json.loads((folder / training.METRICS_FILE).read_text())
+
+    def _channel(self, folder: Path, channel: str, uri: str) -> Path:
         """The channel folder as the container sees it (``/opt/ml/input/data/<channel>``): every object
         whose key starts with the S3Uri prefix, at its key relative to the prefix."""
         _, prefix = split_s3_uri(uri)
         objects = self.backend.objects_under(uri)
         if not objects:
             raise PipelineError(f"channel {channel}: no S3 objects found under {uri}")
-        folder = self.backend.home / "sagemaker" / "input" / job_name / channel
-        shutil.rmtree(folder, ignore_errors=True)
         for key, path in objects:
             target = folder / (key[len(prefix):].lstrip("/") or os.path.basename(key))
             target.parent.mkdir(parents=True, exist_ok=True)
