@@ -87,3 +87,17 @@ def test_evaluation_metrics_by_hand():
 def test_auc_extremes():
     assert evaluation.evaluate([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9])["auc"] == pytest.approx(1.0)
     assert evaluation.evaluate([0, 1, 0, 1], [0.5, 0.5, 0.5, 0.5])["auc"] == pytest.approx(0.5)
+
+
+def test_the_streamed_tally_is_the_one_shot_evaluation_and_its_auc_the_rank_auc():
+    rng = np.random.default_rng(3)
+    labels = (rng.random(3000) < 0.2).astype(float)
+    scores = np.clip(rng.normal(0.3 + 0.3 * labels, 0.2), 0, 1)
+    tally = evaluation.ScoreTally()
+    for chunk in np.array_split(np.arange(labels.size), 7):
+        tally.add(labels[chunk], scores[chunk])
+    assert tally.result() == evaluation.evaluate(labels, scores)
+    positives, negatives = scores[labels == 1], scores[labels == 0]
+    exact = ((positives[:, None] > negatives[None, :]).mean()
+             + 0.5 * (positives[:, None] == negatives[None, :]).mean())
+    assert tally.result()["auc"] == pytest.approx(exact, abs=1e-3)

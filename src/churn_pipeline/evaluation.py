@@ -1,4 +1,9 @@
-"""Evaluation of a trained model on the held-out test split."""
+"""Evaluation of a trained model on the held-out test split, in bounded memory.
+
+Scores are tallied per class in fine bins as batches stream past: the
+confusion matrix at the cutoff is exact, the ROC curve is drawn at the bin
+edges (scores in one bin count as ties), and memory does not grow with rows.
+"""
 
 from __future__ import annotations
 
@@ -6,42 +11,67 @@ from typing import Any, Sequence
 
 import numpy as np
 
+#: score bins of the tally: a ROC point every 1/BINS of probability
+BINS = 10_000
 
-def roc_curve(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """False- and true-positive rates at every distinct score threshold."""
-    order = np.argsort(-scores, kind="mergesort")
-    scores, labels = scores[order], labels[order]
-    distinct = np.r_[np.flatnonzero(np.diff(scores)), labels.size - 1]
-    true_pos = np.cumsum(labels)[distinct]
-    false_pos = (distinct + 1) - true_pos
-    positives, negatives = labels.sum(), labels.size - labels.sum()
-    tpr = np.r_[0.0, true_pos / positives] if positives else np.zeros(distinct.size + 1)
-    fpr = np.r_[0.0, false_pos / negatives] if negatives else np.zeros(distinct.size + 1)
-    return fpr, tpr
+
+class ScoreTally:
+    """Counts of test rows per (class, score bin), and the exact confusion matrix at ``cutoff``."""
+
+    def __init__(self, cutoff: float = 0.5, bins: int = BINS):
+        self.cutoff = cutoff
+        self.bins = bins
+        self.counts = np.zeros((2, bins), dtype=np.int64)  # [label, bin]
+        self.confusion = {"true_negative": 0, "false_positive": 0, "false_negative": 0, "true_positive": 0}
+
+    def add(self, labels: Sequence[float], scores: Sequence[float]) -> None:
+        labels = np.asarray(labels, dtype=float)
+        scores = np.asarray(scores, dtype=float)
+        positive = labels == 1
+        predicted = scores > self.cutoff
+        self.confusion["true_positive"] += int(np.count_nonzero(predicted & positive))
+        self.confusion["false_positive"] += int(np.count_nonzero(predicted & ~positive))
+        self.confusion["false_negative"] += int(np.count_nonzero(~predicted & positive))
+        self.confusion["true_negative"] += int(np.count_nonzero(~predicted & ~positive))
+        index = np.clip((scores * self.bins).astype(np.int64), 0, self.bins - 1)
+        self.counts[1] += np.bincount(index[positive], minlength=self.bins)
+        self.counts[0] += np.bincount(index[~positive], minlength=self.bins)
+
+    def roc(self) -> tuple[np.ndarray, np.ndarray]:
+        """False- and true-positive rates with the threshold lowered bin by bin (highest scores first)."""
+        negatives, positives = self.counts.sum(axis=1)
+        occupied = self.counts.sum(axis=0)[::-1] > 0
+        true_pos = np.cumsum(self.counts[1][::-1])[occupied]
+        false_pos = np.cumsum(self.counts[0][::-1])[occupied]
+        tpr = np.r_[0.0, true_pos / positives] if positives else np.zeros(true_pos.size + 1)
+        fpr = np.r_[0.0, false_pos / negatives] if negatives else np.zeros(false_pos.size + 1)
+        return fpr, tpr
+
+    def result(self) -> dict[str, Any]:
+        """Accuracy, AUC, precision, recall, F1 and the confusion matrix at the cutoff."""
+        tp, tn = self.confusion["true_positive"], self.confusion["true_negative"]
+        fp, fn = self.confusion["false_positive"], self.confusion["false_negative"]
+        rows = tp + tn + fp + fn
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        fpr, tpr = self.roc()
+        return {
+            "rows": rows,
+            "accuracy": (tp + tn) / rows if rows else 0.0,
+            "auc": float(np.trapezoid(tpr, fpr)),
+            "precision": precision,
+            "recall": recall,
+            "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+            "cutoff": self.cutoff,
+            "confusion_matrix": dict(self.confusion),
+        }
 
 
 def evaluate(labels: Sequence[float], probabilities: Sequence[float], cutoff: float = 0.5) -> dict[str, Any]:
-    """Accuracy, AUC, precision, recall, F1 and the confusion matrix at ``cutoff``."""
-    labels = np.asarray(labels, dtype=float)
-    scores = np.asarray(probabilities, dtype=float)
-    predicted = (scores > cutoff).astype(float)
-    tp = int(((predicted == 1) & (labels == 1)).sum())
-    tn = int(((predicted == 0) & (labels == 0)).sum())
-    fp = int(((predicted == 1) & (labels == 0)).sum())
-    fn = int(((predicted == 0) & (labels == 1)).sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    fpr, tpr = roc_curve(labels, scores)
-    return {
-        "rows": int(labels.size),
-        "accuracy": (tp + tn) / labels.size if labels.size else 0.0,
-        "auc": float(np.trapezoid(tpr, fpr)),
-        "precision": precision,
-        "recall": recall,
-        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-        "cutoff": cutoff,
-        "confusion_matrix": {"true_negative": tn, "false_positive": fp, "false_negative": fn, "true_positive": tp},
-    }
+    """``ScoreTally.result`` for scores held in memory."""
+    tally = ScoreTally(cutoff)
+    tally.add(labels, probabilities)
+    return tally.result()
 
 
 def feature_importance(booster, feature_names: Sequence[str], importance_type: str = "gain") -> list[tuple[str, float]]:

@@ -567,17 +567,16 @@ def registry_record(run: Run):
 
 
 def evaluate_model(run: Run, record) -> dict[str, Any]:
-    """Score the held-out test split with the registered model; keep ``metrics.json``."""
-    import xgboost as xgb
-
+    """Score the held-out test split with the registered model, batch by batch; keep ``metrics.json``."""
     from . import evaluation, training
 
     manifest = json.loads(run.backend.local_copy(f"{run.own_etl_output_uri}/{etl.MANIFEST_NAME}").read_text())
     booster = training.load_model_archive(run.backend.local_copy(record.model_data_url))
-    features, labels = training.read_channel(run.backend.local_copy(run.channel_uri("test")))
-    probabilities = booster.predict(xgb.DMatrix(features))
-    test = evaluation.evaluate(labels, probabilities)
-    fpr, tpr = evaluation.roc_curve(labels, probabilities)
+    tally = evaluation.ScoreTally()
+    for features, labels in training.iter_channel(run.backend.local_copy(run.channel_uri("test"))):
+        tally.add(labels, booster.inplace_predict(features))
+    test = tally.result()
+    fpr, tpr = tally.roc()
     importance = evaluation.feature_importance(booster, manifest["features"])
     metrics = {"run_id": run.run_id, "threshold": record.threshold, "training": record.metrics, "test": test,
                "feature_importance": [{"feature": f, "gain": g} for f, g in importance[:20]]}
