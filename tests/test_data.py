@@ -50,7 +50,7 @@ def test_columns_are_found_by_name_not_position(tmp_path):
     assert summary.rows == 2 and summary.positives == 1
 
 
-@pytest.mark.parametrize("lines, where, problem", [
+BAD_RAW = [
     ([HEADER.replace(",Night Calls", "")], "line 1", "missing columns: Night Calls"),
     ([HEADER + ",Extra", GOOD + ",1"], "line 1", "unknown columns: Extra"),
     ([HEADER, GOOD, CHURNER.replace("161.6", "lots")], "line 3, column 'Day Mins'", "'lots' is not a number"),
@@ -59,7 +59,13 @@ def test_columns_are_found_by_name_not_position(tmp_path):
     ([HEADER, GOOD, GOOD], "", "only one class"),
     ([HEADER], "", "no data rows"),
     ([HEADER, GOOD, CHURNER.replace(",yes,no,", ",maybe,no,")], "column \"Int'l Plan\"", "not yes/no"),
-])
+    ([HEADER, GOOD, CHURNER.replace(",13.7,", ",nan,")], "line 3, column 'Intl Mins'", "'nan' is not a number"),
+    ([HEADER, GOOD, CHURNER.replace(",13.7,", ",1_3,")], "line 3, column 'Intl Mins'", "'1_3' is not a number"),
+    ([HEADER, GOOD, CHURNER.replace("OH,", " ,")], "line 3, column 'State'", "empty value"),
+]
+
+
+@pytest.mark.parametrize("lines, where, problem", BAD_RAW)
 def test_bad_raw_input_names_file_line_and_column(tmp_path, lines, where, problem):
     path = write_lines(tmp_path / "bad.csv", lines)
     with pytest.raises(DataValidationError) as caught:
@@ -87,11 +93,15 @@ def test_encoded_input_including_rows_quoted_whole(tmp_path):
     assert summary.columns == ["label", "f1", "f2"]
 
 
-@pytest.mark.parametrize("lines, where, problem", [
+BAD_ENCODED = [
     (["1,0.5,3", "0,0.25"], "line 2", "has 2 fields, earlier rows have 3"),
     (["1,0.5,3", "2,0.25,1"], "line 2, column 'label'", "not binary"),
     (["1,0.5,3", "0,x,1"], "line 2, column 'feature 1'", "'x' is not a number"),
-])
+    (["1,0.5,3", "", "0,1.5d,1"], "line 3, column 'feature 1'", "'1.5d' is not a number"),
+]
+
+
+@pytest.mark.parametrize("lines, where, problem", BAD_ENCODED)
 def test_bad_encoded_input(tmp_path, lines, where, problem):
     path = write_lines(tmp_path / "enc.csv", lines)
     with pytest.raises(DataValidationError) as caught:
@@ -104,23 +114,18 @@ def test_public_dataset_validates(churn_txt):
     assert (summary.format, summary.rows, summary.positives) == ("raw", 3333, 483)
 
 
-def test_a_kept_summary_is_used_only_while_it_matches_the_bytes(tmp_path, synthetic_csv, monkeypatch):
-    import shutil
-
-    from churn_pipeline import storage
-
-    copy = tmp_path / "staged.csv"
-    shutil.copyfile(synthetic_csv, copy)
-    summary = data.validate_file(str(copy))
-    (tmp_path / ("staged.csv" + data.SUMMARY_SUFFIX)).write_text(
-        data.summary_document(summary, storage.sha256_of(copy)))
-    calls = []
-    monkeypatch.setattr(data, "validate_file", lambda *a, **k: calls.append(a) or summary)
-    assert data.validated_summary(str(copy)) == summary and calls == []
-    with open(copy, "a") as handle:
-        handle.write(GOOD + "\n")  # the file changed after it was validated
-    data.validated_summary(str(copy))
-    assert calls == [(str(copy), None)]
+def test_the_profile_checks_the_first_rows_and_estimates_the_rest(tmp_path):
+    path = data.write_synthetic(tmp_path / "big.csv", 3000, 2)
+    lines = path.read_text().splitlines()
+    whole = data.profile_file(str(path))
+    assert whole.complete and whole.rows == 3000 and whole.summary == data.validate_file(str(path))
+    lines[2500] = lines[2500].replace(".", ",", 1)  # a bad row past the first 1,000
+    bad = write_lines(tmp_path / "bad.csv", lines)
+    profile = data.profile_file(bad, rows=1000)
+    assert not profile.complete and profile.summary.rows == 1000 and len(profile.sample) == 1001
+    assert abs(profile.rows - 3000) < 60 and f"about {profile.rows:,} rows" in profile.describe()
+    with pytest.raises(DataValidationError, match="line 2501"):
+        data.profile_file(bad, rows=2600)
 
 
 def test_synthetic_files_are_written_block_by_block(tmp_path, monkeypatch):

@@ -154,3 +154,53 @@ def test_large_splits_are_written_as_several_parts_the_same_for_the_same_data_an
     assert one["parts"] == {"train": 1, "validation": 1, "test": 1} and one["rows"] == first["rows"]
     merged = sorted(line for p in (tmp_path / "a" / "train").iterdir() for line in p.read_text().splitlines())
     assert merged == sorted(next((tmp_path / "one" / "train").iterdir()).read_text().splitlines())
+
+
+from test_data import BAD_ENCODED, BAD_RAW  # noqa: E402
+
+
+@pytest.mark.parametrize("lines, where, problem", BAD_RAW + BAD_ENCODED)
+def test_spark_validation_refuses_what_the_python_checks_refuse_in_the_same_words(spark, tmp_path, lines,
+                                                                                  where, problem):
+    path = write_lines(tmp_path / "bad.csv", lines)
+    with pytest.raises(DataValidationError) as in_python:
+        data.validate_file(path)
+    with pytest.raises(DataValidationError) as on_spark:
+        etl.validate(spark, path)
+    assert str(on_spark.value) == str(in_python.value)
+
+
+def test_spark_validation_counts_what_the_python_checks_count(spark, synthetic_csv, churn_txt):
+    for path in (str(synthetic_csv), str(churn_txt)):
+        assert etl.validate(spark, path) == data.validate_file(path)
+
+
+def test_spark_validation_names_the_lines_of_the_first_bad_rows_across_partitions(spark, tmp_path):
+    """Every row is checked in parallel; the error names the first bad row's line and column, how many
+    rows are bad, and where the next ones are (line numbers counted across the file's partitions)."""
+    path = data.write_synthetic(tmp_path / "big.csv", 20000, 9)
+    lines = path.read_bytes().split(b"\n")
+    for line in (19001, 15002, 16003):
+        fields = lines[line - 1].split(b",")
+        fields[7] = b"n/a"  # Day Mins
+        lines[line - 1] = b",".join(fields)
+    lines[17003] = lines[17003].replace(b"no", b"n\xe9", 1)  # line 17004: not UTF-8
+    path.write_bytes(b"\n".join(lines))
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(256 * 1024))
+    try:
+        assert spark.read.text(str(path)).rdd.getNumPartitions() >= 4
+        with pytest.raises(DataValidationError) as caught:
+            etl.validate(spark, str(path))
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert str(caught.value) == (f"{path}, line 15002, column 'Day Mins': value 'n/a' is not a number "
+                                 "(4 bad rows in all; the next at lines 16003, 17004, 19001)")
+
+
+def test_a_bad_row_stops_the_etl_before_anything_is_written(spark, tmp_path):
+    lines = (ROOT / "tests" / "data" / "tiny_raw.csv").read_text().splitlines()
+    lines[5] = lines[5].replace("False.", "Nope.").replace("True.", "Nope.")
+    path = write_lines(tmp_path / "bad.csv", lines)
+    with pytest.raises(DataValidationError, match="line 6, column 'Churn\\?'"):
+        etl.transform(spark, path, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()

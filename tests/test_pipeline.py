@@ -155,6 +155,26 @@ def test_bad_data_stops_before_training_naming_file_line_and_column(env, tmp_pat
     assert "e2e-bad-data" not in [r.run_id for r in registry(env).list()]
 
 
+def test_a_bad_row_past_the_first_rows_stops_the_etl_naming_file_line_and_column(env, tmp_path):
+    """Notebook 01 checks the first rows only; the ETL job checks every row and the run stops there."""
+    from churn_pipeline import data
+
+    path = data.write_synthetic(tmp_path / "customers.csv", data.PROFILE_ROWS + 2000, 3)
+    lines = path.read_text().splitlines()
+    fields = lines[data.PROFILE_ROWS + 500].split(",")
+    fields[7] = "n/a"  # Day Mins
+    lines[data.PROFILE_ROWS + 500] = ",".join(fields)
+    path.write_text("\n".join(lines) + "\n")
+    result = cli(env, "run", "--run-id", "e2e-bad-row", "--data", str(path), "--quiet")
+    assert result.returncode == 1
+    assert "execution failed in state 'ETL': States.TaskFailed: " in result.stderr
+    assert (f"customers.csv, line {data.PROFILE_ROWS + 501}, column 'Day Mins': value 'n/a' is not a number"
+            in result.stderr)
+    history = json.loads((artifacts(env, "e2e-bad-row") / "execution-history.json").read_text())
+    assert "Model Training" not in [s["state"] for s in history["states"]]
+    assert "e2e-bad-row" not in [r.run_id for r in registry(env).list()]
+
+
 def test_a_failing_task_names_the_state_error_and_cause(env):
     """reuse_etl=false runs the ETL even when an identical one ran before (here it fails)."""
     result = cli(env, "run", "--run-id", "e2e-etl-fails", "-p", "spark_master=no-such-master",

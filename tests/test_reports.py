@@ -39,7 +39,9 @@ def test_plots_draw_what_they_say():
 
 
 def test_data_profile(synthetic_csv):
-    profile = reports.data_profile(str(synthetic_csv))
+    from churn_pipeline import data
+
+    profile = reports.data_profile(data.profile_file(str(synthetic_csv)).sample)
     assert profile.loc["Churn?", "type"] == "categorical"
     assert profile.loc["Day Mins", "type"] == "numeric" and 150 < profile.loc["Day Mins", "mean"] < 210
 

@@ -6,17 +6,19 @@ Two input formats are accepted:
 * ``encoded``: SageMaker-style CSV, label first, no header, all numeric (rows
   may each be quoted as one whole string).
 
-Validation streams the file once and stops at the first problem, naming the
-file, line and column, so a bad file never reaches training.
+A row is checked by the rules here: in Python for the first rows (notebook 01)
+and for naming a bad row, and by the same rules as Spark expressions over every
+row in the ETL job (``etl.validate``). A problem names the file, line and
+column, so a bad file never reaches training.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
-import json
+import itertools
 import os
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -56,15 +58,20 @@ class DataSummary:
         return self.positives / self.rows if self.rows else 0.0
 
 
+#: a number as the pipeline accepts it (Python here, the same pattern in Spark in the ETL): no NaN,
+#: no infinities, no digit separators, no type suffixes
+NUMBER_PATTERN = r"\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*"
+_NUMBER = re.compile(NUMBER_PATTERN)
+#: rows of the file notebook 01 checks and profiles; the ETL job checks every row
+PROFILE_ROWS = 10_000
+
+
 def _is_number(text: str) -> bool:
-    try:
-        value = float(text)
-    except ValueError:
-        return False
-    return value == value and value not in (float("inf"), float("-inf"))
+    return _NUMBER.fullmatch(text) is not None
 
 
-def _split_encoded(line: str) -> list[str]:
+def split_encoded(line: str) -> list[str]:
+    """The fields of a pre-encoded row (which may be quoted whole, as one string)."""
     fields = next(csv.reader([line]))
     if len(fields) == 1 and "," in fields[0]:  # the whole row quoted as one string
         fields = fields[0].split(",")
@@ -77,7 +84,7 @@ def detect_format(first_line: str, source: str) -> str:
         raise DataValidationError(source, "the file is empty", line=1)
     if LABEL in [f.strip() for f in fields]:
         return "raw"
-    if all(_is_number(f) for f in _split_encoded(first_line)):
+    if all(_is_number(f) for f in split_encoded(first_line)):
         return "encoded"
     missing = [c for c in RAW_COLUMNS if c not in [f.strip() for f in fields]]
     raise DataValidationError(
@@ -94,8 +101,9 @@ def _label_value(text: str, source: str, line: int, column: str) -> int:
                               line=line, column=column)
 
 
-def _validate_raw(lines, source: str) -> DataSummary:
-    header = [h.strip() for h in next(csv.reader([next(lines)]))]
+def raw_header(first_line: str, source: str) -> list[str]:
+    """The raw format's header, checked: every column once, nothing unknown."""
+    header = [h.strip() for h in next(csv.reader([first_line]))]
     missing = [c for c in RAW_COLUMNS if c not in header]
     unknown = [c for c in header if c not in RAW_COLUMNS]
     if missing:
@@ -105,30 +113,53 @@ def _validate_raw(lines, source: str) -> DataSummary:
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:
         raise DataValidationError(source, f"duplicated columns: {', '.join(duplicated)}", line=1)
+    return header
+
+
+def check_raw_row(row: list[str], header: list[str], source: str, line: int) -> int:
+    """Check one raw row (``line`` of ``source``); return its label. The ETL job's Spark checks flag
+    the same rows, and name them with this function's messages."""
+    if len(row) != len(header):
+        raise DataValidationError(source, f"has {len(row)} fields, the header has {len(header)}", line=line)
     index = {name: header.index(name) for name in RAW_COLUMNS}
-    numeric = [(name, index[name]) for name in NUMERIC + CHARGES]
+    for name in NUMERIC + CHARGES:
+        if not _is_number(row[index[name]]):
+            raise DataValidationError(source, f"value {row[index[name]]!r} is not a number", line=line, column=name)
+    for name in CATEGORICAL:
+        value = row[index[name]].strip()
+        if not value:
+            raise DataValidationError(source, "empty value", line=line, column=name)
+        if name in ("Int'l Plan", "VMail Plan") and value not in YES_NO:
+            raise DataValidationError(source, f"value {value!r} is not yes/no", line=line, column=name)
+    return _label_value(row[index[LABEL]].strip(), source, line, LABEL)
+
+
+def check_encoded_row(fields: list[str], width: int, source: str, line: int) -> int:
+    """Check one pre-encoded row (its fields, label first); return its label."""
+    if len(fields) != width:
+        raise DataValidationError(source, f"has {len(fields)} fields, earlier rows have {width}", line=line)
+    for position, value in enumerate(fields):
+        if not _is_number(value):
+            column = "label" if position == 0 else f"feature {position}"
+            raise DataValidationError(source, f"value {value!r} is not a number", line=line, column=column)
+    label = float(fields[0])
+    if label not in (0.0, 1.0):
+        raise DataValidationError(source, f"label {fields[0]!r} is not binary (expected 0 or 1)",
+                                  line=line, column="label")
+    return int(label)
+
+
+def _validate_raw(lines, source: str) -> DataSummary:
+    header = raw_header(next(lines), source)
+    index = {name: header.index(name) for name in RAW_COLUMNS}
     categories: dict[str, set[str]] = {name: set() for name in CATEGORICAL}
     rows = positives = 0
-    line_no = 1
     for line_no, row in enumerate(csv.reader(lines), start=2):
         if not row:
             continue
-        if len(row) != len(header):
-            raise DataValidationError(source, f"has {len(row)} fields, the header has {len(header)}",
-                                      line=line_no)
-        for name, i in numeric:
-            if not _is_number(row[i]):
-                raise DataValidationError(source, f"value {row[i]!r} is not a number",
-                                          line=line_no, column=name)
+        positives += check_raw_row(row, header, source, line_no)
         for name in CATEGORICAL:
-            value = row[index[name]].strip()
-            if not value:
-                raise DataValidationError(source, "empty value", line=line_no, column=name)
-            if name in ("Int'l Plan", "VMail Plan") and value not in YES_NO:
-                raise DataValidationError(source, f"value {value!r} is not yes/no",
-                                          line=line_no, column=name)
-            categories[name].add(value)
-        positives += _label_value(row[index[LABEL]].strip(), source, line_no, LABEL)
+            categories[name].add(row[index[name]].strip())
         rows += 1
     return DataSummary(source, "raw", rows, header, positives,
                        {k: sorted(v) for k, v in categories.items()})
@@ -140,32 +171,31 @@ def _validate_encoded(lines, source: str) -> DataSummary:
     for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-        fields = _split_encoded(line)
+        fields = split_encoded(line)
         if width is None:
             width = len(fields)
             if width < 2:
                 raise DataValidationError(source, "needs a label and at least one feature", line=line_no)
-        elif len(fields) != width:
-            raise DataValidationError(source, f"has {len(fields)} fields, earlier rows have {width}",
-                                      line=line_no)
-        for position, value in enumerate(fields):
-            if not _is_number(value):
-                column = "label" if position == 0 else f"feature {position}"
-                raise DataValidationError(source, f"value {value!r} is not a number",
-                                          line=line_no, column=column)
-        label = float(fields[0])
-        if label not in (0.0, 1.0):
-            raise DataValidationError(source, f"label {fields[0]!r} is not binary (expected 0 or 1)",
-                                      line=line_no, column="label")
-        positives += int(label)
+        positives += check_encoded_row(fields, width, source, line_no)
         rows += 1
-    columns = ["label"] + [f"f{i}" for i in range(1, (width or 1))]
-    return DataSummary(source, "encoded", rows, columns, positives)
+    return DataSummary(source, "encoded", rows, encoded_columns(width or 1), positives)
 
 
-def validate_file(location: str, s3_client=None) -> DataSummary:
-    """Validate a raw or encoded churn CSV; raise DataValidationError at the first problem."""
-    lines = iter_text_lines(location, s3_client)
+def encoded_columns(width: int) -> list[str]:
+    return ["label"] + [f"f{i}" for i in range(1, width)]
+
+
+def check_classes(summary: DataSummary) -> DataSummary:
+    """A file with no rows, or with one class only, cannot train a churn model."""
+    if summary.rows == 0:
+        raise DataValidationError(summary.source, "the file has a header but no data rows")
+    if summary.positives in (0, summary.rows):
+        raise DataValidationError(summary.source, f"the label {LABEL if summary.format == 'raw' else 'label'} "
+                                  "has only one class; a churn model needs both churners and non-churners")
+    return summary
+
+
+def _validate_lines(lines, location: str) -> DataSummary:
     first = next(lines, None)
     if first is None or not first.strip():
         raise DataValidationError(location, "the file is empty")
@@ -175,41 +205,54 @@ def validate_file(location: str, s3_client=None) -> DataSummary:
         yield first
         yield from lines
 
-    summary = (_validate_raw if fmt == "raw" else _validate_encoded)(replay(), location)
-    if summary.rows == 0:
-        raise DataValidationError(location, "the file has a header but no data rows")
-    if summary.positives in (0, summary.rows):
-        raise DataValidationError(location, f"the label {LABEL if fmt == 'raw' else 'label'} has only one "
-                                  "class; a churn model needs both churners and non-churners")
-    return summary
+    return (_validate_raw if fmt == "raw" else _validate_encoded)(replay(), location)
 
 
-SUMMARY_SUFFIX = ".summary.json"
+def validate_file(location: str, s3_client=None) -> DataSummary:
+    """Validate every row of a raw or encoded churn CSV in this process; raise DataValidationError at
+    the first problem. (The pipeline validates on Spark, in the ETL job: ``etl.validate``.)"""
+    return check_classes(_validate_lines(iter_text_lines(location, s3_client), location))
 
 
-def summary_document(summary: DataSummary, sha256: str) -> str:
-    """A validation summary to keep beside the validated file, bound to its content by SHA-256."""
-    return json.dumps({"sha256": sha256, **asdict(summary)}, sort_keys=True)
+@dataclass
+class DataProfile:
+    """What notebook 01 learns from the header and the first rows: checked as the ETL checks every row."""
+
+    summary: DataSummary  # of the rows read
+    complete: bool  # the rows read are the whole file
+    size: int  # bytes of the whole file
+    sample: list[str] = field(repr=False)  # the lines read, header included
+
+    @property
+    def rows(self) -> int:
+        """The file's rows: counted when complete, else estimated from its size."""
+        if self.complete:
+            return self.summary.rows
+        return round(self.size * self.summary.rows / sum(len(line.encode()) + 1 for line in self.sample))
+
+    def describe(self) -> str:
+        summary = self.summary
+        if self.complete:
+            return f"{summary.rows} rows in the {summary.format} format, churn rate {summary.churn_rate:.1%}"
+        return (f"about {self.rows:,} rows in the {summary.format} format (from its size); the first "
+                f"{summary.rows:,} rows are valid, churn rate {summary.churn_rate:.1%} among them; "
+                "the ETL job validates every row")
 
 
-def validated_summary(location: str, s3_client=None) -> DataSummary:
-    """The summary kept beside ``location`` when it still matches the file's bytes, else a full validation.
+def profile_file(location: str, s3_client=None, rows: int = PROFILE_ROWS) -> DataProfile:
+    """Check the header and the first ``rows`` rows (the rest of the file is not read)."""
+    from .storage import size_of
 
-    The pipeline validates its input once when it stages it (notebook 01); the ETL
-    job then only hashes the file instead of parsing every row a second time.
-    """
-    from .storage import open_binary, read_text_or_none
-
-    kept = read_text_or_none(location + SUMMARY_SUFFIX, s3_client)
-    if kept is not None:
-        document = json.loads(kept)
-        digest = hashlib.sha256()
-        with open_binary(location, s3_client) as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() == document.pop("sha256", None):
-            return DataSummary(**{**document, "source": location})
-    return validate_file(location, s3_client)
+    lines = iter_text_lines(location, s3_client)
+    sample = list(itertools.islice(lines, rows + 1))
+    complete = next(lines, None) is None
+    lines.close()
+    summary = _validate_lines(iter(sample), location)
+    if complete:
+        check_classes(summary)
+    elif summary.rows == 0:
+        raise DataValidationError(location, f"the first {rows} lines hold no data rows")
+    return DataProfile(summary, complete, size_of(location, s3_client), sample)
 
 
 # --- synthetic data -------------------------------------------------------------------------------

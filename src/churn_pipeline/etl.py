@@ -1,6 +1,6 @@
 """The Spark transform that AWS Glue runs and local Spark runs: one implementation.
 
-raw churn CSV -> validated -> identifier and charge columns dropped ->
+raw churn CSV -> every row validated (``validate``) -> identifier and charge columns dropped ->
 categoricals one-hot encoded -> stratified, seeded train/validation/test split
 -> CSV (label first, no header) + a feature manifest (column order, categories).
 """
@@ -15,7 +15,7 @@ import tempfile
 from typing import Any
 
 from . import data, features
-from .errors import EnvironmentProblem
+from .errors import DataValidationError, EnvironmentProblem
 from .storage import size_of, write_text
 
 MANIFEST_NAME = "manifest.json"
@@ -131,6 +131,118 @@ def _label(frame_column):
     return F.when(F.trim(frame_column).isin(*data.TRUE_LABELS), 1).otherwise(0).cast("int").alias("label")
 
 
+#: bad rows named in a validation error, besides the first
+BAD_ROWS_SHOWN = 5
+#: what Spark reads in place of bytes that are not UTF-8
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+def _row_problems(fmt: str, header: list[str], width: int):
+    """(lines, a Spark column that is true for a bad row, its label column) for a file's format."""
+    from pyspark.sql import functions as F
+
+    number = f"^{data.NUMBER_PATTERN}$"
+    if fmt == "raw":
+        schema = ", ".join(f"c{i} STRING" for i in range(len(header))) + ", _bad STRING"
+        parsed = F.from_csv(F.col("value"), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_bad"})
+        field = {name: parsed.getField(f"c{header.index(name)}") for name in data.RAW_COLUMNS}
+        checks = [parsed.getField("_bad").isNotNull()]
+        checks += [~F.coalesce(field[name].rlike(number), F.lit(False)) for name in data.NUMERIC + data.CHARGES]
+        checks += [F.coalesce(F.trim(field[name]), F.lit("")) == "" for name in data.CATEGORICAL]
+        checks += [~F.coalesce(F.trim(field[name]).isin(*data.YES_NO), F.lit(False))
+                   for name in ("Int'l Plan", "VMail Plan")]
+        label = F.trim(field[data.LABEL])
+        checks.append(~F.coalesce(label.isin(*data.TRUE_LABELS, *data.FALSE_LABELS), F.lit(False)))
+        positive = label.isin(*data.TRUE_LABELS)
+        categories = {name: F.trim(field[name]) for name in data.CATEGORICAL}
+    else:
+        fields = F.split(F.regexp_replace(F.col("value"), '"', ""), ",")
+        checks = [F.size(fields) != width, F.exists(fields, lambda value: ~value.rlike(number))]
+        label = F.trim(fields.getItem(0)).cast("double")
+        checks.append(~F.coalesce(label.isin(0.0, 1.0), F.lit(False)))
+        positive = label == 1.0
+        categories = {}
+    checks.append(F.col("value").contains(REPLACEMENT_CHARACTER))
+    bad = checks[0]
+    for check in checks[1:]:
+        bad = bad | check
+    return bad, positive, categories
+
+
+def _name_bad_line(fmt: str, header: list[str], width: int, text: str, source: str, line: int):
+    """The error the Python checks give for a line Spark flagged (the same rules, so the same words)."""
+    import csv
+
+    if REPLACEMENT_CHARACTER in text:
+        return DataValidationError(source, "not UTF-8 text (a byte sequence that is not UTF-8)", line=line)
+    try:
+        if fmt == "raw":
+            data.check_raw_row(next(csv.reader([text])), header, source, line)
+        else:
+            data.check_encoded_row(data.split_encoded(text), width, source, line)
+    except DataValidationError as error:
+        return error
+    return DataValidationError(source, "the ETL job's checks reject this row and the Python checks do not; "
+                               "please report it with the row", line=line)
+
+
+def validate(spark, source: str, s3_client=None) -> data.DataSummary:
+    """Check every row of ``source`` on Spark (so on Glue's workers in the cloud) by the rules of
+    ``data``; raise DataValidationError naming the file, line and column of the first bad rows.
+
+    One pass counts rows, positives and categories and flags bad rows; only a
+    bad file pays for a second pass, to turn the first bad rows' positions
+    into line numbers.
+    """
+    from pyspark.sql import functions as F
+
+    from .storage import iter_text_lines
+
+    lines = iter_text_lines(source, s3_client)
+    first = next(lines, None)
+    lines.close()
+    if first is None or not first.strip():
+        raise DataValidationError(source, "the file is empty")
+    fmt = data.detect_format(first, source)
+    header = data.raw_header(first, source) if fmt == "raw" else []
+    width = 0 if fmt == "raw" else len(data.split_encoded(first))
+    if fmt == "encoded" and width < 2:
+        raise DataValidationError(source, "needs a label and at least one feature", line=1)
+
+    text = spark.read.text(source).withColumn("_id", F.monotonically_increasing_id())
+    if fmt == "raw":  # the header is line 1: id 0 of partition 0
+        rows = text.where((F.col("value") != "") & (F.col("_id") != 0))
+    else:  # as the transform reads pre-encoded rows
+        rows = text.where(F.trim("value") != "")
+    bad, positive, categories = _row_problems(fmt, header, width)
+    rows = rows.select("_id", "value", bad.alias("_bad_row"), positive.alias("_positive"),
+                       *[value.alias(name) for name, value in categories.items()])
+    found = rows.agg(F.count(F.lit(1)).alias("rows"), F.sum(F.col("_positive").cast("long")).alias("positives"),
+                     F.sum(F.col("_bad_row").cast("long")).alias("bad"),
+                     *[F.collect_set(F.when(~F.col("_bad_row"), F.col(name))).alias(name)
+                       for name in categories]).first()
+    if found["bad"]:
+        first_bad = (rows.where("_bad_row").orderBy("_id").limit(BAD_ROWS_SHOWN + 1)
+                     .select("_id", "value").collect())
+        per_partition = dict(text.groupBy(F.spark_partition_id().alias("p")).count().collect())
+
+        def line_of(row_id: int) -> int:  # the id is (partition << 33) + position in the partition
+            partition, position = row_id >> 33, row_id & ((1 << 33) - 1)
+            return sum(n for p, n in per_partition.items() if p < partition) + position + 1
+
+        located = [(line_of(row["_id"]), row["value"]) for row in first_bad]
+        error = _name_bad_line(fmt, header, width, located[0][1], source, located[0][0])
+        if found["bad"] > 1:
+            more = ", ".join(str(line) for line, _ in located[1:BAD_ROWS_SHOWN])
+            error = DataValidationError(source, f"{error.problem} ({found['bad']:,} bad rows in all; the next "
+                                        f"at line{'s' if len(located) > 2 else ''} {more})",
+                                        error.line, error.column)
+        raise error
+    summary = data.DataSummary(source, fmt, found["rows"], header or data.encoded_columns(width),
+                               found["positives"] or 0, {name: sorted(found[name]) for name in categories})
+    return data.check_classes(summary)
+
+
 def transform(spark, source: str, dest: str, train_key: str = "train", validation_key: str = "validation",
               test_key: str = "test", train_fraction: float = 0.7, validation_fraction: float = 0.2,
               seed: int = 42, s3_client=None, part_bytes: float = PART_BYTES) -> dict[str, Any]:
@@ -138,7 +250,7 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    summary = data.validated_summary(source, s3_client)
+    summary = validate(spark, source, s3_client)
     if summary.format == "raw":
         transform_spec = features.raw_transform(summary.categories)
         raw = spark.read.csv(source, header=True, inferSchema=False, encoding="UTF-8")

@@ -7,14 +7,14 @@ from typing import Any
 import pandas as pd
 
 
-def data_profile(path: str, sample_rows: int = 100_000) -> pd.DataFrame:
-    """Per-column summary of a raw or encoded CSV (first ``sample_rows`` rows)."""
+def data_profile(lines: list[str], source: str = "data") -> pd.DataFrame:
+    """Per-column summary of the first lines of a raw or encoded CSV (``DataProfile.sample``)."""
+    import io
+
     from . import data
 
-    with open(path) as handle:
-        first = handle.readline()
-    raw = data.detect_format(first, path) == "raw"
-    frame = pd.read_csv(path, nrows=sample_rows, header=0 if raw else None)
+    raw = data.detect_format(lines[0], source) == "raw"
+    frame = pd.read_csv(io.StringIO("\n".join(lines)), header=0 if raw else None)
     rows = []
     for column in frame.columns:
         series = frame[column]

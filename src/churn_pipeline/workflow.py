@@ -184,24 +184,25 @@ def resume_run(params: dict[str, Any]) -> Run:
     return Run(params, run_id, backends.open_backend(params), artifacts, state)
 
 
-def stage_data(run: Run) -> data.DataSummary:
-    """Validate the input data and copy it to the run's prefix; generate synthetic data when none is named."""
+def stage_data(run: Run) -> data.DataProfile:
+    """Check the header and the first rows of the input and copy it to the run's prefix; generate
+    synthetic data when none is named. Every row is validated by the ETL job, on Spark."""
     params = run.params
     source = params["data"]
     if not source:
         source = str(workspace.home() / "data" / f"synthetic-{params['synthetic_rows']}-{params['synthetic_seed']}.csv")
         if not Path(source).exists():
             data.write_synthetic(source, params["synthetic_rows"], params["synthetic_seed"])
-    summary = data.validate_file(source, run.backend.s3_client() if source.startswith("s3://") else None)
+    profile = data.profile_file(source, run.backend.s3_client() if source.startswith("s3://") else None)
     name = Path(source.split("?")[0]).name or "data.csv"
     staged_uri = f"{run.prefix}/raw/{name}"
     digest = run.backend.stage_file(source, staged_uri)
-    run.backend.stage_bytes(data.summary_document(summary, digest).encode(), staged_uri + data.SUMMARY_SUFFIX)
     run.state.update(data_source=params["data"] or f"synthetic(rows={params['synthetic_rows']}, "
                      f"seed={params['synthetic_seed']})", data_uri=staged_uri, data_sha256=digest,
-                     data_format=summary.format, data_rows=summary.rows, churn_rate=round(summary.churn_rate, 4))
+                     data_format=profile.summary.format, data_rows=profile.rows, data_rows_counted=profile.complete,
+                     churn_rate=round(profile.summary.churn_rate, 4))
     run.save()
-    return summary
+    return profile
 
 
 def stage_code(run: Run, name: str, content: bytes) -> str:
@@ -553,7 +554,21 @@ def raise_if_failed(history: dict[str, Any]) -> None:
     (or still runs, when the run did not wait for it)."""
     if history["status"] not in ("SUCCEEDED", "RUNNING"):
         raise ExecutionFailed(history.get("failedState") or "?", history.get("error") or "?",
-                              history.get("cause") or "")
+                              job_failure(history.get("cause") or ""))
+
+
+def job_failure(cause: str) -> str:
+    """A failed ``.sync`` task's cause is the job's description (Glue's JobRun, SageMaker's
+    DescribeTrainingJob): its own message (``ErrorMessage``, ``FailureReason``) is what a person needs."""
+    try:
+        described = json.loads(cause)
+    except ValueError:
+        return cause
+    if isinstance(described, dict):
+        for field in ("ErrorMessage", "FailureReason"):
+            if described.get(field):
+                return str(described[field])
+    return cause
 
 
 def registry_record(run: Run):
@@ -571,6 +586,9 @@ def evaluate_model(run: Run, record) -> dict[str, Any]:
     from . import evaluation, training
 
     manifest = json.loads(run.backend.local_copy(f"{run.own_etl_output_uri}/{etl.MANIFEST_NAME}").read_text())
+    rows = sum(manifest["rows"].values())  # every row, counted by the ETL job
+    run.state.update(data_rows=rows, data_rows_counted=True, churn_rate=round(manifest["positives"] / rows, 4))
+    run.save()
     booster = training.load_model_archive(run.backend.local_copy(record.model_data_url))
     tally = evaluation.ScoreTally()
     for features, labels in training.iter_channel(run.backend.local_copy(run.channel_uri("test"))):
