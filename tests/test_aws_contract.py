@@ -226,3 +226,17 @@ def test_the_roles_grant_what_these_behaviours_need():
                       and "states:PublishStateMachineVersion" in actions(k))
     assert {"states:ListStateMachineVersions", "states:DeleteStateMachineVersion", "glue:GetJob",
             "lambda:GetFunctionConfiguration", "states:RedriveExecution"} <= actions(build_role)
+
+
+def test_a_failed_job_is_named_by_its_own_message():
+    """SFN-SYNC-CAUSE: a failed .sync task's cause is the job's description; its message is shown."""
+    import json
+
+    from churn_pipeline import workflow
+
+    glue_run = {"Id": "jr_1", "JobRunState": "FAILED", "ErrorMessage": "DataValidationError: a.csv, line 9: x"}
+    training_job = {"TrainingJobName": "t-0", "TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: y"}
+    assert workflow.job_failure(json.dumps(glue_run)) == glue_run["ErrorMessage"]
+    assert workflow.job_failure(json.dumps(training_job)) == training_job["FailureReason"]
+    assert workflow.job_failure("Lambda.Unknown: timed out") == "Lambda.Unknown: timed out"
+    assert workflow.job_failure(json.dumps({"Id": "jr_2"})) == json.dumps({"Id": "jr_2"})

@@ -156,7 +156,8 @@ def test_bad_data_stops_before_training_naming_file_line_and_column(env, tmp_pat
 
 
 def test_a_bad_row_past_the_first_rows_stops_the_etl_naming_file_line_and_column(env, tmp_path):
-    """Notebook 01 checks the first rows only; the ETL job checks every row and the run stops there."""
+    """Notebook 01 checks the first rows only; the ETL job checks every row and the run stops there, with
+    the job's own message as the cause (SFN-SYNC-CAUSE)."""
     from churn_pipeline import data
 
     path = data.write_synthetic(tmp_path / "customers.csv", data.PROFILE_ROWS + 2000, 3)
