@@ -18,15 +18,30 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "out"
 
 
-def tree_rss(process: psutil.Process) -> int:
-    """Resident memory of a process and all its descendants (kernels, Spark's JVM, workers)."""
-    total = 0
+def tree_rss(process: psutil.Process) -> tuple[int, int, str]:
+    """Resident memory of a process and all its descendants (kernels, Spark's JVM, workers), and of
+    the largest one of them, with what it runs."""
+    total, largest, name = 0, 0, ""
     for member in [process, *process.children(recursive=True)]:
         try:
-            total += member.memory_info().rss
+            rss = member.memory_info().rss
+            total += rss
+            if rss > largest:
+                largest, name = rss, _what_runs(member)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
-    return total
+    return total, largest, name
+
+
+def _what_runs(process: psutil.Process) -> str:
+    """A short name for a process: the module or script it runs, or the JVM's main class."""
+    command = process.cmdline()
+    for i, part in enumerate(command):
+        if part == "-m" and i + 1 < len(command):
+            return command[i + 1]
+        if part.endswith(".py") or part.startswith("org.apache.spark"):
+            return os.path.basename(part)
+    return process.name()
 
 
 class PeakMemory:
@@ -35,6 +50,7 @@ class PeakMemory:
     def __init__(self, pid: int | None = None):
         self.process = psutil.Process(pid or os.getpid())
         self.peak = 0
+        self.largest = 0
         self._stop = threading.Event()
 
     def __enter__(self):
@@ -44,7 +60,8 @@ class PeakMemory:
 
     def _sample(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, tree_rss(self.process))
+            total, largest, _ = tree_rss(self.process)
+            self.peak, self.largest = max(self.peak, total), max(self.largest, largest)
             time.sleep(0.05)
 
     def __exit__(self, *exc):
@@ -72,9 +89,12 @@ def run_pipeline(rows: int | None = None, data: str | None = None, run_id: str =
             command += ["--data", data]
         started = time.perf_counter()
         process = psutil.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        peak = 0
+        peak, largest, largest_name = 0, 0, ""
         while process.poll() is None:
-            peak = max(peak, tree_rss(process))
+            total, one, name = tree_rss(process)
+            peak = max(peak, total)
+            if one > largest:
+                largest, largest_name = one, name
             time.sleep(0.05)
         wall = time.perf_counter() - started
         if process.returncode != 0:
@@ -84,6 +104,7 @@ def run_pipeline(rows: int | None = None, data: str | None = None, run_id: str =
         history = json.loads((out / "execution-history.json").read_text())
         metrics = json.loads((out / "metrics.json").read_text())
         return {"wall_seconds": round(wall, 2), "peak_rss_mib": round(peak / 2**20),
+                "largest_process_mib": round(largest / 2**20), "largest_process": largest_name,
                 "notebooks": {n["notebook"]: n["seconds"] for n in manifest["notebooks"]},
                 "states": {s["state"]: s["seconds"] for s in history["states"]},
                 "etl_reused": bool((manifest.get("etl") or {}).get("reused")),

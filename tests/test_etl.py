@@ -204,3 +204,31 @@ def test_a_bad_row_stops_the_etl_before_anything_is_written(spark, tmp_path):
     with pytest.raises(DataValidationError, match="line 6, column 'Churn\\?'"):
         etl.transform(spark, path, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_the_split_cuts_are_the_percent_ranks_of_each_class_ties_included(spark, synthetic_csv, tmp_path,
+                                                                         monkeypatch):
+    """Cut values found from bucket counts put every row where its percent rank (rank / (rows - 1) in its
+    class, by the seeded hash; equal rows share a rank) puts it: checked against Spark's own percent_rank,
+    with buckets small enough that cuts fall inside buckets and on their edges, and with duplicated rows."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    lines = synthetic_csv.read_text().splitlines()
+    path = Path(write_lines(tmp_path / "dups.csv", lines[:700] + lines[1:40] * 3))  # tied hashes
+    monkeypatch.setattr(etl, "ROWS_PER_BUCKET", 8)
+    part_bytes = path.stat().st_size / 6
+    manifest = etl.transform(spark, str(path), str(tmp_path / "out"), seed=3, part_bytes=part_bytes)
+    summary = etl.validate(spark, str(path))
+    frame, _ = etl.encoded_frame(spark, str(path), summary, 3)
+    ranked = frame.withColumn("pr", F.percent_rank().over(Window.partitionBy("label").orderBy("_order")))
+    split = (F.when(F.col("pr") < 0.7, "train").when(F.col("pr") < 0.9, "validation").otherwise("test"))
+    expected = {(r["split"], r["label"]): r["count"]
+                for r in ranked.groupBy(split.alias("split"), "label").count().collect()}
+    written = {}
+    for key in ("train", "validation", "test"):
+        _, labels = training.read_channel(tmp_path / "out" / key)
+        written.update({(key, 1): int(labels.sum()), (key, 0): int(len(labels) - labels.sum())})
+        assert manifest["rows"][key] == len(labels)
+    assert written == expected
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["manifest.json", "test", "train", "validation"]

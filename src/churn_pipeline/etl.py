@@ -16,7 +16,7 @@ from typing import Any
 
 from . import data, features
 from .errors import DataValidationError, EnvironmentProblem
-from .storage import size_of, write_text
+from .storage import move_folder, remove_folder, size_of, write_text
 
 MANIFEST_NAME = "manifest.json"
 #: a split is written as CSV parts of about this many bytes of input each, in parallel: SageMaker reads
@@ -44,6 +44,99 @@ def partition_keys(spark, parts: int) -> list[int]:
 def part_count(source_bytes: int, fraction: float, part_bytes: float = PART_BYTES) -> int:
     """How many CSV parts a split of ``fraction`` of a ``source_bytes`` input is written as."""
     return max(1, math.ceil(source_bytes * fraction / part_bytes))
+
+
+#: the split is written into ``<dest>/_staging/split=<key>/`` in one pass, then moved to ``<dest>/<key>/``
+STAGING_FOLDER = "_staging"
+#: hash buckets per class when cut values are searched: about this many rows per bucket
+ROWS_PER_BUCKET = 2_000
+
+
+def _rows_below(quantile: float, rows: int) -> int:
+    """How many of ``rows`` ranked rows have a percent rank (rank / (rows - 1), 0 for one row) below
+    ``quantile``."""
+    if rows <= 1:
+        return rows if quantile > 0 else 0
+    return min(rows, max(0, math.ceil(quantile * (rows - 1))))
+
+
+def _cuts(spark, keyed, quantiles: list[float], total_rows: int):
+    """Exact cut values of ``_order`` for each class and quantile, without ranking every row.
+
+    ``keyed`` holds ``label`` and ``_order``. Rows are counted per (class, bucket of
+    the order's top bits), one parallel pass; only the buckets where a cut falls
+    are then fetched and sorted here (about ROWS_PER_BUCKET values each). A cut is
+    ``(value, ties_below)``: a row lies below it when its order is less than
+    ``value``, or equal and ``ties_below`` (rows of equal order share a rank);
+    ``None`` when no row, ``True`` when every row of the class lies below.
+    Returns the cuts and, per class, how many rows lie below each quantile.
+    """
+    from pyspark.sql import functions as F
+
+    buckets = max(64, 2 ** math.ceil(math.log2(max(1, total_rows // ROWS_PER_BUCKET))))
+    shift = 64 - int(math.log2(buckets))
+    bucket = F.shiftright(F.col("_order"), shift) + F.lit(buckets // 2)  # signed order -> 0 .. buckets-1
+    keyed = keyed.withColumn("_bucket", bucket).cache()
+    counts: dict[int, dict[int, int]] = {}
+    for row in keyed.groupBy("label", "_bucket").count().collect():
+        counts.setdefault(row["label"], {})[row["_bucket"]] = row["count"]
+
+    def locate(label: int, index: int) -> tuple[int, int]:  # (bucket, offset in it) of a 0-based rank
+        for b in sorted(counts[label]):
+            if index < counts[label][b]:
+                return b, index
+            index -= counts[label][b]
+        raise AssertionError(f"rank {index} beyond the rows of class {label}")
+
+    below = {label: [_rows_below(q, sum(per.values())) for q in quantiles] for label, per in counts.items()}
+    needed = {(label, locate(label, k)[0]) for label, ks in below.items() for k in ks
+              if 0 < k < sum(counts[label].values())}
+    needed |= {(label, locate(label, k - 1)[0]) for label, ks in below.items() for k in ks
+               if 0 < k < sum(counts[label].values())}
+    values: dict[tuple[int, int], list[int]] = {}
+    if needed:
+        wanted = keyed.where((F.col("label") * F.lit(buckets) + F.col("_bucket"))
+                             .isin(*[label * buckets + b for label, b in needed]))
+        for row in wanted.select("label", "_bucket", "_order").collect():
+            values.setdefault((row["label"], row["_bucket"]), []).append(row["_order"])
+        for found in values.values():
+            found.sort()
+    keyed.unpersist()
+
+    def value_at(label: int, index: int) -> int:
+        b, offset = locate(label, index)
+        return values[(label, b)][offset]
+
+    cuts = {}
+    for label, ks in below.items():
+        rows = sum(counts[label].values())
+        cuts[label] = [None if k == 0 else True if k >= rows
+                       else (value_at(label, k), value_at(label, k - 1) == value_at(label, k)) for k in ks]
+    return cuts, below
+
+
+def _segment_column(cuts):
+    """The segment (split part) of each row: how many of its class's cuts it does not lie below."""
+    from pyspark.sql import functions as F
+
+    order = F.col("_order")
+
+    def not_below(cut):
+        if cut is None:
+            return F.lit(1)
+        if cut is True:
+            return F.lit(0)
+        value, ties_below = cut
+        below = (order < F.lit(value)) | ((order == F.lit(value)) & F.lit(ties_below))
+        return F.when(below, 0).otherwise(1)
+
+    segment = F.lit(0)
+    for label, label_cuts in sorted(cuts.items()):
+        count = F.lit(0)
+        for cut in label_cuts:
+            count = count + not_below(cut)
+        segment = F.when(F.col("label") == label, count).otherwise(segment)
+    return segment.cast("int")
 
 
 def require_java() -> str:
@@ -243,14 +336,11 @@ def validate(spark, source: str, s3_client=None) -> data.DataSummary:
     return data.check_classes(summary)
 
 
-def transform(spark, source: str, dest: str, train_key: str = "train", validation_key: str = "validation",
-              test_key: str = "test", train_fraction: float = 0.7, validation_fraction: float = 0.2,
-              seed: int = 42, s3_client=None, part_bytes: float = PART_BYTES) -> dict[str, Any]:
-    """Validate ``source``, encode it and write the three splits and the manifest under ``dest``."""
-    from pyspark.sql import Window
+def encoded_frame(spark, source: str, summary: data.DataSummary, seed: int):
+    """``label``, the features and ``_order`` (a seeded hash of the row's content, which orders the
+    rows of a class for the split) of a validated file; with the feature transform."""
     from pyspark.sql import functions as F
 
-    summary = validate(spark, source, s3_client)
     if summary.format == "raw":
         transform_spec = features.raw_transform(summary.categories)
         raw = spark.read.csv(source, header=True, inferSchema=False, encoding="UTF-8")
@@ -262,38 +352,53 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
         fields = F.split(F.regexp_replace(F.col("value"), '"', ""), ",")
         frame = text.select(F.trim(fields.getItem(0)).cast("double").cast("int").alias("label"),
                             *features.spark_columns(transform_spec, fields))
-    feature_names = [step["feature"] for step in transform_spec]
-
-    # Stratified split: rank rows within each class by a seeded hash of their content, so the
-    # split is the same for the same data and seed whatever the partitioning.
     order = F.xxhash64(*[F.col(f"`{c}`") for c in frame.columns], F.lit(seed))
-    ranked = frame.withColumn("_order", order)
-    ranked = ranked.withColumn("_rank", F.percent_rank().over(Window.partitionBy("label").orderBy("_order")))
+    return frame.withColumn("_order", order), transform_spec
+
+
+def transform(spark, source: str, dest: str, train_key: str = "train", validation_key: str = "validation",
+              test_key: str = "test", train_fraction: float = 0.7, validation_fraction: float = 0.2,
+              seed: int = 42, s3_client=None, part_bytes: float = PART_BYTES) -> dict[str, Any]:
+    """Validate ``source``, encode it and write the three splits and the manifest under ``dest``."""
+    from pyspark.sql import functions as F
+
+    summary = validate(spark, source, s3_client)
+    frame, transform_spec = encoded_frame(spark, source, summary, seed)
+    feature_names = [step["feature"] for step in transform_spec]
     source_bytes = size_of(source, s3_client)
     bounds = {train_key: (0.0, train_fraction),
               validation_key: (train_fraction, train_fraction + validation_fraction),
-              test_key: (train_fraction + validation_fraction, 1.01)}
-    ranked = ranked.cache()
-    counts, parts_written = {}, {}
-    base = dest.rstrip("/")
+              test_key: (train_fraction + validation_fraction, 1.0)}
+    segments, quantiles = [], []  # segment i lies between quantiles[i-1] and quantiles[i]
     for key, (low, high) in bounds.items():
-        split = ranked.where((F.col("_rank") >= low) & (F.col("_rank") < high))
-        counts[key] = split.count()  # from the cached ranks, before any shuffle
-        fraction = min(high, 1.0) - low
-        parts = part_count(source_bytes, fraction, part_bytes)
-        if parts == 1:  # one part: one writer, rows in rank order
-            split = split.drop("_rank", "_order").coalesce(1)
-        else:  # a row's part follows from its rank (each part stratified like the split), its place in the
-            # part from its hash: the same parts for the same data and seed, whatever the partitioning
-            position = F.floor((F.col("_rank") - F.lit(low)) / F.lit(fraction) * F.lit(parts))
-            part = F.least(position, F.lit(parts - 1)).cast("int")
-            keys = F.array(*[F.lit(k).cast("long") for k in partition_keys(spark, parts)])
-            split = (split.withColumn("_key", F.element_at(keys, part + 1)).repartition(parts, "_key")
-                     .sortWithinPartitions("_order").drop("_rank", "_order", "_key"))
-        split.write.mode("overwrite").csv(f"{base}/{key}", header=False)
+        parts = part_count(source_bytes, high - low, part_bytes)
+        for part in range(parts):
+            segments.append((key, part))
+            quantiles.append(low + (high - low) * (part + 1) / parts)
+    # the last segment takes every row left: its upper quantile is no cut
+    cuts, below_counts = _cuts(spark, frame.select("label", "_order"), quantiles[:-1], summary.rows)
+    segment = _segment_column(cuts)
+    counts = {key: 0 for key in bounds}
+    for label, below in below_counts.items():
+        edges = [0, *below, summary.positives if label == 1 else summary.rows - summary.positives]
+        for index, (key, _) in enumerate(segments):
+            counts[key] += edges[index + 1] - edges[index]
+    keys = F.array(*[F.lit(k).cast("long") for k in partition_keys(spark, len(segments))])
+    names = F.array(*[F.lit(key) for key, _ in segments])
+    staging = f"{dest.rstrip('/')}/{STAGING_FOLDER}"
+    (frame.withColumn("_segment", segment)
+     .withColumn("_key", F.element_at(keys, F.col("_segment") + 1))
+     .withColumn("split", F.element_at(names, F.col("_segment") + 1))
+     .repartition(len(segments), "_key").sortWithinPartitions("_order")
+     .drop("_order", "_segment", "_key")
+     .write.mode("overwrite").partitionBy("split").csv(staging, header=False))
+    base = dest.rstrip("/")
+    parts_written = {}
+    for key in bounds:
+        move_folder(f"{staging}/split={key}", f"{base}/{key}", s3_client)
         keep_only_csv_parts(f"{base}/{key}", s3_client)
-        parts_written[key] = parts
-    ranked.unpersist()
+        parts_written[key] = sum(1 for name, _ in segments if name == key)
+    remove_folder(staging, s3_client)
 
     manifest = {
         "format": summary.format,

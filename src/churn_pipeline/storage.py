@@ -144,3 +144,41 @@ def write_text(location: str, text: str, s3_client=None) -> str:
     write_atomic(location, text)
     return location
 
+
+
+def _objects_under(client, bucket: str, prefix: str) -> list[str]:
+    keys = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [item["Key"] for item in page.get("Contents", [])]
+    return keys
+
+
+def remove_folder(location: str, s3_client=None) -> None:
+    """Remove a folder, or every object under ``location/`` and its ``_$folder$`` marker."""
+    if not location.startswith("s3://"):
+        shutil.rmtree(location[len("file://"):] if location.startswith("file://") else location, ignore_errors=True)
+        return
+    client = s3_client or _s3_client()
+    bucket, key = split_s3_uri(location.rstrip("/"))
+    for name in _objects_under(client, bucket, key + "/") + [key + "_$folder$"]:
+        client.delete_object(Bucket=bucket, Key=name)
+
+
+def move_folder(source: str, target: str, s3_client=None) -> None:
+    """Move a folder's content to ``target`` (replacing what was there). S3 has no rename: each object
+    is copied (a managed copy: multipart above 5 GB) and then deleted."""
+    remove_folder(target, s3_client)
+    if not source.startswith("s3://"):
+        local = [p[len("file://"):] if p.startswith("file://") else p for p in (source, target)]
+        os.makedirs(os.path.dirname(local[1].rstrip("/")) or ".", exist_ok=True)
+        if os.path.exists(local[0]):
+            os.replace(local[0], local[1])
+        else:  # nothing to move (Spark writes no folder for an empty partition)
+            os.makedirs(local[1])
+        return
+    client = s3_client or _s3_client()
+    bucket, key = split_s3_uri(source.rstrip("/"))
+    target_bucket, target_key = split_s3_uri(target.rstrip("/"))
+    for name in _objects_under(client, bucket, key + "/"):
+        client.copy({"Bucket": bucket, "Key": name}, target_bucket, target_key + name[len(key):])
+    remove_folder(source, s3_client)

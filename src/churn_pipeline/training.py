@@ -106,9 +106,9 @@ def iter_channel(location: str | os.PathLike, batch_bytes: int = BATCH_BYTES):
         convert = csv.ConvertOptions(column_types={name: pa.float32() for name in columns})
         try:
             with csv.open_csv(file, read_options=options, convert_options=convert) as reader:
-                for batch in reader:
-                    matrix = np.column_stack([column.to_numpy(zero_copy_only=False) for column in batch.columns])
-                    yield matrix[:, 1:], matrix[:, 0]
+                for batch in reader:  # features as one C-contiguous block (XGBoost copies strided views)
+                    yield (np.column_stack([column.to_numpy(zero_copy_only=False) for column in batch.columns[1:]]),
+                           batch.column(0).to_numpy(zero_copy_only=False))
         except pa.ArrowInvalid as exc:
             raise DataValidationError(str(file), f"is not label-first numeric CSV: {exc}") from None
 
@@ -123,29 +123,48 @@ def read_channel(location: str | os.PathLike):
     return np.vstack([b[0] for b in batches]), np.concatenate([b[1] for b in batches])
 
 
-def _quantile_matrix(location, reference=None, max_bin: int = 256):
-    """A QuantileDMatrix fed batch by batch (XGBoost reads the channel twice: sketch, then bins):
-    memory is the quantised matrix, about one byte per value, not the CSV."""
+def _quantile_matrix(location, scratch: str | os.PathLike, reference=None, max_bin: int = 256):
+    """A QuantileDMatrix fed batch by batch: memory is the quantised matrix, about one byte per value,
+    not the CSV. XGBoost reads its input several times (shape, sketch, bins): the CSV is parsed once
+    and each batch kept in ``scratch`` as a binary array for the later passes."""
+    import numpy as np
     import xgboost as xgb
 
     class ChannelBatches(xgb.DataIter):
         def __init__(self):
+            self._saved: list[Path] = []
+            self._complete = False
             self._batches = None
-            self.width = None
             super().__init__(release_data=True)
+
+        def _parse_and_keep(self):
+            for index, (features, labels) in enumerate(iter_channel(location)):
+                path = Path(scratch) / f"batch-{index}.npz"
+                np.savez(path, features=features, labels=labels)
+                self._saved.append(path)
+                yield features, labels
+            self._complete = True
+
+        def _kept(self):
+            for path in self._saved:
+                with np.load(path) as kept:
+                    yield kept["features"], kept["labels"]
 
         def next(self, input_data) -> bool:
             batch = next(self._batches, None)
             if batch is None:
                 return False
-            if self.width is None:
-                self.width = batch[0].shape[1]
             input_data(data=batch[0], label=batch[1])
             return True
 
         def reset(self) -> None:
-            self._batches = iter_channel(location)
+            if self._complete:
+                self._batches = self._kept()
+            else:
+                self._saved.clear()
+                self._batches = self._parse_and_keep()
 
+    scratch = tempfile.mkdtemp(dir=scratch)  # a folder of its own per matrix
     batches = ChannelBatches()
     batches.reset()
     matrix = xgb.QuantileDMatrix(batches, ref=reference, max_bin=max_bin)
@@ -162,25 +181,34 @@ def train(train_location: str | os.PathLike, validation_location: str | os.PathL
     booster_params = _booster_params(hyperparameters)
     max_bin = int(booster_params.get("max_bin", 256))
     try:
-        dtrain = _quantile_matrix(train_location, max_bin=max_bin)
-        dval = _quantile_matrix(validation_location, reference=dtrain, max_bin=max_bin)
+        with tempfile.TemporaryDirectory(prefix="channels-") as scratch:
+            dtrain = _quantile_matrix(train_location, scratch, max_bin=max_bin)
+            dval = _quantile_matrix(validation_location, scratch, reference=dtrain, max_bin=max_bin)
     except xgb.core.XGBoostError as exc:
         raise DataValidationError(str(validation_location), f"cannot be read beside the train channel: "
                                   f"{str(exc).splitlines()[0]}") from None
     if dtrain.num_col() != dval.num_col():
         raise DataValidationError(str(validation_location),
                                   f"has {dval.num_col()} features, the train channel has {dtrain.num_col()}")
-    history: dict[str, dict[str, list[float]]] = {}
     try:
         rounds = int(float(hyperparameters.get("num_round", "100")))
-        booster = xgb.train(booster_params, dtrain, num_boost_round=rounds,
-                            evals=[(dtrain, "train"), (dval, "validation")], evals_result=history,
-                            verbose_eval=False)
+        # the metrics are those of the final model: evaluated once, not after every round (AUC sorts
+        # every row; on the train channel that was most of the training time)
+        booster = xgb.train(booster_params, dtrain, num_boost_round=rounds, verbose_eval=False)
+        final = parse_evaluation(booster.eval_set([(dtrain, "train"), (dval, "validation")]))
     except xgb.core.XGBoostError as exc:
         raise PipelineError(f"XGBoost training failed: {exc}") from exc
-    final = {f"{channel}:{metric}": float(values[-1])
-             for channel, metrics in history.items() for metric, values in metrics.items()}
     return booster, final
+
+
+def parse_evaluation(line: str) -> dict[str, float]:
+    """``[0]\ttrain-error:0.1\tvalidation-auc:0.9`` (XGBoost's evaluation line) -> ``{"train:error": 0.1, ...}``."""
+    final = {}
+    for field in line.split("\t")[1:]:
+        name, _, value = field.rpartition(":")
+        channel, _, metric = name.partition("-")
+        final[f"{channel}:{metric}"] = float(value)
+    return final
 
 
 def save_model(booster, model_dir: str | os.PathLike) -> Path:
