@@ -60,3 +60,18 @@ def test_a_run_stages_s3_input_on_the_local_backend(s3, synthetic_csv, isolated)
     assert run.state["data_uri"] == "s3://churn-pipeline-local/churn/s3-input/raw/churn.csv"
     assert run.state["data_sha256"] == storage.sha256_of(synthetic_csv)
     assert run.backend.local_copy(run.state["data_uri"]).read_bytes() == synthetic_csv.read_bytes()
+
+
+def test_a_folder_moves_on_s3_by_copy_then_delete(s3):
+    """S3-NO-RENAME: S3 has no rename; the ETL's staged parts are copied to their split folder and deleted,
+    and what the target held before is replaced."""
+    for key, body in {"etl/_staging/split=train/part-00000-a.csv": b"1,2\n",
+                      "etl/_staging/split=train/part-00001-a.csv": b"0,3\n",
+                      "etl/_staging/split=test/part-00002-a.csv": b"1,4\n",
+                      "etl/train/part-old.csv": b"stale\n", "etl/train_$folder$": b""}.items():
+        s3.put_object(Bucket="customers", Key=key, Body=body)
+    storage.move_folder("s3://customers/etl/_staging/split=train", "s3://customers/etl/train", s3)
+    storage.remove_folder("s3://customers/etl/_staging/split=test", s3)
+    left = {o["Key"]: s3.get_object(Bucket="customers", Key=o["Key"])["Body"].read()
+            for o in s3.list_objects_v2(Bucket="customers")["Contents"]}
+    assert left == {"etl/train/part-00000-a.csv": b"1,2\n", "etl/train/part-00001-a.csv": b"0,3\n"}
