@@ -301,3 +301,23 @@ def test_a_run_on_the_same_data_reuses_the_recorded_etl_output(aws_env, syntheti
     assert copied["reused_from"] == {"run_id": "first", "output_uri": f"s3://{BUCKET}/churn/first/etl"}
     third, _, _ = deploy(dev_params(run_id="third", reuse_etl=False), synthetic_csv)
     assert not third.state["etl"]["reused"] and third.state["etl"]["reason"] == "reuse_etl is false"
+
+
+def test_s3_input_is_copied_inside_s3_and_its_sha256_computed_by_s3(aws_env, synthetic_csv, monkeypatch):
+    """S3-COPY-CHECKSUM: notebook 01 reads the header and the first rows of an s3:// input; the object itself is
+    copied by S3 (CopyObject), which computes its SHA-256: the file never passes through CodeBuild."""
+    from churn_pipeline import storage
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="customers-1", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.upload_file(str(synthetic_csv), "customers-1", "2026/churn.csv")
+    monkeypatch.setattr(storage, "copy_to_local", lambda *a, **k: pytest.fail("the object was downloaded"))
+    monkeypatch.setattr(storage, "sha256_of", lambda *a, **k: pytest.fail("the object was hashed here"))
+    run = workflow.start_run(dev_params(run_id="s3-source", data="s3://customers-1/2026/churn.csv"))
+    profile = workflow.stage_data(run)
+    assert profile.complete and profile.rows == 1500
+    import hashlib
+
+    assert run.state["data_sha256"] == hashlib.sha256(synthetic_csv.read_bytes()).hexdigest()
+    staged = s3.get_object(Bucket=BUCKET, Key="churn/s3-source/raw/churn.csv")["Body"].read()
+    assert staged == synthetic_csv.read_bytes()

@@ -6,16 +6,21 @@ order, with which definition) is the same code that drives the local backend.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..aws_errors import s3_not_found
+from ..errors import PipelineError
 from ..storage import split_s3_uri
+
+#: the largest object one CopyObject copies; a larger one is copied in parts of COPY_PART_BYTES
+COPY_OBJECT_LIMIT = 5 * 2**30
+COPY_PART_BYTES = 512 * 2**20
 
 
 def _json_safe(value: Any) -> Any:
@@ -144,17 +149,41 @@ class AwsBackend:
         return self.client("s3")
 
     def stage_file(self, source: str, uri: str) -> str:
-        """Upload a local file (or copy an S3 object) to ``uri``; return the SHA-256 of its content."""
-        from ..storage import copy_to_local, sha256_of
+        """Upload a local file (or copy an S3 object, server-side) to ``uri``; return the SHA-256 of its content."""
+        from ..storage import sha256_of
 
         bucket, key = split_s3_uri(uri)
-        with tempfile.TemporaryDirectory() as scratch:
-            local = source
-            if source.startswith("s3://"):
-                local = str(copy_to_local(source, Path(scratch) / "object", self.s3_client()))
-            digest = sha256_of(local)
-            self.s3_client().upload_file(local, bucket, key, ExtraArgs={"Metadata": {"sha256": digest}})
+        if source.startswith("s3://"):
+            return self._copy_within_s3(source, bucket, key)
+        digest = sha256_of(source)
+        self.s3_client().upload_file(source, bucket, key, ExtraArgs={"Metadata": {"sha256": digest}})
         return digest
+
+    def _copy_within_s3(self, source: str, bucket: str, key: str) -> str:
+        """Copy an object inside S3 (its bytes never pass through this machine) and let S3 compute its
+        SHA-256 as it copies. Up to 5 GB one CopyObject makes a single-part object, whose checksum is
+        the SHA-256 of the whole content; a larger object is copied in parts, and its checksum (a
+        checksum of the parts' checksums) is kept as ``composite-sha256:<value>``: still a fingerprint
+        of the content, for the same part size."""
+        from boto3.s3.transfer import TransferConfig
+
+        s3 = self.s3_client()
+        source_bucket, source_key = split_s3_uri(source)
+        copy_source = {"Bucket": source_bucket, "Key": source_key}
+        size = s3.head_object(**copy_source)["ContentLength"]
+        if size <= COPY_OBJECT_LIMIT:
+            copied = s3.copy_object(Bucket=bucket, Key=key, CopySource=copy_source,
+                                    ChecksumAlgorithm="SHA256")["CopyObjectResult"]
+        else:
+            s3.copy(copy_source, bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+                    Config=TransferConfig(multipart_threshold=COPY_OBJECT_LIMIT, multipart_chunksize=COPY_PART_BYTES))
+            copied = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        checksum = copied.get("ChecksumSHA256")
+        if not checksum:
+            raise PipelineError(f"S3 returned no SHA-256 checksum for the copy of {source} to s3://{bucket}/{key}")
+        if "-" in checksum or copied.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
+            return f"composite-sha256:{checksum}"
+        return base64.b64decode(checksum).hex()
 
     def stage_bytes(self, content: bytes, uri: str) -> str:
         bucket, key = split_s3_uri(uri)
