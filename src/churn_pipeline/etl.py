@@ -46,99 +46,6 @@ def part_count(source_bytes: int, fraction: float, part_bytes: float = PART_BYTE
     return max(1, math.ceil(source_bytes * fraction / part_bytes))
 
 
-#: the split is written into ``<dest>/_staging/split=<key>/`` in one pass, then moved to ``<dest>/<key>/``
-STAGING_FOLDER = "_staging"
-#: hash buckets per class when cut values are searched: about this many rows per bucket
-ROWS_PER_BUCKET = 2_000
-
-
-def _rows_below(quantile: float, rows: int) -> int:
-    """How many of ``rows`` ranked rows have a percent rank (rank / (rows - 1), 0 for one row) below
-    ``quantile``."""
-    if rows <= 1:
-        return rows if quantile > 0 else 0
-    return min(rows, max(0, math.ceil(quantile * (rows - 1))))
-
-
-def _cuts(spark, keyed, quantiles: list[float], total_rows: int):
-    """Exact cut values of ``_order`` for each class and quantile, without ranking every row.
-
-    ``keyed`` holds ``label`` and ``_order``. Rows are counted per (class, bucket of
-    the order's top bits), one parallel pass; only the buckets where a cut falls
-    are then fetched and sorted here (about ROWS_PER_BUCKET values each). A cut is
-    ``(value, ties_below)``: a row lies below it when its order is less than
-    ``value``, or equal and ``ties_below`` (rows of equal order share a rank);
-    ``None`` when no row, ``True`` when every row of the class lies below.
-    Returns the cuts and, per class, how many rows lie below each quantile.
-    """
-    from pyspark.sql import functions as F
-
-    buckets = max(64, 2 ** math.ceil(math.log2(max(1, total_rows // ROWS_PER_BUCKET))))
-    shift = 64 - int(math.log2(buckets))
-    bucket = F.shiftright(F.col("_order"), shift) + F.lit(buckets // 2)  # signed order -> 0 .. buckets-1
-    keyed = keyed.withColumn("_bucket", bucket).cache()
-    counts: dict[int, dict[int, int]] = {}
-    for row in keyed.groupBy("label", "_bucket").count().collect():
-        counts.setdefault(row["label"], {})[row["_bucket"]] = row["count"]
-
-    def locate(label: int, index: int) -> tuple[int, int]:  # (bucket, offset in it) of a 0-based rank
-        for b in sorted(counts[label]):
-            if index < counts[label][b]:
-                return b, index
-            index -= counts[label][b]
-        raise AssertionError(f"rank {index} beyond the rows of class {label}")
-
-    below = {label: [_rows_below(q, sum(per.values())) for q in quantiles] for label, per in counts.items()}
-    needed = {(label, locate(label, k)[0]) for label, ks in below.items() for k in ks
-              if 0 < k < sum(counts[label].values())}
-    needed |= {(label, locate(label, k - 1)[0]) for label, ks in below.items() for k in ks
-               if 0 < k < sum(counts[label].values())}
-    values: dict[tuple[int, int], list[int]] = {}
-    if needed:
-        wanted = keyed.where((F.col("label") * F.lit(buckets) + F.col("_bucket"))
-                             .isin(*[label * buckets + b for label, b in needed]))
-        for row in wanted.select("label", "_bucket", "_order").collect():
-            values.setdefault((row["label"], row["_bucket"]), []).append(row["_order"])
-        for found in values.values():
-            found.sort()
-    keyed.unpersist()
-
-    def value_at(label: int, index: int) -> int:
-        b, offset = locate(label, index)
-        return values[(label, b)][offset]
-
-    cuts = {}
-    for label, ks in below.items():
-        rows = sum(counts[label].values())
-        cuts[label] = [None if k == 0 else True if k >= rows
-                       else (value_at(label, k), value_at(label, k - 1) == value_at(label, k)) for k in ks]
-    return cuts, below
-
-
-def _segment_column(cuts):
-    """The segment (split part) of each row: how many of its class's cuts it does not lie below."""
-    from pyspark.sql import functions as F
-
-    order = F.col("_order")
-
-    def not_below(cut):
-        if cut is None:
-            return F.lit(1)
-        if cut is True:
-            return F.lit(0)
-        value, ties_below = cut
-        below = (order < F.lit(value)) | ((order == F.lit(value)) & F.lit(ties_below))
-        return F.when(below, 0).otherwise(1)
-
-    segment = F.lit(0)
-    for label, label_cuts in sorted(cuts.items()):
-        count = F.lit(0)
-        for cut in label_cuts:
-            count = count + not_below(cut)
-        segment = F.when(F.col("label") == label, count).otherwise(segment)
-    return segment.cast("int")
-
-
 def require_java() -> str:
     """Return the java executable Spark will use, or say how to install one."""
     home = os.environ.get("JAVA_HOME")
@@ -230,16 +137,35 @@ BAD_ROWS_SHOWN = 5
 REPLACEMENT_CHARACTER = "\ufffd"
 
 
+def _fields(fmt: str, header: list[str]):
+    """(a line's fields as an array of strings, true when the line has the wrong number of fields).
+
+    Raw lines are split on commas unless they hold a quote, which only the CSV
+    parser reads right (slower, and most files have none).
+    """
+    from pyspark.sql import functions as F
+
+    if fmt == "encoded":
+        return F.split(F.regexp_replace(F.col("value"), '"', ""), ","), F.lit(False)
+    quoted = F.col("value").contains('"')
+    schema = ", ".join(f"c{i} STRING" for i in range(len(header))) + ", _bad STRING"
+    parsed = F.from_csv(F.col("value"), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_bad"})
+    plain = F.split(F.col("value"), ",")
+    fields = F.when(quoted, F.array(*[parsed.getField(f"c{i}") for i in range(len(header))])).otherwise(plain)
+    wrong_width = F.when(quoted, parsed.getField("_bad").isNotNull()).otherwise(F.size(plain) != len(header))
+    return fields, wrong_width
+
+
 def _row_problems(fmt: str, header: list[str], width: int):
-    """(lines, a Spark column that is true for a bad row, its label column) for a file's format."""
+    """(a Spark column that is true for a bad row, its label as 0/1, its categorical values) by the
+    rules of ``data``, over the columns ``_fields`` and ``_wrong_width`` of ``_Source.rows``."""
     from pyspark.sql import functions as F
 
     number = f"^{data.NUMBER_PATTERN}$"
+    fields = F.col("_fields")
     if fmt == "raw":
-        schema = ", ".join(f"c{i} STRING" for i in range(len(header))) + ", _bad STRING"
-        parsed = F.from_csv(F.col("value"), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_bad"})
-        field = {name: parsed.getField(f"c{header.index(name)}") for name in data.RAW_COLUMNS}
-        checks = [parsed.getField("_bad").isNotNull()]
+        field = {name: fields.getItem(header.index(name)) for name in data.RAW_COLUMNS}
+        checks = [F.col("_wrong_width")]
         checks += [~F.coalesce(field[name].rlike(number), F.lit(False)) for name in data.NUMERIC + data.CHARGES]
         checks += [F.coalesce(F.trim(field[name]), F.lit("")) == "" for name in data.CATEGORICAL]
         checks += [~F.coalesce(F.trim(field[name]).isin(*data.YES_NO), F.lit(False))
@@ -249,7 +175,6 @@ def _row_problems(fmt: str, header: list[str], width: int):
         positive = label.isin(*data.TRUE_LABELS)
         categories = {name: F.trim(field[name]) for name in data.CATEGORICAL}
     else:
-        fields = F.split(F.regexp_replace(F.col("value"), '"', ""), ",")
         checks = [F.size(fields) != width, F.exists(fields, lambda value: ~value.rlike(number))]
         label = F.trim(fields.getItem(0)).cast("double")
         checks.append(~F.coalesce(label.isin(0.0, 1.0), F.lit(False)))
@@ -259,7 +184,7 @@ def _row_problems(fmt: str, header: list[str], width: int):
     bad = checks[0]
     for check in checks[1:]:
         bad = bad | check
-    return bad, positive, categories
+    return bad, F.coalesce(positive, F.lit(False)).cast("int"), categories
 
 
 def _name_bad_line(fmt: str, header: list[str], width: int, text: str, source: str, line: int):
@@ -279,96 +204,219 @@ def _name_bad_line(fmt: str, header: list[str], width: int, text: str, source: s
                                "please report it with the row", line=line)
 
 
-def validate(spark, source: str, s3_client=None) -> data.DataSummary:
-    """Check every row of ``source`` on Spark (so on Glue's workers in the cloud) by the rules of
-    ``data``; raise DataValidationError naming the file, line and column of the first bad rows.
+class _Source:
+    """An input's lines as every pass reads them: header and blank lines left out, fields split."""
 
-    One pass counts rows, positives and categories and flags bad rows; only a
-    bad file pays for a second pass, to turn the first bad rows' positions
-    into line numbers.
-    """
+    def __init__(self, spark, location: str, s3_client=None):
+        from pyspark.sql import functions as F
+
+        from .storage import iter_text_lines
+
+        lines = iter_text_lines(location, s3_client)
+        first = next(lines, None)
+        lines.close()
+        if first is None or not first.strip():
+            raise DataValidationError(location, "the file is empty")
+        self.location = location
+        self.format = data.detect_format(first, location)
+        self.header = data.raw_header(first, location) if self.format == "raw" else []
+        self.width = 0 if self.format == "raw" else len(data.split_encoded(first))
+        if self.format == "encoded" and self.width < 2:
+            raise DataValidationError(location, "needs a label and at least one feature", line=1)
+        self.text = spark.read.text(location).withColumn("_id", F.monotonically_increasing_id())
+        if self.format == "raw":  # the header is line 1: id 0 of partition 0
+            rows = self.text.where((F.col("value") != "") & (F.col("_id") != 0))
+        else:  # as the Python checks skip blank lines
+            rows = self.text.where(F.trim("value") != "")
+        fields, wrong_width = _fields(self.format, self.header)
+        self.rows = rows.select("_id", "value", fields.alias("_fields"), wrong_width.alias("_wrong_width"))
+
+    @staticmethod
+    def order(seed: int):
+        """A row's place in its class for the split: a seeded hash of its line."""
+        from pyspark.sql import functions as F
+
+        return F.xxhash64(F.col("value"), F.lit(seed))
+
+    def line_numbers(self, row_ids: list[int]) -> list[int]:
+        """1-based lines of rows by their ids ((partition << 33) + place in the partition)."""
+        from pyspark.sql import functions as F
+
+        per_partition = dict(self.text.groupBy(F.spark_partition_id().alias("p")).count().collect())
+        return [sum(n for p, n in per_partition.items() if p < row_id >> 33) + (row_id & ((1 << 33) - 1)) + 1
+                for row_id in row_ids]
+
+
+#: the rows of each class are counted in this many buckets of their hash, so that exact split cut values
+#: are found by fetching only the buckets a cut falls in (``_cut_values``)
+ORDER_BUCKETS = 1024
+
+
+def _bucket(order):
     from pyspark.sql import functions as F
 
-    from .storage import iter_text_lines
+    return F.shiftright(order, 64 - int(math.log2(ORDER_BUCKETS))) + F.lit(ORDER_BUCKETS // 2)  # 0 .. buckets-1
 
-    lines = iter_text_lines(source, s3_client)
-    first = next(lines, None)
-    lines.close()
-    if first is None or not first.strip():
-        raise DataValidationError(source, "the file is empty")
-    fmt = data.detect_format(first, source)
-    header = data.raw_header(first, source) if fmt == "raw" else []
-    width = 0 if fmt == "raw" else len(data.split_encoded(first))
-    if fmt == "encoded" and width < 2:
-        raise DataValidationError(source, "needs a label and at least one feature", line=1)
 
-    text = spark.read.text(source).withColumn("_id", F.monotonically_increasing_id())
-    if fmt == "raw":  # the header is line 1: id 0 of partition 0
-        rows = text.where((F.col("value") != "") & (F.col("_id") != 0))
-    else:  # as the transform reads pre-encoded rows
-        rows = text.where(F.trim("value") != "")
-    bad, positive, categories = _row_problems(fmt, header, width)
-    rows = rows.select("_id", "value", bad.alias("_bad_row"), positive.alias("_positive"),
-                       *[value.alias(name) for name, value in categories.items()])
-    found = rows.agg(F.count(F.lit(1)).alias("rows"), F.sum(F.col("_positive").cast("long")).alias("positives"),
-                     F.sum(F.col("_bad_row").cast("long")).alias("bad"),
-                     *[F.collect_set(F.when(~F.col("_bad_row"), F.col(name))).alias(name)
-                       for name in categories]).first()
-    if found["bad"]:
-        first_bad = (rows.where("_bad_row").orderBy("_id").limit(BAD_ROWS_SHOWN + 1)
-                     .select("_id", "value").collect())
-        per_partition = dict(text.groupBy(F.spark_partition_id().alias("p")).count().collect())
+def _scan(source: _Source, seed: int) -> tuple[data.DataSummary, dict[int, dict[int, int]]]:
+    """One parallel pass: every row checked by the rules of ``data`` (a DataValidationError naming the
+    file, line and column of the first bad rows), rows counted per class and hash bucket, categories
+    collected. Only a bad file pays for more: a pass to number the first bad rows' lines."""
+    from pyspark.sql import functions as F
 
-        def line_of(row_id: int) -> int:  # the id is (partition << 33) + position in the partition
-            partition, position = row_id >> 33, row_id & ((1 << 33) - 1)
-            return sum(n for p, n in per_partition.items() if p < partition) + position + 1
-
-        located = [(line_of(row["_id"]), row["value"]) for row in first_bad]
-        error = _name_bad_line(fmt, header, width, located[0][1], source, located[0][0])
-        if found["bad"] > 1:
-            more = ", ".join(str(line) for line, _ in located[1:BAD_ROWS_SHOWN])
-            error = DataValidationError(source, f"{error.problem} ({found['bad']:,} bad rows in all; the next "
-                                        f"at line{'s' if len(located) > 2 else ''} {more})",
+    bad, positive, categories = _row_problems(source.format, source.header, source.width)
+    rows = source.rows.select("_id", "value", bad.alias("_bad_row"), positive.alias("label"),
+                              _bucket(source.order(seed)).alias("_bucket"),
+                              *[value.alias(name) for name, value in categories.items()])
+    by_bucket = rows.groupBy("label", "_bucket").agg(
+        F.count(F.lit(1)).alias("rows"), F.sum(F.col("_bad_row").cast("long")).alias("bad"),
+        *[F.collect_set(F.when(~F.col("_bad_row"), F.col(name))).alias(name) for name in categories]).collect()
+    bad_rows = sum(group["bad"] for group in by_bucket)
+    if bad_rows:
+        first_bad = rows.where("_bad_row").orderBy("_id").limit(BAD_ROWS_SHOWN + 1).select("_id", "value").collect()
+        lines = source.line_numbers([row["_id"] for row in first_bad])
+        error = _name_bad_line(source.format, source.header, source.width, first_bad[0]["value"],
+                               source.location, lines[0])
+        if bad_rows > 1:
+            more = ", ".join(str(line) for line in lines[1:BAD_ROWS_SHOWN])
+            error = DataValidationError(source.location, f"{error.problem} ({bad_rows:,} bad rows in all; the "
+                                        f"next at line{'s' if len(lines) > 2 else ''} {more})",
                                         error.line, error.column)
         raise error
-    summary = data.DataSummary(source, fmt, found["rows"], header or data.encoded_columns(width),
-                               found["positives"] or 0, {name: sorted(found[name]) for name in categories})
-    return data.check_classes(summary)
+    counts: dict[int, dict[int, int]] = {}
+    for group in by_bucket:
+        counts.setdefault(group["label"], {})[group["_bucket"]] = group["rows"]
+    summary = data.DataSummary(
+        source.location, source.format, sum(group["rows"] for group in by_bucket),
+        source.header or data.encoded_columns(source.width), sum(counts.get(1, {}).values()),
+        {name: sorted({value for group in by_bucket for value in group[name]}) for name in categories})
+    return data.check_classes(summary), counts
 
 
-def encoded_frame(spark, source: str, summary: data.DataSummary, seed: int):
-    """``label``, the features and ``_order`` (a seeded hash of the row's content, which orders the
-    rows of a class for the split) of a validated file; with the feature transform."""
+def validate(spark, source: str, s3_client=None) -> data.DataSummary:
+    """Check every row of ``source`` on Spark (so on Glue's workers in the cloud) by the rules of
+    ``data``; raise DataValidationError naming the file, line and column of the first bad rows."""
+    return _scan(_Source(spark, source, s3_client), seed=0)[0]
+
+
+def _rows_below(quantile: float, rows: int) -> int:
+    """How many of ``rows`` ranked rows have a percent rank (rank / (rows - 1), 0 for one row) below
+    ``quantile``."""
+    if rows <= 1:
+        return rows if quantile > 0 else 0
+    return min(rows, max(0, math.ceil(quantile * (rows - 1))))
+
+
+def _cut_values(source: _Source, seed: int, counts: dict[int, dict[int, int]], quantiles: list[float]):
+    """Exact cut values of the order for each class and quantile, without ranking every row.
+
+    From the rows per (class, bucket) of the scan, the buckets where a cut falls
+    are fetched in one pass (a hash of each line; only those rows are looked at
+    further) and sorted here. A cut is ``(value, ties_below)``: a row lies below
+    it when its order is less than ``value``, or equal and ``ties_below`` (rows of
+    equal order share a rank); ``None`` when no row, ``True`` when every row of
+    the class lies below. Returns the cuts and, per class, the rows below each quantile.
+    """
+    def locate(label: int, index: int) -> tuple[int, int]:  # (bucket, offset in it) of a 0-based rank
+        for bucket in sorted(counts[label]):
+            if index < counts[label][bucket]:
+                return bucket, index
+            index -= counts[label][bucket]
+        raise AssertionError(f"rank {index} beyond the rows of class {label}")
+
+    totals = {label: sum(per.values()) for label, per in counts.items()}
+    below = {label: [_rows_below(q, totals[label]) for q in quantiles] for label in counts}
+    inside = [(label, k) for label, ks in below.items() for k in ks if 0 < k < totals[label]]
+    needed = {(label, locate(label, i)[0]) for label, k in inside for i in (k - 1, k)}
+    values: dict[tuple[int, int], list[int]] = {}
+    if needed:
+        _, positive, _ = _row_problems(source.format, source.header, source.width)
+        order = source.order(seed)
+        wanted = (source.rows.where(_bucket(order).isin(*sorted({b for _, b in needed})))
+                  .select(positive.alias("label"), _bucket(order).alias("_bucket"), order.alias("_order")))
+        for row in wanted.collect():
+            if (row["label"], row["_bucket"]) in needed:
+                values.setdefault((row["label"], row["_bucket"]), []).append(row["_order"])
+        for found in values.values():
+            found.sort()
+
+    def value_at(label: int, index: int) -> int:
+        bucket, offset = locate(label, index)
+        return values[(label, bucket)][offset]
+
+    cuts = {label: [None if k == 0 else True if k >= totals[label]
+                    else (value_at(label, k), value_at(label, k - 1) == value_at(label, k)) for k in ks]
+            for label, ks in below.items()}
+    return cuts, below
+
+
+def _segment_column(cuts):
+    """The segment (split part) of each row: how many of its class's cuts it does not lie below."""
     from pyspark.sql import functions as F
 
-    if summary.format == "raw":
+    order = F.col("_order")
+
+    def not_below(cut):
+        if cut is None:
+            return F.lit(1)
+        if cut is True:
+            return F.lit(0)
+        value, ties_below = cut
+        below = (order < F.lit(value)) | ((order == F.lit(value)) & F.lit(ties_below))
+        return F.when(below, 0).otherwise(1)
+
+    segment = F.lit(0)
+    for label, label_cuts in sorted(cuts.items()):
+        count = F.lit(0)
+        for cut in label_cuts:
+            count = count + not_below(cut)
+        segment = F.when(F.col("label") == label, count).otherwise(segment)
+    return segment.cast("int")
+
+
+def encoded_frame(source: _Source, summary: data.DataSummary, seed: int):
+    """``label``, the features and ``_order`` of every row of a validated input; with the transform."""
+    from pyspark.sql import functions as F
+
+    fields = F.col("_fields")
+    if source.format == "raw":
         transform_spec = features.raw_transform(summary.categories)
-        raw = spark.read.csv(source, header=True, inferSchema=False, encoding="UTF-8")
-        raw = raw.select([F.col(f"`{c}`").alias(c.strip()) for c in raw.columns])
-        frame = raw.select(_label(F.col(f"`{data.LABEL}`")), *features.spark_columns(transform_spec))
+        named = source.rows.select(F.col("value"), *[fields.getItem(source.header.index(name)).alias(name)
+                                                     for name in data.RAW_COLUMNS])
+        frame = named.select(_label(F.col(f"`{data.LABEL}`")), *features.spark_columns(transform_spec),
+                             source.order(seed).alias("_order"))
     else:
-        transform_spec = features.encoded_transform(len(summary.columns))
-        text = spark.read.text(source).where(F.trim("value") != "")
-        fields = F.split(F.regexp_replace(F.col("value"), '"', ""), ",")
-        frame = text.select(F.trim(fields.getItem(0)).cast("double").cast("int").alias("label"),
-                            *features.spark_columns(transform_spec, fields))
-    order = F.xxhash64(*[F.col(f"`{c}`") for c in frame.columns], F.lit(seed))
-    return frame.withColumn("_order", order), transform_spec
+        transform_spec = features.encoded_transform(source.width)
+        frame = source.rows.select(F.trim(fields.getItem(0)).cast("double").cast("int").alias("label"),
+                                   *features.spark_columns(transform_spec, fields), source.order(seed).alias("_order"))
+    return frame, transform_spec
+
+
+#: all splits are written in one pass into ``<dest>/_staging/split=<key>/``, then moved to ``<dest>/<key>/``
+STAGING_FOLDER = "_staging"
 
 
 def transform(spark, source: str, dest: str, train_key: str = "train", validation_key: str = "validation",
               test_key: str = "test", train_fraction: float = 0.7, validation_fraction: float = 0.2,
               seed: int = 42, s3_client=None, part_bytes: float = PART_BYTES) -> dict[str, Any]:
-    """Validate ``source``, encode it and write the three splits and the manifest under ``dest``."""
+    """Validate ``source``, encode it and write the three splits and the manifest under ``dest``.
+
+    Stratified split: the rows of each class are ordered by a seeded hash of
+    their line, and a row's split and part follow from its percent rank in that
+    order, so they are the same for the same data and seed whatever the
+    partitioning. Ranks are never computed row by row (a window over a class is
+    one task): exact cut values of the hash come from bucket counts instead.
+    Three passes over the input: check and count, fetch the cut buckets, write.
+    """
     from pyspark.sql import functions as F
 
-    summary = validate(spark, source, s3_client)
-    frame, transform_spec = encoded_frame(spark, source, summary, seed)
-    feature_names = [step["feature"] for step in transform_spec]
-    source_bytes = size_of(source, s3_client)
+    lines = _Source(spark, source, s3_client)
+    summary, counts = _scan(lines, seed)
+    frame, transform_spec = encoded_frame(lines, summary, seed)
     bounds = {train_key: (0.0, train_fraction),
               validation_key: (train_fraction, train_fraction + validation_fraction),
               test_key: (train_fraction + validation_fraction, 1.0)}
+    source_bytes = size_of(source, s3_client)
     segments, quantiles = [], []  # segment i lies between quantiles[i-1] and quantiles[i]
     for key, (low, high) in bounds.items():
         parts = part_count(source_bytes, high - low, part_bytes)
@@ -376,23 +424,22 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
             segments.append((key, part))
             quantiles.append(low + (high - low) * (part + 1) / parts)
     # the last segment takes every row left: its upper quantile is no cut
-    cuts, below_counts = _cuts(spark, frame.select("label", "_order"), quantiles[:-1], summary.rows)
-    segment = _segment_column(cuts)
-    counts = {key: 0 for key in bounds}
+    cuts, below_counts = _cut_values(lines, seed, counts, quantiles[:-1])
+    rows = {key: 0 for key in bounds}
     for label, below in below_counts.items():
-        edges = [0, *below, summary.positives if label == 1 else summary.rows - summary.positives]
+        edges = [0, *below, sum(counts[label].values())]
         for index, (key, _) in enumerate(segments):
-            counts[key] += edges[index + 1] - edges[index]
+            rows[key] += edges[index + 1] - edges[index]
     keys = F.array(*[F.lit(k).cast("long") for k in partition_keys(spark, len(segments))])
     names = F.array(*[F.lit(key) for key, _ in segments])
-    staging = f"{dest.rstrip('/')}/{STAGING_FOLDER}"
-    (frame.withColumn("_segment", segment)
+    base = dest.rstrip("/")
+    staging = f"{base}/{STAGING_FOLDER}"
+    (frame.withColumn("_segment", _segment_column(cuts))
      .withColumn("_key", F.element_at(keys, F.col("_segment") + 1))
      .withColumn("split", F.element_at(names, F.col("_segment") + 1))
      .repartition(len(segments), "_key").sortWithinPartitions("_order")
      .drop("_order", "_segment", "_key")
      .write.mode("overwrite").partitionBy("split").csv(staging, header=False))
-    base = dest.rstrip("/")
     parts_written = {}
     for key in bounds:
         move_folder(f"{staging}/split={key}", f"{base}/{key}", s3_client)
@@ -404,11 +451,11 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
         "format": summary.format,
         "source": source,
         "label": data.LABEL if summary.format == "raw" else "label",
-        "features": feature_names,
+        "features": [step["feature"] for step in transform_spec],
         "transform": transform_spec,
         "categories": summary.categories,
         "dropped": data.IDENTIFIER + data.CHARGES if summary.format == "raw" else [],
-        "rows": counts,
+        "rows": rows,
         "parts": parts_written,
         "positives": summary.positives,
         "splits": {"train": train_key, "validation": validation_key, "test": test_key},
