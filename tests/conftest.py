@@ -39,6 +39,19 @@ def synthetic_csv(tmp_path_factory) -> Path:
     return data.write_synthetic(tmp_path_factory.mktemp("data") / "synthetic.csv", rows=1500, seed=7)
 
 
+@pytest.fixture(scope="module")
+def small_model(spark, synthetic_csv, tmp_path_factory):
+    """A model trained on the synthetic data (30 rounds): its ``model.tar.gz``, manifest and ETL folder."""
+    from churn_pipeline import config, etl, training
+
+    out = tmp_path_factory.mktemp("model")
+    etl.transform(spark, str(synthetic_csv), str(out / "etl"))
+    booster, _ = training.train(out / "etl" / "train", out / "etl" / "validation",
+                                training.hyperparameters_from(dict(config.DEFAULTS, num_round=30)))
+    archive = training.save_model_archive(booster, out / "model.tar.gz")
+    return archive, out / "etl" / "manifest.json", out / "etl"
+
+
 @pytest.fixture
 def isolated(tmp_path, monkeypatch) -> Path:
     """A fresh local-backend home and artifacts root for one test."""

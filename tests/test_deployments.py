@@ -101,3 +101,44 @@ def test_a_model_without_a_registry_record_is_refused(isolated, tmp_path, capsys
 def test_rollback_with_nothing_earlier_says_so(isolated, capsys):
     assert cli.main(["rollback", "--environment", "prod"]) == 2
     assert "nothing is deployed to prod" in capsys.readouterr().err
+
+
+def test_application_code_calls_a_local_deploy_with_boto3s_sagemaker_runtime_client(isolated, trained, monkeypatch):
+    """SM-RUNTIME-INVOKE: InvokeEndpoint (``POST /endpoints/<name>/invocations``) on the router: content type,
+    accept and custom attributes pass through; the container's error comes back as ModelError with its status
+    and message; an unknown endpoint is a ValidationError."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    archives, manifest, rows = trained
+    home = isolated / "home"
+    parameters = register(home, "rt", archives["small"], manifest.read_text())
+    port = free_port()
+    endpoints = LocalEndpoints(home)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "local")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "local")
+    runtime = boto3.client("sagemaker-runtime", region_name="eu-west-1", endpoint_url=f"http://127.0.0.1:{port}")
+    body = "\n".join(",".join(repr(float(v)) for v in row) for row in rows)
+    try:
+        assert cli.main(["deploy", "--parameters", parameters, "--environment", "prod", "--port", str(port)]) == 0
+        answer = runtime.invoke_endpoint(EndpointName="prod", Body=body, ContentType="text/csv")
+        assert answer["ContentType"] == "text/csv" and answer["InvokedProductionVariant"] == "AllTraffic"
+        assert [float(v) for v in answer["Body"].read().decode().split()] == pytest.approx(predict(port, rows))
+
+        explained = runtime.invoke_endpoint(EndpointName="prod", Body=body, ContentType="text/csv",
+                                            Accept="application/json", CustomAttributes="explain=2")
+        predictions = json.loads(explained["Body"].read())["predictions"]
+        assert [len(p["reasons"]) for p in predictions] == [2] * len(rows)
+        assert all(isinstance(p["decision"], bool) and "State_" not in p["reasons"][0]["column"] for p in predictions)
+
+        with pytest.raises(ClientError) as error:
+            runtime.invoke_endpoint(EndpointName="prod", Body="1,2,3", ContentType="text/csv")
+        assert error.value.response["Error"]["Code"] == "ModelError"
+        assert error.value.response["OriginalStatusCode"] == 400
+        assert "the model expects" in error.value.response["OriginalMessage"]
+        with pytest.raises(ClientError) as error:
+            runtime.invoke_endpoint(EndpointName="staging", Body=body, ContentType="text/csv")
+        assert error.value.response["Error"]["Code"] == "ValidationError"
+        assert "Endpoint staging of account" in error.value.response["Error"]["Message"]
+    finally:
+        endpoints.stop("prod")

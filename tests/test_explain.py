@@ -6,18 +6,14 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from churn_pipeline import config, data, etl, explain, features, training
+from churn_pipeline import data, explain, features, training
 
 
 @pytest.fixture(scope="module")
-def model(spark, synthetic_csv, tmp_path_factory):
-    out = tmp_path_factory.mktemp("explained")
-    etl.transform(spark, str(synthetic_csv), str(out / "etl"))
-    booster, _ = training.train(out / "etl" / "train", out / "etl" / "validation",
-                                training.hyperparameters_from(dict(config.DEFAULTS, num_round=30)))
-    manifest = json.loads((out / "etl" / "manifest.json").read_text())
-    test_features, _ = training.read_channel(out / "etl" / "test")
-    return booster, manifest, test_features
+def model(small_model):
+    archive, manifest, etl_out = small_model
+    test_features, _ = training.read_channel(etl_out / "test")
+    return training.load_model_archive(archive), json.loads(manifest.read_text()), test_features
 
 
 def test_contributions_and_bias_add_up_to_the_margin_of_every_row(model):

@@ -14,20 +14,15 @@ import psutil
 import pytest
 import xgboost as xgb
 
-from churn_pipeline import config, etl, serving, training
+from churn_pipeline import serving, training
 from churn_pipeline.deployments import free_port
 
 from conftest import ROOT
 
 
 @pytest.fixture(scope="module")
-def model(spark, synthetic_csv, tmp_path_factory):
-    out = tmp_path_factory.mktemp("served")
-    etl.transform(spark, str(synthetic_csv), str(out / "etl"))
-    booster, _ = training.train(out / "etl" / "train", out / "etl" / "validation",
-                                training.hyperparameters_from(dict(config.DEFAULTS, num_round=30)))
-    archive = training.save_model_archive(booster, out / "model.tar.gz")
-    return archive, out / "etl" / "manifest.json", out / "etl"
+def model(small_model):
+    return small_model
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +47,9 @@ def endpoint(model):
     process.wait(20)
 
 
-def post(url, body, content_type="text/csv", accept=None):
-    headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {})}
+def post(url, body, content_type="text/csv", accept=None, attributes=None):
+    headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {}),
+               **({"X-Amzn-SageMaker-Custom-Attributes": attributes} if attributes else {})}
     request = urllib.request.Request(f"{url}/invocations", data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -130,3 +126,27 @@ def test_a_body_over_6_mib_is_refused(endpoint):
     status, _, text = post(url, b"0," * (3 * 1024 * 1024 + 10))
     assert status == 413 and "limit" in text
     assert urllib.request.urlopen(f"{url}/ping").status == 200
+
+
+def test_reasons_with_the_explain_custom_attribute(endpoint, model, synthetic_csv):
+    """explain=K: JSON with probability, decision and K reasons per row (raw columns); without it the answer
+    is unchanged; a bad K or a CSV-only Accept is refused with the container's statuses."""
+    from churn_pipeline import explain
+
+    url, _ = endpoint
+    archive, manifest, _ = model
+    raw = "\n".join(synthetic_csv.read_text().splitlines()[:4]).encode()
+    csv_kind = "text/csv; header=present"
+    status, _, plain = post(url, raw, csv_kind)
+    status, kind, text = post(url, raw, csv_kind, attributes="explain=3")
+    assert (status, kind) == (200, "application/json")
+    rows = json.loads(text)["predictions"]
+    assert [r["score"] for r in rows] == [float(x) for x in plain.split()]
+    assert [r["decision"] for r in rows] == [r["score"] > 0.5 for r in rows]
+    columns = explain.reason_columns(json.loads(manifest.read_text()))
+    assert all(len(r["reasons"]) == 3 and {x["column"] for x in r["reasons"]} <= set(columns) for r in rows)
+    status, kind, text = post(url, raw, csv_kind, "application/jsonlines", "trace=1; explain=1")
+    assert (status, kind) == (200, "application/jsonlines") and len(text.splitlines()) == 3
+    assert post(url, raw, csv_kind, attributes="explain=0")[0] == 400
+    assert post(url, raw, csv_kind, attributes="explain=many")[0] == 400
+    assert post(url, raw, csv_kind, "text/csv", attributes="explain=2")[0] == 406

@@ -7,6 +7,10 @@ manifest's transform) or ``application/json``, and answers one churn
 probability per row in the ``Accept`` type. Bad requests get the container's
 statuses: 415 unparsable body, 400 wrong number of features, 406 unsupported
 ``Accept``, 413 body over 6 MiB. Served by gunicorn (pre-fork workers).
+
+With SageMaker's ``X-Amzn-SageMaker-Custom-Attributes: explain=K`` header the
+answer is JSON (or JSON lines) with, per row, the probability, the decision at
+the model's cutoff and the K largest reasons (``explain.top_reasons``).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from . import features, training
+from . import explain, features, training
 from .errors import DataValidationError, PipelineError
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -33,6 +37,8 @@ class ModelBundle:
 
     booster: Any
     manifest: dict[str, Any]
+    #: a probability above it is a churn decision
+    cutoff: float = 0.5
 
     @property
     def n_features(self) -> int:
@@ -160,6 +166,40 @@ def choose_output(accept: str | None) -> str:
                        f"Accept {accept!r} is not supported; ask for one of {', '.join(ACCEPTED_OUTPUTS)}")
 
 
+def explain_count(attributes: str | None, bundle: ModelBundle) -> int | None:
+    """K from ``explain=K`` among the custom attributes (``key=value`` pairs split by ``,`` or ``;``)."""
+    for pair in (attributes or "").replace(";", ",").split(","):
+        key, _, value = pair.partition("=")
+        if key.strip().lower() != "explain":
+            continue
+        columns = len(explain.reason_columns(bundle.manifest))
+        if not value.strip().isdigit() or not 1 <= int(value) <= columns:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"custom attribute explain={value.strip()!r}: "
+                               f"ask for 1 to {columns} reasons")
+        return int(value)
+    return None
+
+
+def explained_rows(bundle: ModelBundle, matrix, count: int) -> list[dict[str, Any]]:
+    """Probability, decision and the ``count`` largest reasons of each row."""
+    scores = bundle.predict(matrix)
+    if not scores:
+        return []
+    per_column, _ = explain.contributions(bundle.booster, matrix, bundle.manifest)
+    reasons = explain.top_reasons(per_column, explain.reason_columns(bundle.manifest), count)
+    return [{"score": score, "decision": score > bundle.cutoff, "reasons": why}
+            for score, why in zip(scores, reasons)]
+
+
+def format_explained(kind: str, rows: list[dict[str, Any]]) -> bytes:
+    if kind == "application/jsonlines":
+        return "".join(json.dumps(row) + "\n" for row in rows).encode()
+    if kind != "application/json":
+        raise RequestError(HTTPStatus.NOT_ACCEPTABLE, "reasons are answered as application/json or "
+                           "application/jsonlines; ask for one of them in Accept")
+    return json.dumps({"predictions": rows}).encode()
+
+
 def format_predictions(kind: str, predictions: list[float]) -> bytes:
     if kind == "text/csv":
         return "".join(f"{p!r}\n" for p in predictions).encode()
@@ -199,12 +239,20 @@ def make_app(load: Callable[[], ModelBundle]) -> Callable:
                 _discard(environ["wsgi.input"], length)  # so that the client reads the answer, not a reset
                 raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                                    f"body of {length} bytes is over the {MAX_BODY_BYTES}-byte limit")
-            kind = choose_output(environ.get("HTTP_ACCEPT"))
+            count = explain_count(environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"), bundle)
+            accept = environ.get("HTTP_ACCEPT")
+            if count and (not accept or choose_output(accept) == "text/csv" and "text/csv" not in accept):
+                accept = "application/json"  # reasons have no CSV form; */* and no Accept get JSON
+            kind = choose_output(accept)
             body = environ["wsgi.input"].read(length) if length else environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
             if len(body) > MAX_BODY_BYTES:
                 raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body is over the {MAX_BODY_BYTES}-byte limit")
             matrix = parse_request(bundle, environ.get("CONTENT_TYPE", ""), body)
-            return respond(start_response, HTTPStatus.OK, format_predictions(kind, bundle.predict(matrix)), kind)
+            if count:
+                answer = format_explained(kind, explained_rows(bundle, matrix, count))
+            else:
+                answer = format_predictions(kind, bundle.predict(matrix))
+            return respond(start_response, HTTPStatus.OK, answer, kind)
         except RequestError as error:
             return respond(start_response, error.status, (error.message + "\n").encode())
 
