@@ -101,3 +101,27 @@ def test_the_streamed_tally_is_the_one_shot_evaluation_and_its_auc_the_rank_auc(
     exact = ((positives[:, None] > negatives[None, :]).mean()
              + 0.5 * (positives[:, None] == negatives[None, :]).mean())
     assert tally.result()["auc"] == pytest.approx(exact, abs=1e-3)
+
+
+def test_the_cost_chosen_cutoff_minimises_the_expected_cost_on_the_scores():
+    """Every customer scored above the cutoff gets an offer (its cost each); every churner at or below it is lost
+    (the churn loss each): the chosen cutoff has the least expected cost of every cutoff, brute-forced."""
+    rng = np.random.default_rng(5)
+    labels = (rng.random(4000) < 0.15).astype(float)
+    raw = np.clip(rng.beta(2, 5, labels.size) + 0.35 * labels, 0, 0.9999)
+    scores = (np.floor(raw * evaluation.BINS) + 0.5) / evaluation.BINS  # one distinct value per bin at most
+    tally = evaluation.ScoreTally()
+    tally.add(labels, scores)
+    chosen = tally.cost_cutoff(offer_cost=20.0, churn_loss=200.0)
+
+    def cost(cutoff):
+        offered = scores > cutoff
+        return 20.0 * offered.sum() + 200.0 * (labels.astype(bool) & ~offered).sum()
+
+    candidates = np.r_[-1.0, np.unique(scores)]  # every distinct way to split the scores
+    assert chosen["expected_cost"] == pytest.approx(min(cost(c) for c in candidates))
+    assert cost(chosen["cutoff"]) == pytest.approx(chosen["expected_cost"])
+    assert chosen["cost_offering_nobody"] == 200.0 * labels.sum()
+    assert chosen["cost_offering_everybody"] == 20.0 * labels.size
+    cheap_offers = tally.cost_cutoff(offer_cost=1.0, churn_loss=200.0)
+    assert cheap_offers["cutoff"] < chosen["cutoff"]  # cheaper offers: offer to more customers

@@ -47,6 +47,27 @@ class ScoreTally:
         fpr = np.r_[0.0, false_pos / negatives] if negatives else np.zeros(false_pos.size + 1)
         return fpr, tpr
 
+    def expected_costs(self, offer_cost: float, churn_loss: float) -> tuple[np.ndarray, np.ndarray]:
+        """Expected cost of each cutoff i/BINS (i = 0 .. BINS): every customer scored above it gets a
+        retention offer (``offer_cost`` each), every churner at or below it is lost (``churn_loss``).
+        A score in bin i counts as above the cutoff i/BINS: they differ only for a score equal to it."""
+        offered = np.r_[np.cumsum(self.counts.sum(axis=0)[::-1])[::-1], 0]  # rows in bins >= i
+        churners_offered = np.r_[np.cumsum(self.counts[1][::-1])[::-1], 0]
+        lost = self.counts[1].sum() - churners_offered
+        cutoffs = np.arange(self.bins + 1) / self.bins
+        return cutoffs, offer_cost * offered + churn_loss * lost
+
+    def cost_cutoff(self, offer_cost: float, churn_loss: float) -> dict[str, float]:
+        """The cutoff with the least expected cost (the highest such, so the fewest offers), its cost, and
+        the costs of offering to nobody and to everybody beside it."""
+        cutoffs, costs = self.expected_costs(offer_cost, churn_loss)
+        best = int(np.flatnonzero(costs == costs.min())[-1])
+        rows = int(self.counts.sum())
+        return {"cutoff": float(cutoffs[best]), "expected_cost": float(costs[best]),
+                "expected_cost_per_customer": float(costs[best] / rows) if rows else 0.0,
+                "cost_offering_nobody": float(costs[-1]), "cost_offering_everybody": float(costs[0]),
+                "retention_offer_cost": offer_cost, "churn_loss": churn_loss}
+
     def result(self) -> dict[str, Any]:
         """Accuracy, AUC, precision, recall, F1 and the confusion matrix at the cutoff."""
         tp, tn = self.confusion["true_positive"], self.confusion["true_negative"]
