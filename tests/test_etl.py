@@ -215,7 +215,7 @@ def test_the_split_cuts_are_the_percent_ranks_of_each_class_ties_included(spark,
     from pyspark.sql import functions as F
 
     lines = synthetic_csv.read_text().splitlines()
-    path = Path(write_lines(tmp_path / "dups.csv", lines[:700] + lines[1:40] * 3))  # tied hashes
+    path = Path(write_lines(tmp_path / "dups.csv", lines[:700] + lines[1:120] * 5))  # tied hashes
     monkeypatch.setattr(etl, "ORDER_BUCKETS", 8)
     part_bytes = path.stat().st_size / 6
     manifest = etl.transform(spark, str(path), str(tmp_path / "out"), seed=3, part_bytes=part_bytes)
@@ -232,3 +232,10 @@ def test_the_split_cuts_are_the_percent_ranks_of_each_class_ties_included(spark,
         assert manifest["rows"][key] == len(labels)
     assert written == expected
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["manifest.json", "test", "train", "validation"]
+
+
+def test_rows_below_a_quantile_are_those_whose_percent_rank_is_below_it():
+    for rows in (1, 2, 3, 10, 101, 1000):
+        for quantile in [i / 100 for i in range(0, 101)] + [0.7 + 0.15, 0.07, 0.14]:
+            expected = sum(1 for r in range(rows) if (r / (rows - 1) if rows > 1 else 0.0) < quantile)
+            assert etl._rows_below(quantile, rows) == expected, (rows, quantile)

@@ -7,6 +7,7 @@ categoricals one-hot encoded -> stratified, seeded train/validation/test split
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import os
@@ -304,7 +305,12 @@ def _rows_below(quantile: float, rows: int) -> int:
     ``quantile``."""
     if rows <= 1:
         return rows if quantile > 0 else 0
-    return min(rows, max(0, math.ceil(quantile * (rows - 1))))
+    below = min(rows, max(0, math.ceil(quantile * (rows - 1))))
+    while below > 0 and (below - 1) / (rows - 1) >= quantile:  # the product's rounding, corrected
+        below -= 1
+    while below < rows and below / (rows - 1) < quantile:
+        below += 1
+    return below
 
 
 def _cut_values(source: _Source, seed: int, counts: dict[int, dict[int, int]], quantiles: list[float]):
@@ -347,7 +353,18 @@ def _cut_values(source: _Source, seed: int, counts: dict[int, dict[int, int]], q
     cuts = {label: [None if k == 0 else True if k >= totals[label]
                     else (value_at(label, k), value_at(label, k - 1) == value_at(label, k)) for k in ks]
             for label, ks in below.items()}
-    return cuts, below
+
+    def placed_below(label: int, k: int, cut) -> int:  # a group of equal orders goes below whole, or not
+        if cut is None or cut is True:
+            return k
+        bucket, _ = locate(label, k)
+        earlier = sum(n for b, n in counts[label].items() if b < bucket)
+        value, ties_below = cut
+        found = values[(label, bucket)]
+        return earlier + (bisect.bisect_right(found, value) if ties_below else bisect.bisect_left(found, value))
+
+    return cuts, {label: [placed_below(label, k, cut) for k, cut in zip(ks, cuts[label])]
+                  for label, ks in below.items()}
 
 
 def _segment_column(cuts):
@@ -436,8 +453,10 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
     staging = f"{base}/{STAGING_FOLDER}"
     (frame.withColumn("_segment", _segment_column(cuts))
      .withColumn("_key", F.element_at(keys, F.col("_segment") + 1))
-     .withColumn("split", F.element_at(names, F.col("_segment") + 1))
-     .repartition(len(segments), "_key").sortWithinPartitions("_order")
+     .withColumn("split", F.coalesce(F.element_at(names, F.col("_segment") + 1), F.lit("")))
+     # sorted by (split, order): the write's own sort by its partition column would otherwise replace
+     # a sort by order alone (SPARK-50469), and the parts' row order would follow the shuffle's
+     .repartition(len(segments), "_key").sortWithinPartitions("split", "_order")
      .drop("_order", "_segment", "_key")
      .write.mode("overwrite").partitionBy("split").csv(staging, header=False))
     parts_written = {}

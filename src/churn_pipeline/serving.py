@@ -173,7 +173,7 @@ def explain_count(attributes: str | None, bundle: ModelBundle) -> int | None:
         if key.strip().lower() != "explain":
             continue
         columns = len(explain.reason_columns(bundle.manifest))
-        if not value.strip().isdigit() or not 1 <= int(value) <= columns:
+        if not value.strip().isdecimal() or not value.strip().isascii() or not 1 <= int(value) <= columns:
             raise RequestError(HTTPStatus.BAD_REQUEST, f"custom attribute explain={value.strip()!r}: "
                                f"ask for 1 to {columns} reasons")
         return int(value)

@@ -89,7 +89,10 @@ class LocalSageMaker:
                      if finished.returncode < 0 else f"exited with status {finished.returncode}")
             tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
             raise PipelineError(f"the training process {ended} (log: {log}) {tail[0]}".rstrip())
-        return json.loads((folder / training.METRICS_FILE).read_text())
+        metrics = folder / training.METRICS_FILE
+        if not metrics.exists():
+            raise PipelineError(f"the training process ended without its metrics (log: {log})")
+        return json.loads(metrics.read_text())
 
     def _channel(self, folder: Path, channel: str, uri: str) -> Path:
         """The channel folder as the container sees it (``/opt/ml/input/data/<channel>``): every object
