@@ -105,18 +105,17 @@ def keep_only_csv_parts(folder: str, s3_client=None) -> list[str]:
     """
     removed = []
     if folder.startswith("s3://"):
-        from .storage import _s3_client, split_s3_uri
+        from .storage import _s3_client, objects_under, split_s3_uri
 
         client = s3_client or _s3_client()
         bucket, key = split_s3_uri(folder.rstrip("/"))
         marker = f"{key}_$folder$"
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
-            for item in page.get("Contents", []):
-                name = item["Key"][len(key):]
-                inside = name.startswith("/") and "/" not in name[1:]
-                if item["Key"] == marker or (inside and not _is_csv_part(name[1:], item["Size"])):
-                    client.delete_object(Bucket=bucket, Key=item["Key"])
-                    removed.append(item["Key"])
+        for found, size in objects_under(client, bucket, key).items():
+            name = found[len(key):]
+            inside = name.startswith("/") and "/" not in name[1:]
+            if found == marker or (inside and not _is_csv_part(name[1:], size)):
+                client.delete_object(Bucket=bucket, Key=found)
+                removed.append(found)
         return removed
     local = folder[len("file://"):] if folder.startswith("file://") else folder
     for entry in os.scandir(local):

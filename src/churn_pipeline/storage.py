@@ -146,11 +146,12 @@ def write_text(location: str, text: str, s3_client=None) -> str:
 
 
 
-def _objects_under(client, bucket: str, prefix: str) -> list[str]:
-    keys = []
+def objects_under(client, bucket: str, prefix: str) -> dict[str, int]:
+    """Every object whose key starts with ``prefix``, with its size (S3 lists a prefix, not a folder)."""
+    found = {}
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys += [item["Key"] for item in page.get("Contents", [])]
-    return keys
+        found.update({item["Key"]: item["Size"] for item in page.get("Contents", [])})
+    return found
 
 
 def remove_folder(location: str, s3_client=None) -> None:
@@ -160,7 +161,7 @@ def remove_folder(location: str, s3_client=None) -> None:
         return
     client = s3_client or _s3_client()
     bucket, key = split_s3_uri(location.rstrip("/"))
-    for name in _objects_under(client, bucket, key + "/") + [key + "_$folder$"]:
+    for name in [*objects_under(client, bucket, key + "/"), key + "_$folder$"]:
         client.delete_object(Bucket=bucket, Key=name)
 
 
@@ -179,6 +180,6 @@ def move_folder(source: str, target: str, s3_client=None) -> None:
     client = s3_client or _s3_client()
     bucket, key = split_s3_uri(source.rstrip("/"))
     target_bucket, target_key = split_s3_uri(target.rstrip("/"))
-    for name in _objects_under(client, bucket, key + "/"):
+    for name in objects_under(client, bucket, key + "/"):
         client.copy({"Bucket": bucket, "Key": name}, target_bucket, target_key + name[len(key):])
     remove_folder(source, s3_client)
