@@ -7,7 +7,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from churn_pipeline.errors import ConfigError, DuplicateRunError, RecordNotFound, RegistryError
+from churn_pipeline.errors import ConfigError, DecisionExists, DuplicateRunError, RecordNotFound, RegistryError
 from churn_pipeline.registry import RegistryRecord, SqliteRegistry, open_registry
 
 from conftest import fake_aws_credentials
@@ -59,6 +59,38 @@ def test_second_write_for_a_run_fails_and_changes_nothing(registry):
         registry.register(make_record(metrics={"validation:accuracy": 0.5}))
     assert registry.get("run-1").metrics == {"validation:accuracy": 0.95}
     assert len(registry.list()) == 1
+
+
+DECISION = {"cutoff": 0.1834, "expected_cost": 2100.0, "expected_cost_per_customer": 4.2,
+            "cost_offering_nobody": 35000.0, "cost_offering_everybody": 50000.0,
+            "retention_offer_cost": 100.0, "churn_loss": 500.0}
+
+
+def test_a_decision_is_added_once_and_never_replaced(registry):
+    """DDB-CONDITIONAL-UPDATE: on SQLite and on DynamoDB (moto)."""
+    registry.register(make_record())
+    assert registry.get("run-1").cutoff is None
+    assert registry.record_decision("run-1", DECISION).cutoff == 0.1834
+    assert registry.record_decision("run-1", dict(DECISION)).decision == DECISION  # the same again: no change
+    with pytest.raises(DecisionExists, match=r"run 'run-1' already decided at cutoff 0.1834 \(retention_offer_cost "
+                       r"100.0, churn_loss 500.0\)"):
+        registry.record_decision("run-1", {**DECISION, "cutoff": 0.5, "churn_loss": 900.0})
+    stored = registry.get("run-1")
+    assert stored.decision == DECISION
+    assert stored == make_record(decision=DECISION)  # nothing else of the record moved
+    with pytest.raises(RecordNotFound, match="nope"):
+        registry.record_decision("nope", DECISION)
+    assert [r.run_id for r in registry.list()] == ["run-1"]  # no record appears for an unknown run
+
+
+def test_a_registry_written_before_decisions_gains_the_column(tmp_path):
+    path = tmp_path / "registry.db"
+    SqliteRegistry(path).register(make_record())
+    with sqlite3.connect(path) as db:
+        db.execute("ALTER TABLE models DROP COLUMN decision")
+    registry = SqliteRegistry(path)
+    assert registry.get("run-1").decision is None
+    assert registry.record_decision("run-1", DECISION).decision == DECISION
 
 
 def test_unknown_run_is_not_found(registry):

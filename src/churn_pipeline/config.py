@@ -64,6 +64,11 @@ PARAMETERS: dict[str, Parameter] = {
     # gate and deploy
     "accuracy_threshold": _P(0.90, float, "validation accuracy the model must exceed to be registered",
                              minimum=0.0, maximum=1.0),
+    # decisions
+    "retention_offer_cost": _P(100.0, float, "cost of one retention offer (every customer scored above the cutoff "
+                               "gets one)", minimum=0.0),
+    "churn_loss": _P(500.0, float, "what a churner who gets no offer costs; with retention_offer_cost it "
+                     "chooses the cutoff", minimum=0.0),
     "endpoint_instance_type": _P("ml.m5.large", str, "SageMaker endpoint instance type"),
     "endpoint_instance_count": _P(1, int, "SageMaker endpoint instance count", minimum=1),
     "sagemaker_execution_role": _P("arn:aws:iam::000000000000:role/churn-local-sagemaker", str,
@@ -128,6 +133,9 @@ def validate(values: Mapping[str, Any], source: str = "parameters") -> dict[str,
         merged[name] = _check_value(name, value)
     if merged["backend"] == "aws" and merged["region"] == "us-east-1" and not merged["allow_us_east_1"]:
         raise ConfigError(f"{source}: region us-east-1 is refused unless the parameters say allow_us_east_1: true")
+    if merged["churn_loss"] <= 0:
+        raise ConfigError(f"{source}: churn_loss must be above 0 (what a lost customer costs); "
+                          f"got {merged['churn_loss']}")
     if merged["train_fraction"] + merged["validation_fraction"] >= 0.99:
         raise ConfigError(
             f"{source}: train_fraction + validation_fraction must leave at least 1 % for the test split; "

@@ -43,6 +43,10 @@ class RecordNotFound(RegistryError):
     """No registry record has this run id."""
 
 
+class DecisionExists(RegistryError):
+    """The run's decision (cutoff and costs) is recorded already, with other values; nothing was changed."""
+
+
 class StateMachineError(PipelineError):
     """The state-machine definition is invalid or uses something the local executor does not run."""
 

@@ -2,6 +2,11 @@
 
 One interface, one implementation per backend, looked up by URL scheme:
 ``sqlite:///path/registry.db`` locally (``dynamodb://table`` on AWS).
+
+The gate writes a record; notebook 03 then adds the run's decision (the
+cost-chosen cutoff and the costs it was chosen for) once, by a conditional
+update: a decision is never replaced, so the cutoff an endpoint used stays
+on record.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Callable
 
-from .errors import ConfigError, DuplicateRunError, RecordNotFound, RegistryError
+from .errors import ConfigError, DecisionExists, DuplicateRunError, RecordNotFound, RegistryError
 
 TABLE_ENV = "MODEL_REGISTRY_TABLE"
 URL_ENV = "MODEL_REGISTRY_URL"
@@ -37,11 +42,18 @@ class RegistryRecord:
     image: str = ""
     git_commit: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the cost-chosen cutoff and its costs (``evaluation.ScoreTally.cost_cutoff``), once notebook 03 chose it
+    decision: dict[str, float] | None = None
+
+    @property
+    def cutoff(self) -> float | None:
+        """The probability above which this model's customers get an offer; None until it is decided."""
+        return None if self.decision is None else float(self.decision["cutoff"])
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> "RegistryRecord":
         names = {f.name for f in fields(cls)}
-        missing = sorted(n for n in names if n not in values and n not in ("image", "git_commit", "extra"))
+        missing = sorted(n for n in names if n not in values and n not in OPTIONAL_FIELDS)
         if missing:
             raise RegistryError(f"registry record is missing {', '.join(missing)}")
         unknown = sorted(set(values) - names)
@@ -63,6 +75,11 @@ class ModelRegistry(ABC):
         """Write the record; raise DuplicateRunError (changing nothing) if the run id exists."""
 
     @abstractmethod
+    def record_decision(self, run_id: str, decision: dict[str, float]) -> RegistryRecord:
+        """Add the run's decision once. The same decision again changes nothing; another one raises
+        DecisionExists, a missing record RecordNotFound (and nothing is written)."""
+
+    @abstractmethod
     def get(self, run_id: str) -> RegistryRecord:
         """The record of ``run_id``; RecordNotFound if there is none."""
 
@@ -71,8 +88,19 @@ class ModelRegistry(ABC):
         """All records, newest first."""
 
 
-_JSON_FIELDS = ("metrics", "hyperparameters", "extra")
+OPTIONAL_FIELDS = ("image", "git_commit", "extra", "decision")
+_JSON_FIELDS = ("metrics", "hyperparameters", "extra", "decision")
 _COLUMNS = [f.name for f in fields(RegistryRecord)]
+
+
+def check_decision(record: RegistryRecord, decision: dict[str, float], where: str) -> RegistryRecord:
+    """After a conditional write was refused: the record, if it holds this very decision."""
+    if record.decision != decision:
+        raise DecisionExists(
+            f"run {record.run_id!r} already decided at cutoff {record.cutoff} (retention_offer_cost "
+            f"{record.decision['retention_offer_cost']}, churn_loss {record.decision['churn_loss']}) in {where}; "
+            "a decision is recorded once: start a new run to decide with other costs")
+    return record
 
 
 class SqliteRegistry(ModelRegistry):
@@ -86,6 +114,10 @@ class SqliteRegistry(ModelRegistry):
                 "CREATE TABLE IF NOT EXISTS models ("
                 + ", ".join(f"{c} TEXT" if c != "run_id" else "run_id TEXT PRIMARY KEY" for c in _COLUMNS)
                 + ")")
+            known = {row[1] for row in db.execute("PRAGMA table_info(models)")}
+            for column in _COLUMNS:
+                if column not in known:  # a registry written before the column existed
+                    db.execute(f"ALTER TABLE models ADD COLUMN {column} TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         try:
@@ -97,8 +129,8 @@ class SqliteRegistry(ModelRegistry):
 
     def register(self, record: RegistryRecord) -> None:
         values = record.to_dict()
-        row = [json.dumps(values[c], sort_keys=True) if c in _JSON_FIELDS or c == "threshold"
-               else values[c] for c in _COLUMNS]
+        row = [None if values[c] is None else json.dumps(values[c], sort_keys=True)
+               if c in _JSON_FIELDS or c == "threshold" else values[c] for c in _COLUMNS]
         db = self._connect()
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -115,10 +147,25 @@ class SqliteRegistry(ModelRegistry):
         finally:
             db.close()
 
+    def record_decision(self, run_id: str, decision: dict[str, float]) -> RegistryRecord:
+        db = self._connect()
+        try:
+            changed = db.execute("UPDATE models SET decision = ? WHERE run_id = ? AND decision IS NULL",
+                                 (json.dumps(decision, sort_keys=True), run_id)).rowcount
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot write the decision of run {run_id!r} to {self.path}: {exc}") from exc
+        finally:
+            db.close()
+        record = self.get(run_id)
+        return record if changed else check_decision(record, decision, self.path)
+
     def _record(self, row: sqlite3.Row) -> RegistryRecord:
         values = dict(zip(_COLUMNS, row))
         for name in (*_JSON_FIELDS, "threshold"):
-            values[name] = json.loads(values[name])
+            if values[name] is not None:
+                values[name] = json.loads(values[name])
+        if values["extra"] is None:
+            values["extra"] = {}
         return RegistryRecord(**values)
 
     def get(self, run_id: str) -> RegistryRecord:
@@ -159,6 +206,8 @@ class DynamoDbRegistry(ModelRegistry):
     def _item(record: RegistryRecord) -> dict[str, dict[str, str]]:
         item = {}
         for name, value in record.to_dict().items():
+            if name == "decision" and value is None:
+                continue  # absent until decided: the decision's write is conditional on its absence
             if name in _JSON_FIELDS:
                 item[name] = {"S": json.dumps(value, sort_keys=True)}
             elif name == "threshold":
@@ -184,7 +233,8 @@ class DynamoDbRegistry(ModelRegistry):
                 values[name] = value
         return RegistryRecord.from_mapping(values)
 
-    def _call(self, operation: str, run_id: str | None, **kwargs):
+    def _call(self, operation: str, run_id: str | None, refused: Callable[[], RegistryRecord] | None = None,
+              **kwargs):
         from botocore.exceptions import BotoCoreError, ClientError
 
         from .aws_errors import ConditionalCheckFailed, error_code
@@ -194,6 +244,8 @@ class DynamoDbRegistry(ModelRegistry):
         except ClientError as exc:
             code = error_code(exc)
             if ConditionalCheckFailed.matches(exc):
+                if refused is not None:
+                    return refused()
                 raise DuplicateRunError(f"run {run_id!r} is already registered in table {self.table}; "
                                         "nothing was changed") from exc
             raise RegistryError(f"registry table {self.table}: {operation} failed: {code}: "
@@ -204,6 +256,14 @@ class DynamoDbRegistry(ModelRegistry):
     def register(self, record: RegistryRecord) -> None:
         self._call("put_item", record.run_id, Item=self._item(record),
                    ConditionExpression="attribute_not_exists(run_id)")
+
+    def record_decision(self, run_id: str, decision: dict[str, float]) -> RegistryRecord:
+        where = f"table {self.table}"
+        self._call("update_item", run_id, refused=lambda: check_decision(self.get(run_id), decision, where),
+                   Key={"run_id": {"S": run_id}}, UpdateExpression="SET decision = :decision",
+                   ConditionExpression="attribute_exists(run_id) AND attribute_not_exists(decision)",
+                   ExpressionAttributeValues={":decision": {"S": json.dumps(decision, sort_keys=True)}})
+        return self.get(run_id)
 
     def get(self, run_id: str) -> RegistryRecord:
         item = self._call("get_item", run_id, Key={"run_id": {"S": run_id}}, ConsistentRead=True).get("Item")
