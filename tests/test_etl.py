@@ -220,7 +220,7 @@ def test_the_split_cuts_are_the_percent_ranks_of_each_class_ties_included(spark,
     part_bytes = path.stat().st_size / 6
     manifest = etl.transform(spark, str(path), str(tmp_path / "out"), seed=3, part_bytes=part_bytes)
     summary = etl.validate(spark, str(path))
-    frame, _ = etl.encoded_frame(etl._Source(spark, str(path)), summary, 3)
+    frame, _ = etl.encoded_frame(etl.Source(spark, str(path)), summary, 3)
     ranked = frame.withColumn("pr", F.percent_rank().over(Window.partitionBy("label").orderBy("_order")))
     split = (F.when(F.col("pr") < 0.7, "train").when(F.col("pr") < 0.9, "validation").otherwise("test"))
     expected = {(r["split"], r["label"]): r["count"]

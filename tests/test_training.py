@@ -125,3 +125,7 @@ def test_the_cost_chosen_cutoff_minimises_the_expected_cost_on_the_scores():
     assert chosen["cost_offering_everybody"] == 20.0 * labels.size
     cheap_offers = tally.cost_cutoff(offer_cost=1.0, churn_loss=200.0)
     assert cheap_offers["cutoff"] < chosen["cutoff"]  # cheaper offers: offer to more customers
+    gap = evaluation.ScoreTally()
+    gap.add([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9])
+    # every cutoff from 0.2 to just below 0.8 costs the same two offers: the middle is taken
+    assert gap.cost_cutoff(offer_cost=10.0, churn_loss=100.0)["cutoff"] == pytest.approx(0.5, abs=1e-3)

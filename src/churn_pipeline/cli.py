@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -21,8 +22,8 @@ def _cmd_run(args) -> int:
         result = resume_notebooks(args.resume, progress=not args.quiet)
     else:
         overrides = dict(config.parse_override(item) for item in args.parameter)
-        if args.data is not None:
-            overrides["data"] = args.data
+        if args.data is not None:  # a relative path is the caller's: the notebooks run in notebooks/
+            overrides["data"] = args.data if "://" in args.data or not args.data else os.path.abspath(args.data)
         if args.run_id is not None:
             overrides["run_id"] = args.run_id
         result = run_notebooks(config.load(args.params or "parameters/local.yaml", overrides),
@@ -67,11 +68,31 @@ def _cmd_serve(args) -> int:
     from . import serving
 
     backend, registry = _backend_and_registry(args)
-    model, manifest = serving.resolve_model(args.model, backend, registry, args.manifest)
-    serving.check_bundle(model, manifest)  # fail here, clearly, rather than in every worker
-    print(f"serving {args.model} on http://{args.host}:{args.port} (/ping, /invocations)", flush=True)
-    serving.serve(lambda: serving.load_bundle(model, manifest), host=args.host, port=args.port,
-                  workers=args.workers, threads=args.threads)
+    model = serving.resolve_model(args.model, backend, registry, args.manifest, args.cutoff)
+    serving.check_bundle(model.model, model.manifest)  # fail here, clearly, rather than in every worker
+    print(f"serving {args.model} on http://{args.host}:{args.port} (/ping, /invocations); decisions above "
+          f"cutoff {model.cutoff:g} ({model.cutoff_origin})", flush=True)
+    serving.serve(model.load, host=args.host, port=args.port, workers=args.workers, threads=args.threads)
+    return 0
+
+
+def _cmd_score(args) -> int:
+    from . import etl, scoring, serving
+
+    backend, registry = _backend_and_registry(args)
+    if backend.name != "local":
+        raise PipelineError("score runs on the local backend; on aws, run a Batch Transform with "
+                            "churn_pipeline.scoring.transform_definition")
+    model = serving.resolve_model(args.model, backend, registry, args.manifest, args.cutoff)
+    data_location = str(backend.local_copy(args.data)) if args.data.startswith("s3://") else args.data
+    if not os.path.isfile(data_location):
+        raise PipelineError(f"--data {args.data}: no such file")
+    manifest = json.loads(model.manifest.read_text())
+    spark = etl.spark_session(args.spark_master)
+    scored = scoring.score_file(spark, model.model, manifest, model.cutoff, data_location, args.out,
+                                args.explain, args.overwrite)
+    print(f"scored {scored.rows:,} customers into {scored.path}: {scored.offers:,} above cutoff "
+          f"{scored.cutoff:g} ({model.cutoff_origin})")
     return 0
 
 
@@ -208,11 +229,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", required=True, help="run id, s3:// URI of a model.tar.gz, or a local file")
     serve.add_argument("--manifest", help="feature manifest (default: the one beside the model)")
     serve.add_argument("--params", help="parameters file whose backend and registry to use (default: local)")
+    serve.add_argument("--cutoff", type=float, help="decide above this probability (default: the run's "
+                       "cost-chosen cutoff)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     serve.add_argument("--threads", type=int, default=4, help="threads per worker")
     serve.set_defaults(func=_cmd_serve)
+
+    score = commands.add_parser("score", help="score every customer of a file, in input order, with reasons")
+    score.add_argument("--model", required=True, help="run id, s3:// URI of a model.tar.gz, or a local file")
+    score.add_argument("--manifest", help="feature manifest (default: the one beside the model)")
+    score.add_argument("--data", required=True, help="customers: raw records (with or without the label) or "
+                       "pre-encoded rows; a path, or an s3:// URI of the backend's bucket")
+    score.add_argument("--out", required=True, help="the CSV to write")
+    score.add_argument("--explain", type=int, default=0, metavar="K", help="add the K largest reasons per customer")
+    score.add_argument("--cutoff", type=float, help="decide above this probability (default: the run's "
+                       "cost-chosen cutoff)")
+    score.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    score.add_argument("--params", help="parameters file whose backend and registry to use (default: local)")
+    score.add_argument("--spark-master", default="local[*]")
+    score.set_defaults(func=_cmd_score)
 
     deploy = commands.add_parser("deploy", help="deploy a registered model locally, blue/green")
     deploy.add_argument("--parameters", required=True, help="a run's cloudformation_parameters.json")

@@ -78,15 +78,23 @@ def split_encoded(line: str) -> list[str]:
     return [f.strip() for f in fields]
 
 
-def detect_format(first_line: str, source: str) -> str:
+def expected_columns(labelled: bool = True) -> list[str]:
+    """The raw format's columns; customers to score need not have the label."""
+    return RAW_COLUMNS if labelled else [c for c in RAW_COLUMNS if c != LABEL]
+
+
+def detect_format(first_line: str, source: str, labelled: bool = True) -> str:
+    """``raw`` (a header with the churn columns) or ``encoded`` (label-first numeric rows).
+    ``labelled=False`` (scoring) takes a raw header without the label column too."""
     fields = next(csv.reader([first_line]), [])
     if not fields or not any(f.strip() for f in fields):
         raise DataValidationError(source, "the file is empty", line=1)
-    if LABEL in [f.strip() for f in fields]:
+    names = [f.strip() for f in fields]
+    if LABEL in names or not labelled and IDENTIFIER[0] in names:
         return "raw"
     if all(_is_number(f) for f in split_encoded(first_line)):
         return "encoded"
-    missing = [c for c in RAW_COLUMNS if c not in [f.strip() for f in fields]]
+    missing = [c for c in expected_columns(labelled) if c not in names]
     raise DataValidationError(
         source, "unrecognised header: expected the raw churn header or label-first numeric rows; "
         f"missing columns: {', '.join(missing)}", line=1)
@@ -101,10 +109,11 @@ def _label_value(text: str, source: str, line: int, column: str) -> int:
                               line=line, column=column)
 
 
-def raw_header(first_line: str, source: str) -> list[str]:
-    """The raw format's header, checked: every column once, nothing unknown."""
+def raw_header(first_line: str, source: str, labelled: bool = True) -> list[str]:
+    """The raw format's header, checked: every column once (the label optional when not ``labelled``),
+    nothing unknown."""
     header = [h.strip() for h in next(csv.reader([first_line]))]
-    missing = [c for c in RAW_COLUMNS if c not in header]
+    missing = [c for c in expected_columns(labelled) if c not in header]
     unknown = [c for c in header if c not in RAW_COLUMNS]
     if missing:
         raise DataValidationError(source, f"missing columns: {', '.join(missing)}", line=1)
@@ -117,11 +126,11 @@ def raw_header(first_line: str, source: str) -> list[str]:
 
 
 def check_raw_row(row: list[str], header: list[str], source: str, line: int) -> int:
-    """Check one raw row (``line`` of ``source``); return its label. The ETL job's Spark checks flag
-    the same rows, and name them with this function's messages."""
+    """Check one raw row (``line`` of ``source``); return its label (0 without a label column). The ETL
+    job's Spark checks flag the same rows, and name them with this function's messages."""
     if len(row) != len(header):
         raise DataValidationError(source, f"has {len(row)} fields, the header has {len(header)}", line=line)
-    index = {name: header.index(name) for name in RAW_COLUMNS}
+    index = {name: header.index(name) for name in RAW_COLUMNS if name in header}
     for name in NUMERIC + CHARGES:
         if not _is_number(row[index[name]]):
             raise DataValidationError(source, f"value {row[index[name]]!r} is not a number", line=line, column=name)
@@ -131,6 +140,8 @@ def check_raw_row(row: list[str], header: list[str], source: str, line: int) -> 
             raise DataValidationError(source, "empty value", line=line, column=name)
         if name in ("Int'l Plan", "VMail Plan") and value not in YES_NO:
             raise DataValidationError(source, f"value {value!r} is not yes/no", line=line, column=name)
+    if LABEL not in index:
+        return 0
     return _label_value(row[index[LABEL]].strip(), source, line, LABEL)
 
 

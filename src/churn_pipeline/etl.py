@@ -12,6 +12,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any
 
@@ -71,6 +72,8 @@ def spark_session(master: str = "local[*]", app_name: str = "churn-etl", log_pat
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Python workers (batch scoring's mapInPandas) run this interpreter, which has the package
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     if log_path is None:
         log_path = os.path.join(os.environ.get("CHURN_PIPELINE_HOME") or tempfile.gettempdir(), "spark.log")
     os.makedirs(os.path.dirname(log_path) or ".", exist_ok=True)
@@ -158,21 +161,23 @@ def _fields(fmt: str, header: list[str]):
 
 def _row_problems(fmt: str, header: list[str], width: int):
     """(a Spark column that is true for a bad row, its label as 0/1, its categorical values) by the
-    rules of ``data``, over the columns ``_fields`` and ``_wrong_width`` of ``_Source.rows``."""
+    rules of ``data``, over the columns ``_fields`` and ``_wrong_width`` of ``Source.rows``."""
     from pyspark.sql import functions as F
 
     number = f"^{data.NUMBER_PATTERN}$"
     fields = F.col("_fields")
     if fmt == "raw":
-        field = {name: fields.getItem(header.index(name)) for name in data.RAW_COLUMNS}
+        field = {name: fields.getItem(header.index(name)) for name in data.RAW_COLUMNS if name in header}
         checks = [F.col("_wrong_width")]
         checks += [~F.coalesce(field[name].rlike(number), F.lit(False)) for name in data.NUMERIC + data.CHARGES]
         checks += [F.coalesce(F.trim(field[name]), F.lit("")) == "" for name in data.CATEGORICAL]
         checks += [~F.coalesce(F.trim(field[name]).isin(*data.YES_NO), F.lit(False))
                    for name in ("Int'l Plan", "VMail Plan")]
-        label = F.trim(field[data.LABEL])
-        checks.append(~F.coalesce(label.isin(*data.TRUE_LABELS, *data.FALSE_LABELS), F.lit(False)))
-        positive = label.isin(*data.TRUE_LABELS)
+        positive = F.lit(False)
+        if data.LABEL in field:  # customers to score may come without it
+            label = F.trim(field[data.LABEL])
+            checks.append(~F.coalesce(label.isin(*data.TRUE_LABELS, *data.FALSE_LABELS), F.lit(False)))
+            positive = label.isin(*data.TRUE_LABELS)
         categories = {name: F.trim(field[name]) for name in data.CATEGORICAL}
     else:
         checks = [F.size(fields) != width, F.exists(fields, lambda value: ~value.rlike(number))]
@@ -204,10 +209,10 @@ def _name_bad_line(fmt: str, header: list[str], width: int, text: str, source: s
                                "please report it with the row", line=line)
 
 
-class _Source:
+class Source:
     """An input's lines as every pass reads them: header and blank lines left out, fields split."""
 
-    def __init__(self, spark, location: str, s3_client=None):
+    def __init__(self, spark, location: str, s3_client=None, labelled: bool = True):
         from pyspark.sql import functions as F
 
         from .storage import iter_text_lines
@@ -218,8 +223,8 @@ class _Source:
         if first is None or not first.strip():
             raise DataValidationError(location, "the file is empty")
         self.location = location
-        self.format = data.detect_format(first, location)
-        self.header = data.raw_header(first, location) if self.format == "raw" else []
+        self.format = data.detect_format(first, location, labelled)
+        self.header = data.raw_header(first, location, labelled) if self.format == "raw" else []
         self.width = 0 if self.format == "raw" else len(data.split_encoded(first))
         if self.format == "encoded" and self.width < 2:
             raise DataValidationError(location, "needs a label and at least one feature", line=1)
@@ -242,9 +247,23 @@ class _Source:
         """1-based lines of rows by their ids ((partition << 33) + place in the partition)."""
         from pyspark.sql import functions as F
 
+        offsets = self.partition_offsets()
+        return [offsets[row_id >> 33] + (row_id & ((1 << 33) - 1)) + 1 for row_id in row_ids]
+
+    def partition_offsets(self) -> dict[int, int]:
+        """Lines before each partition of the text (one counting pass)."""
+        from pyspark.sql import functions as F
+
         per_partition = dict(self.text.groupBy(F.spark_partition_id().alias("p")).count().collect())
-        return [sum(n for p, n in per_partition.items() if p < row_id >> 33) + (row_id & ((1 << 33) - 1)) + 1
-                for row_id in row_ids]
+        return {p: sum(n for q, n in per_partition.items() if q < p) for p in per_partition}
+
+    def line_number(self, offsets: dict[int, int]):
+        """A row's 1-based line as a Spark column, from ``partition_offsets``."""
+        from pyspark.sql import functions as F
+
+        start = F.create_map(*[F.lit(v) for p, n in sorted(offsets.items()) for v in (p, n)])
+        return (F.element_at(start, F.shiftright("_id", 33).cast("int"))
+                + F.col("_id").bitwiseAND((1 << 33) - 1) + 1)
 
 
 #: the rows of each class are counted in this many buckets of their hash, so that exact split cut values
@@ -258,7 +277,7 @@ def _bucket(order):
     return F.shiftright(order, 64 - int(math.log2(ORDER_BUCKETS))) + F.lit(ORDER_BUCKETS // 2)  # 0 .. buckets-1
 
 
-def _scan(source: _Source, seed: int) -> tuple[data.DataSummary, dict[int, dict[int, int]]]:
+def _scan(source: Source, seed: int) -> tuple[data.DataSummary, dict[int, dict[int, int]]]:
     """One parallel pass: every row checked by the rules of ``data`` (a DataValidationError naming the
     file, line and column of the first bad rows), rows counted per class and hash bucket, categories
     collected. Only a bad file pays for more: a pass to number the first bad rows' lines."""
@@ -273,16 +292,7 @@ def _scan(source: _Source, seed: int) -> tuple[data.DataSummary, dict[int, dict[
         *[F.collect_set(F.when(~F.col("_bad_row"), F.col(name))).alias(name) for name in categories]).collect()
     bad_rows = sum(group["bad"] for group in by_bucket)
     if bad_rows:
-        first_bad = rows.where("_bad_row").orderBy("_id").limit(BAD_ROWS_SHOWN + 1).select("_id", "value").collect()
-        lines = source.line_numbers([row["_id"] for row in first_bad])
-        error = _name_bad_line(source.format, source.header, source.width, first_bad[0]["value"],
-                               source.location, lines[0])
-        if bad_rows > 1:
-            more = ", ".join(str(line) for line in lines[1:BAD_ROWS_SHOWN])
-            error = DataValidationError(source.location, f"{error.problem} ({bad_rows:,} bad rows in all; the "
-                                        f"next at line{'s' if len(lines) > 2 else ''} {more})",
-                                        error.line, error.column)
-        raise error
+        raise bad_rows_error(source, rows, bad_rows)
     counts: dict[int, dict[int, int]] = {}
     for group in by_bucket:
         counts.setdefault(group["label"], {})[group["_bucket"]] = group["rows"]
@@ -293,10 +303,35 @@ def _scan(source: _Source, seed: int) -> tuple[data.DataSummary, dict[int, dict[
     return data.check_classes(summary), counts
 
 
+def bad_rows_error(source: Source, rows, bad_rows: int) -> DataValidationError:
+    """The error naming the first bad rows of ``rows`` (flagged in ``_bad_row``) by their lines, in the
+    words of the Python checks."""
+    first_bad = rows.where("_bad_row").orderBy("_id").limit(BAD_ROWS_SHOWN + 1).select("_id", "value").collect()
+    lines = source.line_numbers([row["_id"] for row in first_bad])
+    error = _name_bad_line(source.format, source.header, source.width, first_bad[0]["value"],
+                           source.location, lines[0])
+    if bad_rows > 1:
+        more = ", ".join(str(line) for line in lines[1:BAD_ROWS_SHOWN])
+        error = DataValidationError(source.location, f"{error.problem} ({bad_rows:,} bad rows in all; the "
+                                    f"next at line{'s' if len(lines) > 2 else ''} {more})",
+                                    error.line, error.column)
+    return error
+
+
+def check_rows(source: Source) -> None:
+    """Every row checked by the rules of ``data`` in one parallel pass, without counting classes (the
+    customers a model scores)."""
+    bad, _, _ = _row_problems(source.format, source.header, source.width)
+    rows = source.rows.select("_id", "value", bad.alias("_bad_row"))
+    bad_rows = rows.where("_bad_row").count()
+    if bad_rows:
+        raise bad_rows_error(source, rows, bad_rows)
+
+
 def validate(spark, source: str, s3_client=None) -> data.DataSummary:
     """Check every row of ``source`` on Spark (so on Glue's workers in the cloud) by the rules of
     ``data``; raise DataValidationError naming the file, line and column of the first bad rows."""
-    return _scan(_Source(spark, source, s3_client), seed=0)[0]
+    return _scan(Source(spark, source, s3_client), seed=0)[0]
 
 
 def _rows_below(quantile: float, rows: int) -> int:
@@ -312,7 +347,7 @@ def _rows_below(quantile: float, rows: int) -> int:
     return below
 
 
-def _cut_values(source: _Source, seed: int, counts: dict[int, dict[int, int]], quantiles: list[float]):
+def _cut_values(source: Source, seed: int, counts: dict[int, dict[int, int]], quantiles: list[float]):
     """Exact cut values of the order for each class and quantile, without ranking every row.
 
     From the rows per (class, bucket) of the scan, the buckets where a cut falls
@@ -390,22 +425,30 @@ def _segment_column(cuts):
     return segment.cast("int")
 
 
-def encoded_frame(source: _Source, summary: data.DataSummary, seed: int):
-    """``label``, the features and ``_order`` of every row of a validated input; with the transform."""
+def feature_frame(source: Source, transform_spec: features.Transform, *leading):
+    """Every row's features by ``transform_spec``, after the ``leading`` columns (which may use
+    ``_id``, ``value``, ``_fields`` and, for raw input, the raw columns by name)."""
     from pyspark.sql import functions as F
 
     fields = F.col("_fields")
     if source.format == "raw":
+        named = source.rows.select("_id", "value", "_fields", *[
+            fields.getItem(source.header.index(name)).alias(name) for name in source.header])
+        return named.select(*leading, *features.spark_columns(transform_spec))
+    return source.rows.select(*leading, *features.spark_columns(transform_spec, fields))
+
+
+def encoded_frame(source: Source, summary: data.DataSummary, seed: int):
+    """``label``, ``_order`` and the features of every row of a validated input; with the transform."""
+    from pyspark.sql import functions as F
+
+    if source.format == "raw":
         transform_spec = features.raw_transform(summary.categories)
-        named = source.rows.select(F.col("value"), *[fields.getItem(source.header.index(name)).alias(name)
-                                                     for name in data.RAW_COLUMNS])
-        frame = named.select(_label(F.col(f"`{data.LABEL}`")), *features.spark_columns(transform_spec),
-                             source.order(seed).alias("_order"))
+        label = _label(F.col(f"`{data.LABEL}`"))
     else:
         transform_spec = features.encoded_transform(source.width)
-        frame = source.rows.select(F.trim(fields.getItem(0)).cast("double").cast("int").alias("label"),
-                                   *features.spark_columns(transform_spec, fields), source.order(seed).alias("_order"))
-    return frame, transform_spec
+        label = F.trim(F.col("_fields").getItem(0)).cast("double").cast("int").alias("label")
+    return feature_frame(source, transform_spec, label, source.order(seed).alias("_order")), transform_spec
 
 
 #: all splits are written in one pass into ``<dest>/_staging/split=<key>/``, then moved to ``<dest>/<key>/``
@@ -426,7 +469,7 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
     """
     from pyspark.sql import functions as F
 
-    lines = _Source(spark, source, s3_client)
+    lines = Source(spark, source, s3_client)
     summary, counts = _scan(lines, seed)
     frame, transform_spec = encoded_frame(lines, summary, seed)
     bounds = {train_key: (0.0, train_fraction),

@@ -58,13 +58,20 @@ class ScoreTally:
         return cutoffs, offer_cost * offered + churn_loss * lost
 
     def cost_cutoff(self, offer_cost: float, churn_loss: float) -> dict[str, float]:
-        """The cutoff with the least expected cost (the highest such, so the fewest offers), its cost, and
-        the costs of offering to nobody and to everybody beside it."""
+        """The cutoff with the least expected cost, its cost, and the costs of offering to nobody and to
+        everybody beside it. Cutoffs with no test score between them cost the same: of the highest run
+        of least-cost cutoffs (the fewest offers) the middle is taken, as far from the scores on either
+        side as the test rows allow."""
         cutoffs, costs = self.expected_costs(offer_cost, churn_loss)
-        best = int(np.flatnonzero(costs == costs.min())[-1])
-        rows = int(self.counts.sum())
+        least = np.flatnonzero(costs == costs.min())
+        gaps = np.flatnonzero(np.diff(least) > 1)
+        first = least[gaps[-1] + 1] if gaps.size else least[0]
+        best = int((first + least[-1]) // 2)
+        rows, churners = int(self.counts.sum()), int(self.counts[1].sum())
         return {"cutoff": float(cutoffs[best]), "expected_cost": float(costs[best]),
                 "expected_cost_per_customer": float(costs[best] / rows) if rows else 0.0,
+                "share_offered": float(self.counts[:, best:].sum() / rows) if rows else 0.0,
+                "share_of_churners_offered": float(self.counts[1, best:].sum() / churners) if churners else 0.0,
                 "cost_offering_nobody": float(costs[-1]), "cost_offering_everybody": float(costs[0]),
                 "retention_offer_cost": offer_cost, "churn_loss": churn_loss}
 

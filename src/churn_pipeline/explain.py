@@ -38,12 +38,18 @@ def contributions(booster, features: np.ndarray, manifest: Mapping[str, Any]) ->
     return raw[:, :-1] @ column_matrix(manifest), raw[:, -1]
 
 
-def top_reasons(per_column: np.ndarray, columns: Sequence[str], k: int) -> list[list[dict[str, Any]]]:
-    """The ``k`` columns with the largest contributions by size, signed (positive: towards churn)."""
+def top_columns(per_column: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(column positions, signed contributions) of each row's ``k`` largest contributions by size."""
     k = max(0, min(k, per_column.shape[1]))
     order = np.argsort(-np.abs(per_column), axis=1, kind="stable")[:, :k]
-    return [[{"column": columns[j], "contribution": round(float(row[j]), 6)} for j in picked]
-            for row, picked in zip(per_column, order)]
+    return order, np.take_along_axis(per_column, order, axis=1)
+
+
+def top_reasons(per_column: np.ndarray, columns: Sequence[str], k: int) -> list[list[dict[str, Any]]]:
+    """The ``k`` columns with the largest contributions by size, signed (positive: towards churn)."""
+    order, values = top_columns(per_column, k)
+    return [[{"column": columns[j], "contribution": round(float(v), 6)} for j, v in zip(picked, row)]
+            for picked, row in zip(order, values)]
 
 
 def mean_absolute(per_column: np.ndarray, columns: Sequence[str]) -> list[tuple[str, float]]:

@@ -90,6 +90,51 @@ def plot_feature_importance(evaluation: dict[str, Any], top: int = 12, ax=None):
     return ax
 
 
+def decision_table(evaluation: dict[str, Any]) -> pd.DataFrame:
+    """The cost-chosen cutoff beside offering to nobody and to everybody, per customer of the test split."""
+    d = evaluation["decision"]
+    rows = int(evaluation["test"]["rows"]) or 1
+    return pd.DataFrame([
+        {"policy": f"offer above {d['cutoff']:.4f} (chosen)", "offered": round(d["share_offered"], 3),
+         "churners offered": round(d["share_of_churners_offered"], 3),
+         "cost per customer": round(d["expected_cost_per_customer"], 2)},
+        {"policy": "offer to nobody", "offered": 0.0, "churners offered": 0.0,
+         "cost per customer": round(d["cost_offering_nobody"] / rows, 2)},
+        {"policy": "offer to everybody", "offered": 1.0, "churners offered": 1.0,
+         "cost per customer": round(d["cost_offering_everybody"] / rows, 2)},
+    ]).set_index("policy")
+
+
+def plot_cost_curve(evaluation: dict[str, Any], ax=None):
+    """Expected cost per customer against the cutoff, the chosen cutoff marked."""
+    import matplotlib.pyplot as plt
+
+    curve, d = evaluation["cost_curve"], evaluation["decision"]
+    ax = ax or plt.subplots(figsize=(5, 3.5))[1]
+    ax.plot(curve["cutoff"], curve["cost_per_customer"])
+    ax.axvline(d["cutoff"], linestyle="--", color="grey")
+    ax.plot([d["cutoff"]], [d["expected_cost_per_customer"]], "o", color="tab:red",
+            label=f"cutoff {d['cutoff']:.3f}: {d['expected_cost_per_customer']:.2f} per customer")
+    ax.set_xlabel("cutoff (offer above it)")
+    ax.set_ylabel("cost per customer")
+    ax.set_title(f"Cost curve (offer {d['retention_offer_cost']:g}, churn loss {d['churn_loss']:g})")
+    ax.legend(loc="upper right")
+    return ax
+
+
+def plot_reasons(evaluation: dict[str, Any], top: int = 12, ax=None):
+    """Mean |SHAP contribution| per raw column on a sample of the test split (the reasons' summary)."""
+    import matplotlib.pyplot as plt
+
+    reasons = evaluation["reasons"]
+    pairs = reasons["mean_abs_contribution"][:top][::-1]
+    ax = ax or plt.subplots(figsize=(5, 4))[1]
+    ax.barh([p["column"] for p in pairs], [p["value"] for p in pairs])
+    ax.set_xlabel("mean |contribution| (log-odds)")
+    ax.set_title(f"Reasons: SHAP summary ({reasons['rows']:,} test rows)")
+    return ax
+
+
 def plot_state_machine(definition: dict[str, Any], history: dict[str, Any] | None = None, ax=None):
     """The state machine as a top-down graph; states the execution passed are coloured by outcome."""
     import matplotlib.pyplot as plt

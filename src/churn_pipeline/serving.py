@@ -29,6 +29,8 @@ from .errors import DataValidationError, PipelineError
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
 ACCEPTED_OUTPUTS = ("text/csv", "application/json", "application/jsonlines")
+#: the decision's cutoff of a model whose run recorded none
+DEFAULT_CUTOFF = 0.5
 
 
 @dataclass
@@ -38,7 +40,7 @@ class ModelBundle:
     booster: Any
     manifest: dict[str, Any]
     #: a probability above it is a churn decision
-    cutoff: float = 0.5
+    cutoff: float = DEFAULT_CUTOFF
 
     @property
     def n_features(self) -> int:
@@ -60,7 +62,8 @@ def manifest_uri_for(model_data_url: str) -> str:
     return f"{run_prefix}/etl/manifest.json"
 
 
-def load_bundle(model_path: str | os.PathLike, manifest_path: str | os.PathLike) -> ModelBundle:
+def load_bundle(model_path: str | os.PathLike, manifest_path: str | os.PathLike,
+                cutoff: float = DEFAULT_CUTOFF) -> ModelBundle:
     booster = training.load_model_archive(model_path)
     booster.set_param({"nthread": 1})  # one request, one thread: workers give the parallelism
     manifest = json.loads(Path(manifest_path).read_text())
@@ -70,7 +73,7 @@ def load_bundle(model_path: str | os.PathLike, manifest_path: str | os.PathLike)
     if booster.num_features() != len(manifest["features"]):
         raise PipelineError(f"model {model_path} expects {booster.num_features()} features, manifest "
                             f"{manifest_path} lists {len(manifest['features'])}")
-    return ModelBundle(booster, manifest)
+    return ModelBundle(booster, manifest, cutoff)
 
 
 def check_bundle(model_path: str | os.PathLike, manifest_path: str | os.PathLike) -> None:
@@ -279,12 +282,44 @@ def serve(load: Callable[[], ModelBundle], host: str = "127.0.0.1", port: int = 
     Endpoint().run()
 
 
-def resolve_model(reference: str, backend, registry, manifest: str | None = None) -> tuple[Path, Path]:
-    """``RUN_ID`` (looked up in the registry), an ``s3://`` URI or a local ``model.tar.gz`` -> local paths."""
+@dataclass(frozen=True)
+class ModelSource:
+    """A model to load: local paths, the cutoff its decisions use and where that cutoff comes from."""
+
+    model: Path
+    manifest: Path
+    cutoff: float
+    cutoff_origin: str
+
+    def load(self) -> ModelBundle:
+        return load_bundle(self.model, self.manifest, self.cutoff)
+
+
+def resolve_model(reference: str, backend, registry, manifest: str | None = None,
+                  cutoff: float | None = None) -> ModelSource:
+    """``RUN_ID`` (looked up in the registry), an ``s3://`` URI or a local ``model.tar.gz`` -> local paths,
+    with the cutoff: ``cutoff`` if given, else the run's cost-chosen one, else 0.5 (and it says so)."""
+    record = None
     if Path(reference).is_file():
         if not manifest:
             raise PipelineError(f"{reference} is a local file: name its feature manifest with --manifest")
-        return Path(reference), Path(manifest)
-    model_uri = reference if reference.startswith("s3://") else registry.get(reference).model_data_url
-    manifest_path = Path(manifest) if manifest else backend.local_copy(manifest_uri_for(model_uri))
-    return backend.local_copy(model_uri), manifest_path
+        model_path, manifest_path = Path(reference), Path(manifest)
+    else:
+        if reference.startswith("s3://"):
+            model_uri = reference
+            record = next((r for r in registry.list() if r.model_data_url == reference), None)
+        else:
+            record = registry.get(reference)
+            model_uri = record.model_data_url
+        manifest_path = Path(manifest) if manifest else backend.local_copy(manifest_uri_for(model_uri))
+        model_path = backend.local_copy(model_uri)
+    if cutoff is not None:
+        if not 0.0 <= cutoff <= 1.0:
+            raise PipelineError(f"--cutoff must be a probability between 0 and 1; got {cutoff}")
+        return ModelSource(model_path, manifest_path, cutoff, "given")
+    if record is not None and record.cutoff is not None:
+        return ModelSource(model_path, manifest_path, record.cutoff,
+                           f"chosen by cost in run {record.run_id} (retention_offer_cost "
+                           f"{record.decision['retention_offer_cost']:g}, churn_loss {record.decision['churn_loss']:g})")
+    return ModelSource(model_path, manifest_path, DEFAULT_CUTOFF,
+                       "the default: no cost-chosen cutoff is recorded for this model")
