@@ -5,7 +5,10 @@ tree (gunicorn master and workers); the load comes from a separate process
 whose threads each keep one HTTP connection open. The in-process `predict` of
 the same model on the same payload is the ceiling.
 
-    python benchmarks/endpoint.py [--concurrency 1 8 32] [--payload-rows 1 100] [--seconds 5] [--workers 2]
+With ``--explain 3`` the requests ask for the three largest reasons per row
+(``X-Amzn-SageMaker-Custom-Attributes: explain=3``, answered as JSON).
+
+    python benchmarks/endpoint.py [--concurrency 1 8 32] [--payload-rows 1 100] [--explain 0 3] [--seconds 5]
 """
 
 from __future__ import annotations
@@ -32,7 +35,14 @@ def percentile(values, q):
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
-def generate_load(port: int, body: bytes, concurrency: int, seconds: float) -> dict:
+def request_headers(explain: int) -> dict[str, str]:
+    headers = {"Content-Type": "text/csv"}
+    if explain:
+        headers.update({"Accept": "application/json", "X-Amzn-SageMaker-Custom-Attributes": f"explain={explain}"})
+    return headers
+
+
+def generate_load(port: int, body: bytes, concurrency: int, seconds: float, explain: int = 0) -> dict:
     """Runs in its own process: `concurrency` threads, each POSTing over one keep-alive connection."""
     latencies: list[float] = []
     errors = [0]
@@ -44,7 +54,7 @@ def generate_load(port: int, body: bytes, concurrency: int, seconds: float) -> d
         mine = []
         while time.perf_counter() < stop_at:
             t0 = time.perf_counter()
-            connection.request("POST", "/invocations", body=body, headers={"Content-Type": "text/csv"})
+            connection.request("POST", "/invocations", body=body, headers=request_headers(explain))
             response = connection.getresponse()
             response.read()
             if response.status != 200:
@@ -77,7 +87,7 @@ def train_model(scratch: Path, rows: int) -> tuple[Path, Path, Path]:
         scratch / "etl" / "test"
 
 
-def in_process_ceiling(model, manifest, matrix, seconds: float) -> dict:
+def in_process_ceiling(model, manifest, matrix, seconds: float, explain: int = 0) -> dict:
     from churn_pipeline import serving
 
     bundle = serving.load_bundle(model, manifest)
@@ -85,7 +95,7 @@ def in_process_ceiling(model, manifest, matrix, seconds: float) -> dict:
     stop_at = time.perf_counter() + seconds
     while time.perf_counter() < stop_at:
         t0 = time.perf_counter()
-        bundle.predict(matrix)
+        serving.explained_rows(bundle, matrix, explain) if explain else bundle.predict(matrix)
         latencies.append(time.perf_counter() - t0)
     return {"calls": len(latencies), "throughput_rps": round(len(latencies) / seconds, 1),
             "p50_ms": round(percentile(latencies, 50) * 1000, 3), "p99_ms": round(percentile(latencies, 99) * 1000, 3)}
@@ -95,6 +105,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--payload-rows", type=int, nargs="+", default=[1, 100])
+    parser.add_argument("--explain", type=int, nargs="+", default=[0, 3], help="reasons asked per row (0: none)")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--training-rows", type=int, default=5000)
@@ -119,16 +130,17 @@ def main(argv=None) -> dict:
                     time.sleep(0.1)
             results = []
             context = multiprocessing.get_context("spawn")
-            for rows in args.payload_rows:
-                matrix = features[:rows]
-                body = "\n".join(",".join(repr(float(v)) for v in row) for row in matrix).encode()
-                ceiling = in_process_ceiling(model, manifest, matrix, min(args.seconds, 2.0))
-                for concurrency in args.concurrency:
-                    with context.Pool(1) as pool:
-                        pool.apply(generate_load, (port, body, concurrency, 0.5))  # warm-up
-                        load = pool.apply(generate_load, (port, body, concurrency, args.seconds))
-                    results.append({"payload_rows": rows, "concurrency": concurrency, **load,
-                                    "in_process": ceiling})
+            for explain in args.explain:
+                for rows in args.payload_rows:
+                    matrix = features[:rows]
+                    body = "\n".join(",".join(repr(float(v)) for v in row) for row in matrix).encode()
+                    ceiling = in_process_ceiling(model, manifest, matrix, min(args.seconds, 2.0), explain)
+                    for concurrency in args.concurrency:
+                        with context.Pool(1) as pool:
+                            pool.apply(generate_load, (port, body, concurrency, 0.5, explain))  # warm-up
+                            load = pool.apply(generate_load, (port, body, concurrency, args.seconds, explain))
+                        results.append({"explain": explain, "payload_rows": rows, "concurrency": concurrency,
+                                        **load, "in_process": ceiling})
         finally:
             server.terminate()
             server.wait(30)
@@ -136,10 +148,10 @@ def main(argv=None) -> dict:
                "results": results}
     path = write_figures("endpoint", figures, args.out)
     print(f"endpoint: {args.workers} workers, {os.cpu_count()} cores, load from a separate process on loopback")
-    print(f"{'rows':>5} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} | "
+    print(f"{'explain':>7} {'rows':>5} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} | "
           f"{'in-process p50 ms':>17} {'calls/s':>9}")
     for r in results:
-        print(f"{r['payload_rows']:>5} {r['concurrency']:>5} {r['throughput_rps']:>9.1f} {r['p50_ms']:>8.2f} "
+        print(f"{r['explain']:>7} {r['payload_rows']:>5} {r['concurrency']:>5} {r['throughput_rps']:>9.1f} {r['p50_ms']:>8.2f} "
               f"{r['p99_ms']:>8.2f} {r['errors']:>7} | {r['in_process']['p50_ms']:>17.3f} "
               f"{r['in_process']['throughput_rps']:>9.1f}")
     print(f"-> {path}")

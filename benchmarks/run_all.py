@@ -9,13 +9,15 @@ import sys
 import e2e
 import endpoint
 import scaling
+import score
 from common import write_figures
 
 
 def main() -> None:
     figures = {"machine": {"python": platform.python_version(), "platform": platform.platform(),
                            "processor": platform.processor() or platform.machine()}}
-    for name, module, argv in (("e2e", e2e, ["--runs", "3"]), ("scaling", scaling, []), ("endpoint", endpoint, [])):
+    for name, module, argv in (("e2e", e2e, ["--runs", "3"]), ("scaling", scaling, []), ("endpoint", endpoint, []),
+                                 ("score", score, [])):
         print(f"\n== {name} ==", flush=True)
         figures[name] = module.main(argv)
     path = write_figures("figures", figures)
