@@ -104,3 +104,78 @@ def test_a_bad_row_is_named_as_in_a_run_and_nothing_is_written(spark, small_mode
     narrow.write_text("0,1.5,2.5\n1,0.5,3.0\n")
     with pytest.raises(DataValidationError, match="pre-encoded rows have 2 features after the label, the model takes"):
         scoring.score_file(spark, archive, manifest, 0.5, str(narrow), tmp_path / "other.csv")
+
+
+def test_a_batch_transform_gives_the_same_columns_as_the_local_score(spark, small_model, churn_txt, isolated,
+                                                                     tmp_path):
+    """SM-TRANSFORM-JOIN, SM-TRANSFORM-OUTPUT, SM-SCRIPT-MODE on the local backend: the ETL's scoring mode
+    writes identifier + features in input order; the scoring model runs code/score_transform.py; the
+    joined, filtered answers equal `score`'s rows, identifier first."""
+    from churn_pipeline import bundles
+    from churn_pipeline.backends import open_backend
+    from churn_pipeline.config import DEFAULTS
+
+    archive, manifest_path, _ = small_model
+    manifest = json.loads(manifest_path.read_text())
+    backend = open_backend(DEFAULTS)
+    bucket = "s3://churn-pipeline-local/scoring"
+    backend.stage_file(str(archive), f"{bucket}/model.tar.gz")
+    backend.stage_bytes(bundles.scoring_source_dir(manifest), f"{bucket}/code/sourcedir.tar.gz")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(128 * 1024))
+    try:
+        encoded = scoring.encode_for_transform(spark, str(churn_txt), manifest,
+                                               str(backend.store.path(f"{bucket}/customers")))
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert encoded == {"identifier": "Phone", "features": len(manifest["features"])}
+    sagemaker = backend.client("sagemaker")
+    sagemaker.create_model(ModelName="scoring", ExecutionRoleArn=DEFAULTS["sagemaker_execution_role"],
+                           PrimaryContainer={"Image": "xgboost:3.0-5", "ModelDataUrl": f"{bucket}/model.tar.gz",
+                                             "Environment": scoring.transform_environment(
+                                                 f"{bucket}/code/sourcedir.tar.gz", 0.3, 2, "eu-west-1")})
+    sagemaker.create_transform_job(
+        TransformJobName="scoring-1", ModelName="scoring", MaxPayloadInMB=1, BatchStrategy="MultiRecord",
+        TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{bucket}/customers/"}},
+                        "ContentType": "text/csv", "SplitType": "Line"},
+        TransformOutput={"S3OutputPath": f"{bucket}/scores/", "Accept": "text/csv", "AssembleWith": "Line"},
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        DataProcessing=scoring.transform_data_processing(encoded["features"]))
+    job = sagemaker.describe_transform_job(TransformJobName="scoring-1")
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    outputs = sorted(backend.store.path(f"{bucket}/scores").glob("*.out"))
+    parts = sorted(p.name for p in backend.store.path(f"{bucket}/customers").glob("part-*.csv"))
+    assert [p.name for p in outputs] == [f"{name}.out" for name in parts] and len(parts) > 1
+    transformed = [line for path in outputs for line in path.read_text().splitlines()]
+    local = scoring.score_file(spark, archive, manifest, 0.3, str(churn_txt), tmp_path / "scores.csv",
+                               explain_count=2)
+    assert transformed == local.path.read_text().splitlines()[1:]
+    assert len(transformed) == 3333
+
+
+def test_a_failing_transform_job_says_why_and_writes_nothing(small_model, isolated, tmp_path):
+    from churn_pipeline.backends import open_backend
+    from churn_pipeline.config import DEFAULTS
+
+    archive, _, _ = small_model
+    backend = open_backend(DEFAULTS)
+    bucket = "s3://churn-pipeline-local/scoring"
+    backend.stage_file(str(archive), f"{bucket}/model.tar.gz")
+    backend.stage_bytes(b"555-0101,1.0,2.0\n", f"{bucket}/customers/part-00000.csv")
+    sagemaker = backend.client("sagemaker")
+    sagemaker.create_model(ModelName="built-in", ExecutionRoleArn=DEFAULTS["sagemaker_execution_role"],
+                           PrimaryContainer={"Image": "xgboost:3.0-5", "ModelDataUrl": f"{bucket}/model.tar.gz"})
+    request = dict(ModelName="built-in",
+                   TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                                                   "S3Uri": f"{bucket}/customers/"}},
+                                   "ContentType": "text/csv", "SplitType": "Line"},
+                   TransformOutput={"S3OutputPath": f"{bucket}/scores/", "Accept": "text/csv"},
+                   TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1})
+    sagemaker.create_transform_job(TransformJobName="narrow", **request,
+                                   DataProcessing={"InputFilter": "$[1:]", "JoinSource": "Input"})
+    job = sagemaker.describe_transform_job(TransformJobName="narrow")
+    assert job["TransformJobStatus"] == "Failed" and "feature" in job["FailureReason"]
+    sagemaker.create_transform_job(TransformJobName="two-ranges", **request,
+                                   DataProcessing={"InputFilter": "$[0:1,2:]"})
+    assert "only single range filters" in sagemaker.describe_transform_job(TransformJobName="two-ranges")[
+        "FailureReason"]
+    assert not backend.store.path(f"{bucket}/scores").exists()

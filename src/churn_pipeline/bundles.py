@@ -1,8 +1,11 @@
-"""Deployment archives: the package for Glue, and the Lambda bundle (handlers + package)."""
+"""Deployment archives: the package for Glue, the Lambda bundle (handlers + package), and the
+scoring model's source directory (script + package + manifest)."""
 
 from __future__ import annotations
 
 import io
+import json
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -41,3 +44,26 @@ def function_bundle() -> bytes:
         for name, content in _package_files():
             _add(archive, name, content)
     return buffer.getvalue()
+
+
+def scoring_source_dir(manifest: dict) -> bytes:
+    """The ``sourcedir.tar.gz`` the scoring model's ``SAGEMAKER_SUBMIT_DIRECTORY`` names: the
+    Batch Transform script from ``code/``, the package, and the model's feature manifest.
+    Fixed times and owners: the same content gives the same bytes (and the same staged key)."""
+    from .scoring import TRANSFORM_MANIFEST, TRANSFORM_PROGRAM
+
+    files = [(TRANSFORM_PROGRAM, (workspace.project_root() / "code" / TRANSFORM_PROGRAM).read_bytes()),
+             (TRANSFORM_MANIFEST, json.dumps(manifest, sort_keys=True).encode()), *_package_files()]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+        for name, content in files:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(content), 0o644, 0
+            archive.addfile(info, io.BytesIO(content))
+    buffer.seek(0)
+    return _fixed_gzip_time(buffer.getvalue())
+
+
+def _fixed_gzip_time(content: bytes) -> bytes:
+    """gzip writes the time into its header (bytes 4-7): zero it."""
+    return content[:4] + b"\0\0\0\0" + content[8:]

@@ -12,6 +12,13 @@ the file) for pre-encoded rows; ``score`` is the churn probability (six
 decimals), ``decision`` is 1 when the score is above the model's cutoff, and
 ``--explain K`` adds the K largest reasons (``explain.top_columns``): a raw
 column and its signed contribution in log-odds, positive towards churn.
+
+On AWS the same columns come from a SageMaker Batch Transform: the ETL job, in
+its scoring mode (``encode_for_transform``), checks and encodes the rows into
+``<identifier>,<features>`` parts in input order; the transform's model runs
+this module's ``transform_*`` functions in the XGBoost container's script mode
+(``code/score_transform.py``), and Batch Transform joins each answer to its
+input row, keeping the identifier (``transform_data_processing``).
 """
 
 from __future__ import annotations
@@ -72,30 +79,35 @@ def _booster(model_path: str):
     return _BOOSTERS[model_path]
 
 
+def decided(booster, matrix, manifest: dict[str, Any], cutoff: float, explain_count: int) -> dict[str, Any]:
+    """The output columns after the identifier, for a matrix of encoded rows: ``score`` (fixed
+    decimals), ``decision`` (1 above ``cutoff``) and the reasons."""
+    import numpy as np
+
+    scores = booster.inplace_predict(matrix, validate_features=False) if len(matrix) else np.zeros(0)
+    columns = {"score": _decimals(scores), "decision": (scores > cutoff).astype(np.int32)}
+    if explain_count and len(matrix):
+        names = np.asarray(explain.reason_columns(manifest), dtype=object)
+        order, values = explain.top_columns(explain.contributions(booster, matrix, manifest)[0], explain_count)
+        for i in range(explain_count):
+            columns[f"reason_{i + 1}"] = names[order[:, i]]
+            columns[f"contribution_{i + 1}"] = _decimals(values[:, i])
+    return columns
+
+
 def batch_scorer(model_path: str, manifest: dict[str, Any], cutoff: float, identifier: str,
                  explain_count: int) -> Callable[[Iterator[Any]], Iterator[Any]]:
     """The function ``mapInPandas`` runs: (identifier, features...) batches -> output rows."""
-    columns = explain.reason_columns(manifest)
 
     def score(batches):
         import numpy as np
         import pandas as pd
 
-        names = np.asarray(columns, dtype=object)
         booster = _booster(model_path)
         for batch in batches:
             matrix = batch.iloc[:, 1:].to_numpy(dtype=np.float32)
-            scores = booster.inplace_predict(matrix, validate_features=False) if len(batch) else np.zeros(0)
-            out = pd.DataFrame({identifier: batch.iloc[:, 0].to_numpy(),
-                                "score": _decimals(scores),
-                                "decision": (scores > cutoff).astype(np.int32)})
-            if explain_count and len(batch):
-                order, values = explain.top_columns(explain.contributions(booster, matrix, manifest)[0],
-                                                    explain_count)
-                for i in range(order.shape[1]):
-                    out[f"reason_{i + 1}"] = names[order[:, i]]
-                    out[f"contribution_{i + 1}"] = _decimals(values[:, i])
-            yield out
+            yield pd.DataFrame({identifier: batch.iloc[:, 0].to_numpy(),
+                                **decided(booster, matrix, manifest, cutoff, explain_count)})
 
     return score
 
@@ -112,6 +124,35 @@ def _transform_for(source: etl.Source, manifest: dict[str, Any]) -> features.Tra
         raise DataValidationError(source.location, f"pre-encoded rows have {source.width - 1} features after "
                                   f"the label, the model takes {len(manifest['features'])}", line=1)
     return features.encoded_transform(source.width)
+
+
+def _identifier(source: etl.Source):
+    """(name, Spark column) of the identifier: ``Phone`` of raw records, the line of pre-encoded rows."""
+    from pyspark.sql import functions as F
+
+    if source.format == "raw":
+        return data.IDENTIFIER[0], F.trim(F.col(f"`{data.IDENTIFIER[0]}`"))
+    return ROW_NUMBER, source.line_number(source.partition_offsets())
+
+
+def encoded_customers(spark, data_location: str, manifest: dict[str, Any], s3_client=None):
+    """(identifier name, Spark frame of identifier and features): every row checked by the run's rules
+    (a bad row raises, naming its line), then encoded by the model's transform, in input order."""
+    source = etl.Source(spark, data_location, s3_client, labelled=False)
+    transform_spec = _transform_for(source, manifest)
+    etl.check_rows(source)  # the run's rules, the run's words; nothing is written for a bad file
+    identifier, key = _identifier(source)
+    return identifier, etl.feature_frame(source, transform_spec, key.alias(identifier))
+
+
+def encode_for_transform(spark, data_location: str, manifest: dict[str, Any], dest: str,
+                         s3_client=None) -> dict[str, Any]:
+    """The ETL job's scoring mode: ``<identifier>,<features>`` parts without a header under ``dest``,
+    in input order (part names sort as the input), what the scoring Batch Transform reads."""
+    identifier, frame = encoded_customers(spark, data_location, manifest, s3_client)
+    frame.write.mode("overwrite").csv(dest, header=False)
+    etl.keep_only_csv_parts(dest, s3_client)
+    return {"identifier": identifier, "features": len(frame.columns) - 1}
 
 
 def join_parts(folder: Path, header: str, target: Path) -> tuple[int, int]:
@@ -131,22 +172,13 @@ def join_parts(folder: Path, header: str, target: Path) -> tuple[int, int]:
 def score_file(spark, model_path: str | os.PathLike, manifest: dict[str, Any], cutoff: float, data_location: str,
                out: str | os.PathLike, explain_count: int = 0, overwrite: bool = False) -> ScoredFile:
     """Score every row of ``data_location`` into the CSV ``out`` (see the module's docstring)."""
-    from pyspark.sql import functions as F
-
     out = Path(out)
     if out.exists() and not overwrite:
         raise PipelineError(f"{out} exists; scores are not written over an earlier file (choose another --out, "
                             "or pass --overwrite)")
     if explain_count < 0:
         raise PipelineError(f"--explain must be 0 or more; got {explain_count}")
-    source = etl.Source(spark, data_location, labelled=False)
-    transform_spec = _transform_for(source, manifest)
-    etl.check_rows(source)  # the run's rules, the run's words; nothing is written for a bad file
-    if source.format == "raw":
-        identifier, key = data.IDENTIFIER[0], F.trim(F.col(f"`{data.IDENTIFIER[0]}`"))
-    else:
-        identifier, key = ROW_NUMBER, source.line_number(source.partition_offsets())
-    frame = etl.feature_frame(source, transform_spec, key.alias(identifier))
+    identifier, frame = encoded_customers(spark, data_location, manifest)
     scored = frame.mapInPandas(batch_scorer(str(model_path), manifest, cutoff, identifier, explain_count),
                                _output_schema(identifier, explain_count))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -160,3 +192,78 @@ def score_file(spark, model_path: str | os.PathLike, manifest: dict[str, Any], c
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ScoredFile(out, rows, offers, cutoff, columns)
+
+
+# --- Batch Transform (aws): what the container runs, and how SageMaker joins its answers ------------
+
+#: the script the scoring model names in SAGEMAKER_PROGRAM, and the manifest packed beside it
+TRANSFORM_PROGRAM = "score_transform.py"
+TRANSFORM_MANIFEST = "manifest.json"
+#: the scoring model's environment variables that carry the decision's cutoff and the reasons asked for
+CUTOFF_VARIABLE = "CHURN_CUTOFF"
+EXPLAIN_VARIABLE = "CHURN_EXPLAIN"
+
+
+@dataclass
+class TransformModel:
+    booster: Any
+    manifest: dict[str, Any]
+    cutoff: float
+    explain_count: int
+
+
+def transform_model(model_dir: str | os.PathLike, code_dir: str | os.PathLike) -> TransformModel:
+    """``model_fn``: the booster the container extracted to ``model_dir``, the manifest packed with the
+    script, the cutoff and reasons from the model's environment."""
+    import json
+
+    import xgboost as xgb
+
+    from .training import MODEL_FILE
+
+    booster = xgb.Booster()
+    booster.load_model(str(Path(model_dir) / MODEL_FILE))
+    manifest = json.loads((Path(code_dir) / TRANSFORM_MANIFEST).read_text())
+    return TransformModel(booster, manifest, float(os.environ[CUTOFF_VARIABLE]),
+                          int(os.environ.get(EXPLAIN_VARIABLE, "0")))
+
+
+def transform_input(body: str | bytes, content_type: str):
+    """``input_fn``: a mini-batch of CSV rows of features (Batch Transform's InputFilter has removed
+    the identifier) -> a float32 matrix."""
+    import numpy as np
+
+    if content_type.split(";")[0].strip().lower() != "text/csv":
+        raise PipelineError(f"the scoring model reads text/csv, not {content_type}")
+    text = body.decode() if isinstance(body, bytes) else body
+    rows = [line.split(",") for line in text.splitlines() if line.strip()]
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+
+
+def transform_predict(matrix, model: TransformModel) -> list[str]:
+    """``predict_fn``: one CSV line (score, decision, reasons) per row."""
+    if matrix.shape[1] != len(model.manifest["features"]):
+        raise PipelineError(f"rows have {matrix.shape[1]} features, the model takes {len(model.manifest['features'])}")
+    columns = decided(model.booster, matrix, model.manifest, model.cutoff, model.explain_count)
+    return [",".join(str(value) for value in row) for row in zip(*columns.values())]
+
+
+def transform_output(lines: list[str], accept: str) -> tuple[str, str]:
+    """``output_fn``: the lines as ``text/csv``, one per input record (Batch Transform joins them in order)."""
+    if accept.split(";")[0].strip().lower() not in ("text/csv", "*/*"):
+        raise PipelineError(f"the scoring model answers text/csv, not {accept}")
+    return "".join(line + "\n" for line in lines), "text/csv"
+
+
+def transform_data_processing(features_count: int) -> dict[str, str]:
+    """Batch Transform's DataProcessing for ``<identifier>,<features>`` rows: the model sees the
+    features; each answer is appended to its whole input row, and the identifier and the answer are
+    kept (contract row SM-TRANSFORM-JOIN)."""
+    return {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": f"$[0,{features_count + 1}:]"}
+
+
+def transform_environment(source_dir_uri: str, cutoff: float, explain_count: int, region: str) -> dict[str, str]:
+    """The scoring model's environment: the XGBoost container's script mode (contract row
+    SM-SCRIPT-MODE) and the decision's settings."""
+    return {"SAGEMAKER_PROGRAM": TRANSFORM_PROGRAM, "SAGEMAKER_SUBMIT_DIRECTORY": source_dir_uri,
+            "SAGEMAKER_REGION": region, CUTOFF_VARIABLE: repr(float(cutoff)), EXPLAIN_VARIABLE: str(explain_count)}

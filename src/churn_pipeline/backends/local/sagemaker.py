@@ -1,4 +1,5 @@
-"""Local SageMaker: a training job trains in its own process, as in a container; models are documents."""
+"""Local SageMaker: a training job trains, and a transform job scores, in a process of its own, as in a
+container; models are documents."""
 
 from __future__ import annotations
 
@@ -15,7 +16,17 @@ from ... import training
 from ...aws_errors import SageMakerResourceInUse, SageMakerValidation
 from ...errors import PipelineError
 from ...storage import split_s3_uri
+from . import transform
 from .common import JsonStore, arn, now
+
+
+def _extract(archive: Path, target: Path) -> None:
+    """A ``.tar.gz`` unpacked as the container unpacks the model and the source directory."""
+    import tarfile
+
+    target.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(target, filter="data")
 
 
 class LocalSageMaker:
@@ -23,6 +34,7 @@ class LocalSageMaker:
         self.backend = backend
         self.jobs = JsonStore(backend.home / "sagemaker" / "training-jobs")
         self.models = JsonStore(backend.home / "sagemaker" / "models")
+        self.transform_jobs = JsonStore(backend.home / "sagemaker" / "transform-jobs")
 
     def create_training_job(self, TrainingJobName: str, AlgorithmSpecification: dict, RoleArn: str,
                             InputDataConfig: list, OutputDataConfig: dict, HyperParameters: dict | None = None,
@@ -123,6 +135,77 @@ class LocalSageMaker:
                                       "PrimaryContainer": PrimaryContainer, "ExecutionRoleArn": ExecutionRoleArn,
                                       **settings, "CreationTime": now()})
         return {"ModelArn": model_arn}
+
+    def create_transform_job(self, TransformJobName: str, ModelName: str, TransformInput: dict,
+                             TransformOutput: dict, TransformResources: dict, DataProcessing: dict | None = None,
+                             MaxPayloadInMB: int = 6, Environment: dict | None = None, **settings) -> dict:
+        """Score every object under the input prefix in a process of its own (``local/transform.py``) and
+        record the job as DescribeTransformJob shows it; a failure becomes its FailureReason."""
+        if self.transform_jobs.exists(TransformJobName):
+            raise SageMakerResourceInUse.error(f"Job name must be unique within an AWS account and region, and a "
+                                               f"job with this name already exists ({TransformJobName})",
+                                               "CreateTransformJob")
+        model = self.describe_model(ModelName)
+        processing = {"InputFilter": "$", "JoinSource": "None", "OutputFilter": "$", **(DataProcessing or {})}
+        job = {"TransformJobName": TransformJobName,
+               "TransformJobArn": arn("sagemaker", "transform-job/", TransformJobName.lower()),
+               "ModelName": ModelName, "TransformInput": TransformInput, "TransformOutput": TransformOutput,
+               "TransformResources": TransformResources, "DataProcessing": processing,
+               "MaxPayloadInMB": MaxPayloadInMB, "Environment": Environment or {}, **settings,
+               "CreationTime": now(), "TransformStartTime": now()}
+        try:
+            for name in ("InputFilter", "OutputFilter"):
+                transform.check_filter(processing[name], name)
+            source = TransformInput["DataSource"]["S3DataSource"]
+            if source.get("S3DataType", "S3Prefix") != "S3Prefix" or TransformInput.get("SplitType") != "Line":
+                raise PipelineError("the local transform job reads S3Prefix inputs split by line")
+            folder = self._transform_folder(job, model, source["S3Uri"])
+            self._run_transform(folder, TransformOutput["S3OutputPath"])
+            job["TransformJobStatus"] = "Completed"
+        except PipelineError as exc:
+            job.update(TransformJobStatus="Failed", FailureReason=str(exc))
+        job["TransformEndTime"] = now()
+        self.transform_jobs.write(TransformJobName, job)
+        return {"TransformJobArn": job["TransformJobArn"]}
+
+    def _transform_folder(self, job: dict, model: dict, input_uri: str) -> Path:
+        """The job's folder: the model and the script's source directory extracted as the container
+        sees them, and every input object (its name relative to the prefix)."""
+        folder = self.backend.home / "sagemaker" / "transform" / job["TransformJobName"]
+        shutil.rmtree(folder, ignore_errors=True)
+        container = model["PrimaryContainer"]
+        environment = {**container.get("Environment", {}), **job["Environment"]}
+        _extract(self.backend.local_copy(container["ModelDataUrl"]), folder / transform.MODEL_DIR)
+        if environment.get("SAGEMAKER_SUBMIT_DIRECTORY", "").startswith("s3://"):
+            _extract(self.backend.local_copy(environment["SAGEMAKER_SUBMIT_DIRECTORY"]), folder / transform.CODE_DIR)
+        _, prefix = split_s3_uri(input_uri)
+        inputs = [(key[len(prefix):].lstrip("/"), str(path)) for key, path in self.backend.objects_under(input_uri)]
+        if not inputs:
+            raise PipelineError(f"no S3 objects found under {input_uri}")
+        (folder / transform.JOB_FILE).write_text(json.dumps({
+            "DataProcessing": job["DataProcessing"], "Environment": environment, "Inputs": inputs,
+            "MaxPayloadInMB": job["MaxPayloadInMB"], "ContentType": job["TransformInput"].get("ContentType", ""),
+            "Accept": job["TransformOutput"].get("Accept", "text/csv")}))
+        return folder
+
+    def _run_transform(self, folder: Path, output_uri: str) -> None:
+        log = folder / "transform.log"
+        with open(log, "wb") as out:
+            finished = subprocess.run([sys.executable, "-m", transform.__name__, str(folder)],
+                                      stdout=out, stderr=subprocess.STDOUT)
+        failure = folder / transform.FAILURE_FILE
+        if failure.exists():
+            raise PipelineError(failure.read_text())
+        if finished.returncode != 0:
+            raise PipelineError(f"the transform process exited with status {finished.returncode} (log: {log})")
+        for result in sorted((folder / transform.OUTPUT_DIR).glob("*.out")):
+            self.backend.stage_file(str(result), f"{output_uri.rstrip('/')}/{result.name}")
+
+    def describe_transform_job(self, TransformJobName: str) -> dict:
+        if not self.transform_jobs.exists(TransformJobName):
+            raise SageMakerValidation.error(f"Could not find requested job with name {TransformJobName}",
+                                            "DescribeTransformJob")
+        return self.transform_jobs.read(TransformJobName)
 
     def describe_model(self, ModelName: str) -> dict:
         if not self.models.exists(ModelName):
