@@ -1,4 +1,5 @@
-"""ETL job: raw churn CSV -> encoded train/validation/test CSV and a feature manifest.
+"""ETL job: raw churn CSV -> encoded train/validation/test CSV and a feature manifest; or, with
+``--MODE score``, customers to score -> ``<identifier>,<features>`` parts for a Batch Transform.
 
 AWS Glue runs this file as it is (Glue 5.0, Spark 3.5, Python 3.11), with the
 ``churn_pipeline`` package as a zip in ``--extra-py-files`` (Glue puts it on the
@@ -9,15 +10,17 @@ the state machine's StartJobRun for each run: ``--S3_SOURCE``, ``--S3_DEST``,
 ``--TRAIN_FRACTION``, ``--VALIDATION_FRACTION``, ``--SPLIT_SEED``,
 ``--ETL_RECORD``, ``--ETL_KEY``, ``--RUN_ID`` (where to record this output, once
 written, for later runs with the same inputs to reuse) and ``--SPARK_MASTER``
-(local only).
+(local only). The scoring mode reads ``--S3_SOURCE``, ``--S3_DEST`` and
+``--MANIFEST`` (the model's feature manifest) and checks every row by the same
+rules.
 """
 
 import argparse
 import json
 import sys
 
-REQUIRED = ["S3_SOURCE", "S3_DEST", "TRAIN_KEY", "VAL_KEY"]
-OPTIONAL = {"TEST_KEY": "test", "TRAIN_FRACTION": "0.7", "VALIDATION_FRACTION": "0.2",
+REQUIRED = ["S3_SOURCE", "S3_DEST"]
+OPTIONAL = {"MODE": "etl", "MANIFEST": "", "TRAIN_KEY": "train", "VAL_KEY": "validation", "TEST_KEY": "test", "TRAIN_FRACTION": "0.7", "VALIDATION_FRACTION": "0.2",
             "SPLIT_SEED": "42", "ETL_RECORD": "", "ETL_KEY": "", "RUN_ID": "", "SPARK_MASTER": "local[*]"}
 
 
@@ -51,6 +54,15 @@ def main(argv=None):
         spark = GlueContext(SparkContext.getOrCreate()).spark_session
     else:
         spark = etl.spark_session(arguments["SPARK_MASTER"])
+    if arguments["MODE"] == "score":
+        from churn_pipeline import scoring, storage
+
+        manifest = json.loads(storage.read_text_or_none(arguments["MANIFEST"]) or "null")
+        if manifest is None:
+            raise SystemExit(f"no feature manifest at {arguments['MANIFEST']}")
+        encoded = scoring.encode_for_transform(spark, arguments["S3_SOURCE"], manifest, arguments["S3_DEST"])
+        print(json.dumps(encoded))
+        return encoded
     manifest = etl.transform(
         spark,
         source=arguments["S3_SOURCE"],

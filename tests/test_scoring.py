@@ -179,3 +179,31 @@ def test_a_failing_transform_job_says_why_and_writes_nothing(small_model, isolat
     assert "only single range filters" in sagemaker.describe_transform_job(TransformJobName="two-ranges")[
         "FailureReason"]
     assert not backend.store.path(f"{bucket}/scores").exists()
+
+
+def test_score_as_on_aws_runs_the_etl_job_and_a_batch_transform_from_a_state_machine(
+        spark, small_model, churn_txt, isolated, tmp_path):
+    """The aws code path on the local backend: the scoring state machine (the SDK's TransformStep)
+    checks and encodes the customers in the ETL job, creates the script-mode model and runs the
+    transform; the joined answers equal the local `score`'s rows."""
+    from churn_pipeline import config
+    from churn_pipeline.backends import open_backend
+
+    archive, manifest_path, _ = small_model
+    params = config.load(None, {"execution_timeout_minutes": 10})
+    backend = open_backend(params)
+    model_uri = "s3://churn-pipeline-local/churn/trained/models/job/output/model.tar.gz"
+    backend.stage_file(str(archive), model_uri)
+    backend.stage_file(str(manifest_path), "s3://churn-pipeline-local/churn/trained/etl/manifest.json")
+    result = scoring.batch_transform(params, model_uri, str(churn_txt), "s3://churn-pipeline-local/scores/",
+                                     explain_count=3, cutoff=0.3, progress=lambda line: None)
+    assert result["columns"] == scoring.output_columns("Phone", 3) and result["cutoff"] == 0.3
+    outputs = sorted(backend.store.path("s3://churn-pipeline-local/scores").glob("*.csv.out"))
+    transformed = [line for path in outputs for line in path.read_text().splitlines()]
+    local = scoring.score_file(spark, archive, json.loads(manifest_path.read_text()), 0.3, str(churn_txt),
+                               tmp_path / "scores.csv", explain_count=3)
+    assert transformed == local.path.read_text().splitlines()[1:]
+    job = backend.client("sagemaker").describe_transform_job(TransformJobName=result["transform_job"])
+    environment = backend.client("sagemaker").describe_model(ModelName=job["ModelName"])["PrimaryContainer"][
+        "Environment"]
+    assert environment["SAGEMAKER_PROGRAM"] == "score_transform.py" and environment["CHURN_EXPLAIN"] == "3"

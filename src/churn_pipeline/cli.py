@@ -79,10 +79,13 @@ def _cmd_serve(args) -> int:
 def _cmd_score(args) -> int:
     from . import etl, scoring, serving
 
+    if args.batch_transform or (args.params and config.load(args.params)["backend"] == "aws"):
+        result = scoring.batch_transform(config.load(args.params), args.model, args.data, args.out, args.explain,
+                                         args.cutoff, progress=lambda line: print(line, flush=True))
+        print(f"scores under {result['output_uri']} (one <part>.csv.out per part, no header): "
+              f"{','.join(result['columns'])}; decisions above cutoff {result['cutoff']:g} ({result['cutoff_origin']})")
+        return 0
     backend, registry = _backend_and_registry(args)
-    if backend.name != "local":
-        raise PipelineError("score runs on the local backend; on aws, run a Batch Transform with "
-                            "churn_pipeline.scoring.transform_definition")
     model = serving.resolve_model(args.model, backend, registry, args.manifest, args.cutoff)
     data_location = str(backend.local_copy(args.data)) if args.data.startswith("s3://") else args.data
     if not os.path.isfile(data_location):
@@ -249,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     score.add_argument("--params", help="parameters file whose backend and registry to use (default: local)")
     score.add_argument("--spark-master", default="local[*]")
+    score.add_argument("--batch-transform", action="store_true",
+                       help="score as on AWS, with the ETL job and a Batch Transform (the aws backend always does; "
+                            "--out is then an s3:// prefix)")
     score.set_defaults(func=_cmd_score)
 
     deploy = commands.add_parser("deploy", help="deploy a registered model locally, blue/green")

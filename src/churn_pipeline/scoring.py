@@ -267,3 +267,73 @@ def transform_environment(source_dir_uri: str, cutoff: float, explain_count: int
     SM-SCRIPT-MODE) and the decision's settings."""
     return {"SAGEMAKER_PROGRAM": TRANSFORM_PROGRAM, "SAGEMAKER_SUBMIT_DIRECTORY": source_dir_uri,
             "SAGEMAKER_REGION": region, CUTOFF_VARIABLE: repr(float(cutoff)), EXPLAIN_VARIABLE: str(explain_count)}
+
+
+def batch_transform(params: dict[str, Any], reference: str, data_location: str, out_uri: str,
+                    explain_count: int = 0, cutoff: float | None = None,
+                    progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """``score`` as AWS runs it: a state machine (``statemachine.build_scoring_definition``) with the
+    ETL job in its scoring mode and a Batch Transform; the scores land under ``out_uri`` as one
+    ``<part>.csv.out`` per encoded part, in input order, with ``score``'s columns and no header."""
+    import hashlib
+    import json
+
+    from . import bundles, serving, statemachine, workflow, workspace
+    from .backends import open_backend
+
+    if not out_uri.startswith("s3://"):
+        raise PipelineError(f"--out {out_uri}: a Batch Transform writes to an s3:// prefix")
+    if explain_count < 0:
+        raise PipelineError(f"--explain must be 0 or more; got {explain_count}")
+    backend = open_backend(params)
+    stamp = workspace.new_run_id()
+    run = workflow.Run(params, stamp, backend, workspace.artifacts_root() / "scoring" / stamp)
+    model_uri, record = serving.model_in_store(reference, run.registry())
+    manifest_uri = serving.manifest_uri_for(model_uri)
+    manifest = json.loads(backend.local_copy(manifest_uri).read_text())
+    cutoff, cutoff_origin = serving.decision_cutoff(record, cutoff)
+    identifier = _identifier_of(data_location, backend)
+    source_dir = bundles.scoring_source_dir(manifest)
+    source_dir_uri = f"{run.code_prefix}/scoring-{hashlib.sha256(source_dir).hexdigest()[:16]}.tar.gz"
+    if not backend.object_exists(source_dir_uri):
+        backend.stage_bytes(source_dir, source_dir_uri)
+    workflow.deploy_etl_job(run)  # this package's ETL job: it has the scoring mode
+    spec = statemachine.ScoringSpec(run.glue_job_name, run.training_image, params["region"],
+                                    params["sagemaker_execution_role"], params["endpoint_instance_type"],
+                                    params["endpoint_instance_count"])
+    definition = statemachine.scoring_definition_for(spec, workspace.sdk_cache())
+    workflow.deploy_state_machine(run, definition, name=workflow.resource_name(params, "scoring"))
+    scratch = f"{run.project_prefix}/scoring/{stamp}"
+    if not data_location.startswith("s3://"):
+        backend.stage_file(data_location, f"{scratch}/{Path(data_location).name}")
+        data_location = f"{scratch}/{Path(data_location).name}"
+    name = workflow.resource_name(params, f"score-{stamp}")
+    execution_input = {
+        "DataUri": data_location, "EncodedUri": f"{scratch}/customers/", "OutputUri": out_uri,
+        "ManifestUri": manifest_uri, "ModelName": name, "ModelDataUrl": model_uri, "SourceDirUri": source_dir_uri,
+        "Cutoff": repr(cutoff), "Explain": str(explain_count), "TransformJobName": name,
+        "OutputFilter": transform_data_processing(len(manifest["features"]))["OutputFilter"]}
+    sfn = backend.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=run.state["state_machine"]["version_arn"], name=stamp,
+                              input=json.dumps(execution_input))["executionArn"]
+    run.state.update(execution_arn=arn, execution_input=execution_input)
+    run.save()
+    workflow.wait_for_execution(run, arn, progress=progress)
+    history = backend.execution_history(arn)
+    run.write_artifact("execution-history.json", history)
+    workflow.raise_if_failed(history)
+    return {"output_uri": out_uri, "columns": output_columns(identifier, explain_count), "cutoff": cutoff,
+            "cutoff_origin": cutoff_origin, "execution_arn": arn, "transform_job": name}
+
+
+def _identifier_of(location: str, backend) -> str:
+    """The identifier column of a file's scores, from its first line (the rest is read where it is)."""
+    from .storage import iter_text_lines
+
+    if location.startswith("s3://") and backend.name == "local":
+        location = str(backend.local_copy(location))
+    lines = iter_text_lines(location, backend.s3_client() if location.startswith("s3://") else None)
+    first = next(lines, "")
+    lines.close()
+    raw = data.detect_format(first, location, labelled=False) == "raw"
+    return data.IDENTIFIER[0] if raw else ROW_NUMBER

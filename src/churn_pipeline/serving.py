@@ -305,21 +305,29 @@ def resolve_model(reference: str, backend, registry, manifest: str | None = None
             raise PipelineError(f"{reference} is a local file: name its feature manifest with --manifest")
         model_path, manifest_path = Path(reference), Path(manifest)
     else:
-        if reference.startswith("s3://"):
-            model_uri = reference
-            record = next((r for r in registry.list() if r.model_data_url == reference), None)
-        else:
-            record = registry.get(reference)
-            model_uri = record.model_data_url
+        model_uri, record = model_in_store(reference, registry)
         manifest_path = Path(manifest) if manifest else backend.local_copy(manifest_uri_for(model_uri))
         model_path = backend.local_copy(model_uri)
+    return ModelSource(model_path, manifest_path, *decision_cutoff(record, cutoff))
+
+
+def model_in_store(reference: str, registry):
+    """(``model.tar.gz`` URI, its registry record or None) of a run id or an ``s3://`` URI."""
+    if reference.startswith("s3://"):
+        return reference, next((r for r in registry.list() if r.model_data_url == reference), None)
+    record = registry.get(reference)
+    return record.model_data_url, record
+
+
+def decision_cutoff(record, cutoff: float | None) -> tuple[float, str]:
+    """(the cutoff decisions use, where it comes from): ``cutoff`` if given, else the run's recorded
+    one, else 0.5."""
     if cutoff is not None:
         if not 0.0 <= cutoff <= 1.0:
             raise PipelineError(f"--cutoff must be a probability between 0 and 1; got {cutoff}")
-        return ModelSource(model_path, manifest_path, cutoff, "given")
+        return cutoff, "given"
     if record is not None and record.cutoff is not None:
-        return ModelSource(model_path, manifest_path, record.cutoff,
-                           f"chosen by cost in run {record.run_id} (retention_offer_cost "
-                           f"{record.decision['retention_offer_cost']:g}, churn_loss {record.decision['churn_loss']:g})")
-    return ModelSource(model_path, manifest_path, DEFAULT_CUTOFF,
-                       "the default: no cost-chosen cutoff is recorded for this model")
+        return record.cutoff, (f"chosen by cost in run {record.run_id} for retention_offer_cost "
+                               f"{record.decision['retention_offer_cost']:g} and churn_loss "
+                               f"{record.decision['churn_loss']:g}")
+    return DEFAULT_CUTOFF, "the default: no cost-chosen cutoff is recorded for this model"

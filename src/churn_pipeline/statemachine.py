@@ -194,6 +194,85 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
     return definition
 
 
+STATE_PREPARE = "Check and Encode Customers"
+STATE_SCORING_MODEL = "Create Scoring Model"
+STATE_SCORE = "Score Customers"
+
+
+@dataclass(frozen=True)
+class ScoringSpec:
+    """What the scoring definition needs besides the execution input (one definition per environment)."""
+
+    glue_job_name: str
+    image: str
+    region: str
+    sagemaker_role: str
+    instance_type: str
+    instance_count: int
+
+
+def scoring_input_schema() -> dict[str, type]:
+    """The scoring execution's values: the customers (``DataUri``), where their encoded rows and the
+    scores go, the model (its data, the feature manifest, the script's source directory) and the
+    decision's settings (strings: they become the scoring model's environment)."""
+    return {"DataUri": str, "EncodedUri": str, "OutputUri": str, "ManifestUri": str, "ModelName": str,
+            "ModelDataUrl": str, "SourceDirUri": str, "Cutoff": str, "Explain": str, "TransformJobName": str,
+            "OutputFilter": str}
+
+
+def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
+    """Batch scoring as a state machine: the ETL job in its scoring mode (every row checked, encoded
+    with the model's transform, in input order), a scoring model in the XGBoost container's script
+    mode, and a Batch Transform (the SDK's ``TransformStep``) that joins each answer to its row."""
+    import_sdks()
+    import boto3
+    import sagemaker
+    from sagemaker.transformer import Transformer
+    from stepfunctions import steps
+    from stepfunctions.inputs import ExecutionInput
+
+    from .scoring import CUTOFF_VARIABLE, EXPLAIN_VARIABLE, TRANSFORM_PROGRAM
+
+    execution_input = ExecutionInput(schema=scoring_input_schema())
+    session = sagemaker.Session(boto_session=boto3.Session(region_name=spec.region))
+    prepare = steps.GlueStartJobRunStep(STATE_PREPARE, result_path="$.PrepareResult", parameters={
+        "JobName": spec.glue_job_name,
+        "Arguments": {"--MODE": "score", "--S3_SOURCE": execution_input["DataUri"],
+                      "--S3_DEST": execution_input["EncodedUri"], "--MANIFEST": execution_input["ManifestUri"]}})
+    model = steps.Task(STATE_SCORING_MODEL, resource="arn:aws:states:::sagemaker:createModel",
+                       result_path="$.ModelResult", parameters={
+                           "ModelName": execution_input["ModelName"], "ExecutionRoleArn": spec.sagemaker_role,
+                           "PrimaryContainer": {
+                               "Image": spec.image, "ModelDataUrl": execution_input["ModelDataUrl"],
+                               "Environment": {"SAGEMAKER_PROGRAM": TRANSFORM_PROGRAM,
+                                               "SAGEMAKER_SUBMIT_DIRECTORY": execution_input["SourceDirUri"],
+                                               "SAGEMAKER_REGION": spec.region,
+                                               CUTOFF_VARIABLE: execution_input["Cutoff"],
+                                               EXPLAIN_VARIABLE: execution_input["Explain"]}}})
+    transformer = Transformer(model_name="replaced-by-execution-input", instance_count=spec.instance_count,
+                              instance_type=spec.instance_type, strategy="MultiRecord", assemble_with="Line",
+                              output_path=OUTPUT_PATH_FROM_INPUT, accept="text/csv", max_payload=6,
+                              sagemaker_session=session)
+    score = steps.TransformStep(STATE_SCORE, transformer=transformer, job_name=execution_input["TransformJobName"],
+                                model_name=execution_input["ModelName"], data=execution_input["EncodedUri"],
+                                content_type="text/csv", split_type="Line", input_filter="$[1:]",
+                                join_source="Input", output_filter=execution_input["OutputFilter"],
+                                result_path="$.TransformResult")
+    definition = json.loads(steps.Graph(steps.Chain([prepare, model, score])).to_json())
+    output = definition["States"][STATE_SCORE]["Parameters"]["TransformOutput"]
+    output.pop("S3OutputPath")
+    output["S3OutputPath.$"] = "$$.Execution.Input['OutputUri']"
+    validate_definition(definition)
+    return definition
+
+
+def scoring_definition_for(spec: ScoringSpec, cache_dir: Path | None = None) -> dict[str, Any]:
+    """``build_scoring_definition(spec)``, built once per spec and validated every time."""
+    definition = _memoised(cache_dir, "scoring-definition", asdict(spec), lambda: build_scoring_definition(spec))
+    validate_definition(definition)
+    return definition
+
+
 def _sdk_fingerprint() -> str:
     """What an SDK-built value depends on besides its inputs: this module and the SDKs' versions."""
     digest = hashlib.sha256(Path(__file__).read_bytes())

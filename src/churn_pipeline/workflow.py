@@ -401,7 +401,7 @@ def prune_versions(sfn, arn: str, keep: int) -> list[str]:
     return deleted
 
 
-def deploy_state_machine(run: Run, definition: dict[str, Any]) -> str:
+def deploy_state_machine(run: Run, definition: dict[str, Any], name: str | None = None) -> str:
     """Create or update the state machine with exactly the JSON in ``statemachine.json``; publish a
     version only when that differs from the latest version. Returns created/updated/unchanged.
 
@@ -409,15 +409,16 @@ def deploy_state_machine(run: Run, definition: dict[str, Any]) -> str:
     the state machine in between cannot change what this run executes.
     """
     sfn = run.backend.client("stepfunctions")
+    name = name or run.state_machine_name
     text = statemachine.definition_json(definition)
     role = run.params["workflow_execution_role"]
-    arn = run.backend.state_machine_arn(run.state_machine_name)
+    arn = run.backend.state_machine_arn(name)
     try:
         current = sfn.describe_state_machine(stateMachineArn=arn)
     except Exception as exc:
         if not StateMachineDoesNotExist.matches(exc):
             raise
-        version_arn = sfn.create_state_machine(name=run.state_machine_name, definition=text, roleArn=role,
+        version_arn = sfn.create_state_machine(name=name, definition=text, roleArn=role,
                                                publish=True)["stateMachineVersionArn"]
         outcome = "created"
     else:
@@ -431,7 +432,7 @@ def deploy_state_machine(run: Run, definition: dict[str, Any]) -> str:
         else:
             version_arn = sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"]
     deleted = prune_versions(sfn, arn, run.params["state_machine_versions_to_keep"])
-    run.state["state_machine"] = {"name": run.state_machine_name, "arn": arn, "outcome": outcome,
+    run.state["state_machine"] = {"name": name, "arn": arn, "outcome": outcome,
                                   "version_arn": version_arn, "versions_deleted": len(deleted)}
     run.save()
     return outcome
@@ -518,7 +519,6 @@ def execute(run: Run, poll_seconds: float = 5.0, progress: Callable[[str], None]
     Returns the execution record; a failed execution is returned too (its
     history saved) so the notebook can show it before ``raise_if_failed``.
     """
-    sfn = run.backend.client("stepfunctions")
     arn = start_or_rejoin(run)
     run.state["execution_arn"] = arn
     run.save()
@@ -526,6 +526,19 @@ def execute(run: Run, poll_seconds: float = 5.0, progress: Callable[[str], None]
         history = run.backend.execution_history(arn)
         run.write_artifact("execution-history.json", history)
         return history
+    described = wait_for_execution(run, arn, poll_seconds, progress)
+    history = run.backend.execution_history(arn)
+    run.write_artifact("execution-history.json", history)
+    run.state["execution_status"] = described["status"]
+    run.save()
+    return history
+
+
+def wait_for_execution(run: Run, arn: str, poll_seconds: float = 5.0,
+                       progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """Poll until the execution closes (at most ``execution_timeout_minutes``), showing each state it
+    enters; its last description."""
+    sfn = run.backend.client("stepfunctions")
     started_at = time.monotonic()
     deadline = started_at + run.params["execution_timeout_minutes"] * 60
     shown = None
@@ -533,7 +546,7 @@ def execute(run: Run, poll_seconds: float = 5.0, progress: Callable[[str], None]
         described = sfn.describe_execution(executionArn=arn)
         redriving = described.get("redriveCount", 0) < run.state.get("redriven", 0)  # not visible yet
         if described["status"] != "RUNNING" and not redriving:
-            break
+            return described
         current = current_state(sfn, arn)
         if current != shown:
             progress(f"[{elapsed(started_at)}] {current or 'starting'} ...")
@@ -542,11 +555,6 @@ def execute(run: Run, poll_seconds: float = 5.0, progress: Callable[[str], None]
             raise PipelineError(f"execution {arn} still running after "
                                 f"{run.params['execution_timeout_minutes']} minutes")
         time.sleep(poll_seconds)
-    history = run.backend.execution_history(arn)
-    run.write_artifact("execution-history.json", history)
-    run.state["execution_status"] = described["status"]
-    run.save()
-    return history
 
 
 def raise_if_failed(history: dict[str, Any]) -> None:

@@ -321,16 +321,22 @@ def task_runners(backend) -> dict[str, asl.Runner]:
             raise TaskFailed("States.TaskFailed", json.dumps(run))
         return run
 
-    def run_training_job(parameters: dict) -> dict:
-        sagemaker = backend.client("sagemaker")
-        try:
-            sagemaker.create_training_job(**parameters)
-        except ClientError as exc:
-            raise _service_error("SageMaker", exc) from exc
-        job = sagemaker.describe_training_job(TrainingJobName=parameters["TrainingJobName"])
-        if job["TrainingJobStatus"] != "Completed":
-            raise TaskFailed("States.TaskFailed", json.dumps(job))
-        return job
+    def sagemaker_job(kind: str) -> asl.Runner:
+        """A ``.sync`` SageMaker job (``Training``, ``Transform``): created, then its description is the
+        state's output, or the failed task's cause (contract row SFN-SYNC-CAUSE)."""
+        def run(parameters: dict) -> dict:
+            sagemaker = backend.client("sagemaker")
+            try:
+                getattr(sagemaker, f"create_{kind.lower()}_job")(**parameters)
+            except ClientError as exc:
+                raise _service_error("SageMaker", exc) from exc
+            name = f"{kind}JobName"
+            job = getattr(sagemaker, f"describe_{kind.lower()}_job")(**{name: parameters[name]})
+            if job[f"{kind}JobStatus"] != "Completed":
+                raise TaskFailed("States.TaskFailed", json.dumps(job))
+            return job
+
+        return run
 
     def create_model(parameters: dict) -> dict:
         try:
@@ -349,6 +355,7 @@ def task_runners(backend) -> dict[str, asl.Runner]:
         return response
 
     return {"arn:aws:states:::glue:startJobRun.sync": run_glue_job,
-            "arn:aws:states:::sagemaker:createTrainingJob.sync": run_training_job,
+            "arn:aws:states:::sagemaker:createTrainingJob.sync": sagemaker_job("Training"),
+            "arn:aws:states:::sagemaker:createTransformJob.sync": sagemaker_job("Transform"),
             "arn:aws:states:::sagemaker:createModel": create_model,
             "arn:aws:states:::lambda:invoke": invoke_function}
