@@ -205,6 +205,22 @@ def _sagemaker_create_training_job(self, training_job_name, *args, **kwargs):
     return _original(type(self), "create_training_job")(self, training_job_name, *args, **kwargs)
 
 
+def _sagemaker_create_transform_job(self, transform_job_name, model_name, *args, **kwargs):
+    """SM-TRANSFORM-JOIN: a filter outside the forms Batch Transform applies to CSV rows is refused."""
+    from moto.sagemaker.exceptions import ValidationError
+
+    from churn_pipeline.backends.local.transform import check_filter
+    from churn_pipeline.errors import PipelineError
+
+    processing = kwargs.get("data_processing") or {}
+    for name in ("InputFilter", "OutputFilter"):
+        try:
+            check_filter(processing.get(name, "$"), name)
+        except PipelineError as exc:
+            raise ValidationError(str(exc)) from None
+    return _original(type(self), "create_transform_job")(self, transform_job_name, model_name, *args, **kwargs)
+
+
 def apply(monkeypatch) -> None:
     """Hold moto to the AWS behaviours the pipeline relies on, for one test."""
     from moto.awslambda.models import LambdaBackend, LambdaFunction
@@ -230,6 +246,7 @@ def apply(monkeypatch) -> None:
     monkeypatch.setattr(StateMachineVersion, "start_execution", _version_start_execution, raising=False)
     _patch(monkeypatch, SageMakerModelBackend, "create_model", _sagemaker_create_model)
     _patch(monkeypatch, SageMakerModelBackend, "create_training_job", _sagemaker_create_training_job)
+    _patch(monkeypatch, SageMakerModelBackend, "create_transform_job", _sagemaker_create_transform_job)
     # CFN-NAMES: CloudFormation creates SageMaker models and endpoints under the names the template
     # gives (moto invents names).
     monkeypatch.setattr(Model, "cloudformation_name_type", staticmethod(lambda: "ModelName"))

@@ -321,3 +321,32 @@ def test_s3_input_is_copied_inside_s3_and_its_sha256_computed_by_s3(aws_env, syn
     assert run.state["data_sha256"] == hashlib.sha256(synthetic_csv.read_bytes()).hexdigest()
     staged = s3.get_object(Bucket=BUCKET, Key="churn/s3-source/raw/churn.csv")["Body"].read()
     assert staged == synthetic_csv.read_bytes()
+
+
+def test_scoring_on_aws_deploys_its_state_machine_and_starts_the_transform(aws_env, small_model, synthetic_csv):
+    """`churn-pipeline score` on the aws backend (moto, strict): the ETL job with this package, the
+    script's source directory staged by content, the scoring state machine published, and an
+    execution started with the model, its manifest and the transform's output filter."""
+    from churn_pipeline import scoring
+
+    archive, manifest_path, _ = small_model
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.upload_file(str(archive), BUCKET, "churn/trained/models/job/output/model.tar.gz")
+    s3.upload_file(str(manifest_path), BUCKET, "churn/trained/etl/manifest.json")
+    s3.upload_file(str(synthetic_csv), BUCKET, "customers/today.csv")
+    result = scoring.batch_transform(dev_params(), f"s3://{BUCKET}/churn/trained/models/job/output/model.tar.gz",
+                                     f"s3://{BUCKET}/customers/today.csv", f"s3://{BUCKET}/churn/scores/",
+                                     explain_count=3, cutoff=0.4)
+    assert result["status"] == "RUNNING" and result["columns"][:3] == ["Phone", "score", "decision"]
+    sfn = boto3.client("stepfunctions")
+    execution = sfn.describe_execution(executionArn=result["execution_arn"])
+    sent = json.loads(execution["input"])
+    manifest = json.loads(manifest_path.read_text())
+    assert sent["OutputFilter"] == f"$[0,{len(manifest['features']) + 1}:]"
+    assert sent["ManifestUri"] == f"s3://{BUCKET}/churn/trained/etl/manifest.json" and sent["Cutoff"] == "0.4"
+    assert sent["SourceDirUri"].startswith(f"s3://{BUCKET}/churn/code/scoring-")
+    assert boto3.client("glue").get_job(JobName="churn-dev-etl")["Job"]["Command"]["ScriptLocation"].endswith(".py")
+    definition = json.loads(sfn.describe_state_machine(
+        stateMachineArn=f"arn:aws:states:eu-west-1:123456789012:stateMachine:churn-dev-scoring")["definition"])
+    assert definition["States"][statemachine.STATE_SCORE]["Resource"].endswith("createTransformJob.sync")

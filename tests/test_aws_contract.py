@@ -184,6 +184,33 @@ def test_sagemaker_refuses_an_existing_model_name(target):
     assert code(error) == "ValidationException" and "Cannot create already existing model" in str(error.value)
 
 
+def test_sagemaker_transform_filters_take_one_range(target):
+    """SM-TRANSFORM-JOIN: the scoring transform's filters are accepted; two ranges in one filter are not."""
+    from churn_pipeline import scoring
+
+    sagemaker = target.client("sagemaker")
+    target.put_object("model.tar.gz", b"")
+    sagemaker.create_model(ModelName="scoring", ExecutionRoleArn=ROLE, PrimaryContainer={
+        "Image": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
+        "ModelDataUrl": f"s3://{BUCKET}/model.tar.gz"})
+    request = dict(ModelName="scoring", TransformOutput={"S3OutputPath": f"s3://{BUCKET}/scores/"},
+                   TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
+                                                                   "S3Uri": f"s3://{BUCKET}/customers/"}},
+                                   "ContentType": "text/csv", "SplitType": "Line"},
+                   TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1})
+    sagemaker.create_transform_job(TransformJobName="ok", DataProcessing=scoring.transform_data_processing(69),
+                                   **request)
+    assert sagemaker.describe_transform_job(TransformJobName="ok")["DataProcessing"]["OutputFilter"] == "$[0,70:]"
+    try:
+        sagemaker.create_transform_job(TransformJobName="two", DataProcessing={"InputFilter": "$[0:2,246:]"},
+                                       **request)
+    except ClientError as error:  # refused at the call (the strict layer)
+        assert "only single range filters" in str(error)
+    else:  # or the job fails (the local transform job)
+        assert "only single range filters" in sagemaker.describe_transform_job(TransformJobName="two")[
+            "FailureReason"]
+
+
 # --- the document ----------------------------------------------------------------------------------------
 def test_every_row_has_a_test():
     """Every row of docs/aws-behaviours.md names a test that enforces it, and every named row exists."""
@@ -222,6 +249,13 @@ def test_the_roles_grant_what_these_behaviours_need():
         return found
 
     assert "cloudwatch:DescribeAlarms" in actions("SageMakerExecutionRole")
+    # IAM-TRANSFORM-SYNC: the workflow role runs the scoring state machine's transform jobs
+    assert {"sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
+            "sagemaker:ListTags", "events:PutRule", "events:PutTargets", "events:DescribeRule"} <= actions(
+        "WorkflowExecutionRole")
+    rules = [statement["Resource"] for policy in resources["WorkflowExecutionRole"]["Properties"]["Policies"]
+             for statement in policy["PolicyDocument"]["Statement"] if "events:PutRule" in statement["Action"]]
+    assert "StepFunctionsGetEventsForSageMakerTransformJobsRule" in json.dumps(rules)
     build_role = next(k for k, v in resources.items() if v["Type"] == "AWS::IAM::Role"
                       and "states:PublishStateMachineVersion" in actions(k))
     assert {"states:ListStateMachineVersions", "states:DeleteStateMachineVersion", "glue:GetJob",
@@ -236,6 +270,8 @@ def test_a_failed_job_is_named_by_its_own_message():
 
     glue_run = {"Id": "jr_1", "JobRunState": "FAILED", "ErrorMessage": "DataValidationError: a.csv, line 9: x"}
     training_job = {"TrainingJobName": "t-0", "TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: y"}
+    transform_job = {"TransformJobName": "s-0", "TransformJobStatus": "Failed", "FailureReason": "ClientError: z"}
+    assert workflow.job_failure(json.dumps(transform_job)) == transform_job["FailureReason"]
     assert workflow.job_failure(json.dumps(glue_run)) == glue_run["ErrorMessage"]
     assert workflow.job_failure(json.dumps(training_job)) == training_job["FailureReason"]
     assert workflow.job_failure("Lambda.Unknown: timed out") == "Lambda.Unknown: timed out"

@@ -82,6 +82,10 @@ def _cmd_score(args) -> int:
     if args.batch_transform or (args.params and config.load(args.params)["backend"] == "aws"):
         result = scoring.batch_transform(config.load(args.params), args.model, args.data, args.out, args.explain,
                                          args.cutoff, progress=lambda line: print(line, flush=True))
+        if result["status"] == "RUNNING":
+            print(f"scoring started: {result['execution_arn']} (wait_for_execution is false); scores will be "
+                  f"under {result['output_uri']}")
+            return 0
         print(f"scores under {result['output_uri']} (one <part>.csv.out per part, no header): "
               f"{','.join(result['columns'])}; decisions above cutoff {result['cutoff']:g} ({result['cutoff_origin']})")
         return 0

@@ -318,12 +318,15 @@ def batch_transform(params: dict[str, Any], reference: str, data_location: str, 
                               input=json.dumps(execution_input))["executionArn"]
     run.state.update(execution_arn=arn, execution_input=execution_input)
     run.save()
-    workflow.wait_for_execution(run, arn, progress=progress)
+    result = {"output_uri": out_uri, "columns": output_columns(identifier, explain_count), "cutoff": cutoff,
+              "cutoff_origin": cutoff_origin, "execution_arn": arn, "transform_job": name, "status": "RUNNING"}
+    if not params["wait_for_execution"]:
+        return result
+    result["status"] = workflow.wait_for_execution(run, arn, progress=progress)["status"]
     history = backend.execution_history(arn)
     run.write_artifact("execution-history.json", history)
     workflow.raise_if_failed(history)
-    return {"output_uri": out_uri, "columns": output_columns(identifier, explain_count), "cutoff": cutoff,
-            "cutoff_origin": cutoff_origin, "execution_arn": arn, "transform_job": name}
+    return result
 
 
 def _identifier_of(location: str, backend) -> str:

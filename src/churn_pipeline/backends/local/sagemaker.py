@@ -25,8 +25,11 @@ def _extract(archive: Path, target: Path) -> None:
     import tarfile
 
     target.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "r:gz") as tar:
-        tar.extractall(target, filter="data")
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(target, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise PipelineError(f"{archive} is not a .tar.gz archive: {exc}") from exc
 
 
 class LocalSageMaker:
