@@ -73,6 +73,25 @@ class PeakMemory:
         return round(self.peak / 2**20)
 
 
+def measure_process(command: list[str], what: str, env: dict | None = None) -> dict:
+    """Run ``command`` from the project root; its wall time and the peak memory of its process tree and
+    of its largest process (sampled every 50 ms). A failure stops the benchmark with its stderr."""
+    started = time.perf_counter()
+    process = psutil.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak, largest, largest_name = 0, 0, ""
+    while process.poll() is None:
+        total, one, name = tree_rss(process)
+        peak = max(peak, total)
+        if one > largest:
+            largest, largest_name = one, name
+        time.sleep(0.05)
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"{what} failed:\n{process.stderr.read().decode()[-3000:]}")
+    return {"wall_seconds": round(wall, 2), "peak_rss_mib": round(peak / 2**20),
+            "largest_process_mib": round(largest / 2**20), "largest_process": largest_name}
+
+
 def run_pipeline(rows: int | None = None, data: str | None = None, run_id: str = "bench",
                  extra: list[str] | None = None, scratch: str | None = None) -> dict:
     """`churn-pipeline run` in a fresh home (or in ``scratch``, to follow an earlier run there); wall
@@ -87,25 +106,12 @@ def run_pipeline(rows: int | None = None, data: str | None = None, run_id: str =
             command += ["-p", f"synthetic_rows={rows}"]
         if data is not None:
             command += ["--data", data]
-        started = time.perf_counter()
-        process = psutil.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        peak, largest, largest_name = 0, 0, ""
-        while process.poll() is None:
-            total, one, name = tree_rss(process)
-            peak = max(peak, total)
-            if one > largest:
-                largest, largest_name = one, name
-            time.sleep(0.05)
-        wall = time.perf_counter() - started
-        if process.returncode != 0:
-            raise SystemExit(f"run {run_id} failed:\n{process.stderr.read().decode()[-3000:]}")
+        measured = measure_process(command, f"run {run_id}", env)
         out = Path(scratch) / "art" / run_id
         manifest = json.loads((out / "manifest.json").read_text())
         history = json.loads((out / "execution-history.json").read_text())
         metrics = json.loads((out / "metrics.json").read_text())
-        return {"wall_seconds": round(wall, 2), "peak_rss_mib": round(peak / 2**20),
-                "largest_process_mib": round(largest / 2**20), "largest_process": largest_name,
-                "notebooks": {n["notebook"]: n["seconds"] for n in manifest["notebooks"]},
+        return {**measured, "notebooks": {n["notebook"]: n["seconds"] for n in manifest["notebooks"]},
                 "states": {s["state"]: s["seconds"] for s in history["states"]},
                 "etl_reused": bool((manifest.get("etl") or {}).get("reused")),
                 "test_accuracy": round(metrics["test"]["accuracy"], 4)}

@@ -151,7 +151,8 @@ def main(argv=None) -> dict:
     print(f"{'explain':>7} {'rows':>5} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} | "
           f"{'in-process p50 ms':>17} {'calls/s':>9}")
     for r in results:
-        print(f"{r['explain']:>7} {r['payload_rows']:>5} {r['concurrency']:>5} {r['throughput_rps']:>9.1f} {r['p50_ms']:>8.2f} "
+        print(f"{r['explain']:>7} {r['payload_rows']:>5} {r['concurrency']:>5} {r['throughput_rps']:>9.1f} "
+              f"{r['p50_ms']:>8.2f} "
               f"{r['p99_ms']:>8.2f} {r['errors']:>7} | {r['in_process']['p50_ms']:>17.3f} "
               f"{r['in_process']['throughput_rps']:>9.1f}")
     print(f"-> {path}")

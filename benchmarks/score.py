@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
-
-from common import ROOT, synthetic_file, tree_rss, write_figures
+from common import measure_process, synthetic_file, write_figures
 from endpoint import train_model
 
 #: rows of the in-process floor (it holds the matrix in memory)
@@ -31,21 +28,8 @@ FLOOR_ROWS = 200_000
 def score_once(model: Path, manifest: Path, data: Path, out: Path, explain: int) -> dict:
     command = [sys.executable, "-m", "churn_pipeline.cli", "score", "--model", str(model), "--manifest",
                str(manifest), "--data", str(data), "--out", str(out), "--explain", str(explain), "--overwrite"]
-    started = time.perf_counter()
-    process = psutil.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak, largest, largest_name = 0, 0, ""
-    while process.poll() is None:
-        total, one, name = tree_rss(process)
-        peak = max(peak, total)
-        if one > largest:
-            largest, largest_name = one, name
-        time.sleep(0.05)
-    wall = time.perf_counter() - started
-    if process.returncode != 0:
-        raise SystemExit(f"score failed:\n{process.stderr.read().decode()[-3000:]}")
-    return {"explain": explain, "wall_seconds": round(wall, 2), "peak_rss_mib": round(peak / 2**20),
-            "largest_process_mib": round(largest / 2**20), "largest_process": largest_name,
-            "output_mib": round(out.stat().st_size / 2**20, 1)}
+    measured = measure_process(command, f"score --explain {explain}")
+    return {"explain": explain, **measured, "output_mib": round(out.stat().st_size / 2**20, 1)}
 
 
 def floor(model: Path, manifest: Path, data: Path, rows: int) -> dict:
@@ -66,7 +50,8 @@ def floor(model: Path, manifest: Path, data: Path, rows: int) -> dict:
     t0 = time.perf_counter()
     explain.contributions(booster, matrix, spec)
     contributions = time.perf_counter() - t0
-    return {"rows": rows, "predict_rows_per_s": round(rows / predict), "contribs_rows_per_s": round(rows / contributions)}
+    return {"rows": rows, "predict_rows_per_s": round(rows / predict),
+            "contribs_rows_per_s": round(rows / contributions)}
 
 
 def main(argv=None) -> dict:

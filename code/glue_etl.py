@@ -20,7 +20,8 @@ import json
 import sys
 
 REQUIRED = ["S3_SOURCE", "S3_DEST"]
-OPTIONAL = {"MODE": "etl", "MANIFEST": "", "TRAIN_KEY": "train", "VAL_KEY": "validation", "TEST_KEY": "test", "TRAIN_FRACTION": "0.7", "VALIDATION_FRACTION": "0.2",
+OPTIONAL = {"MODE": "etl", "MANIFEST": "", "TRAIN_KEY": "train", "VAL_KEY": "validation", "TEST_KEY": "test",
+            "TRAIN_FRACTION": "0.7", "VALIDATION_FRACTION": "0.2",
             "SPLIT_SEED": "42", "ETL_RECORD": "", "ETL_KEY": "", "RUN_ID": "", "SPARK_MASTER": "local[*]"}
 
 

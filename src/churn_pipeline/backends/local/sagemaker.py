@@ -20,6 +20,21 @@ from . import transform
 from .common import JsonStore, arn, now
 
 
+def _run_job_process(module: str, folder: Path, log: Path, failure: Path, kind: str) -> None:
+    """Run a job's process (``python -m <module> <folder>``) as its container; its failure file, or how
+    it ended, becomes a PipelineError (the job's FailureReason)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        finished = subprocess.run([sys.executable, "-m", module, str(folder)], stdout=out, stderr=subprocess.STDOUT)
+    if failure.exists():
+        raise PipelineError(failure.read_text())
+    if finished.returncode != 0:
+        ended = (f"was ended by signal {signal.Signals(-finished.returncode).name}"
+                 if finished.returncode < 0 else f"exited with status {finished.returncode}")
+        tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
+        raise PipelineError(f"the {kind} process {ended} (log: {log}) {tail[0]}".rstrip())
+
+
 def _extract(archive: Path, target: Path) -> None:
     """A ``.tar.gz`` unpacked as the container unpacks the model and the source directory."""
     import tarfile
@@ -91,19 +106,8 @@ class LocalSageMaker:
 
     def _run_container(self, folder: Path) -> dict[str, float]:
         """Run the training process; its final metrics, or its failure as the job's FailureReason."""
-        log = folder / "output" / "training.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "wb") as out:
-            finished = subprocess.run([sys.executable, "-m", training.__name__, str(folder)],
-                                      stdout=out, stderr=subprocess.STDOUT)
-        failure = folder / training.FAILURE_FILE
-        if failure.exists():
-            raise PipelineError(failure.read_text())
-        if finished.returncode != 0:
-            ended = (f"was ended by signal {signal.Signals(-finished.returncode).name}"
-                     if finished.returncode < 0 else f"exited with status {finished.returncode}")
-            tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-            raise PipelineError(f"the training process {ended} (log: {log}) {tail[0]}".rstrip())
+        _run_job_process(training.__name__, folder, folder / "output" / "training.log",
+                         folder / training.FAILURE_FILE, "training")
         metrics = folder / training.METRICS_FILE
         if not metrics.exists():
             raise PipelineError(f"the training process ended without its metrics (log: {log})")
@@ -192,15 +196,8 @@ class LocalSageMaker:
         return folder
 
     def _run_transform(self, folder: Path, output_uri: str) -> None:
-        log = folder / "transform.log"
-        with open(log, "wb") as out:
-            finished = subprocess.run([sys.executable, "-m", transform.__name__, str(folder)],
-                                      stdout=out, stderr=subprocess.STDOUT)
-        failure = folder / transform.FAILURE_FILE
-        if failure.exists():
-            raise PipelineError(failure.read_text())
-        if finished.returncode != 0:
-            raise PipelineError(f"the transform process exited with status {finished.returncode} (log: {log})")
+        _run_job_process(transform.__name__, folder, folder / "transform.log", folder / transform.FAILURE_FILE,
+                         "transform")
         for result in sorted((folder / transform.OUTPUT_DIR).glob("*.out")):
             self.backend.stage_file(str(result), f"{output_uri.rstrip('/')}/{result.name}")
 
