@@ -41,6 +41,10 @@ def parse_arguments(argv):
     for name, default in OPTIONAL.items():
         parser.add_argument(f"--{name}", default=default)
     arguments, _ = parser.parse_known_args(argv)
+    if arguments.MODE not in ("etl", "score"):
+        parser.error(f"--MODE must be etl or score; got {arguments.MODE!r}")
+    if arguments.MODE == "score" and not arguments.MANIFEST:
+        parser.error("--MODE score needs --MANIFEST, the model's feature manifest")
     return vars(arguments)
 
 

@@ -346,6 +346,8 @@ def test_scoring_on_aws_deploys_its_state_machine_and_starts_the_transform(aws_e
     assert sent["OutputFilter"] == f"$[0,{len(manifest['features']) + 1}:]"
     assert sent["ManifestUri"] == f"s3://{BUCKET}/churn/trained/etl/manifest.json" and sent["Cutoff"] == "0.4"
     assert sent["SourceDirUri"].startswith(f"s3://{BUCKET}/churn/code/scoring-")
+    # the input lay outside the roles' prefix: copied inside S3 to where the Glue role reads
+    assert sent["DataUri"].startswith(f"s3://{BUCKET}/churn/scoring/") and sent["DataUri"].endswith("/today.csv")
     assert boto3.client("glue").get_job(JobName="churn-dev-etl")["Job"]["Command"]["ScriptLocation"].endswith(".py")
     definition = json.loads(sfn.describe_state_machine(
         stateMachineArn=f"arn:aws:states:eu-west-1:123456789012:stateMachine:churn-dev-scoring")["definition"])

@@ -37,7 +37,7 @@ def test_score_keeps_every_public_row_with_its_phone_in_input_order(spark, small
                              "contribution_2", "reason_3", "contribution_3"]
     written = np.array([float(r["score"]) for r in rows])
     np.testing.assert_allclose(written, scores, atol=1e-6)
-    assert [r["decision"] for r in rows] == ["1" if s > 0.3 else "0" for s in written]
+    assert [r["decision"] for r in rows] == ["1" if s > 0.3 else "0" for s in scores]  # the model's own scores
     assert scored.offers == sum(r["decision"] == "1" for r in rows) > 0
     per_column, _ = explain.contributions(bundle.booster, matrix, bundle.manifest)
     for row, expected in zip(rows[:50], explain.top_reasons(per_column, explain.reason_columns(manifest), 3)):
@@ -80,6 +80,39 @@ def test_pre_encoded_rows_are_named_by_their_line(spark, small_model, tmp_path):
     assert [r["row"] for r in rows] == [str(i) for i in range(1, len(matrix) + 1)]
     np.testing.assert_allclose([float(r["score"]) for r in rows], booster.inplace_predict(matrix), atol=1e-6)
     assert {r["reason_1"] for r in rows} <= set(explain.reason_columns(manifest))
+
+
+def test_identifiers_are_quoted_as_csv_and_a_blank_one_or_label_is_handled(spark, small_model, synthetic_csv,
+                                                                            tmp_path):
+    """A Phone holding a comma or a quote comes back as written (RFC 4180 quoting), its decision counted; a
+    blank label column is not read when scoring; a blank Phone is refused with its line."""
+    archive, manifest_path, _ = small_model
+    manifest = json.loads(manifest_path.read_text())
+    with open(synthetic_csv, newline="") as handle:
+        records = list(csv.reader(handle))
+    header = records[0]
+    phone, label = header.index("Phone"), header.index("Churn?")
+    records = records[:6]
+    records[1][phone], records[2][phone] = "415,382-4657", 'ext "7"'
+    for record in records[1:]:
+        record[label] = ""
+    customers = tmp_path / "customers.csv"
+    with open(customers, "w", newline="") as out:
+        csv.writer(out).writerows(records)
+    scored = scoring.score_file(spark, archive, manifest, 0.0, str(customers), tmp_path / "scores.csv",
+                                explain_count=2)
+    rows = read_scores(scored.path)
+    assert [r["Phone"] for r in rows] == [record[phone] for record in records[1:]]
+    assert scored.offers == sum(r["decision"] == "1" for r in rows) == 5  # every score is above 0
+    records[3][phone] = " "
+    with open(customers, "w", newline="") as out:
+        csv.writer(out).writerows(records)
+    with pytest.raises(DataValidationError, match=r"customers.csv, line 4, column 'Phone': empty value"):
+        scoring.score_file(spark, archive, manifest, 0.5, str(customers), tmp_path / "other.csv")
+    with pytest.raises(PipelineError, match=r"--explain must be between 0 and \d+ \(the model's columns\); got 99"):
+        scoring.score_file(spark, archive, manifest, 0.5, str(synthetic_csv), tmp_path / "other.csv", 99)
+    with pytest.raises(PipelineError, match="--batch-transform"):
+        scoring.score_file(spark, archive, manifest, 0.5, str(synthetic_csv), "s3://bucket/scores.csv")
 
 
 def test_a_bad_row_is_named_as_in_a_run_and_nothing_is_written(spark, small_model, synthetic_csv, tmp_path):
@@ -152,6 +185,10 @@ def test_a_batch_transform_gives_the_same_columns_as_the_local_score(spark, smal
     assert len(transformed) == 3333
 
 
+def booster_width(archive):
+    return training.load_model_archive(archive).num_features()
+
+
 def test_a_failing_transform_job_says_why_and_writes_nothing(small_model, isolated, tmp_path):
     from churn_pipeline.backends import open_backend
     from churn_pipeline.config import DEFAULTS
@@ -173,7 +210,8 @@ def test_a_failing_transform_job_says_why_and_writes_nothing(small_model, isolat
     sagemaker.create_transform_job(TransformJobName="narrow", **request,
                                    DataProcessing={"InputFilter": "$[1:]", "JoinSource": "Input"})
     job = sagemaker.describe_transform_job(TransformJobName="narrow")
-    assert job["TransformJobStatus"] == "Failed" and "feature" in job["FailureReason"]
+    assert job["TransformJobStatus"] == "Failed"
+    assert job["FailureReason"] == f"PipelineError: rows have 2 features, the model takes {booster_width(archive)}"
     sagemaker.create_transform_job(TransformJobName="two-ranges", **request,
                                    DataProcessing={"InputFilter": "$[0:1,2:]"})
     assert "only single range filters" in sagemaker.describe_transform_job(TransformJobName="two-ranges")[
@@ -195,10 +233,19 @@ def test_score_as_on_aws_runs_the_etl_job_and_a_batch_transform_from_a_state_mac
     model_uri = "s3://churn-pipeline-local/churn/trained/models/job/output/model.tar.gz"
     backend.stage_file(str(archive), model_uri)
     backend.stage_file(str(manifest_path), "s3://churn-pipeline-local/churn/trained/etl/manifest.json")
-    result = scoring.batch_transform(params, model_uri, str(churn_txt), "s3://churn-pipeline-local/scores/",
-                                     explain_count=3, cutoff=0.3, progress=lambda line: None)
+    scores_uri = "s3://churn-pipeline-local/churn/scores/"
+    with pytest.raises(PipelineError, match="writes under s3://churn-pipeline-local/churn/ only"):
+        scoring.batch_transform(params, model_uri, str(churn_txt), "s3://churn-pipeline-local/scores/")
+    result = scoring.batch_transform(params, model_uri, str(churn_txt), scores_uri, explain_count=3, cutoff=0.3,
+                                     progress=lambda line: None)
     assert result["columns"] == scoring.output_columns("Phone", 3) and result["cutoff"] == 0.3
-    outputs = sorted(backend.store.path("s3://churn-pipeline-local/scores").glob("*.csv.out"))
+    outputs = sorted(backend.store.path(scores_uri).glob("*.csv.out"))
+    described = json.loads(backend.store.path(scores_uri + scoring.SCORES_DESCRIPTION).read_text())
+    assert described["columns"] == result["columns"]
+    assert not backend.store.path("s3://churn-pipeline-local/churn/scoring").exists() or not any(
+        backend.store.path("s3://churn-pipeline-local/churn/scoring").rglob("*.csv"))  # encoded rows removed
+    with pytest.raises(PipelineError, match="holds earlier scores"):
+        scoring.batch_transform(params, model_uri, str(churn_txt), scores_uri)
     transformed = [line for path in outputs for line in path.read_text().splitlines()]
     local = scoring.score_file(spark, archive, json.loads(manifest_path.read_text()), 0.3, str(churn_txt),
                                tmp_path / "scores.csv", explain_count=3)

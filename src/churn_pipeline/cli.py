@@ -81,7 +81,7 @@ def _cmd_score(args) -> int:
 
     if args.batch_transform or (args.params and config.load(args.params)["backend"] == "aws"):
         result = scoring.batch_transform(config.load(args.params), args.model, args.data, args.out, args.explain,
-                                         args.cutoff, progress=lambda line: print(line, flush=True))
+                                         args.cutoff, args.overwrite, progress=lambda line: print(line, flush=True))
         if result["status"] == "RUNNING":
             print(f"scoring started: {result['execution_arn']} (wait_for_execution is false); scores will be "
                   f"under {result['output_uri']}")

@@ -125,9 +125,10 @@ def raw_header(first_line: str, source: str, labelled: bool = True) -> list[str]
     return header
 
 
-def check_raw_row(row: list[str], header: list[str], source: str, line: int) -> int:
-    """Check one raw row (``line`` of ``source``); return its label (0 without a label column). The ETL
-    job's Spark checks flag the same rows, and name them with this function's messages."""
+def check_raw_row(row: list[str], header: list[str], source: str, line: int, labelled: bool = True) -> int:
+    """Check one raw row (``line`` of ``source``); return its label. The ETL job's Spark checks flag
+    the same rows, and name them with this function's messages. Customers to score
+    (``labelled=False``) need their identifier and no label (one present is not read)."""
     if len(row) != len(header):
         raise DataValidationError(source, f"has {len(row)} fields, the header has {len(header)}", line=line)
     index = {name: header.index(name) for name in RAW_COLUMNS if name in header}
@@ -140,7 +141,10 @@ def check_raw_row(row: list[str], header: list[str], source: str, line: int) -> 
             raise DataValidationError(source, "empty value", line=line, column=name)
         if name in ("Int'l Plan", "VMail Plan") and value not in YES_NO:
             raise DataValidationError(source, f"value {value!r} is not yes/no", line=line, column=name)
-    if LABEL not in index:
+    if not labelled:
+        if not row[index[IDENTIFIER[0]]].strip():
+            raise DataValidationError(source, "empty value: the scores name each customer by it", line=line,
+                                      column=IDENTIFIER[0])
         return 0
     return _label_value(row[index[LABEL]].strip(), source, line, LABEL)
 

@@ -152,16 +152,19 @@ def _fields(fmt: str, header: list[str]):
         return F.split(F.regexp_replace(F.col("value"), '"', ""), ","), F.lit(False)
     quoted = F.col("value").contains('"')
     schema = ", ".join(f"c{i} STRING" for i in range(len(header))) + ", _bad STRING"
-    parsed = F.from_csv(F.col("value"), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_bad"})
+    # RFC 4180 quoting, as Python's csv reads it: a quote inside a quoted field is doubled
+    parsed = F.from_csv(F.col("value"), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_bad",
+                                                 "escape": '"'})
     plain = F.split(F.col("value"), ",")
     fields = F.when(quoted, F.array(*[parsed.getField(f"c{i}") for i in range(len(header))])).otherwise(plain)
     wrong_width = F.when(quoted, parsed.getField("_bad").isNotNull()).otherwise(F.size(plain) != len(header))
     return fields, wrong_width
 
 
-def _row_problems(fmt: str, header: list[str], width: int):
+def _row_problems(fmt: str, header: list[str], width: int, labelled: bool = True):
     """(a Spark column that is true for a bad row, its label as 0/1, its categorical values) by the
-    rules of ``data``, over the columns ``_fields`` and ``_wrong_width`` of ``Source.rows``."""
+    rules of ``data`` (``check_raw_row``'s ``labelled``), over the columns ``_fields`` and
+    ``_wrong_width`` of ``Source.rows``."""
     from pyspark.sql import functions as F
 
     number = f"^{data.NUMBER_PATTERN}$"
@@ -174,7 +177,9 @@ def _row_problems(fmt: str, header: list[str], width: int):
         checks += [~F.coalesce(F.trim(field[name]).isin(*data.YES_NO), F.lit(False))
                    for name in ("Int'l Plan", "VMail Plan")]
         positive = F.lit(False)
-        if data.LABEL in field:  # customers to score may come without it
+        if not labelled:  # customers to score: named by their identifier; a label is not read
+            checks.append(F.coalesce(F.trim(field[data.IDENTIFIER[0]]), F.lit("")) == "")
+        else:
             label = F.trim(field[data.LABEL])
             checks.append(~F.coalesce(label.isin(*data.TRUE_LABELS, *data.FALSE_LABELS), F.lit(False)))
             positive = label.isin(*data.TRUE_LABELS)
@@ -192,7 +197,8 @@ def _row_problems(fmt: str, header: list[str], width: int):
     return bad, F.coalesce(positive, F.lit(False)).cast("int"), categories
 
 
-def _name_bad_line(fmt: str, header: list[str], width: int, text: str, source: str, line: int):
+def _name_bad_line(fmt: str, header: list[str], width: int, text: str, source: str, line: int,
+                   labelled: bool = True):
     """The error the Python checks give for a line Spark flagged (the same rules, so the same words)."""
     import csv
 
@@ -200,7 +206,7 @@ def _name_bad_line(fmt: str, header: list[str], width: int, text: str, source: s
         return DataValidationError(source, "not UTF-8 text (a byte sequence that is not UTF-8)", line=line)
     try:
         if fmt == "raw":
-            data.check_raw_row(next(csv.reader([text])), header, source, line)
+            data.check_raw_row(next(csv.reader([text])), header, source, line, labelled)
         else:
             data.check_encoded_row(data.split_encoded(text), width, source, line)
     except DataValidationError as error:
@@ -223,6 +229,7 @@ class Source:
         if first is None or not first.strip():
             raise DataValidationError(location, "the file is empty")
         self.location = location
+        self.labelled = labelled
         self.format = data.detect_format(first, location, labelled)
         self.header = data.raw_header(first, location, labelled) if self.format == "raw" else []
         self.width = 0 if self.format == "raw" else len(data.split_encoded(first))
@@ -309,7 +316,7 @@ def bad_rows_error(source: Source, rows, bad_rows: int) -> DataValidationError:
     first_bad = rows.where("_bad_row").orderBy("_id").limit(BAD_ROWS_SHOWN + 1).select("_id", "value").collect()
     lines = source.line_numbers([row["_id"] for row in first_bad])
     error = _name_bad_line(source.format, source.header, source.width, first_bad[0]["value"],
-                           source.location, lines[0])
+                           source.location, lines[0], source.labelled)
     if bad_rows > 1:
         more = ", ".join(str(line) for line in lines[1:BAD_ROWS_SHOWN])
         error = DataValidationError(source.location, f"{error.problem} ({bad_rows:,} bad rows in all; the "
@@ -321,7 +328,7 @@ def bad_rows_error(source: Source, rows, bad_rows: int) -> DataValidationError:
 def check_rows(source: Source) -> None:
     """Every row checked by the rules of ``data`` in one parallel pass, without counting classes (the
     customers a model scores)."""
-    bad, _, _ = _row_problems(source.format, source.header, source.width)
+    bad, _, _ = _row_problems(source.format, source.header, source.width, source.labelled)
     rows = source.rows.select("_id", "value", bad.alias("_bad_row"))
     bad_rows = rows.where("_bad_row").count()
     if bad_rows:

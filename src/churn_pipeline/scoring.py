@@ -85,6 +85,7 @@ def decided(booster, matrix, manifest: dict[str, Any], cutoff: float, explain_co
     import numpy as np
 
     scores = booster.inplace_predict(matrix, validate_features=False) if len(matrix) else np.zeros(0)
+    scores = scores.astype(np.float64)  # compared as the endpoint and the evaluation compare them
     columns = {"score": _decimals(scores), "decision": (scores > cutoff).astype(np.int32)}
     if explain_count and len(matrix):
         names = np.asarray(explain.reason_columns(manifest), dtype=object)
@@ -110,6 +111,14 @@ def batch_scorer(model_path: str, manifest: dict[str, Any], cutoff: float, ident
                                 **decided(booster, matrix, manifest, cutoff, explain_count)})
 
     return score
+
+
+def check_explain_count(explain_count: int, manifest: dict[str, Any]) -> int:
+    """``--explain K``: 0 (no reasons) up to the model's number of raw columns."""
+    columns = len(explain.reason_columns(manifest))
+    if not 0 <= explain_count <= columns:
+        raise PipelineError(f"--explain must be between 0 and {columns} (the model's columns); got {explain_count}")
+    return explain_count
 
 
 def _transform_for(source: etl.Source, manifest: dict[str, Any]) -> features.Transform:
@@ -150,14 +159,17 @@ def encode_for_transform(spark, data_location: str, manifest: dict[str, Any], de
     """The ETL job's scoring mode: ``<identifier>,<features>`` parts without a header under ``dest``,
     in input order (part names sort as the input), what the scoring Batch Transform reads."""
     identifier, frame = encoded_customers(spark, data_location, manifest, s3_client)
-    frame.write.mode("overwrite").csv(dest, header=False)
+    frame.write.mode("overwrite").option("escape", '"').csv(dest, header=False)  # RFC 4180, as Batch Transform reads
     etl.keep_only_csv_parts(dest, s3_client)
     return {"identifier": identifier, "features": len(frame.columns) - 1}
 
 
-def join_parts(folder: Path, header: str, target: Path) -> tuple[int, int]:
-    """Spark's CSV parts, in order, into one file with ``header``; (rows, decisions to offer)."""
+def join_parts(folder: Path, header: str, target: Path, explain_count: int) -> tuple[int, int]:
+    """Spark's CSV parts, in order, into one file with ``header``; (rows, decisions to offer). The
+    decision is read from the right: an identifier may hold a (quoted) comma, reasons and numbers
+    do not."""
     rows = offers = 0
+    from_right = 2 * explain_count + 1
     with open(target, "wb") as out:
         out.write(header.encode() + b"\n")
         for part in sorted(folder.glob("part-*.csv")):
@@ -165,29 +177,31 @@ def join_parts(folder: Path, header: str, target: Path) -> tuple[int, int]:
                 for line in lines:
                     out.write(line)
                     rows += 1
-                    offers += line.split(b",", 3)[2].strip() == b"1"
+                    offers += line.rsplit(b",", from_right)[1].strip() == b"1"
     return rows, offers
 
 
 def score_file(spark, model_path: str | os.PathLike, manifest: dict[str, Any], cutoff: float, data_location: str,
                out: str | os.PathLike, explain_count: int = 0, overwrite: bool = False) -> ScoredFile:
     """Score every row of ``data_location`` into the CSV ``out`` (see the module's docstring)."""
+    if "://" in str(out):
+        raise PipelineError(f"--out {out}: scoring on this machine writes a local file; score into s3:// with "
+                            "--batch-transform (or the aws backend)")
     out = Path(out)
     if out.exists() and not overwrite:
         raise PipelineError(f"{out} exists; scores are not written over an earlier file (choose another --out, "
                             "or pass --overwrite)")
-    if explain_count < 0:
-        raise PipelineError(f"--explain must be 0 or more; got {explain_count}")
+    check_explain_count(explain_count, manifest)
     identifier, frame = encoded_customers(spark, data_location, manifest)
     scored = frame.mapInPandas(batch_scorer(str(model_path), manifest, cutoff, identifier, explain_count),
                                _output_schema(identifier, explain_count))
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        scored.write.mode("overwrite").csv(str(staging / "parts"), header=False)
+        scored.write.mode("overwrite").option("escape", '"').csv(str(staging / "parts"), header=False)
         columns = output_columns(identifier, explain_count)
         partial = staging / out.name
-        rows, offers = join_parts(staging / "parts", ",".join(columns), partial)
+        rows, offers = join_parts(staging / "parts", ",".join(columns), partial, explain_count)
         os.replace(partial, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -270,7 +284,7 @@ def transform_environment(source_dir_uri: str, cutoff: float, explain_count: int
 
 
 def batch_transform(params: dict[str, Any], reference: str, data_location: str, out_uri: str,
-                    explain_count: int = 0, cutoff: float | None = None,
+                    explain_count: int = 0, cutoff: float | None = None, overwrite: bool = False,
                     progress: Callable[[str], None] = print) -> dict[str, Any]:
     """``score`` as AWS runs it: a state machine (``statemachine.build_scoring_definition``) with the
     ETL job in its scoring mode and a Batch Transform; the scores land under ``out_uri`` as one
@@ -281,16 +295,20 @@ def batch_transform(params: dict[str, Any], reference: str, data_location: str, 
     from . import bundles, serving, statemachine, workflow, workspace
     from .backends import open_backend
 
-    if not out_uri.startswith("s3://"):
-        raise PipelineError(f"--out {out_uri}: a Batch Transform writes to an s3:// prefix")
-    if explain_count < 0:
-        raise PipelineError(f"--explain must be 0 or more; got {explain_count}")
     backend = open_backend(params)
     stamp = workspace.new_run_id()
     run = workflow.Run(params, stamp, backend, workspace.artifacts_root() / "scoring" / stamp)
+    out_uri = out_uri.rstrip("/") + "/"
+    if not out_uri.startswith(run.project_prefix + "/"):
+        raise PipelineError(f"--out {out_uri}: a Batch Transform writes with the stack's SageMaker role, which "
+                            f"writes under {run.project_prefix}/ only; choose an --out there")
+    if _prefix_objects(backend, out_uri) and not overwrite:
+        raise PipelineError(f"--out {out_uri} holds earlier scores; they are not mixed with new ones (choose "
+                            "another --out, or pass --overwrite to replace them)")
     model_uri, record = serving.model_in_store(reference, run.registry())
     manifest_uri = serving.manifest_uri_for(model_uri)
     manifest = json.loads(backend.local_copy(manifest_uri).read_text())
+    check_explain_count(explain_count, manifest)
     cutoff, cutoff_origin = serving.decision_cutoff(record, cutoff)
     identifier = _identifier_of(data_location, backend)
     source_dir = bundles.scoring_source_dir(manifest)
@@ -304,15 +322,18 @@ def batch_transform(params: dict[str, Any], reference: str, data_location: str, 
     definition = statemachine.scoring_definition_for(spec, workspace.sdk_cache())
     workflow.deploy_state_machine(run, definition, name=workflow.resource_name(params, "scoring"))
     scratch = f"{run.project_prefix}/scoring/{stamp}"
-    if not data_location.startswith("s3://"):
-        backend.stage_file(data_location, f"{scratch}/{Path(data_location).name}")
-        data_location = f"{scratch}/{Path(data_location).name}"
+    if not data_location.startswith(run.project_prefix + "/"):  # where the Glue role reads: copied there
+        file_name = data_location.rstrip("/").rsplit("/", 1)[-1]
+        backend.stage_file(data_location, f"{scratch}/{file_name}")  # an s3:// input is copied inside S3
+        data_location = f"{scratch}/{file_name}"
     name = workflow.resource_name(params, f"score-{stamp}")
     execution_input = {
         "DataUri": data_location, "EncodedUri": f"{scratch}/customers/", "OutputUri": out_uri,
         "ManifestUri": manifest_uri, "ModelName": name, "ModelDataUrl": model_uri, "SourceDirUri": source_dir_uri,
-        "Cutoff": repr(cutoff), "Explain": str(explain_count), "TransformJobName": name,
+        "Cutoff": repr(float(cutoff)), "Explain": str(explain_count), "TransformJobName": name,
         "OutputFilter": transform_data_processing(len(manifest["features"]))["OutputFilter"]}
+    if overwrite:
+        _remove_prefix(backend, out_uri)
     sfn = backend.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=run.state["state_machine"]["version_arn"], name=stamp,
                               input=json.dumps(execution_input))["executionArn"]
@@ -326,7 +347,36 @@ def batch_transform(params: dict[str, Any], reference: str, data_location: str, 
     history = backend.execution_history(arn)
     run.write_artifact("execution-history.json", history)
     workflow.raise_if_failed(history)
+    # only a complete set of scores gets its description; the encoded customers are not kept
+    backend.stage_bytes(json.dumps({k: result[k] for k in ("columns", "cutoff", "cutoff_origin", "execution_arn",
+                                                           "transform_job")}, indent=2).encode(),
+                        f"{out_uri}{SCORES_DESCRIPTION}")
+    _remove_prefix(backend, scratch + "/")
     return result
+
+
+#: written beside the ``.out`` parts once every part is scored
+SCORES_DESCRIPTION = "_scores.json"
+
+
+def _prefix_objects(backend, uri: str) -> list[str]:
+    """The objects under an ``s3://`` prefix, on either backend."""
+    from .storage import objects_under, split_s3_uri
+
+    if backend.name == "local":
+        folder = backend.store.path(uri)
+        return [str(p) for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+    bucket, key = split_s3_uri(uri)
+    return list(objects_under(backend.s3_client(), bucket, key))
+
+
+def _remove_prefix(backend, uri: str) -> None:
+    from .storage import remove_folder
+
+    if backend.name == "local":
+        remove_folder(str(backend.store.path(uri)))
+    else:
+        remove_folder(uri, backend.s3_client())
 
 
 def _identifier_of(location: str, backend) -> str:

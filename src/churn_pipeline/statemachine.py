@@ -268,7 +268,10 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
 
 def scoring_definition_for(spec: ScoringSpec, cache_dir: Path | None = None) -> dict[str, Any]:
     """``build_scoring_definition(spec)``, built once per spec and validated every time."""
-    definition = _memoised(cache_dir, "scoring-definition", asdict(spec), lambda: build_scoring_definition(spec))
+    from .scoring import CUTOFF_VARIABLE, EXPLAIN_VARIABLE, TRANSFORM_PROGRAM
+
+    inputs = {**asdict(spec), "names": [TRANSFORM_PROGRAM, CUTOFF_VARIABLE, EXPLAIN_VARIABLE]}
+    definition = _memoised(cache_dir, "scoring-definition", inputs, lambda: build_scoring_definition(spec))
     validate_definition(definition)
     return definition
 

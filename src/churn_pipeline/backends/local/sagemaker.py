@@ -106,8 +106,8 @@ class LocalSageMaker:
 
     def _run_container(self, folder: Path) -> dict[str, float]:
         """Run the training process; its final metrics, or its failure as the job's FailureReason."""
-        _run_job_process(training.__name__, folder, folder / "output" / "training.log",
-                         folder / training.FAILURE_FILE, "training")
+        log = folder / "output" / "training.log"
+        _run_job_process(training.__name__, folder, log, folder / training.FAILURE_FILE, "training")
         metrics = folder / training.METRICS_FILE
         if not metrics.exists():
             raise PipelineError(f"the training process ended without its metrics (log: {log})")

@@ -102,6 +102,8 @@ class _BuiltIn:
 
     @staticmethod
     def predict_fn(matrix, booster):
+        if matrix.shape[1] != booster.num_features():
+            raise PipelineError(f"rows have {matrix.shape[1]} features, the model takes {booster.num_features()}")
         return booster.inplace_predict(matrix, validate_features=False)
 
     @staticmethod
