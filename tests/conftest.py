@@ -39,9 +39,10 @@ def synthetic_csv(tmp_path_factory) -> Path:
     return data.write_synthetic(tmp_path_factory.mktemp("data") / "synthetic.csv", rows=1500, seed=7)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def small_model(spark, synthetic_csv, tmp_path_factory):
-    """A model trained on the synthetic data (30 rounds): its ``model.tar.gz``, manifest and ETL folder."""
+    """A model trained on the synthetic data (30 rounds): its ``model.tar.gz``, manifest and ETL folder
+    (built once per test process; read only)."""
     from churn_pipeline import config, etl, training
 
     out = tmp_path_factory.mktemp("model")

@@ -323,13 +323,29 @@ def test_s3_input_is_copied_inside_s3_and_its_sha256_computed_by_s3(aws_env, syn
     assert staged == synthetic_csv.read_bytes()
 
 
-def test_scoring_on_aws_deploys_its_state_machine_and_starts_the_transform(aws_env, small_model, synthetic_csv):
+def tiny_model(folder):
+    """A model archive and manifest of the raw transform, without Spark (moto runs no job: any model does)."""
+    import numpy as np
+    import xgboost as xgb
+
+    from churn_pipeline import data, features, training
+
+    transform = features.raw_transform({column: ["no", "yes"] for column in data.CATEGORICAL})
+    manifest_path = folder / "manifest.json"
+    manifest_path.write_text(json.dumps({"format": "raw", "features": [s["feature"] for s in transform],
+                                         "transform": transform}))
+    matrix = np.random.default_rng(0).random((20, len(transform)))
+    booster = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(matrix, label=[0, 1] * 10), 2)
+    return training.save_model_archive(booster, folder / "model.tar.gz"), manifest_path
+
+
+def test_scoring_on_aws_deploys_its_state_machine_and_starts_the_transform(aws_env, synthetic_csv, tmp_path):
     """`churn-pipeline score` on the aws backend (moto, strict): the ETL job with this package, the
     script's source directory staged by content, the scoring state machine published, and an
     execution started with the model, its manifest and the transform's output filter."""
     from churn_pipeline import scoring
 
-    archive, manifest_path, _ = small_model
+    archive, manifest_path = tiny_model(tmp_path)
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     s3.upload_file(str(archive), BUCKET, "churn/trained/models/job/output/model.tar.gz")

@@ -150,3 +150,33 @@ def test_reasons_with_the_explain_custom_attribute(endpoint, model, synthetic_cs
     assert post(url, raw, csv_kind, attributes="explain=0")[0] == 400
     assert post(url, raw, csv_kind, attributes="explain=many")[0] == 400
     assert post(url, raw, csv_kind, "text/csv", attributes="explain=2")[0] == 406
+
+
+def test_a_served_model_decides_at_its_runs_recorded_cutoff(model, tmp_path):
+    """`serve --model RUN_ID` (what a deploy starts) loads the cutoff notebook 03 recorded; `--cutoff`
+    overrides it; a model without a decision decides at 0.5 and says so."""
+    from churn_pipeline.backends.local import LocalBackend
+    from churn_pipeline.registry import SqliteRegistry
+
+    from test_registry import DECISION, make_record
+
+    archive, manifest, _ = model
+    backend = LocalBackend(None, tmp_path / "home")
+    model_uri = "s3://churn-pipeline-local/churn/run-1/models/job/output/model.tar.gz"
+    backend.stage_file(str(archive), model_uri)
+    backend.stage_file(str(manifest), "s3://churn-pipeline-local/churn/run-1/etl/manifest.json")
+    registry = SqliteRegistry(tmp_path / "registry.db")
+    registry.register(make_record(model_data_url=model_uri))
+    undecided = serving.resolve_model("run-1", backend, registry)
+    assert undecided.cutoff == 0.5 and "no cost-chosen cutoff" in undecided.cutoff_origin
+    registry.record_decision("run-1", DECISION)
+    source = serving.resolve_model("run-1", backend, registry)
+    assert source.cutoff == DECISION["cutoff"] and "chosen by cost in run run-1" in source.cutoff_origin
+    assert serving.resolve_model(model_uri, backend, registry).cutoff == DECISION["cutoff"]  # by its URI too
+    assert serving.resolve_model("run-1", backend, registry, cutoff=0.9).cutoff == 0.9
+    bundle = source.load()
+    features, _ = training.read_channel(sorted((model[2] / "test").glob("part-*.csv"))[0])
+    rows = serving.explained_rows(bundle, features, 1)
+    assert [row["decision"] for row in rows] == [row["score"] > DECISION["cutoff"] for row in rows]
+    between = [row for row in rows if DECISION["cutoff"] < row["score"] <= 0.5]
+    assert between and all(row["decision"] for row in between)  # offered here, not at the default 0.5
