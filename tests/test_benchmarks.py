@@ -13,7 +13,7 @@ from conftest import ROOT
     ("e2e.py", ["--runs", "1", "--rows", "2000"]),
     ("endpoint.py", ["--concurrency", "2", "--payload-rows", "1", "--seconds", "0.3", "--training-rows", "1000",
                      "--workers", "1", "--explain", "0", "3"]),
-    ("score.py", ["--rows", "3000", "--training-rows", "1000", "--explain", "0", "2"]),
+    ("score.py", ["--rows", "3000", "--training-rows", "1000", "--explain", "2"]),
 ])
 def test_benchmark_runs_on_a_tiny_size(script, arguments, tmp_path):
     figures = run_benchmark(script, arguments, tmp_path)
