@@ -352,7 +352,7 @@ def test_scoring_on_aws_deploys_its_state_machine_and_starts_the_transform(aws_e
     s3.upload_file(str(manifest_path), BUCKET, "churn/trained/etl/manifest.json")
     s3.upload_file(str(synthetic_csv), BUCKET, "customers/today.csv")
     result = scoring.batch_transform(dev_params(), f"s3://{BUCKET}/churn/trained/models/job/output/model.tar.gz",
-                                     f"s3://{BUCKET}/customers/today.csv", f"s3://{BUCKET}/churn/scores/",
+                                     f"s3://{BUCKET}/customers/today.csv", f"s3://{BUCKET}/churn/scores/today/",
                                      explain_count=3, cutoff=0.4)
     assert result["status"] == "RUNNING" and result["columns"][:3] == ["Phone", "score", "decision"]
     sfn = boto3.client("stepfunctions")

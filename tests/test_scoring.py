@@ -99,12 +99,16 @@ def test_identifiers_are_quoted_as_csv_and_a_blank_one_or_label_is_handled(spark
     customers = tmp_path / "customers.csv"
     with open(customers, "w", newline="") as out:
         csv.writer(out).writerows(records)
-    scored = scoring.score_file(spark, archive, manifest, 0.0, str(customers), tmp_path / "scores.csv",
+    lines = customers.read_text().splitlines()
+    _, scores, _, _ = expected_scores(archive, manifest_path, lines)
+    cutoff = float(np.median(scores))
+    scored = scoring.score_file(spark, archive, manifest, cutoff, str(customers), tmp_path / "scores.csv",
                                 explain_count=2)
     rows = read_scores(scored.path)
     assert [r["Phone"] for r in rows] == [record[phone] for record in records[1:]]
-    assert scored.offers == sum(r["decision"] == "1" for r in rows) == 5  # every score is above 0
-    records[3][phone] = " "
+    assert [r["decision"] for r in rows] == ["1" if s > cutoff else "0" for s in scores]
+    assert scored.offers == sum(s > cutoff for s in scores) == 2  # the two above the median of five
+    records[3][phone] = " \t"
     with open(customers, "w", newline="") as out:
         csv.writer(out).writerows(records)
     with pytest.raises(DataValidationError, match=r"customers.csv, line 4, column 'Phone': empty value"):
@@ -233,9 +237,13 @@ def test_score_as_on_aws_runs_the_etl_job_and_a_batch_transform_from_a_state_mac
     model_uri = "s3://churn-pipeline-local/churn/trained/models/job/output/model.tar.gz"
     backend.stage_file(str(archive), model_uri)
     backend.stage_file(str(manifest_path), "s3://churn-pipeline-local/churn/trained/etl/manifest.json")
-    scores_uri = "s3://churn-pipeline-local/churn/scores/"
-    with pytest.raises(PipelineError, match="writes under s3://churn-pipeline-local/churn/ only"):
-        scoring.batch_transform(params, model_uri, str(churn_txt), "s3://churn-pipeline-local/scores/")
+    scores_uri = "s3://churn-pipeline-local/churn/scores/today/"
+    for outside in ("s3://churn-pipeline-local/scores/", "s3://churn-pipeline-local/churn/",
+                    "s3://churn-pipeline-local/churn/scores/", "s3://churn-pipeline-local/churn/trained/"):
+        with pytest.raises(PipelineError, match="scores go to a folder of their own under "
+                                                "s3://churn-pipeline-local/churn/scores/"):
+            scoring.batch_transform(params, model_uri, str(churn_txt), outside, overwrite=True)
+    assert backend.object_exists(model_uri)  # nothing was removed
     result = scoring.batch_transform(params, model_uri, str(churn_txt), scores_uri, explain_count=3, cutoff=0.3,
                                      progress=lambda line: None)
     assert result["columns"] == scoring.output_columns("Phone", 3) and result["cutoff"] == 0.3

@@ -60,6 +60,8 @@ class DataSummary:
 
 #: a number as the pipeline accepts it (Python here, the same pattern in Spark in the ETL): no NaN,
 #: no infinities, no digit separators, no type suffixes
+#: a value of white space only (ASCII, as Java's regex ``\s`` and Spark read it): no identifier
+BLANK_PATTERN = r"[ \t\n\x0b\x0c\r]*"
 NUMBER_PATTERN = r"\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*"
 _NUMBER = re.compile(NUMBER_PATTERN)
 #: rows of the file notebook 01 checks and profiles; the ETL job checks every row
@@ -142,7 +144,7 @@ def check_raw_row(row: list[str], header: list[str], source: str, line: int, lab
         if name in ("Int'l Plan", "VMail Plan") and value not in YES_NO:
             raise DataValidationError(source, f"value {value!r} is not yes/no", line=line, column=name)
     if not labelled:
-        if not row[index[IDENTIFIER[0]]].strip():
+        if re.fullmatch(BLANK_PATTERN, row[index[IDENTIFIER[0]]]):
             raise DataValidationError(source, "empty value: the scores name each customer by it", line=line,
                                       column=IDENTIFIER[0])
         return 0

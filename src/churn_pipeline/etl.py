@@ -178,7 +178,7 @@ def _row_problems(fmt: str, header: list[str], width: int, labelled: bool = True
                    for name in ("Int'l Plan", "VMail Plan")]
         positive = F.lit(False)
         if not labelled:  # customers to score: named by their identifier; a label is not read
-            checks.append(F.coalesce(F.trim(field[data.IDENTIFIER[0]]), F.lit("")) == "")
+            checks.append(F.coalesce(field[data.IDENTIFIER[0]].rlike(f"^{data.BLANK_PATTERN}$"), F.lit(True)))
         else:
             label = F.trim(field[data.LABEL])
             checks.append(~F.coalesce(label.isin(*data.TRUE_LABELS, *data.FALSE_LABELS), F.lit(False)))

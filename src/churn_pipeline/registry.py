@@ -100,7 +100,10 @@ DECISION_KEYS = ("cutoff", "retention_offer_cost", "churn_loss")
 def check_decision(record: RegistryRecord, decision: dict[str, float], where: str) -> RegistryRecord:
     """After a conditional write was refused: the record, if it holds this decision (the same cutoff
     for the same costs)."""
-    if record.decision is None or any(record.decision.get(k) != decision.get(k) for k in DECISION_KEYS):
+    if record.decision is None:
+        raise RegistryError(f"the decision of run {record.run_id!r} was refused in {where}, yet its record holds "
+                            "none; nothing was changed")
+    if any(record.decision.get(k) != decision.get(k) for k in DECISION_KEYS):
         raise DecisionExists(
             f"run {record.run_id!r} already decided at cutoff {record.cutoff} (retention_offer_cost "
             f"{record.decision['retention_offer_cost']}, churn_loss {record.decision['churn_loss']}) in {where}; "

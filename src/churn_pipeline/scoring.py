@@ -33,6 +33,9 @@ from typing import Any, Callable, Iterator
 from . import data, etl, explain, features
 from .errors import DataValidationError, PipelineError
 
+#: Spark's CSV writes as RFC 4180 (a quote in a field doubled, as Batch Transform and Python's csv read
+#: it), values as they are (Spark trims white space by default)
+CSV_WRITE = {"escape": '"', "ignoreLeadingWhiteSpace": "false", "ignoreTrailingWhiteSpace": "false"}
 #: the identifier column of pre-encoded input: the row's line in the file
 ROW_NUMBER = "row"
 #: decimals of the written score
@@ -159,7 +162,7 @@ def encode_for_transform(spark, data_location: str, manifest: dict[str, Any], de
     """The ETL job's scoring mode: ``<identifier>,<features>`` parts without a header under ``dest``,
     in input order (part names sort as the input), what the scoring Batch Transform reads."""
     identifier, frame = encoded_customers(spark, data_location, manifest, s3_client)
-    frame.write.mode("overwrite").option("escape", '"').csv(dest, header=False)  # RFC 4180, as Batch Transform reads
+    frame.write.mode("overwrite").options(**CSV_WRITE).csv(dest, header=False)
     etl.keep_only_csv_parts(dest, s3_client)
     return {"identifier": identifier, "features": len(frame.columns) - 1}
 
@@ -198,7 +201,7 @@ def score_file(spark, model_path: str | os.PathLike, manifest: dict[str, Any], c
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        scored.write.mode("overwrite").option("escape", '"').csv(str(staging / "parts"), header=False)
+        scored.write.mode("overwrite").options(**CSV_WRITE).csv(str(staging / "parts"), header=False)
         columns = output_columns(identifier, explain_count)
         partial = staging / out.name
         rows, offers = join_parts(staging / "parts", ",".join(columns), partial, explain_count)
@@ -299,9 +302,11 @@ def batch_transform(params: dict[str, Any], reference: str, data_location: str, 
     stamp = workspace.new_run_id()
     run = workflow.Run(params, stamp, backend, workspace.artifacts_root() / "scoring" / stamp)
     out_uri = out_uri.rstrip("/") + "/"
-    if not out_uri.startswith(run.project_prefix + "/"):
-        raise PipelineError(f"--out {out_uri}: a Batch Transform writes with the stack's SageMaker role, which "
-                            f"writes under {run.project_prefix}/ only; choose an --out there")
+    scores_root = f"{run.project_prefix}/{SCORES_FOLDER}/"
+    if not out_uri.startswith(scores_root) or out_uri == scores_root:
+        raise PipelineError(f"--out {out_uri}: scores go to a folder of their own under {scores_root} (the stack's "
+                            "SageMaker role writes under the project's prefix, where runs, models and code also "
+                            "live: --overwrite must never reach those)")
     if _prefix_objects(backend, out_uri) and not overwrite:
         raise PipelineError(f"--out {out_uri} holds earlier scores; they are not mixed with new ones (choose "
                             "another --out, or pass --overwrite to replace them)")
@@ -355,6 +360,8 @@ def batch_transform(params: dict[str, Any], reference: str, data_location: str, 
     return result
 
 
+#: where batch scores go, one folder per scoring: under the project's prefix, apart from runs and code
+SCORES_FOLDER = "scores"
 #: written beside the ``.out`` parts once every part is scored
 SCORES_DESCRIPTION = "_scores.json"
 
