@@ -169,7 +169,7 @@ def test_a_batch_transform_gives_the_same_columns_as_the_local_score(spark, smal
     sagemaker.create_model(ModelName="scoring", ExecutionRoleArn=DEFAULTS["sagemaker_execution_role"],
                            PrimaryContainer={"Image": "xgboost:3.0-5", "ModelDataUrl": f"{bucket}/model.tar.gz",
                                              "Environment": scoring.transform_environment(
-                                                 f"{bucket}/code/sourcedir.tar.gz", 0.3, 2, "eu-west-1")})
+                                                 f"{bucket}/code/sourcedir.tar.gz", "0.3", "2", "eu-west-1")})
     sagemaker.create_transform_job(
         TransformJobName="scoring-1", ModelName="scoring", MaxPayloadInMB=1, BatchStrategy="MultiRecord",
         TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{bucket}/customers/"}},

@@ -3,6 +3,7 @@ scoring model's source directory (script + package + manifest)."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import tarfile
@@ -55,15 +56,10 @@ def scoring_source_dir(manifest: dict) -> bytes:
     files = [(TRANSFORM_PROGRAM, (workspace.project_root() / "code" / TRANSFORM_PROGRAM).read_bytes()),
              (TRANSFORM_MANIFEST, json.dumps(manifest, sort_keys=True).encode()), *_package_files()]
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT) as archive:
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped, \
+            tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for name, content in files:
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(content), 0o644, 0
             archive.addfile(info, io.BytesIO(content))
-    buffer.seek(0)
-    return _fixed_gzip_time(buffer.getvalue())
-
-
-def _fixed_gzip_time(content: bytes) -> bytes:
-    """gzip writes the time into its header (bytes 4-7): zero it."""
-    return content[:4] + b"\0\0\0\0" + content[8:]
+    return buffer.getvalue()

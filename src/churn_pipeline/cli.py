@@ -79,8 +79,9 @@ def _cmd_serve(args) -> int:
 def _cmd_score(args) -> int:
     from . import etl, scoring, serving
 
-    if args.batch_transform or (args.params and config.load(args.params)["backend"] == "aws"):
-        result = scoring.batch_transform(config.load(args.params), args.model, args.data, args.out, args.explain,
+    params = config.load(args.params)
+    if args.batch_transform or params["backend"] == "aws":
+        result = scoring.batch_transform(params, args.model, args.data, args.out, args.explain,
                                          args.cutoff, args.overwrite, progress=lambda line: print(line, flush=True))
         if result["status"] == "RUNNING":
             print(f"scoring started: {result['execution_arn']} (wait_for_execution is false); scores will be "

@@ -234,12 +234,9 @@ def transform_model(model_dir: str | os.PathLike, code_dir: str | os.PathLike) -
     script, the cutoff and reasons from the model's environment."""
     import json
 
-    import xgboost as xgb
+    from .training import load_model_dir
 
-    from .training import MODEL_FILE
-
-    booster = xgb.Booster()
-    booster.load_model(str(Path(model_dir) / MODEL_FILE))
+    booster = load_model_dir(model_dir)
     manifest = json.loads((Path(code_dir) / TRANSFORM_MANIFEST).read_text())
     return TransformModel(booster, manifest, float(os.environ[CUTOFF_VARIABLE]),
                           int(os.environ.get(EXPLAIN_VARIABLE, "0")))
@@ -279,11 +276,12 @@ def transform_data_processing(features_count: int) -> dict[str, str]:
     return {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": f"$[0,{features_count + 1}:]"}
 
 
-def transform_environment(source_dir_uri: str, cutoff: float, explain_count: int, region: str) -> dict[str, str]:
+def transform_environment(source_dir_uri: Any, cutoff: Any, explain_count: Any, region: str) -> dict[str, Any]:
     """The scoring model's environment: the XGBoost container's script mode (contract row
-    SM-SCRIPT-MODE) and the decision's settings."""
+    SM-SCRIPT-MODE) and the decision's settings, as strings (or the definition's execution-input
+    placeholders for them)."""
     return {"SAGEMAKER_PROGRAM": TRANSFORM_PROGRAM, "SAGEMAKER_SUBMIT_DIRECTORY": source_dir_uri,
-            "SAGEMAKER_REGION": region, CUTOFF_VARIABLE: repr(float(cutoff)), EXPLAIN_VARIABLE: str(explain_count)}
+            "SAGEMAKER_REGION": region, CUTOFF_VARIABLE: cutoff, EXPLAIN_VARIABLE: explain_count}
 
 
 def batch_transform(params: dict[str, Any], reference: str, data_location: str, out_uri: str,
@@ -307,7 +305,7 @@ def batch_transform(params: dict[str, Any], reference: str, data_location: str, 
         raise PipelineError(f"--out {out_uri}: scores go to a folder of their own under {scores_root} (the stack's "
                             "SageMaker role writes under the project's prefix, where runs, models and code also "
                             "live: --overwrite must never reach those)")
-    if _prefix_objects(backend, out_uri) and not overwrite:
+    if backend.keys_under(out_uri) and not overwrite:
         raise PipelineError(f"--out {out_uri} holds earlier scores; they are not mixed with new ones (choose "
                             "another --out, or pass --overwrite to replace them)")
     model_uri, record = serving.model_in_store(reference, run.registry())
@@ -338,7 +336,7 @@ def batch_transform(params: dict[str, Any], reference: str, data_location: str, 
         "Cutoff": repr(float(cutoff)), "Explain": str(explain_count), "TransformJobName": name,
         "OutputFilter": transform_data_processing(len(manifest["features"]))["OutputFilter"]}
     if overwrite:
-        _remove_prefix(backend, out_uri)
+        backend.remove_prefix(out_uri)
     sfn = backend.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=run.state["state_machine"]["version_arn"], name=stamp,
                               input=json.dumps(execution_input))["executionArn"]
@@ -356,7 +354,7 @@ def batch_transform(params: dict[str, Any], reference: str, data_location: str, 
     backend.stage_bytes(json.dumps({k: result[k] for k in ("columns", "cutoff", "cutoff_origin", "execution_arn",
                                                            "transform_job")}, indent=2).encode(),
                         f"{out_uri}{SCORES_DESCRIPTION}")
-    _remove_prefix(backend, scratch + "/")
+    backend.remove_prefix(scratch + "/")
     return result
 
 
@@ -366,33 +364,9 @@ SCORES_FOLDER = "scores"
 SCORES_DESCRIPTION = "_scores.json"
 
 
-def _prefix_objects(backend, uri: str) -> list[str]:
-    """The objects under an ``s3://`` prefix, on either backend."""
-    from .storage import objects_under, split_s3_uri
-
-    if backend.name == "local":
-        folder = backend.store.path(uri)
-        return [str(p) for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
-    bucket, key = split_s3_uri(uri)
-    return list(objects_under(backend.s3_client(), bucket, key))
-
-
-def _remove_prefix(backend, uri: str) -> None:
-    from .storage import remove_folder
-
-    if backend.name == "local":
-        remove_folder(str(backend.store.path(uri)))
-    else:
-        remove_folder(uri, backend.s3_client())
-
-
 def _identifier_of(location: str, backend) -> str:
     """The identifier column of a file's scores, from its first line (the rest is read where it is)."""
-    from .storage import iter_text_lines
-
-    if location.startswith("s3://") and backend.name == "local":
-        location = str(backend.local_copy(location))
-    lines = iter_text_lines(location, backend.s3_client() if location.startswith("s3://") else None)
+    lines = backend.text_lines(location)
     first = next(lines, "")
     lines.close()
     raw = data.detect_format(first, location, labelled=False) == "raw"

@@ -231,7 +231,7 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
     from stepfunctions import steps
     from stepfunctions.inputs import ExecutionInput
 
-    from .scoring import CUTOFF_VARIABLE, EXPLAIN_VARIABLE, TRANSFORM_PROGRAM
+    from .scoring import transform_environment
 
     execution_input = ExecutionInput(schema=scoring_input_schema())
     session = sagemaker.Session(boto_session=boto3.Session(region_name=spec.region))
@@ -244,11 +244,9 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
                            "ModelName": execution_input["ModelName"], "ExecutionRoleArn": spec.sagemaker_role,
                            "PrimaryContainer": {
                                "Image": spec.image, "ModelDataUrl": execution_input["ModelDataUrl"],
-                               "Environment": {"SAGEMAKER_PROGRAM": TRANSFORM_PROGRAM,
-                                               "SAGEMAKER_SUBMIT_DIRECTORY": execution_input["SourceDirUri"],
-                                               "SAGEMAKER_REGION": spec.region,
-                                               CUTOFF_VARIABLE: execution_input["Cutoff"],
-                                               EXPLAIN_VARIABLE: execution_input["Explain"]}}})
+                               "Environment": transform_environment(
+                                   execution_input["SourceDirUri"], execution_input["Cutoff"],
+                                   execution_input["Explain"], spec.region)}})
     transformer = Transformer(model_name="replaced-by-execution-input", instance_count=spec.instance_count,
                               instance_type=spec.instance_type, strategy="MultiRecord", assemble_with="Line",
                               output_path=OUTPUT_PATH_FROM_INPUT, accept="text/csv", max_payload=6,
@@ -268,9 +266,10 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
 
 def scoring_definition_for(spec: ScoringSpec, cache_dir: Path | None = None) -> dict[str, Any]:
     """``build_scoring_definition(spec)``, built once per spec and validated every time."""
-    from .scoring import CUTOFF_VARIABLE, EXPLAIN_VARIABLE, TRANSFORM_PROGRAM
+    from .scoring import transform_environment
 
-    inputs = {**asdict(spec), "names": [TRANSFORM_PROGRAM, CUTOFF_VARIABLE, EXPLAIN_VARIABLE]}
+    # the scoring model's environment comes from scoring.py: a change there is a new definition
+    inputs = {**asdict(spec), "environment": transform_environment("<source>", "<cutoff>", "<explain>", spec.region)}
     definition = _memoised(cache_dir, "scoring-definition", inputs, lambda: build_scoring_definition(spec))
     validate_definition(definition)
     return definition

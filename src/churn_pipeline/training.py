@@ -269,6 +269,15 @@ def run_job(job_dir: str | os.PathLike) -> int:
     return 0
 
 
+def load_model_dir(model_dir: str | os.PathLike):
+    """Load the booster from a model folder (``/opt/ml/model`` once the container extracted the archive)."""
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    booster.load_model(str(Path(model_dir) / MODEL_FILE))
+    return booster
+
+
 def load_model_archive(archive: str | os.PathLike):
     """Load the booster from a ``model.tar.gz`` as the SageMaker container does."""
     import xgboost as xgb

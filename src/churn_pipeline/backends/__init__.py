@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Iterator, Mapping, Protocol
 
 from ..errors import ConfigError
 
@@ -46,6 +46,15 @@ class Backend(Protocol):
 
     def local_copy(self, uri: str) -> Path:
         """A local path holding the object or every object under the prefix ``uri``."""
+
+    def keys_under(self, uri: str) -> list[str]:
+        """The keys of the objects under the prefix ``uri``."""
+
+    def remove_prefix(self, uri: str) -> None:
+        """Remove every object under the prefix ``uri/``."""
+
+    def text_lines(self, location: str) -> Iterator[str]:
+        """The lines of a local file or an ``s3://`` object, read as they are needed."""
 
     def registry(self, table: str) -> Any: ...
 

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 from ..aws_errors import s3_not_found
 from ..errors import PipelineError
-from ..storage import split_s3_uri
+from ..storage import iter_text_lines, objects_under, remove_folder, split_s3_uri
 
 #: the largest object one CopyObject copies; a larger one is copied in parts of COPY_PART_BYTES
 COPY_OBJECT_LIMIT = 5 * 2**30
@@ -207,6 +207,16 @@ class AwsBackend:
         target.parent.mkdir(parents=True, exist_ok=True)
         s3.download_file(bucket, key, str(target))
         return target
+
+    def keys_under(self, uri: str) -> list[str]:
+        bucket, key = split_s3_uri(uri)
+        return list(objects_under(self.s3_client(), bucket, key))
+
+    def remove_prefix(self, uri: str) -> None:
+        remove_folder(uri, self.s3_client())
+
+    def text_lines(self, location: str):
+        return iter_text_lines(location, self.s3_client() if location.startswith("s3://") else None)
 
     def object_exists(self, uri: str) -> bool:
         bucket, key = split_s3_uri(uri)

@@ -7,7 +7,8 @@ import os
 from pathlib import Path
 
 from ...errors import PipelineError
-from ...storage import LocalObjectStore, copy_to_local, sha256_of, split_s3_uri, write_atomic
+from ...storage import (LocalObjectStore, copy_to_local, iter_text_lines, remove_folder, sha256_of, split_s3_uri,
+                        write_atomic)
 
 
 class LocalS3:
@@ -43,6 +44,15 @@ class LocalS3:
         if not path.exists():
             raise PipelineError(f"{uri} does not exist in the local store ({path})")
         return path
+
+    def keys_under(self, uri: str) -> list[str]:
+        return [key for key, _ in self.objects_under(uri)]
+
+    def remove_prefix(self, uri: str) -> None:
+        remove_folder(str(self.store.path(uri)))
+
+    def text_lines(self, location: str):
+        return iter_text_lines(self.store.localize(location))
 
     def objects_under(self, uri: str) -> list[tuple[str, Path]]:
         """Every object whose key starts with the key of ``uri``, as S3 lists a prefix:

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import PipelineError
+from ...scoring import transform_input
+from ...training import load_model_dir
 
 JOB_FILE = "job.json"
 FAILURE_FILE = "failure"
@@ -83,22 +85,8 @@ def _line(fields: list[str]) -> str:
 class _BuiltIn:
     """The built-in XGBoost algorithm's answer: one probability per CSV row of features."""
 
-    @staticmethod
-    def model_fn(model_dir):
-        import xgboost as xgb
-
-        from ...training import MODEL_FILE
-
-        booster = xgb.Booster()
-        booster.load_model(str(Path(model_dir) / MODEL_FILE))
-        return booster
-
-    @staticmethod
-    def input_fn(body, content_type):
-        import numpy as np
-
-        rows = [line.split(",") for line in body.splitlines() if line.strip()]
-        return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+    model_fn = staticmethod(load_model_dir)
+    input_fn = staticmethod(transform_input)  # CSV rows of features, as the scoring script reads them
 
     @staticmethod
     def predict_fn(matrix, booster):
@@ -130,31 +118,36 @@ def run_job(folder: Path) -> None:
     handlers = _handlers(folder, job["Environment"])
     model = handlers.model_fn(str(folder / MODEL_DIR))
     limit = job["MaxPayloadInMB"] * 2**20
+
+    def answer(batch: list[str], name: str) -> list[str]:
+        """One mini-batch through the container; the joined, filtered output lines."""
+        body = "\n".join(_line(select(_row(r), processing["InputFilter"])) for r in batch)
+        text, _ = handlers.output_fn(handlers.predict_fn(handlers.input_fn(body, job["ContentType"]), model),
+                                     job["Accept"])
+        answers = [line for line in (text.decode() if isinstance(text, bytes) else text).splitlines()
+                   if line.strip()]
+        if len(answers) != len(batch):
+            raise PipelineError(f"{name}: the model answered {len(answers)} records for {len(batch)} sent")
+        return [_line(select(_row(record) + _row(out) if processing["JoinSource"] == "Input" else _row(out),
+                             processing["OutputFilter"])) + "\n" for record, out in zip(batch, answers)]
+
     for name, path in job["Inputs"]:
-        with open(path, encoding="utf-8") as handle:
-            records = [line.rstrip("\r\n") for line in handle if line.strip()]
-        joined: list[str] = []
-        start = 0
-        while start < len(records):
-            batch, size = [], 0
-            while start + len(batch) < len(records) and (not batch or size + len(records[start + len(batch)]) < limit):
-                size += len(records[start + len(batch)]) + 1
-                batch.append(records[start + len(batch)])
-            body = "\n".join(_line(select(_row(r), processing["InputFilter"])) for r in batch)
-            answer, _ = handlers.output_fn(handlers.predict_fn(handlers.input_fn(body, job["ContentType"]), model),
-                                           job["Accept"])
-            answers = [line for line in (answer.decode() if isinstance(answer, bytes) else answer).splitlines()
-                       if line.strip()]
-            if len(answers) != len(batch):
-                raise PipelineError(f"{name}: the model answered {len(answers)} records for {len(batch)} sent")
-            for record, out in zip(batch, answers):
-                fields = _row(record) + _row(out) if processing["JoinSource"] == "Input" else _row(out)
-                joined.append(_line(select(fields, processing["OutputFilter"])))
-            start += len(batch)
         target = folder / OUTPUT_DIR / f"{name}.out"
         target.parent.mkdir(parents=True, exist_ok=True)
         staged = target.with_name(target.name + ".partial")
-        staged.write_text("".join(line + "\n" for line in joined))
+        with open(path, encoding="utf-8") as records, open(staged, "w", encoding="utf-8") as out:
+            batch, size = [], 0  # one mini-batch in memory at a time
+            for line in records:
+                record = line.rstrip("\r\n")
+                if not record.strip():
+                    continue
+                if batch and size + len(record) >= limit:
+                    out.writelines(answer(batch, name))
+                    batch, size = [], 0
+                batch.append(record)
+                size += len(record) + 1
+            if batch:
+                out.writelines(answer(batch, name))
         os.replace(staged, target)  # whole or not at all
 
 
