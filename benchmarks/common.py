@@ -88,19 +88,32 @@ def measure_process(command: list[str], what: str, env: dict | None = None) -> d
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise SystemExit(f"{what} failed:\n{process.stderr.read().decode()[-3000:]}")
-    return {"wall_seconds": round(wall, 2), "peak_rss_mib": round(peak / 2**20),
-            "largest_process_mib": round(largest / 2**20), "largest_process": largest_name}
+    return {
+        "wall_seconds": round(wall, 2),
+        "peak_rss_mib": round(peak / 2**20),
+        "largest_process_mib": round(largest / 2**20),
+        "largest_process": largest_name,
+    }
 
 
-def run_pipeline(rows: int | None = None, data: str | None = None, run_id: str = "bench",
-                 extra: list[str] | None = None, scratch: str | None = None) -> dict:
+def run_pipeline(
+    rows: int | None = None,
+    data: str | None = None,
+    run_id: str = "bench",
+    extra: list[str] | None = None,
+    scratch: str | None = None,
+) -> dict:
     """`churn-pipeline run` in a fresh home (or in ``scratch``, to follow an earlier run there); wall
     time, peak tree memory and the run's own figures."""
     with contextlib.ExitStack() as stack:
         if scratch is None:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="churn-bench-"))
-        env = {**os.environ, "CHURN_PIPELINE_HOME": f"{scratch}/home", "CHURN_PIPELINE_ARTIFACTS": f"{scratch}/art",
-               "CHURN_PIPELINE_PROJECT": str(ROOT)}
+        env = {
+            **os.environ,
+            "CHURN_PIPELINE_HOME": f"{scratch}/home",
+            "CHURN_PIPELINE_ARTIFACTS": f"{scratch}/art",
+            "CHURN_PIPELINE_PROJECT": str(ROOT),
+        }
         command = [sys.executable, "-m", "churn_pipeline.cli", "run", "--run-id", run_id, "--quiet", *(extra or [])]
         if rows is not None:
             command += ["-p", f"synthetic_rows={rows}"]
@@ -111,10 +124,13 @@ def run_pipeline(rows: int | None = None, data: str | None = None, run_id: str =
         manifest = json.loads((out / "manifest.json").read_text())
         history = json.loads((out / "execution-history.json").read_text())
         metrics = json.loads((out / "metrics.json").read_text())
-        return {**measured, "notebooks": {n["notebook"]: n["seconds"] for n in manifest["notebooks"]},
-                "states": {s["state"]: s["seconds"] for s in history["states"]},
-                "etl_reused": bool((manifest.get("etl") or {}).get("reused")),
-                "test_accuracy": round(metrics["test"]["accuracy"], 4)}
+        return {
+            **measured,
+            "notebooks": {n["notebook"]: n["seconds"] for n in manifest["notebooks"]},
+            "states": {s["state"]: s["seconds"] for s in history["states"]},
+            "etl_reused": bool((manifest.get("etl") or {}).get("reused")),
+            "test_accuracy": round(metrics["test"]["accuracy"], 4),
+        }
 
 
 def synthetic_file(rows: int, seed: int = 42) -> Path:

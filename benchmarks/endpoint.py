@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import multiprocessing
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -71,8 +69,13 @@ def generate_load(port: int, body: bytes, concurrency: int, seconds: float, expl
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - started
-    return {"requests": len(latencies), "errors": errors[0], "throughput_rps": round(len(latencies) / elapsed, 1),
-            "p50_ms": round(percentile(latencies, 50) * 1000, 2), "p99_ms": round(percentile(latencies, 99) * 1000, 2)}
+    return {
+        "requests": len(latencies),
+        "errors": errors[0],
+        "throughput_rps": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 2),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 2),
+    }
 
 
 def train_model(scratch: Path, rows: int) -> tuple[Path, Path, Path]:
@@ -81,10 +84,14 @@ def train_model(scratch: Path, rows: int) -> tuple[Path, Path, Path]:
     spark = etl.spark_session("local[*]")
     etl.transform(spark, str(synthetic_file(rows)), str(scratch / "etl"))
     spark.stop()
-    booster, _ = training.train(scratch / "etl" / "train", scratch / "etl" / "validation",
-                                training.hyperparameters_from(config.DEFAULTS))
-    return training.save_model_archive(booster, scratch / "model.tar.gz"), scratch / "etl" / "manifest.json", \
-        scratch / "etl" / "test"
+    booster, _ = training.train(
+        scratch / "etl" / "train", scratch / "etl" / "validation", training.hyperparameters_from(config.DEFAULTS)
+    )
+    return (
+        training.save_model_archive(booster, scratch / "model.tar.gz"),
+        scratch / "etl" / "manifest.json",
+        scratch / "etl" / "test",
+    )
 
 
 def in_process_ceiling(model, manifest, matrix, seconds: float, explain: int = 0) -> dict:
@@ -97,8 +104,12 @@ def in_process_ceiling(model, manifest, matrix, seconds: float, explain: int = 0
         t0 = time.perf_counter()
         serving.explained_rows(bundle, matrix, explain) if explain else bundle.predict(matrix)
         latencies.append(time.perf_counter() - t0)
-    return {"calls": len(latencies), "throughput_rps": round(len(latencies) / seconds, 1),
-            "p50_ms": round(percentile(latencies, 50) * 1000, 3), "p99_ms": round(percentile(latencies, 99) * 1000, 3)}
+    return {
+        "calls": len(latencies),
+        "throughput_rps": round(len(latencies) / seconds, 1),
+        "p50_ms": round(percentile(latencies, 50) * 1000, 3),
+        "p99_ms": round(percentile(latencies, 99) * 1000, 3),
+    }
 
 
 def main(argv=None) -> dict:
@@ -118,9 +129,25 @@ def main(argv=None) -> dict:
         model, manifest, test_split = train_model(Path(scratch), args.training_rows)
         features, _ = training.read_channel(test_split)
         port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "churn_pipeline.cli", "serve", "--model", str(model),
-                                   "--manifest", str(manifest), "--port", str(port), "--workers", str(args.workers)],
-                                  cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "churn_pipeline.cli",
+                "serve",
+                "--model",
+                str(model),
+                "--manifest",
+                str(manifest),
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             for _ in range(300):
                 try:
@@ -139,22 +166,37 @@ def main(argv=None) -> dict:
                         with context.Pool(1) as pool:
                             pool.apply(generate_load, (port, body, concurrency, 0.5, explain))  # warm-up
                             load = pool.apply(generate_load, (port, body, concurrency, args.seconds, explain))
-                        results.append({"explain": explain, "payload_rows": rows, "concurrency": concurrency,
-                                        **load, "in_process": ceiling})
+                        results.append(
+                            {
+                                "explain": explain,
+                                "payload_rows": rows,
+                                "concurrency": concurrency,
+                                **load,
+                                "in_process": ceiling,
+                            }
+                        )
         finally:
             server.terminate()
             server.wait(30)
-    figures = {"cpu_count": os.cpu_count(), "workers": args.workers, "seconds_per_point": args.seconds,
-               "results": results}
+    figures = {
+        "cpu_count": os.cpu_count(),
+        "workers": args.workers,
+        "seconds_per_point": args.seconds,
+        "results": results,
+    }
     path = write_figures("endpoint", figures, args.out)
     print(f"endpoint: {args.workers} workers, {os.cpu_count()} cores, load from a separate process on loopback")
-    print(f"{'explain':>7} {'rows':>5} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} | "
-          f"{'in-process p50 ms':>17} {'calls/s':>9}")
+    print(
+        f"{'explain':>7} {'rows':>5} {'conc':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} | "
+        f"{'in-process p50 ms':>17} {'calls/s':>9}"
+    )
     for r in results:
-        print(f"{r['explain']:>7} {r['payload_rows']:>5} {r['concurrency']:>5} {r['throughput_rps']:>9.1f} "
-              f"{r['p50_ms']:>8.2f} "
-              f"{r['p99_ms']:>8.2f} {r['errors']:>7} | {r['in_process']['p50_ms']:>17.3f} "
-              f"{r['in_process']['throughput_rps']:>9.1f}")
+        print(
+            f"{r['explain']:>7} {r['payload_rows']:>5} {r['concurrency']:>5} {r['throughput_rps']:>9.1f} "
+            f"{r['p50_ms']:>8.2f} "
+            f"{r['p99_ms']:>8.2f} {r['errors']:>7} | {r['in_process']['p50_ms']:>17.3f} "
+            f"{r['in_process']['throughput_rps']:>9.1f}"
+        )
     print(f"-> {path}")
     return figures
 

@@ -1,6 +1,6 @@
 """`make bench`: every benchmark at its full size; tables on stdout, figures in benchmarks/out/*.json.
 
-    python benchmarks/run_all.py
+python benchmarks/run_all.py
 """
 
 import platform
@@ -14,10 +14,19 @@ from common import write_figures
 
 
 def main() -> None:
-    figures = {"machine": {"python": platform.python_version(), "platform": platform.platform(),
-                           "processor": platform.processor() or platform.machine()}}
-    for name, module, argv in (("e2e", e2e, ["--runs", "3"]), ("scaling", scaling, []), ("endpoint", endpoint, []),
-                                 ("score", score, [])):
+    figures = {
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+        }
+    }
+    for name, module, argv in (
+        ("e2e", e2e, ["--runs", "3"]),
+        ("scaling", scaling, []),
+        ("endpoint", endpoint, []),
+        ("score", score, []),
+    ):
         print(f"\n== {name} ==", flush=True)
         figures[name] = module.main(argv)
     path = write_figures("figures", figures)

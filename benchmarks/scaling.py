@@ -48,20 +48,28 @@ def bare(path, scratch, rows: int) -> dict:
         for features, labels in training.iter_channel(f"{scratch}/etl/test"):
             tally.add(labels, booster.inplace_predict(features))
         timings["total_seconds"] = time.perf_counter() - started
-    figures = {**{k: round(v, 2) for k, v in timings.items()}, "peak_rss_mib": memory.mib,
-               "largest_process_mib": round(memory.largest / 2**20),
-               "test_accuracy": round(tally.result()["accuracy"], 4)}
+    figures = {
+        **{k: round(v, 2) for k, v in timings.items()},
+        "peak_rss_mib": memory.mib,
+        "largest_process_mib": round(memory.largest / 2**20),
+        "test_accuracy": round(tally.result()["accuracy"], 4),
+    }
     if rows <= IN_MEMORY_MAX_ROWS:  # the same training on channels loaded whole, for the accuracy
         x_train, y_train = training.read_channel(f"{scratch}/etl/train")
         x_val, y_val = training.read_channel(f"{scratch}/etl/validation")
         x_test, y_test = training.read_channel(f"{scratch}/etl/test")
         t0 = time.perf_counter()
-        whole = xgb.train(training._booster_params(hyperparameters), xgb.DMatrix(x_train, label=y_train),
-                          num_boost_round=int(hyperparameters["num_round"]),
-                          evals=[(xgb.DMatrix(x_val, label=y_val), "validation")], verbose_eval=False)
+        whole = xgb.train(
+            training._booster_params(hyperparameters),
+            xgb.DMatrix(x_train, label=y_train),
+            num_boost_round=int(hyperparameters["num_round"]),
+            evals=[(xgb.DMatrix(x_val, label=y_val), "validation")],
+            verbose_eval=False,
+        )
         figures["in_memory_train_seconds"] = round(time.perf_counter() - t0, 2)
         figures["in_memory_test_accuracy"] = round(
-            evaluation.evaluate(y_test, whole.inplace_predict(x_test))["accuracy"], 4)
+            evaluation.evaluate(y_test, whole.inplace_predict(x_test))["accuracy"], 4
+        )
     return figures
 
 
@@ -90,32 +98,53 @@ def main(argv=None) -> dict:
                 bare_figures = pool.apply(bare, (path, scratch, size))
         pipeline = run_pipeline(data=str(path), run_id=f"scale-{size}")
         floor = bare_figures["etl_seconds"] + bare_figures["train_seconds"]
-        rows.append({"rows": size, "bare": bare_figures,
-                     "pipeline": {"total_seconds": pipeline["wall_seconds"], "peak_rss_mib": pipeline["peak_rss_mib"],
-                                  "largest_process_mib": pipeline["largest_process_mib"],
-                                  "largest_process": pipeline["largest_process"],
-                                  "notebook_01_seconds": pipeline["notebooks"]["01-etl-setup.ipynb"],
-                                  "etl_seconds": pipeline["states"]["ETL"],
-                                  "train_seconds": pipeline["states"]["Model Training"],
-                                  "test_accuracy": pipeline["test_accuracy"]},
-                     "ratio_to_floor": round(pipeline["wall_seconds"] / floor, 2)})
-        print(f"{size:>9} rows: bare ETL + training {floor:.1f} s, pipeline {pipeline['wall_seconds']:.1f} s "
-              f"(x{rows[-1]['ratio_to_floor']})", file=sys.stderr, flush=True)
+        rows.append(
+            {
+                "rows": size,
+                "bare": bare_figures,
+                "pipeline": {
+                    "total_seconds": pipeline["wall_seconds"],
+                    "peak_rss_mib": pipeline["peak_rss_mib"],
+                    "largest_process_mib": pipeline["largest_process_mib"],
+                    "largest_process": pipeline["largest_process"],
+                    "notebook_01_seconds": pipeline["notebooks"]["01-etl-setup.ipynb"],
+                    "etl_seconds": pipeline["states"]["ETL"],
+                    "train_seconds": pipeline["states"]["Model Training"],
+                    "test_accuracy": pipeline["test_accuracy"],
+                },
+                "ratio_to_floor": round(pipeline["wall_seconds"] / floor, 2),
+            }
+        )
+        print(
+            f"{size:>9} rows: bare ETL + training {floor:.1f} s, pipeline {pipeline['wall_seconds']:.1f} s "
+            f"(x{rows[-1]['ratio_to_floor']})",
+            file=sys.stderr,
+            flush=True,
+        )
     sizes = [r["rows"] for r in rows]
-    figures = {"cpu_count": os.cpu_count(), "sizes": rows,
-               "exponents": {"pipeline_total": exponent(sizes, [r["pipeline"]["total_seconds"] for r in rows]),
-                             "bare_etl": exponent(sizes, [r["bare"]["etl_seconds"] for r in rows]),
-                             "bare_train": exponent(sizes, [r["bare"]["train_seconds"] for r in rows])}}
+    figures = {
+        "cpu_count": os.cpu_count(),
+        "sizes": rows,
+        "exponents": {
+            "pipeline_total": exponent(sizes, [r["pipeline"]["total_seconds"] for r in rows]),
+            "bare_etl": exponent(sizes, [r["bare"]["etl_seconds"] for r in rows]),
+            "bare_train": exponent(sizes, [r["bare"]["train_seconds"] for r in rows]),
+        },
+    }
     path = write_figures("scaling", figures, args.out)
-    print(f"{'rows':>9} | {'bare ETL':>8} {'train':>7} {'MiB':>6} {'acc':>6} {'in-mem':>6} | {'nb01':>5} "
-          f"{'pipe ETL':>8} {'train':>7} {'total':>7} {'tree MiB':>8} {'max MiB':>7} {'acc':>6} | {'ratio':>5}")
+    print(
+        f"{'rows':>9} | {'bare ETL':>8} {'train':>7} {'MiB':>6} {'acc':>6} {'in-mem':>6} | {'nb01':>5} "
+        f"{'pipe ETL':>8} {'train':>7} {'total':>7} {'tree MiB':>8} {'max MiB':>7} {'acc':>6} | {'ratio':>5}"
+    )
     for r in rows:
         b, p = r["bare"], r["pipeline"]
         in_memory = f"{b['in_memory_test_accuracy']:.4f}" if "in_memory_test_accuracy" in b else "-"
-        print(f"{r['rows']:>9} | {b['etl_seconds']:>8.1f} {b['train_seconds']:>7.1f} {b['largest_process_mib']:>6} "
-              f"{b['test_accuracy']:.4f} {in_memory:>6} | {p['notebook_01_seconds']:>5.1f} {p['etl_seconds']:>8.1f} "
-              f"{p['train_seconds']:>7.1f} {p['total_seconds']:>7.1f} {p['peak_rss_mib']:>8} "
-              f"{p['largest_process_mib']:>7} {p['test_accuracy']:.4f} | {r['ratio_to_floor']:>5.2f}")
+        print(
+            f"{r['rows']:>9} | {b['etl_seconds']:>8.1f} {b['train_seconds']:>7.1f} {b['largest_process_mib']:>6} "
+            f"{b['test_accuracy']:.4f} {in_memory:>6} | {p['notebook_01_seconds']:>5.1f} {p['etl_seconds']:>8.1f} "
+            f"{p['train_seconds']:>7.1f} {p['total_seconds']:>7.1f} {p['peak_rss_mib']:>8} "
+            f"{p['largest_process_mib']:>7} {p['test_accuracy']:.4f} | {r['ratio_to_floor']:>5.2f}"
+        )
     print(f"largest process per size: {[r['pipeline']['largest_process'] for r in rows]}")
     print(f"fitted exponents (time ~ rows^b): {figures['exponents']} -> {path}")
     return figures

@@ -26,8 +26,23 @@ FLOOR_ROWS = 200_000
 
 
 def score_once(model: Path, manifest: Path, data: Path, out: Path, explain: int) -> dict:
-    command = [sys.executable, "-m", "churn_pipeline.cli", "score", "--model", str(model), "--manifest",
-               str(manifest), "--data", str(data), "--out", str(out), "--explain", str(explain), "--overwrite"]
+    command = [
+        sys.executable,
+        "-m",
+        "churn_pipeline.cli",
+        "score",
+        "--model",
+        str(model),
+        "--manifest",
+        str(manifest),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--explain",
+        str(explain),
+        "--overwrite",
+    ]
     measured = measure_process(command, f"score --explain {explain}")
     return {"explain": explain, **measured, "output_mib": round(out.stat().st_size / 2**20, 1)}
 
@@ -50,8 +65,11 @@ def floor(model: Path, manifest: Path, data: Path, rows: int) -> dict:
     t0 = time.perf_counter()
     explain.contributions(booster, matrix, spec)
     contributions = time.perf_counter() - t0
-    return {"rows": rows, "predict_rows_per_s": round(rows / predict),
-            "contribs_rows_per_s": round(rows / contributions)}
+    return {
+        "rows": rows,
+        "predict_rows_per_s": round(rows / predict),
+        "contribs_rows_per_s": round(rows / contributions),
+    }
 
 
 def main(argv=None) -> dict:
@@ -75,10 +93,14 @@ def main(argv=None) -> dict:
     print(f"score: {args.rows:,} customers, {os.cpu_count()} cores; one `churn-pipeline score` process per line")
     print(f"{'explain':>7} {'wall s':>8} {'rows/s':>9} {'peak MiB':>9} {'largest MiB':>12}  largest process")
     for r in results:
-        print(f"{r['explain']:>7} {r['wall_seconds']:>8.1f} {r['rows_per_s']:>9,} {r['peak_rss_mib']:>9,} "
-              f"{r['largest_process_mib']:>12,}  {r['largest_process']}")
-    print(f"floor (XGBoost alone, {ceiling['rows']:,} rows in memory, all cores): predict "
-          f"{ceiling['predict_rows_per_s']:,} rows/s, with contributions {ceiling['contribs_rows_per_s']:,} rows/s")
+        print(
+            f"{r['explain']:>7} {r['wall_seconds']:>8.1f} {r['rows_per_s']:>9,} {r['peak_rss_mib']:>9,} "
+            f"{r['largest_process_mib']:>12,}  {r['largest_process']}"
+        )
+    print(
+        f"floor (XGBoost alone, {ceiling['rows']:,} rows in memory, all cores): predict "
+        f"{ceiling['predict_rows_per_s']:,} rows/s, with contributions {ceiling['contribs_rows_per_s']:,} rows/s"
+    )
     print(f"-> {path}")
     return figures
 

@@ -20,9 +20,20 @@ import json
 import sys
 
 REQUIRED = ["S3_SOURCE", "S3_DEST"]
-OPTIONAL = {"MODE": "etl", "MANIFEST": "", "TRAIN_KEY": "train", "VAL_KEY": "validation", "TEST_KEY": "test",
-            "TRAIN_FRACTION": "0.7", "VALIDATION_FRACTION": "0.2",
-            "SPLIT_SEED": "42", "ETL_RECORD": "", "ETL_KEY": "", "RUN_ID": "", "SPARK_MASTER": "local[*]"}
+OPTIONAL = {
+    "MODE": "etl",
+    "MANIFEST": "",
+    "TRAIN_KEY": "train",
+    "VAL_KEY": "validation",
+    "TEST_KEY": "test",
+    "TRAIN_FRACTION": "0.7",
+    "VALIDATION_FRACTION": "0.2",
+    "SPLIT_SEED": "42",
+    "ETL_RECORD": "",
+    "ETL_KEY": "",
+    "RUN_ID": "",
+    "SPARK_MASTER": "local[*]",
+}
 
 
 def _in_glue() -> bool:
@@ -80,8 +91,9 @@ def main(argv=None):
         seed=int(arguments["SPLIT_SEED"]),
     )
     if arguments["ETL_RECORD"]:  # last: a record names only output that is complete
-        etl.write_etl_record(arguments["ETL_RECORD"], key=arguments["ETL_KEY"], run_id=arguments["RUN_ID"],
-                             manifest=manifest)
+        etl.write_etl_record(
+            arguments["ETL_RECORD"], key=arguments["ETL_KEY"], run_id=arguments["RUN_ID"], manifest=manifest
+        )
     print(json.dumps({"rows": manifest["rows"], "features": len(manifest["features"])}))
     return manifest
 

@@ -17,7 +17,12 @@ def handler(event, context):
     job = backends.client("sagemaker").describe_training_job(TrainingJobName=name)
     metrics = metrics_by_name(job.get("FinalMetricDataList", []))
     if "validation:accuracy" not in metrics:
-        raise ValueError(f"training job {name} reported no validation:error metric; "
-                         "keep 'error' in the eval_metric hyper-parameter")
-    return {"TrainingJobName": name, "TrainingJobStatus": job["TrainingJobStatus"],
-            "ModelDataUrl": job.get("ModelArtifacts", {}).get("S3ModelArtifacts"), "metrics": metrics}
+        raise ValueError(
+            f"training job {name} reported no validation:error metric; keep 'error' in the eval_metric hyper-parameter"
+        )
+    return {
+        "TrainingJobName": name,
+        "TrainingJobStatus": job["TrainingJobStatus"],
+        "ModelDataUrl": job.get("ModelArtifacts", {}).get("S3ModelArtifacts"),
+        "metrics": metrics,
+    }

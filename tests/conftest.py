@@ -14,8 +14,13 @@ CHURN_TXT = ROOT.parent / "shared" / "data" / "churn.txt"
 
 
 #: modules that run whole pipelines or notebooks (kernels, Spark, the CLI)
-PIPELINE_MODULES = {"test_pipeline.py", "test_notebooks_aws.py", "test_benchmarks.py", "test_benchmark_scaling.py",
-                    "test_nbval.py"}
+PIPELINE_MODULES = {
+    "test_pipeline.py",
+    "test_notebooks_aws.py",
+    "test_benchmarks.py",
+    "test_benchmark_scaling.py",
+    "test_nbval.py",
+}
 
 
 def pytest_collection_modifyitems(items):
@@ -47,8 +52,11 @@ def small_model(spark, synthetic_csv, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("model")
     etl.transform(spark, str(synthetic_csv), str(out / "etl"))
-    booster, _ = training.train(out / "etl" / "train", out / "etl" / "validation",
-                                training.hyperparameters_from(dict(config.DEFAULTS, num_round=30)))
+    booster, _ = training.train(
+        out / "etl" / "train",
+        out / "etl" / "validation",
+        training.hyperparameters_from(dict(config.DEFAULTS, num_round=30)),
+    )
     archive = training.save_model_archive(booster, out / "model.tar.gz")
     return archive, out / "etl" / "manifest.json", out / "etl"
 
@@ -69,16 +77,24 @@ def churn_txt() -> Path:
     return CHURN_TXT
 
 
-
-ROLE_NAMES = ("workflow_execution_role", "sagemaker_execution_role", "glue_role", "lambda_role",
-              "model_registry_lambda_role")
+ROLE_NAMES = (
+    "workflow_execution_role",
+    "sagemaker_execution_role",
+    "glue_role",
+    "lambda_role",
+    "model_registry_lambda_role",
+)
 ACCOUNT = "123456789012"
 
 
 def fake_aws_credentials(monkeypatch, **extra: str) -> None:
     """Credentials and a region that only moto accepts (never a real account's)."""
-    for name, value in {"AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
-                        "AWS_SECRET_ACCESS_KEY": "testing", **extra}.items():
+    for name, value in {
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        **extra,
+    }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
@@ -92,22 +108,28 @@ def create_account_resources(monkeypatch) -> None:
     iam = boto3.client("iam")
     for name in ROLE_NAMES:
         role = f"churn-dev-{name.replace('_', '-')}"
-        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                         "Principal": {"Service": ROLE_SERVICES[name]}}]}
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": ROLE_SERVICES[name]}}
+            ],
+        }
         iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
         monkeypatch.setenv(name, f"  arn:aws:iam::{ACCOUNT}:role/{role}\n")  # stray white space, as pasted
     boto3.client("dynamodb").create_table(
-        TableName="churn-dev-model-registry", KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+        TableName="churn-dev-model-registry",
+        KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 @pytest.fixture
 def aws_env(monkeypatch, isolated):
     """moto held to AWS's behaviours (``strict_aws``) for every AWS call, with the account's roles,
     role variables and registry table."""
-    from moto import mock_aws
-
     import strict_aws
+    from moto import mock_aws
 
     from churn_pipeline.backends.aws import AwsBackend
 

@@ -28,17 +28,42 @@ def _original(cls: type, name: str):
 
 
 # --- Glue ----------------------------------------------------------------------------------------
-GLUE_SPARK_WORKER_TYPES = {"Standard", "G.1X", "G.2X", "G.4X", "G.8X", "G.12X", "G.16X", "R.1X", "R.2X", "R.4X",
-                           "R.8X", "Z.2X"}
-_JOB_FIELDS = {"Description": "description", "LogUri": "log_uri", "Role": "role",
-               "ExecutionProperty": "execution_property", "Command": "command",
-               "DefaultArguments": "default_arguments", "NonOverridableArguments": "non_overridable_arguments",
-               "Connections": "connections", "MaxRetries": "max_retries", "AllocatedCapacity": "allocated_capacity",
-               "Timeout": "timeout", "MaxCapacity": "max_capacity", "SecurityConfiguration": "security_configuration",
-               "NotificationProperty": "notification_property", "GlueVersion": "glue_version",
-               "NumberOfWorkers": "number_of_workers", "WorkerType": "worker_type",
-               "CodeGenConfigurationNodes": "code_gen_configuration_nodes", "ExecutionClass": "execution_class",
-               "SourceControlDetails": "source_control_details"}
+GLUE_SPARK_WORKER_TYPES = {
+    "Standard",
+    "G.1X",
+    "G.2X",
+    "G.4X",
+    "G.8X",
+    "G.12X",
+    "G.16X",
+    "R.1X",
+    "R.2X",
+    "R.4X",
+    "R.8X",
+    "Z.2X",
+}
+_JOB_FIELDS = {
+    "Description": "description",
+    "LogUri": "log_uri",
+    "Role": "role",
+    "ExecutionProperty": "execution_property",
+    "Command": "command",
+    "DefaultArguments": "default_arguments",
+    "NonOverridableArguments": "non_overridable_arguments",
+    "Connections": "connections",
+    "MaxRetries": "max_retries",
+    "AllocatedCapacity": "allocated_capacity",
+    "Timeout": "timeout",
+    "MaxCapacity": "max_capacity",
+    "SecurityConfiguration": "security_configuration",
+    "NotificationProperty": "notification_property",
+    "GlueVersion": "glue_version",
+    "NumberOfWorkers": "number_of_workers",
+    "WorkerType": "worker_type",
+    "CodeGenConfigurationNodes": "code_gen_configuration_nodes",
+    "ExecutionClass": "execution_class",
+    "SourceControlDetails": "source_control_details",
+}
 
 
 def _check_worker_type(definition: dict) -> None:
@@ -57,8 +82,9 @@ def _glue_create_job(self):
     existing = self.glue_backend.jobs.get(name)
     if existing is not None:
         if getattr(existing, "strict_definition", None) != definition:
-            raise JsonRESTError("IdempotentParameterMismatchException",
-                                "Job already submitted with different configuration")
+            raise JsonRESTError(
+                "IdempotentParameterMismatchException", "Job already submitted with different configuration"
+            )
         raise JsonRESTError("AlreadyExistsException", f"Job with name {name} already exists")
     result = _original(type(self), "create_job")(self)
     self.glue_backend.jobs[name].strict_definition = definition
@@ -72,8 +98,7 @@ def _glue_update_job(self):
     job = self.glue_backend.get_job(name)  # EntityNotFoundException when missing
     _check_worker_type(update)
     tags = self.glue_backend.get_tags(job.arn)
-    self.glue_backend.create_job(name=name, tags=tags,
-                                 **{field: update.get(key) for key, field in _JOB_FIELDS.items()})
+    self.glue_backend.create_job(name=name, tags=tags, **{field: update.get(key) for key, field in _JOB_FIELDS.items()})
     replaced = self.glue_backend.jobs[name]
     replaced.created_on, replaced.strict_definition = job.created_on, dict(update)
     return ActionResult({"JobName": name})
@@ -102,8 +127,11 @@ def _lambda_refuse_while_changing(method_name: str):
         """LAMBDA-UPDATE: no change while the function is Pending or an update is in progress."""
         function = self.get_function(function_name, qualifier)
         if function.state != "Active" or getattr(function, "strict_update_in_progress", False):
-            conflict = JsonRESTError("ResourceConflictException", "The operation cannot be performed at this time. "
-                                     f"An update is in progress for resource: {function.function_arn}")
+            conflict = JsonRESTError(
+                "ResourceConflictException",
+                "The operation cannot be performed at this time. "
+                f"An update is in progress for resource: {function.function_arn}",
+            )
             conflict.code = 409
             raise conflict
         result = _original(type(self), method_name)(self, function_name, qualifier, body)
@@ -150,8 +178,9 @@ def _sfn_list_state_machine_versions(self):
     """SFN-VERSIONS (moto lacks ListStateMachineVersions): newest first."""
     machine = self.stepfunction_backend.describe_state_machine(self._get_param("stateMachineArn"))
     versions = [machine.versions[n] for n in sorted(machine.versions, reverse=True)]
-    return ActionResult({"stateMachineVersions": [{"stateMachineVersionArn": v.arn, "creationDate": v.creation_date}
-                                                  for v in versions]})
+    return ActionResult(
+        {"stateMachineVersions": [{"stateMachineVersionArn": v.arn, "creationDate": v.creation_date} for v in versions]}
+    )
 
 
 def _sfn_delete_state_machine_version(self):
@@ -200,8 +229,10 @@ def _sagemaker_create_training_job(self, training_job_name, *args, **kwargs):
     from moto.sagemaker.exceptions import ResourceInUseException
 
     if training_job_name in self.training_jobs:
-        raise ResourceInUseException(f"Training job names must be unique within an AWS account and region, and "
-                                     f"a training job with this name already exists ({training_job_name})")
+        raise ResourceInUseException(
+            f"Training job names must be unique within an AWS account and region, and "
+            f"a training job with this name already exists ({training_job_name})"
+        )
     return _original(type(self), "create_training_job")(self, training_job_name, *args, **kwargs)
 
 
@@ -236,12 +267,15 @@ def apply(monkeypatch) -> None:
     for name in ("update_function_code", "update_function_configuration"):
         _patch(monkeypatch, LambdaBackend, name, _lambda_refuse_while_changing(name))
     _patch(monkeypatch, StepFunctionBackend, "create_state_machine", _sfn_create_state_machine)
-    monkeypatch.setattr(StepFunctionResponse, "publish_state_machine_version", _sfn_publish_state_machine_version,
-                        raising=False)
-    monkeypatch.setattr(StepFunctionResponse, "list_state_machine_versions", _sfn_list_state_machine_versions,
-                        raising=False)
-    monkeypatch.setattr(StepFunctionResponse, "delete_state_machine_version", _sfn_delete_state_machine_version,
-                        raising=False)
+    monkeypatch.setattr(
+        StepFunctionResponse, "publish_state_machine_version", _sfn_publish_state_machine_version, raising=False
+    )
+    monkeypatch.setattr(
+        StepFunctionResponse, "list_state_machine_versions", _sfn_list_state_machine_versions, raising=False
+    )
+    monkeypatch.setattr(
+        StepFunctionResponse, "delete_state_machine_version", _sfn_delete_state_machine_version, raising=False
+    )
     monkeypatch.setattr(StepFunctionResponse, "redrive_execution", _sfn_redrive_execution, raising=False)
     monkeypatch.setattr(StateMachineVersion, "start_execution", _version_start_execution, raising=False)
     _patch(monkeypatch, SageMakerModelBackend, "create_model", _sagemaker_create_model)

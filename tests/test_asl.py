@@ -28,9 +28,22 @@ def test_parameters_with_paths_and_context_and_result_path():
         seen.update(parameters)
         return {"ok": True}
 
-    definition = machine({"T": {"Type": "Task", "Resource": "r", "End": True, "ResultPath": "$.result",
-                                "Parameters": {"fixed": 1, "value.$": "$.x", "run.$": "$$.Execution.Input['RunId']",
-                                               "nested": {"name.$": "$$.Execution.Name"}}}})
+    definition = machine(
+        {
+            "T": {
+                "Type": "Task",
+                "Resource": "r",
+                "End": True,
+                "ResultPath": "$.result",
+                "Parameters": {
+                    "fixed": 1,
+                    "value.$": "$.x",
+                    "run.$": "$$.Execution.Input['RunId']",
+                    "nested": {"name.$": "$$.Execution.Name"},
+                },
+            }
+        }
+    )
     execution = run(definition, {"r": task}, {"x": 5, "RunId": "r1"})
     assert execution.status == "SUCCEEDED"
     assert seen == {"fixed": 1, "value": 5, "run": "r1", "nested": {"name": "t"}}
@@ -38,20 +51,36 @@ def test_parameters_with_paths_and_context_and_result_path():
 
 
 def test_input_output_paths_and_result_selector():
-    definition = machine({
-        "P": {"Type": "Pass", "InputPath": "$.inner", "Result": {"a": {"b": 2}}, "ResultPath": "$.r", "Next": "T"},
-        "T": {"Type": "Task", "Resource": "r", "ResultSelector": {"v.$": "$.value"}, "ResultPath": "$.sel",
-              "OutputPath": "$.sel", "End": True}})
+    definition = machine(
+        {
+            "P": {"Type": "Pass", "InputPath": "$.inner", "Result": {"a": {"b": 2}}, "ResultPath": "$.r", "Next": "T"},
+            "T": {
+                "Type": "Task",
+                "Resource": "r",
+                "ResultSelector": {"v.$": "$.value"},
+                "ResultPath": "$.sel",
+                "OutputPath": "$.sel",
+                "End": True,
+            },
+        }
+    )
     execution = run(definition, {"r": lambda p: {"value": 9, "noise": 1}}, {"inner": {"k": 1}, "outer": 0})
     assert execution.output == {"v": 9}
 
 
 @pytest.mark.parametrize("value, expected", [(0.95, "Yes"), (0.90, "No"), ("0.95", "No")])
 def test_choice_numeric_greater_than(value, expected):
-    definition = machine({
-        "C": {"Type": "Choice", "Choices": [{"Variable": "$.m['validation:accuracy']", "NumericGreaterThan": 0.9,
-                                              "Next": "Yes"}], "Default": "No"},
-        "Yes": {"Type": "Succeed"}, "No": {"Type": "Fail", "Error": "Low", "Cause": "too low"}})
+    definition = machine(
+        {
+            "C": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.m['validation:accuracy']", "NumericGreaterThan": 0.9, "Next": "Yes"}],
+                "Default": "No",
+            },
+            "Yes": {"Type": "Succeed"},
+            "No": {"Type": "Fail", "Error": "Low", "Cause": "too low"},
+        }
+    )
     execution = run(definition, execution_input={"m": {"validation:accuracy": value}})
     assert execution.status == ("SUCCEEDED" if expected == "Yes" else "FAILED")
     if expected == "No":
@@ -59,9 +88,13 @@ def test_choice_numeric_greater_than(value, expected):
 
 
 def test_choice_combinators_and_missing_default():
-    rule = {"And": [{"Variable": "$.a", "StringEquals": "x"},
-                    {"Not": {"Variable": "$.b", "BooleanEquals": True}},
-                    {"Or": [{"Variable": "$.c", "IsPresent": True}, {"Variable": "$.d", "NumericLessThanEquals": 1}]}]}
+    rule = {
+        "And": [
+            {"Variable": "$.a", "StringEquals": "x"},
+            {"Not": {"Variable": "$.b", "BooleanEquals": True}},
+            {"Or": [{"Variable": "$.c", "IsPresent": True}, {"Variable": "$.d", "NumericLessThanEquals": 1}]},
+        ]
+    }
     definition = machine({"C": {"Type": "Choice", "Choices": [{**rule, "Next": "S"}]}, "S": {"Type": "Succeed"}})
     assert run(definition, execution_input={"a": "x", "b": False, "d": 1}).status == "SUCCEEDED"
     failed = run(definition, execution_input={"a": "x", "b": True, "d": 1})
@@ -77,9 +110,23 @@ def test_retry_then_success_and_context_retry_count():
             raise TaskFailed("Lambda.ServiceException", "try again")
         return {"n": len(calls)}
 
-    definition = machine({"T": {"Type": "Task", "Resource": "r", "End": True,
-                                "Retry": [{"ErrorEquals": ["Lambda.ServiceException"], "MaxAttempts": 3,
-                                           "IntervalSeconds": 1, "BackoffRate": 2.0}]}})
+    definition = machine(
+        {
+            "T": {
+                "Type": "Task",
+                "Resource": "r",
+                "End": True,
+                "Retry": [
+                    {
+                        "ErrorEquals": ["Lambda.ServiceException"],
+                        "MaxAttempts": 3,
+                        "IntervalSeconds": 1,
+                        "BackoffRate": 2.0,
+                    }
+                ],
+            }
+        }
+    )
     execution = run(definition, {"r": flaky})
     assert execution.status == "SUCCEEDED" and execution.output == {"n": 3}
     assert [e["type"] for e in execution.history].count("TaskFailed") == 2
@@ -89,8 +136,16 @@ def test_retry_gives_up_after_max_attempts():
     def broken(parameters):
         raise TaskFailed("Lambda.ServiceException", "down")
 
-    definition = machine({"T": {"Type": "Task", "Resource": "r", "End": True,
-                                "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2}]}})
+    definition = machine(
+        {
+            "T": {
+                "Type": "Task",
+                "Resource": "r",
+                "End": True,
+                "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2}],
+            }
+        }
+    )
     execution = run(definition, {"r": broken})
     assert (execution.status, execution.error, execution.failed_state) == ("FAILED", "Lambda.ServiceException", "T")
     assert [e["type"] for e in execution.history].count("TaskScheduled") == 3
@@ -100,11 +155,20 @@ def test_catch_routes_the_error_with_result_path():
     def broken(parameters):
         raise TaskFailed("Custom.Error", "boom")
 
-    definition = machine({
-        "T": {"Type": "Task", "Resource": "r", "End": True,
-              "Catch": [{"ErrorEquals": ["Other"], "Next": "S"},
-                        {"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.error", "Next": "S"}]},
-        "S": {"Type": "Pass", "End": True}})
+    definition = machine(
+        {
+            "T": {
+                "Type": "Task",
+                "Resource": "r",
+                "End": True,
+                "Catch": [
+                    {"ErrorEquals": ["Other"], "Next": "S"},
+                    {"ErrorEquals": ["States.TaskFailed"], "ResultPath": "$.error", "Next": "S"},
+                ],
+            },
+            "S": {"Type": "Pass", "End": True},
+        }
+    )
     execution = run(definition, {"r": broken}, {"keep": 1})
     assert execution.output == {"keep": 1, "error": {"Error": "Custom.Error", "Cause": "boom"}}
 
@@ -115,11 +179,14 @@ def test_missing_path_fails_the_execution_with_states_runtime():
     assert execution.error == "States.Runtime" and "missing" in execution.cause
 
 
-@pytest.mark.parametrize("state, message", [
-    ({"Type": "Map", "End": True}, "type 'Map' is not supported"),
-    ({"Type": "Task", "Resource": "arn:aws:states:::ecs:runTask", "End": True}, "has no local runner"),
-    ({"Type": "Pass", "Next": "Nowhere"}, "unknown state 'Nowhere'"),
-])
+@pytest.mark.parametrize(
+    "state, message",
+    [
+        ({"Type": "Map", "End": True}, "type 'Map' is not supported"),
+        ({"Type": "Task", "Resource": "arn:aws:states:::ecs:runTask", "End": True}, "has no local runner"),
+        ({"Type": "Pass", "Next": "Nowhere"}, "unknown state 'Nowhere'"),
+    ],
+)
 def test_unsupported_definitions_are_refused_before_running(state, message):
     with pytest.raises(StateMachineError, match=message):
         asl.LocalExecutor(machine({"S": state}), {})
@@ -127,16 +194,27 @@ def test_unsupported_definitions_are_refused_before_running(state, message):
 
 def test_states_format_joins_literals_paths_and_the_context():
     """SFN-REDRIVE-NAMES: the training job name of a redriven execution carries $$.Execution.RedriveCount."""
-    definition = machine({"P": {"Type": "Pass", "Parameters": {
-        "x.$": "States.Format('{}-{}', $.name, $$.Execution.RedriveCount)",
-        "y.$": "States.Format('it\\'s {} of {}', $.n, 'two')",
-        "z.$": "States.Format('\\{\\} {}', $.name)"}, "End": True}})
+    definition = machine(
+        {
+            "P": {
+                "Type": "Pass",
+                "Parameters": {
+                    "x.$": "States.Format('{}-{}', $.name, $$.Execution.RedriveCount)",
+                    "y.$": "States.Format('it\\'s {} of {}', $.n, 'two')",
+                    "z.$": "States.Format('\\{\\} {}', $.name)",
+                },
+                "End": True,
+            }
+        }
+    )
     execution = run(definition, execution_input={"name": "job", "n": 1})
     assert execution.output == {"x": "job-0", "y": "it's 1 of two", "z": "{} job"}
 
 
-@pytest.mark.parametrize("expression", ["States.JsonMerge($.a, $.b, false)", "States.Format('{} {}', $.a)",
-                                        "States.Format($.a)", "States.Format()"])
+@pytest.mark.parametrize(
+    "expression",
+    ["States.JsonMerge($.a, $.b, false)", "States.Format('{} {}', $.a)", "States.Format($.a)", "States.Format()"],
+)
 def test_other_intrinsics_and_bad_arguments_fail_loudly(expression):
     definition = machine({"P": {"Type": "Pass", "Parameters": {"x.$": expression}, "End": True}})
     try:
@@ -163,11 +241,18 @@ def test_redrive_continues_from_the_failed_state_with_its_input():
         calls.append(("first", parameters))
         return 1
 
-    definition = machine({
-        "A": {"Type": "Task", "Resource": "arn:first", "ResultPath": "$.a", "Next": "B"},
-        "B": {"Type": "Task", "Resource": "arn:flaky", "Parameters": {"a.$": "$.a",
-                                                                     "n.$": "$$.Execution.RedriveCount"},
-              "ResultPath": "$.b", "End": True}})
+    definition = machine(
+        {
+            "A": {"Type": "Task", "Resource": "arn:first", "ResultPath": "$.a", "Next": "B"},
+            "B": {
+                "Type": "Task",
+                "Resource": "arn:flaky",
+                "Parameters": {"a.$": "$.a", "n.$": "$$.Execution.RedriveCount"},
+                "ResultPath": "$.b",
+                "End": True,
+            },
+        }
+    )
     executor = asl.LocalExecutor(definition, {"arn:first": first, "arn:flaky": flaky})
     execution = executor.run({"x": 1}, name="e")
     assert execution.status == "FAILED" and execution.failed_state == "B"
@@ -183,8 +268,9 @@ def test_redrive_continues_from_the_failed_state_with_its_input():
 
 
 def test_history_records_each_state_with_input_output_and_times():
-    definition = machine({"A": {"Type": "Pass", "Result": 1, "ResultPath": "$.a", "Next": "B"},
-                          "B": {"Type": "Succeed"}})
+    definition = machine(
+        {"A": {"Type": "Pass", "Result": 1, "ResultPath": "$.a", "Next": "B"}, "B": {"Type": "Succeed"}}
+    )
     execution = run(definition, execution_input={})
     rows = execution.states()
     assert [(r["state"], r["status"]) for r in rows] == [("A", "SUCCEEDED"), ("B", "SUCCEEDED")]
@@ -198,8 +284,11 @@ def test_an_interrupted_execution_is_closed_as_aborted_not_left_running():
         raise KeyboardInterrupt
 
     seen = []
-    executor = asl.LocalExecutor(machine({"T": {"Type": "Task", "Resource": "arn:t", "End": True}}),
-                                 {"arn:t": interrupted}, on_event=lambda execution: seen.append(execution.status))
+    executor = asl.LocalExecutor(
+        machine({"T": {"Type": "Task", "Resource": "arn:t", "End": True}}),
+        {"arn:t": interrupted},
+        on_event=lambda execution: seen.append(execution.status),
+    )
     with pytest.raises(KeyboardInterrupt):
         executor.run({}, name="e")
     assert seen[-1] == "ABORTED"

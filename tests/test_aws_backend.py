@@ -12,7 +12,6 @@ from churn_pipeline import asl, config, statemachine, workflow
 from churn_pipeline.backends.aws import normalise_history
 from churn_pipeline.backends.local import LocalBackend
 from churn_pipeline.errors import ConfigError, ExecutionFailed, PipelineError
-
 from conftest import ROLE_NAMES, ROOT
 
 BUCKET = "sagemaker-eu-west-1-123456789012"
@@ -39,8 +38,11 @@ def test_first_run_creates_every_resource(aws_env, synthetic_csv):
     keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]}
     assert "churn/first/raw/synthetic.csv" in keys
     code = sorted(k for k in keys if k.startswith("churn/code/"))  # shared by runs, named by content
-    assert [k.rsplit("-", 1)[0] for k in code] == ["churn/code/churn_pipeline", "churn/code/functions",
-                                                    "churn/code/glue_etl"]
+    assert [k.rsplit("-", 1)[0] for k in code] == [
+        "churn/code/churn_pipeline",
+        "churn/code/functions",
+        "churn/code/glue_etl",
+    ]
 
     job = boto3.client("glue").get_job(JobName="churn-dev-etl")["Job"]
     assert job["GlueVersion"] == "5.0" and job["WorkerType"] == "G.1X" and job["NumberOfWorkers"] == 2
@@ -61,7 +63,8 @@ def test_first_run_creates_every_resource(aws_env, synthetic_csv):
 def test_the_deployed_definition_is_byte_for_byte_the_local_executors(aws_env, synthetic_csv):
     run, _, _ = deploy(dev_params(run_id="bytes"), synthetic_csv)
     deployed = boto3.client("stepfunctions").describe_state_machine(
-        stateMachineArn=run.state["state_machine"]["version_arn"])["definition"]
+        stateMachineArn=run.state["state_machine"]["version_arn"]
+    )["definition"]
     saved = (run.artifacts_dir / "statemachine.json").read_text()
     assert deployed == saved
     # the very text the local executor interprets, mapped onto local runners
@@ -73,42 +76,60 @@ def test_second_run_changes_nothing_and_publishes_no_version(aws_env, synthetic_
     """LAMBDA-CODE-SHA256 SFN-PUBLISH-ONLY-CHANGES SM-S3PREFIX"""
     first, _, _ = deploy(dev_params(run_id="one"), synthetic_csv)
     run, outcomes, _ = deploy(dev_params(run_id="two"), synthetic_csv)
-    assert outcomes == {"glue": "unchanged", "churn-dev-query-training-status": "unchanged",
-                        "churn-dev-update-model-registry": "unchanged", "state_machine": "unchanged"}
+    assert outcomes == {
+        "glue": "unchanged",
+        "churn-dev-query-training-status": "unchanged",
+        "churn-dev-update-model-registry": "unchanged",
+        "state_machine": "unchanged",
+    }
     assert len(boto3.client("lambda").list_functions()["Functions"]) == 2
     sfn = boto3.client("stepfunctions")
     assert [m["name"] for m in sfn.list_state_machines()["stateMachines"]] == ["churn-dev-training-pipeline"]
     assert run.state["state_machine"]["version_arn"] == first.state["state_machine"]["version_arn"]
     versions = sfn.list_state_machine_versions(stateMachineArn=run.state["state_machine"]["arn"])
     assert len(versions["stateMachineVersions"]) == 1
-    assert (run.artifacts_dir / "statemachine.json").read_text() == (first.artifacts_dir / "statemachine.json").read_text()
+    assert (run.artifacts_dir / "statemachine.json").read_text() == (
+        first.artifacts_dir / "statemachine.json"
+    ).read_text()
     executions = sfn.list_executions(stateMachineArn=run.state["state_machine"]["arn"])["executions"]
     assert sorted(e["name"] for e in executions) == ["one", "two"]
-    inputs = {e["name"]: json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]) for e in executions}
+    inputs = {
+        e["name"]: json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]) for e in executions
+    }
     assert inputs["two"]["DataUri"] == f"s3://{BUCKET}/churn/two/raw/synthetic.csv"
     assert inputs["two"]["TrainUri"] == f"s3://{BUCKET}/churn/two/etl/train/"
 
 
 def test_a_changed_definition_updates_in_place_and_publishes_one_version(aws_env, synthetic_csv):
     deploy(dev_params(run_id="one"), synthetic_csv)
-    run, outcomes, _ = deploy(dev_params(run_id="two", accuracy_threshold=0.8, glue_number_of_workers=3,
-                                         lambda_runtime="python3.11"), synthetic_csv)
-    assert outcomes == {"glue": "updated", "churn-dev-query-training-status": "updated",
-                        "churn-dev-update-model-registry": "updated", "state_machine": "updated"}
+    run, outcomes, _ = deploy(
+        dev_params(run_id="two", accuracy_threshold=0.8, glue_number_of_workers=3, lambda_runtime="python3.11"),
+        synthetic_csv,
+    )
+    assert outcomes == {
+        "glue": "updated",
+        "churn-dev-query-training-status": "updated",
+        "churn-dev-update-model-registry": "updated",
+        "state_machine": "updated",
+    }
     assert boto3.client("glue").get_job(JobName="churn-dev-etl")["Job"]["NumberOfWorkers"] == 3
     assert run.state["state_machine"]["version_arn"].endswith(":2")
     deployed = boto3.client("stepfunctions").describe_state_machine(
-        stateMachineArn=run.state["state_machine"]["version_arn"])["definition"]
+        stateMachineArn=run.state["state_machine"]["version_arn"]
+    )["definition"]
     assert deployed == (run.artifacts_dir / "statemachine.json").read_text()
 
 
 def test_versions_beyond_the_retention_count_are_deleted(aws_env, synthetic_csv):
     """SFN-VERSION-QUOTA"""
     for number, threshold in enumerate((0.81, 0.82, 0.83, 0.84)):
-        run, _, _ = deploy(dev_params(run_id=f"r{number}", accuracy_threshold=threshold,
-                                      state_machine_versions_to_keep=2), synthetic_csv)
+        run, _, _ = deploy(
+            dev_params(run_id=f"r{number}", accuracy_threshold=threshold, state_machine_versions_to_keep=2),
+            synthetic_csv,
+        )
     versions = boto3.client("stepfunctions").list_state_machine_versions(
-        stateMachineArn=run.state["state_machine"]["arn"])["stateMachineVersions"]
+        stateMachineArn=run.state["state_machine"]["arn"]
+    )["stateMachineVersions"]
     assert [v["stateMachineVersionArn"].rsplit(":", 1)[1] for v in versions] == ["4", "3"]
     assert run.state["state_machine"]["versions_deleted"] == 1
 
@@ -120,8 +141,9 @@ def test_a_closed_execution_is_not_started_again_and_says_how_to_go_on(aws_env, 
     assert history["status"] == "FAILED"
     with pytest.raises(PipelineError, match=r"ended FAILED in state .+ --resume closed.+ start a new run"):
         workflow.execute(run)
-    executions = boto3.client("stepfunctions").list_executions(
-        stateMachineArn=run.state["state_machine"]["arn"])["executions"]
+    executions = boto3.client("stepfunctions").list_executions(stateMachineArn=run.state["state_machine"]["arn"])[
+        "executions"
+    ]
     assert [e["name"] for e in executions] == ["closed"]
 
 
@@ -148,8 +170,9 @@ def test_a_retry_of_the_same_run_starts_no_second_execution(aws_env, synthetic_c
     """SFN-START-RUNNING-IDEMPOTENT"""
     run, _, _ = deploy(dev_params(run_id="retry"), synthetic_csv)
     workflow.execute(run)
-    executions = boto3.client("stepfunctions").list_executions(
-        stateMachineArn=run.state["state_machine"]["arn"])["executions"]
+    executions = boto3.client("stepfunctions").list_executions(stateMachineArn=run.state["state_machine"]["arn"])[
+        "executions"
+    ]
     assert [e["name"] for e in executions] == ["retry"]
 
 
@@ -196,8 +219,9 @@ def test_lambda_update_waits_until_the_function_is_ready(aws_env, synthetic_csv)
             workflow.wait_for_function(run, "f")
         finally:
             workflow.time.sleep = saved
-        stub.add_response("get_function_configuration", {"LastUpdateStatus": "Failed",
-                                                         "LastUpdateStatusReason": "bad zip"})
+        stub.add_response(
+            "get_function_configuration", {"LastUpdateStatus": "Failed", "LastUpdateStatusReason": "bad zip"}
+        )
         with pytest.raises(PipelineError, match="bad zip"):
             workflow.wait_for_function(run, "f")
 
@@ -206,27 +230,53 @@ def test_normalise_history_from_real_event_shapes():
     t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
     events = [
         {"id": 1, "type": "ExecutionStarted", "timestamp": t0, "executionStartedEventDetails": {"input": "{}"}},
-        {"id": 2, "type": "TaskStateEntered", "timestamp": t0,
-         "stateEnteredEventDetails": {"name": "ETL", "input": "{}"}},
-        {"id": 3, "type": "TaskStateExited", "timestamp": t0 + timedelta(seconds=90),
-         "stateExitedEventDetails": {"name": "ETL", "output": '{"a": 1}'}},
-        {"id": 4, "type": "TaskStateEntered", "timestamp": t0 + timedelta(seconds=90),
-         "stateEnteredEventDetails": {"name": "Model Training", "input": '{"a": 1}'}},
-        {"id": 5, "type": "TaskFailed", "timestamp": t0 + timedelta(seconds=95),
-         "taskFailedEventDetails": {"error": "SageMaker.ValidationException", "cause": "bad channel"}},
-        {"id": 6, "type": "ExecutionFailed", "timestamp": t0 + timedelta(seconds=95),
-         "executionFailedEventDetails": {"error": "SageMaker.ValidationException", "cause": "bad channel"}},
+        {
+            "id": 2,
+            "type": "TaskStateEntered",
+            "timestamp": t0,
+            "stateEnteredEventDetails": {"name": "ETL", "input": "{}"},
+        },
+        {
+            "id": 3,
+            "type": "TaskStateExited",
+            "timestamp": t0 + timedelta(seconds=90),
+            "stateExitedEventDetails": {"name": "ETL", "output": '{"a": 1}'},
+        },
+        {
+            "id": 4,
+            "type": "TaskStateEntered",
+            "timestamp": t0 + timedelta(seconds=90),
+            "stateEnteredEventDetails": {"name": "Model Training", "input": '{"a": 1}'},
+        },
+        {
+            "id": 5,
+            "type": "TaskFailed",
+            "timestamp": t0 + timedelta(seconds=95),
+            "taskFailedEventDetails": {"error": "SageMaker.ValidationException", "cause": "bad channel"},
+        },
+        {
+            "id": 6,
+            "type": "ExecutionFailed",
+            "timestamp": t0 + timedelta(seconds=95),
+            "executionFailedEventDetails": {"error": "SageMaker.ValidationException", "cause": "bad channel"},
+        },
     ]
     described = {"executionArn": "arn:x", "name": "r", "status": "FAILED", "input": "{}", "startDate": t0}
     history = normalise_history(described, events)
     assert [(s["state"], s["status"], s["seconds"]) for s in history["states"]] == [
-        ("ETL", "SUCCEEDED", 90.0), ("Model Training", "FAILED", None)]
+        ("ETL", "SUCCEEDED", 90.0),
+        ("Model Training", "FAILED", None),
+    ]
     assert (history["failedState"], history["error"], history["cause"]) == (
-        "Model Training", "SageMaker.ValidationException", "bad channel")
+        "Model Training",
+        "SageMaker.ValidationException",
+        "bad channel",
+    )
     json.dumps(history)  # every value is JSON-safe
 
 
 # --- guard rails ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ROLE_NAMES)
 def test_a_missing_role_variable_is_named(aws_env, monkeypatch, name):
@@ -268,8 +318,11 @@ def test_waiting_shows_the_state_the_execution_is_in(aws_env, synthetic_csv, mon
     monkeypatch.setattr(workflow.time, "monotonic", lambda: next(clock))
     monkeypatch.setattr(workflow.time, "sleep", lambda seconds: None)
     lines = []
-    run = workflow.start_run(dict(dev_params(run_id="progress", wait_for_execution=True,
-                                             execution_timeout_minutes=1), data=str(synthetic_csv)))
+    run = workflow.start_run(
+        dict(
+            dev_params(run_id="progress", wait_for_execution=True, execution_timeout_minutes=1), data=str(synthetic_csv)
+        )
+    )
     workflow.stage_data(run)
     workflow.deploy_etl_job(run)
     workflow.deploy_functions(run)
@@ -289,12 +342,14 @@ def test_a_run_on_the_same_data_reuses_the_recorded_etl_output(aws_env, syntheti
     s3 = boto3.client("s3")
     # what code/glue_etl.py leaves when the first run's ETL job finishes (moto runs no Glue job)
     s3.put_object(Bucket=BUCKET, Key="churn/first/etl/manifest.json", Body=json.dumps({"features": ["a"]}))
-    etl.write_etl_record(first.state["etl"]["record_uri"], first.state["etl"]["key"], "first",
-                         {"rows": {"train": 1}}, s3)
+    etl.write_etl_record(
+        first.state["etl"]["record_uri"], first.state["etl"]["key"], "first", {"rows": {"train": 1}}, s3
+    )
     second, _, _ = deploy(dev_params(run_id="second"), synthetic_csv)
     assert second.state["etl"]["reused"] and second.state["etl"]["source_run_id"] == "first"
-    started = json.loads(boto3.client("stepfunctions").describe_execution(
-        executionArn=second.state["execution_arn"])["input"])
+    started = json.loads(
+        boto3.client("stepfunctions").describe_execution(executionArn=second.state["execution_arn"])["input"]
+    )
     assert started["ReuseEtl"] is True and started["EtlSourceRunId"] == "first"
     assert started["TrainUri"] == f"s3://{BUCKET}/churn/first/etl/train/"
     copied = json.loads(s3.get_object(Bucket=BUCKET, Key="churn/second/etl/manifest.json")["Body"].read())
@@ -332,8 +387,9 @@ def tiny_model(folder):
 
     transform = features.raw_transform({column: ["no", "yes"] for column in data.CATEGORICAL})
     manifest_path = folder / "manifest.json"
-    manifest_path.write_text(json.dumps({"format": "raw", "features": [s["feature"] for s in transform],
-                                         "transform": transform}))
+    manifest_path.write_text(
+        json.dumps({"format": "raw", "features": [s["feature"] for s in transform], "transform": transform})
+    )
     matrix = np.random.default_rng(0).random((20, len(transform)))
     booster = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(matrix, label=[0, 1] * 10), 2)
     return training.save_model_archive(booster, folder / "model.tar.gz"), manifest_path
@@ -351,9 +407,14 @@ def test_scoring_on_aws_deploys_its_state_machine_and_starts_the_transform(aws_e
     s3.upload_file(str(archive), BUCKET, "churn/trained/models/job/output/model.tar.gz")
     s3.upload_file(str(manifest_path), BUCKET, "churn/trained/etl/manifest.json")
     s3.upload_file(str(synthetic_csv), BUCKET, "customers/today.csv")
-    result = scoring.batch_transform(dev_params(), f"s3://{BUCKET}/churn/trained/models/job/output/model.tar.gz",
-                                     f"s3://{BUCKET}/customers/today.csv", f"s3://{BUCKET}/churn/scores/today/",
-                                     explain_count=3, cutoff=0.4)
+    result = scoring.batch_transform(
+        dev_params(),
+        f"s3://{BUCKET}/churn/trained/models/job/output/model.tar.gz",
+        f"s3://{BUCKET}/customers/today.csv",
+        f"s3://{BUCKET}/churn/scores/today/",
+        explain_count=3,
+        cutoff=0.4,
+    )
     assert result["status"] == "RUNNING" and result["columns"][:3] == ["Phone", "score", "decision"]
     sfn = boto3.client("stepfunctions")
     execution = sfn.describe_execution(executionArn=result["execution_arn"])
@@ -365,6 +426,9 @@ def test_scoring_on_aws_deploys_its_state_machine_and_starts_the_transform(aws_e
     # the input lay outside the roles' prefix: copied inside S3 to where the Glue role reads
     assert sent["DataUri"].startswith(f"s3://{BUCKET}/churn/scoring/") and sent["DataUri"].endswith("/today.csv")
     assert boto3.client("glue").get_job(JobName="churn-dev-etl")["Job"]["Command"]["ScriptLocation"].endswith(".py")
-    definition = json.loads(sfn.describe_state_machine(
-        stateMachineArn=f"arn:aws:states:eu-west-1:123456789012:stateMachine:churn-dev-scoring")["definition"])
+    definition = json.loads(
+        sfn.describe_state_machine(
+            stateMachineArn="arn:aws:states:eu-west-1:123456789012:stateMachine:churn-dev-scoring"
+        )["definition"]
+    )
     assert definition["States"][statemachine.STATE_SCORE]["Resource"].endswith("createTransformJob.sync")

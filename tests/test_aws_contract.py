@@ -17,7 +17,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from churn_pipeline.backends.local import LocalBackend
-
 from conftest import ACCOUNT, ROOT
 
 BUCKET = "contract-bucket"
@@ -36,14 +35,16 @@ class Target:
 def target(request, tmp_path):
     if request.param == "local":
         backend = LocalBackend(None, tmp_path / "home")
-        yield Target("local", backend.client,
-                     lambda key, body: backend.stage_bytes(body, f"s3://{BUCKET}/{key}"))
+        yield Target("local", backend.client, lambda key, body: backend.stage_bytes(body, f"s3://{BUCKET}/{key}"))
         return
     request.getfixturevalue("aws_env")
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    yield Target("moto", lambda service: boto3.client(service, region_name="eu-west-1"),
-                 lambda key, body: s3.put_object(Bucket=BUCKET, Key=key, Body=body))
+    yield Target(
+        "moto",
+        lambda service: boto3.client(service, region_name="eu-west-1"),
+        lambda key, body: s3.put_object(Bucket=BUCKET, Key=key, Body=body),
+    )
 
 
 def code(error) -> str:
@@ -51,9 +52,15 @@ def code(error) -> str:
 
 
 def job_definition(**changes):
-    return {"Role": ROLE, "GlueVersion": "5.0", "WorkerType": "G.1X", "NumberOfWorkers": 2,
-            "Command": {"Name": "glueetl", "ScriptLocation": f"s3://{BUCKET}/etl.py", "PythonVersion": "3"},
-            "DefaultArguments": {"--job-language": "python"}, **changes}
+    return {
+        "Role": ROLE,
+        "GlueVersion": "5.0",
+        "WorkerType": "G.1X",
+        "NumberOfWorkers": 2,
+        "Command": {"Name": "glueetl", "ScriptLocation": f"s3://{BUCKET}/etl.py", "PythonVersion": "3"},
+        "DefaultArguments": {"--job-language": "python"},
+        **changes,
+    }
 
 
 # --- Glue ------------------------------------------------------------------------------------------
@@ -106,8 +113,12 @@ def test_lambda_function_is_pending_after_create_and_refuses_changes_until_ready
     """LAMBDA-PENDING, LAMBDA-UPDATE-IN-PROGRESS, LAMBDA-CREATE-EXISTING"""
     target.put_object("fn.zip", _bundle())
     functions = target.client("lambda")
-    settings = {"Role": ROLE, "Handler": "fn.handler", "Runtime": "python3.12",
-                "Code": {"S3Bucket": BUCKET, "S3Key": "fn.zip"}}
+    settings = {
+        "Role": ROLE,
+        "Handler": "fn.handler",
+        "Runtime": "python3.12",
+        "Code": {"S3Bucket": BUCKET, "S3Key": "fn.zip"},
+    }
     created = functions.create_function(FunctionName="f", **settings)
     assert created["State"] == "Pending"
     with pytest.raises(ClientError) as error:
@@ -145,8 +156,7 @@ def test_step_functions_create_is_idempotent_only_for_the_same_definition(target
 def test_step_functions_versions_publish_list_newest_first_and_delete(target):
     """SFN-PUBLISH, SFN-VERSIONS-LIST, SFN-VERSION-DELETE, SFN-DESCRIBE-VERSION"""
     sfn = target.client("stepfunctions")
-    arn = sfn.create_state_machine(name="m", definition=json.dumps(PASS), roleArn=ROLE,
-                                   publish=True)["stateMachineArn"]
+    arn = sfn.create_state_machine(name="m", definition=json.dumps(PASS), roleArn=ROLE, publish=True)["stateMachineArn"]
     assert sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"] == f"{arn}:1"
     other = {"StartAt": "Q", "States": {"Q": {"Type": "Pass", "End": True}}}
     sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps(other))
@@ -163,8 +173,9 @@ def test_step_functions_execution_names_and_versions(target, monkeypatch):
     """SFN-START-VERSION, SFN-START-NAME: a closed execution's name is refused (ExecutionAlreadyExists)."""
     monkeypatch.setenv("SF_EXECUTION_HISTORY_TYPE", "FAILURE")  # moto closes the execution at once
     sfn = target.client("stepfunctions")
-    version = sfn.create_state_machine(name="m", definition=json.dumps(PASS), roleArn=ROLE,
-                                       publish=True)["stateMachineVersionArn"]
+    version = sfn.create_state_machine(name="m", definition=json.dumps(PASS), roleArn=ROLE, publish=True)[
+        "stateMachineVersionArn"
+    ]
     started = sfn.start_execution(stateMachineArn=version, name="run-1", input="{}")
     assert sfn.describe_execution(executionArn=started["executionArn"])["status"] != "RUNNING"
     with pytest.raises(ClientError) as error:
@@ -176,8 +187,10 @@ def test_step_functions_execution_names_and_versions(target, monkeypatch):
 def test_sagemaker_refuses_an_existing_model_name(target):
     """SM-MODEL-EXISTS"""
     sagemaker = target.client("sagemaker")
-    container = {"Image": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
-                 "ModelDataUrl": f"s3://{BUCKET}/model.tar.gz"}
+    container = {
+        "Image": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
+        "ModelDataUrl": f"s3://{BUCKET}/model.tar.gz",
+    }
     sagemaker.create_model(ModelName="m", PrimaryContainer=container, ExecutionRoleArn=ROLE)
     with pytest.raises(ClientError) as error:
         sagemaker.create_model(ModelName="m", PrimaryContainer=container, ExecutionRoleArn=ROLE)
@@ -190,25 +203,34 @@ def test_sagemaker_transform_filters_take_one_range(target):
 
     sagemaker = target.client("sagemaker")
     target.put_object("model.tar.gz", b"")
-    sagemaker.create_model(ModelName="scoring", ExecutionRoleArn=ROLE, PrimaryContainer={
-        "Image": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
-        "ModelDataUrl": f"s3://{BUCKET}/model.tar.gz"})
-    request = dict(ModelName="scoring", TransformOutput={"S3OutputPath": f"s3://{BUCKET}/scores/"},
-                   TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
-                                                                   "S3Uri": f"s3://{BUCKET}/customers/"}},
-                                   "ContentType": "text/csv", "SplitType": "Line"},
-                   TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1})
-    sagemaker.create_transform_job(TransformJobName="ok", DataProcessing=scoring.transform_data_processing(69),
-                                   **request)
+    sagemaker.create_model(
+        ModelName="scoring",
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={
+            "Image": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
+            "ModelDataUrl": f"s3://{BUCKET}/model.tar.gz",
+        },
+    )
+    request = dict(
+        ModelName="scoring",
+        TransformOutput={"S3OutputPath": f"s3://{BUCKET}/scores/"},
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/customers/"}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    )
+    sagemaker.create_transform_job(
+        TransformJobName="ok", DataProcessing=scoring.transform_data_processing(69), **request
+    )
     assert sagemaker.describe_transform_job(TransformJobName="ok")["DataProcessing"]["OutputFilter"] == "$[0,70:]"
     try:
-        sagemaker.create_transform_job(TransformJobName="two", DataProcessing={"InputFilter": "$[0:2,246:]"},
-                                       **request)
+        sagemaker.create_transform_job(TransformJobName="two", DataProcessing={"InputFilter": "$[0:2,246:]"}, **request)
     except ClientError as error:  # refused at the call (the strict layer)
         assert "only single range filters" in str(error)
     else:  # or the job fails (the local transform job)
-        assert "only single range filters" in sagemaker.describe_transform_job(TransformJobName="two")[
-            "FailureReason"]
+        assert "only single range filters" in sagemaker.describe_transform_job(TransformJobName="two")["FailureReason"]
 
 
 # --- the document ----------------------------------------------------------------------------------------
@@ -250,16 +272,34 @@ def test_the_roles_grant_what_these_behaviours_need():
 
     assert "cloudwatch:DescribeAlarms" in actions("SageMakerExecutionRole")
     # IAM-TRANSFORM-SYNC: the workflow role runs the scoring state machine's transform jobs
-    assert {"sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
-            "sagemaker:ListTags", "events:PutRule", "events:PutTargets", "events:DescribeRule"} <= actions(
-        "WorkflowExecutionRole")
-    rules = [statement["Resource"] for policy in resources["WorkflowExecutionRole"]["Properties"]["Policies"]
-             for statement in policy["PolicyDocument"]["Statement"] if "events:PutRule" in statement["Action"]]
+    assert {
+        "sagemaker:CreateTransformJob",
+        "sagemaker:DescribeTransformJob",
+        "sagemaker:StopTransformJob",
+        "sagemaker:ListTags",
+        "events:PutRule",
+        "events:PutTargets",
+        "events:DescribeRule",
+    } <= actions("WorkflowExecutionRole")
+    rules = [
+        statement["Resource"]
+        for policy in resources["WorkflowExecutionRole"]["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if "events:PutRule" in statement["Action"]
+    ]
     assert "StepFunctionsGetEventsForSageMakerTransformJobsRule" in json.dumps(rules)
-    build_role = next(k for k, v in resources.items() if v["Type"] == "AWS::IAM::Role"
-                      and "states:PublishStateMachineVersion" in actions(k))
-    assert {"states:ListStateMachineVersions", "states:DeleteStateMachineVersion", "glue:GetJob",
-            "lambda:GetFunctionConfiguration", "states:RedriveExecution"} <= actions(build_role)
+    build_role = next(
+        k
+        for k, v in resources.items()
+        if v["Type"] == "AWS::IAM::Role" and "states:PublishStateMachineVersion" in actions(k)
+    )
+    assert {
+        "states:ListStateMachineVersions",
+        "states:DeleteStateMachineVersion",
+        "glue:GetJob",
+        "lambda:GetFunctionConfiguration",
+        "states:RedriveExecution",
+    } <= actions(build_role)
 
 
 def test_a_failed_job_is_named_by_its_own_message():

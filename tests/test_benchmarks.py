@@ -9,12 +9,31 @@ import pytest
 from conftest import ROOT
 
 
-@pytest.mark.parametrize("script, arguments", [
-    ("e2e.py", ["--runs", "1", "--rows", "2000"]),
-    ("endpoint.py", ["--concurrency", "2", "--payload-rows", "1", "--seconds", "0.3", "--training-rows", "1000",
-                     "--workers", "1", "--explain", "0", "3"]),
-    ("score.py", ["--rows", "3000", "--training-rows", "1000", "--explain", "2"]),
-])
+@pytest.mark.parametrize(
+    "script, arguments",
+    [
+        ("e2e.py", ["--runs", "1", "--rows", "2000"]),
+        (
+            "endpoint.py",
+            [
+                "--concurrency",
+                "2",
+                "--payload-rows",
+                "1",
+                "--seconds",
+                "0.3",
+                "--training-rows",
+                "1000",
+                "--workers",
+                "1",
+                "--explain",
+                "0",
+                "3",
+            ],
+        ),
+        ("score.py", ["--rows", "3000", "--training-rows", "1000", "--explain", "2"]),
+    ],
+)
 def test_benchmark_runs_on_a_tiny_size(script, arguments, tmp_path):
     figures = run_benchmark(script, arguments, tmp_path)
     if script == "e2e.py":
@@ -24,8 +43,13 @@ def test_benchmark_runs_on_a_tiny_size(script, arguments, tmp_path):
 def run_benchmark(script, arguments, tmp_path) -> dict:
     """Run one benchmark script; its figures (never asserted on their values)."""
     out = tmp_path / "figures.json"
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *arguments, "--out", str(out)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *arguments, "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     figures = json.loads(out.read_text())
     assert figures["cpu_count"] >= 1 and result.stdout.strip()

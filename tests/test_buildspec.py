@@ -1,12 +1,11 @@
 """buildspec.yml names commands, files and paths that exist in the project."""
 
 import shlex
-import tomllib
 
+import tomllib
 import yaml
 
 from churn_pipeline import cli, export
-
 from conftest import ROOT
 
 
@@ -28,8 +27,11 @@ def test_runtime_matches_the_project():
 def test_churn_pipeline_commands_parse_and_name_existing_files():
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     commands = [c for phase in buildspec()["phases"].values() for c in phase.get("commands", [])]
-    pipeline = [shlex.split(_substitute(c, {**buildspec()["env"]["variables"], "CODEBUILD_BUILD_NUMBER": "17"}))
-                for c in commands if c.startswith("churn-pipeline")]
+    pipeline = [
+        shlex.split(_substitute(c, {**buildspec()["env"]["variables"], "CODEBUILD_BUILD_NUMBER": "17"}))
+        for c in commands
+        if c.startswith("churn-pipeline")
+    ]
     assert [c[1] for c in pipeline] == ["doctor", "run"]
     for argv in pipeline:
         assert argv[0] in scripts

@@ -9,7 +9,6 @@ import yaml
 
 from churn_pipeline import config
 from churn_pipeline.doctor import ROLE_SERVICES
-
 from conftest import ROOT
 
 
@@ -37,14 +36,15 @@ def template(name):
 @pytest.mark.parametrize("name", ["deploy-model.yml", "pipeline.yml"])
 def test_templates_pass_cfn_lint(name):
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
-    result = subprocess.run([str(cfn_lint), str(ROOT / "cloudformation" / name)],
-                            capture_output=True, text=True)
+    result = subprocess.run([str(cfn_lint), str(ROOT / "cloudformation" / name)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_every_role_the_pipeline_uses_is_defined_with_its_service():
     resources = template("pipeline.yml")["Resources"]
-    variables = {v["Name"]: v["Value"] for v in resources["BuildProject"]["Properties"]["Environment"]["EnvironmentVariables"]}
+    variables = {
+        v["Name"]: v["Value"] for v in resources["BuildProject"]["Properties"]["Environment"]["EnvironmentVariables"]
+    }
     assert set(config.ROLE_VARIABLES) <= set(variables)
     for name in config.ROLE_VARIABLES:
         logical_id = variables[name]["!GetAtt"].split(".")[0]
@@ -70,7 +70,9 @@ def test_pass_role_is_always_scoped_to_its_service():
 
 def test_the_build_runs_the_parameters_file_of_its_environment():
     resources = template("pipeline.yml")["Resources"]
-    variables = {v["Name"]: v["Value"] for v in resources["BuildProject"]["Properties"]["Environment"]["EnvironmentVariables"]}
+    variables = {
+        v["Name"]: v["Value"] for v in resources["BuildProject"]["Properties"]["Environment"]["EnvironmentVariables"]
+    }
     assert variables["RUN_PARAMS"] == {"!Sub": "parameters/${Environment}.yaml"}
     for environment in ("dev", "prod"):
         assert (ROOT / "parameters" / f"{environment}.yaml").exists()

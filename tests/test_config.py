@@ -3,7 +3,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from churn_pipeline import config
 from churn_pipeline.errors import ConfigError
@@ -24,16 +23,19 @@ def test_parameters_file_overrides_defaults_then_overrides_win(tmp_path):
     assert merged["max_depth"] == config.DEFAULTS["max_depth"]
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"num_rounds": 3}, "unknown parameter 'num_rounds'"),
-    ({"max_depth": "5"}, "'max_depth' must be int"),
-    ({"max_depth": True}, "'max_depth' must be int"),
-    ({"accuracy_threshold": 1.5}, "'accuracy_threshold' must be <= 1.0"),
-    ({"backend": "gcp"}, "'backend' must be one of"),
-    ({"bad-name": 1}, "is not a Python identifier"),
-    ({"class": 1}, "is not a Python identifier"),
-    ({"train_fraction": 0.8, "validation_fraction": 0.19}, "leave at least 1 %"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"num_rounds": 3}, "unknown parameter 'num_rounds'"),
+        ({"max_depth": "5"}, "'max_depth' must be int"),
+        ({"max_depth": True}, "'max_depth' must be int"),
+        ({"accuracy_threshold": 1.5}, "'accuracy_threshold' must be <= 1.0"),
+        ({"backend": "gcp"}, "'backend' must be one of"),
+        ({"bad-name": 1}, "is not a Python identifier"),
+        ({"class": 1}, "is not a Python identifier"),
+        ({"train_fraction": 0.8, "validation_fraction": 0.19}, "leave at least 1 %"),
+    ],
+)
 def test_bad_parameters_are_refused_naming_the_key(values, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         config.validate(values)
@@ -74,5 +76,3 @@ def test_notebook_parameters_cells_match_the_package_defaults():
         exec("".join(tagged[0]["source"]), namespace)
         namespace.pop("__builtins__")
         assert namespace == config.DEFAULTS, notebook.name
-
-

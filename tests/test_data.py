@@ -2,11 +2,10 @@ import csv
 
 import numpy as np
 import pytest
+from helpers import write_lines
 
 from churn_pipeline import data
 from churn_pipeline.errors import DataValidationError
-
-from helpers import write_lines
 
 HEADER = ",".join(data.RAW_COLUMNS)
 GOOD = "KS,128,415,382-4657,no,yes,25,265.1,110,45.07,197.4,99,16.78,244.7,91,11.01,10,3,2.7,1,False."
@@ -58,7 +57,7 @@ BAD_RAW = [
     ([HEADER, GOOD, CHURNER + ",9"], "line 3", "has 22 fields, the header has 21"),
     ([HEADER, GOOD, GOOD], "", "only one class"),
     ([HEADER], "", "no data rows"),
-    ([HEADER, GOOD, CHURNER.replace(",yes,no,", ",maybe,no,")], "column \"Int'l Plan\"", "not yes/no"),
+    ([HEADER, GOOD, CHURNER.replace(",yes,no,", ",maybe,no,")], 'column "Int\'l Plan"', "not yes/no"),
     ([HEADER, GOOD, CHURNER.replace(",13.7,", ",nan,")], "line 3, column 'Intl Mins'", "'nan' is not a number"),
     ([HEADER, GOOD, CHURNER.replace(",13.7,", ",1_3,")], "line 3, column 'Intl Mins'", "'1_3' is not a number"),
     ([HEADER, GOOD, CHURNER.replace("OH,", " ,")], "line 3, column 'State'", "empty value"),

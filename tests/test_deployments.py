@@ -5,13 +5,12 @@ import urllib.error
 import urllib.request
 
 import pytest
+from test_registry import make_record
 
 from churn_pipeline import cli, config, etl, export, training
 from churn_pipeline.backends.local import LocalBackend
 from churn_pipeline.deployments import LocalEndpoints, free_port
 from churn_pipeline.workspace import process_alive as _alive
-
-from test_registry import make_record
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +20,11 @@ def trained(spark, synthetic_csv, tmp_path_factory):
     etl.transform(spark, str(synthetic_csv), str(out / "etl"))
     archives = {}
     for name, rounds in (("small", 5), ("large", 60)):
-        booster, _ = training.train(out / "etl" / "train", out / "etl" / "validation",
-                                    training.hyperparameters_from(dict(config.DEFAULTS, num_round=rounds)))
+        booster, _ = training.train(
+            out / "etl" / "train",
+            out / "etl" / "validation",
+            training.hyperparameters_from(dict(config.DEFAULTS, num_round=rounds)),
+        )
         archives[name] = training.save_model_archive(booster, out / name / "model.tar.gz")
     return archives, out / "etl" / "manifest.json", training.read_channel(out / "etl" / "test")[0][:3]
 
@@ -42,8 +44,9 @@ def register(home, run_id, archive, manifest_text):
 
 def predict(port, rows):
     body = "\n".join(",".join(repr(float(v)) for v in row) for row in rows).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
-                                     headers={"Content-Type": "text/csv"}, method="POST")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/invocations", data=body, headers={"Content-Type": "text/csv"}, method="POST"
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return [float(x) for x in response.read().split()]
 
@@ -81,7 +84,11 @@ def test_blue_green_deploy_failure_and_rollback(isolated, trained, capsys):
         assert cli.main(["deployments", "--environment", "staging", "--json"]) == 0
         history = json.loads(capsys.readouterr().out)
         assert [(d["version"], d["run_id"], d["status"]) for d in history] == [
-            (4, "v1", "active"), (3, "v3", "failed"), (2, "v2", "rolled-back"), (1, "v1", "retired")]
+            (4, "v1", "active"),
+            (3, "v3", "failed"),
+            (2, "v2", "rolled-back"),
+            (1, "v1", "retired"),
+        ]
     finally:
         endpoints.stop("staging")
     with pytest.raises(urllib.error.URLError):
@@ -125,8 +132,13 @@ def test_application_code_calls_a_local_deploy_with_boto3s_sagemaker_runtime_cli
         assert answer["ContentType"] == "text/csv" and answer["InvokedProductionVariant"] == "AllTraffic"
         assert [float(v) for v in answer["Body"].read().decode().split()] == pytest.approx(predict(port, rows))
 
-        explained = runtime.invoke_endpoint(EndpointName="prod", Body=body, ContentType="text/csv",
-                                            Accept="application/json", CustomAttributes="explain=2")
+        explained = runtime.invoke_endpoint(
+            EndpointName="prod",
+            Body=body,
+            ContentType="text/csv",
+            Accept="application/json",
+            CustomAttributes="explain=2",
+        )
         predictions = json.loads(explained["Body"].read())["predictions"]
         assert [len(p["reasons"]) for p in predictions] == [2] * len(rows)
         assert all(isinstance(p["decision"], bool) and "State_" not in p["reasons"][0]["column"] for p in predictions)

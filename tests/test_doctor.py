@@ -2,7 +2,6 @@ import boto3
 
 from churn_pipeline import cli, config
 from churn_pipeline.doctor import run_checks
-
 from conftest import ROOT
 
 
@@ -11,8 +10,9 @@ def params():
 
 
 def test_every_check_passes_on_a_ready_account(aws_env, capsys):
-    boto3.client("s3").create_bucket(Bucket="sagemaker-eu-west-1-123456789012",
-                                     CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    boto3.client("s3").create_bucket(
+        Bucket="sagemaker-eu-west-1-123456789012", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
     assert cli.main(["doctor", "--params", str(ROOT / "parameters" / "dev.yaml")]) == 0
     out = capsys.readouterr().out
     assert out.count("ok  ") == 9 and "9 of 9 checks passed" in out
@@ -36,17 +36,20 @@ def test_each_problem_is_its_own_failing_line(aws_env, monkeypatch, capsys):
 def test_a_registry_table_with_the_wrong_key_fails(aws_env):
     dynamodb = boto3.client("dynamodb")
     dynamodb.delete_table(TableName="churn-dev-model-registry")
-    dynamodb.create_table(TableName="churn-dev-model-registry", BillingMode="PAY_PER_REQUEST",
-                          KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                          AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    dynamodb.create_table(
+        TableName="churn-dev-model-registry",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+    )
     check = next(c for c in run_checks(params()) if c.name == "registry table")
     assert not check.ok and "needs the hash key run_id" in check.detail
 
 
 def test_registry_cli_reads_the_dynamodb_registry_of_a_parameters_file(aws_env, capsys):
-    from churn_pipeline.registry import DynamoDbRegistry
-
     from test_registry import make_record
+
+    from churn_pipeline.registry import DynamoDbRegistry
 
     DynamoDbRegistry("churn-dev-model-registry", boto3.client("dynamodb")).register(make_record("aws-run"))
     assert cli.main(["registry", "--params", str(ROOT / "parameters" / "dev.yaml"), "show", "aws-run", "--json"]) == 0

@@ -4,18 +4,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import write_lines
 
 from churn_pipeline import data, etl, training
 from churn_pipeline.errors import DataValidationError, EnvironmentProblem
-
-from helpers import write_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _split_bytes(dest: Path) -> dict[str, bytes]:
-    return {key: b"".join(f.read_bytes() for f in training.channel_files(dest / key))
-            for key in ("train", "validation", "test")}
+    return {
+        key: b"".join(f.read_bytes() for f in training.channel_files(dest / key))
+        for key in ("train", "validation", "test")
+    }
 
 
 def test_transform_encodes_splits_and_writes_manifest(spark, synthetic_csv, tmp_path):
@@ -24,7 +25,7 @@ def test_transform_encodes_splits_and_writes_manifest(spark, synthetic_csv, tmp_
     assert abs(manifest["rows"]["train"] - 1050) <= 2 and abs(manifest["rows"]["validation"] - 300) <= 2
     assert "Phone" not in manifest["features"]
     assert not any("Charge" in f for f in manifest["features"])
-    assert manifest["features"][:len(data.NUMERIC)] == data.NUMERIC
+    assert manifest["features"][: len(data.NUMERIC)] == data.NUMERIC
     assert "State_KS" in manifest["features"] and "Int'l Plan_yes" in manifest["features"]
     on_disk = json.loads((tmp_path / "out" / etl.MANIFEST_NAME).read_text())
     assert on_disk["features"] == manifest["features"]
@@ -79,10 +80,28 @@ def test_missing_java_says_how_to_install(monkeypatch):
 def test_glue_script_runs_with_glue_style_arguments(synthetic_csv, tmp_path):
     """The very file Glue runs, as a process, with Glue's argument convention (and an unknown Glue argument)."""
     result = subprocess.run(
-        [sys.executable, str(ROOT / "code" / "glue_etl.py"), "--S3_SOURCE", str(synthetic_csv),
-         "--S3_DEST", str(tmp_path / "out"), "--TRAIN_KEY", "tr", "--VAL_KEY", "va", "--TEST_KEY", "te",
-         "--SPARK_MASTER", "local[1]", "--job-bookmark-option", "job-bookmark-disable"],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(ROOT / "code" / "glue_etl.py"),
+            "--S3_SOURCE",
+            str(synthetic_csv),
+            "--S3_DEST",
+            str(tmp_path / "out"),
+            "--TRAIN_KEY",
+            "tr",
+            "--VAL_KEY",
+            "va",
+            "--TEST_KEY",
+            "te",
+            "--SPARK_MASTER",
+            "local[1]",
+            "--job-bookmark-option",
+            "job-bookmark-disable",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert {p.name for p in (tmp_path / "out").iterdir()} == {"tr", "va", "te", "manifest.json"}
     assert json.loads(result.stdout.strip().splitlines()[-1])["rows"]["tr"] > 0
@@ -98,18 +117,22 @@ def test_python_and_spark_apply_the_same_manifest_transform(spark, synthetic_csv
     manifest = etl.transform(spark, str(synthetic_csv), str(tmp_path / "out"), seed=2)
     with open(synthetic_csv, newline="") as handle:
         in_python = features.encode_records(manifest["transform"], csv.DictReader(handle))
-    from_spark = np.vstack([training.read_channel(tmp_path / "out" / key)[0] for key in ("train", "validation", "test")])
+    from_spark = np.vstack(
+        [training.read_channel(tmp_path / "out" / key)[0] for key in ("train", "validation", "test")]
+    )
     assert in_python.shape == from_spark.shape
     assert sorted(map(tuple, in_python.tolist())) == sorted(map(tuple, from_spark.tolist()))
 
 
 def test_split_folders_hold_only_the_csv_parts(spark, synthetic_csv, tmp_path):
-    """SM-CHANNEL-FILES: No _SUCCESS, no checksum files, no empty parts: a training channel is every file of its folder."""
+    """SM-CHANNEL-FILES: No _SUCCESS, no checksum files, no empty parts: a training channel is
+    every file of its folder."""
     etl.transform(spark, str(synthetic_csv), str(tmp_path / "out"), seed=11)
     for key in ("train", "validation", "test"):
         files = list((tmp_path / "out" / key).iterdir())
-        assert files and all(f.name.startswith("part-") and f.name.endswith(".csv") and f.stat().st_size
-                             for f in files), [f.name for f in files]
+        assert files and all(
+            f.name.startswith("part-") and f.name.endswith(".csv") and f.stat().st_size for f in files
+        ), [f.name for f in files]
 
 
 def test_markers_beside_the_parts_are_removed_on_s3(monkeypatch):
@@ -123,9 +146,14 @@ def test_markers_beside_the_parts_are_removed_on_s3(monkeypatch):
     with mock_aws():
         s3 = boto3.client("s3")
         s3.create_bucket(Bucket="bucket-1", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-        for key, body in {"etl/train/part-00000-a.csv": b"1,2\n", "etl/train/part-00001-a.csv": b"",
-                          "etl/train/_SUCCESS": b"", "etl/train_$folder$": b"",
-                          "etl/training-notes/part-0.csv": b"x", "etl/train/sub/part-0.csv": b"1"}.items():
+        for key, body in {
+            "etl/train/part-00000-a.csv": b"1,2\n",
+            "etl/train/part-00001-a.csv": b"",
+            "etl/train/_SUCCESS": b"",
+            "etl/train_$folder$": b"",
+            "etl/training-notes/part-0.csv": b"x",
+            "etl/train/sub/part-0.csv": b"1",
+        }.items():
             s3.put_object(Bucket="bucket-1", Key=key, Body=body)
         removed = etl.keep_only_csv_parts("s3://bucket-1/etl/train", s3)
         left = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="bucket-1")["Contents"])
@@ -133,8 +161,7 @@ def test_markers_beside_the_parts_are_removed_on_s3(monkeypatch):
     assert left == ["etl/train/part-00000-a.csv", "etl/train/sub/part-0.csv", "etl/training-notes/part-0.csv"]
 
 
-def test_large_splits_are_written_as_several_parts_the_same_for_the_same_data_and_seed(spark, synthetic_csv,
-                                                                                       tmp_path):
+def test_large_splits_are_written_as_several_parts_the_same_for_the_same_data_and_seed(spark, synthetic_csv, tmp_path):
     """Parts sized from the data, written in parallel (no single writer); a row's part follows from its rank and
     its place from its hash, so two runs write the same parts; a channel is read whole from all of them."""
     from churn_pipeline import training
@@ -160,8 +187,9 @@ from test_data import BAD_ENCODED, BAD_RAW  # noqa: E402
 
 
 @pytest.mark.parametrize("lines, where, problem", BAD_RAW + BAD_ENCODED)
-def test_spark_validation_refuses_what_the_python_checks_refuse_in_the_same_words(spark, tmp_path, lines,
-                                                                                  where, problem):
+def test_spark_validation_refuses_what_the_python_checks_refuse_in_the_same_words(
+    spark, tmp_path, lines, where, problem
+):
     path = write_lines(tmp_path / "bad.csv", lines)
     with pytest.raises(DataValidationError) as in_python:
         data.validate_file(path)
@@ -193,8 +221,10 @@ def test_spark_validation_names_the_lines_of_the_first_bad_rows_across_partition
             etl.validate(spark, str(path))
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
-    assert str(caught.value) == (f"{path}, line 15002, column 'Day Mins': value 'n/a' is not a number "
-                                 "(4 bad rows in all; the next at lines 16003, 17004, 19001)")
+    assert str(caught.value) == (
+        f"{path}, line 15002, column 'Day Mins': value 'n/a' is not a number "
+        "(4 bad rows in all; the next at lines 16003, 17004, 19001)"
+    )
 
 
 def test_a_bad_row_stops_the_etl_before_anything_is_written(spark, tmp_path):
@@ -206,8 +236,7 @@ def test_a_bad_row_stops_the_etl_before_anything_is_written(spark, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_the_split_cuts_are_the_percent_ranks_of_each_class_ties_included(spark, synthetic_csv, tmp_path,
-                                                                         monkeypatch):
+def test_the_split_cuts_are_the_percent_ranks_of_each_class_ties_included(spark, synthetic_csv, tmp_path, monkeypatch):
     """Cut values found from bucket counts put every row where its percent rank (rank / (rows - 1) in its
     class, by the seeded hash; equal rows share a rank) puts it: checked against Spark's own percent_rank,
     with buckets small enough that cuts fall inside buckets and on their edges, and with duplicated rows."""
@@ -222,9 +251,10 @@ def test_the_split_cuts_are_the_percent_ranks_of_each_class_ties_included(spark,
     summary = etl.validate(spark, str(path))
     frame, _ = etl.encoded_frame(etl.Source(spark, str(path)), summary, 3)
     ranked = frame.withColumn("pr", F.percent_rank().over(Window.partitionBy("label").orderBy("_order")))
-    split = (F.when(F.col("pr") < 0.7, "train").when(F.col("pr") < 0.9, "validation").otherwise("test"))
-    expected = {(r["split"], r["label"]): r["count"]
-                for r in ranked.groupBy(split.alias("split"), "label").count().collect()}
+    split = F.when(F.col("pr") < 0.7, "train").when(F.col("pr") < 0.9, "validation").otherwise("test")
+    expected = {
+        (r["split"], r["label"]): r["count"] for r in ranked.groupBy(split.alias("split"), "label").count().collect()
+    }
     written = {}
     for key in ("train", "validation", "test"):
         _, labels = training.read_channel(tmp_path / "out" / key)

@@ -1,14 +1,12 @@
 import json
 
 import pytest
+from test_cloudformation import template
+from test_registry import make_record
 
 from churn_pipeline import config, export
 from churn_pipeline.errors import PipelineError
 from churn_pipeline.workflow import Run
-
-from test_cloudformation import template
-from test_registry import make_record
-
 
 
 def template_parameters(name):

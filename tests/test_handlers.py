@@ -4,11 +4,10 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+from test_registry import make_record
 
 from churn_pipeline.backends.local import LocalBackend
 from churn_pipeline.errors import DuplicateRunError
-
-from test_registry import make_record
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,20 +28,32 @@ def local_env(tmp_path, monkeypatch):
 
 
 def test_query_training_status_reads_metrics_by_name(local_env):
-    local_env.client("sagemaker").jobs.write("job-1", {
-        "TrainingJobName": "job-1", "TrainingJobStatus": "Completed",
-        "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"},
-        "FinalMetricDataList": [{"MetricName": "validation:error", "Value": 0.04},
-                                {"MetricName": "train:error", "Value": 0.01}]})
+    local_env.client("sagemaker").jobs.write(
+        "job-1",
+        {
+            "TrainingJobName": "job-1",
+            "TrainingJobStatus": "Completed",
+            "ModelArtifacts": {"S3ModelArtifacts": "s3://b/m.tar.gz"},
+            "FinalMetricDataList": [
+                {"MetricName": "validation:error", "Value": 0.04},
+                {"MetricName": "train:error", "Value": 0.01},
+            ],
+        },
+    )
     result = load_handler("query_training_status")({"TrainingJobName": "job-1"}, None)
     assert result["metrics"]["validation:accuracy"] == pytest.approx(0.96)
     assert result["ModelDataUrl"] == "s3://b/m.tar.gz"
 
 
 def test_query_training_status_without_error_metric_fails_clearly(local_env):
-    local_env.client("sagemaker").jobs.write("job-2", {"TrainingJobName": "job-2", "TrainingJobStatus": "Completed",
-                                                       "FinalMetricDataList": [{"MetricName": "validation:auc",
-                                                                                "Value": 0.9}]})
+    local_env.client("sagemaker").jobs.write(
+        "job-2",
+        {
+            "TrainingJobName": "job-2",
+            "TrainingJobStatus": "Completed",
+            "FinalMetricDataList": [{"MetricName": "validation:auc", "Value": 0.9}],
+        },
+    )
     with pytest.raises(ValueError, match="no validation:error"):
         load_handler("query_training_status")({"TrainingJobName": "job-2"}, None)
 

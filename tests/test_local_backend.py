@@ -47,14 +47,23 @@ def test_lambda_invokes_the_staged_handler_with_its_environment(backend):
 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("fn.py", "import os\ndef handler(event, context):\n"
-                                  "    return {'got': event['x'], 'table': os.environ['TABLE']}\n"
-                                  "def broken(event, context):\n    raise KeyError('x')\n")
+        archive.writestr(
+            "fn.py",
+            "import os\ndef handler(event, context):\n"
+            "    return {'got': event['x'], 'table': os.environ['TABLE']}\n"
+            "def broken(event, context):\n    raise KeyError('x')\n",
+        )
     backend.stage_bytes(buffer.getvalue(), "s3://b/fn.zip")
     functions = backend.client("lambda")
     code = {"S3Bucket": "b", "S3Key": "fn.zip"}
-    functions.create_function(FunctionName="f", Handler="fn.handler", Code=code, Role="r", Runtime="python3.12",
-                              Environment={"Variables": {"TABLE": "t1"}})
+    functions.create_function(
+        FunctionName="f",
+        Handler="fn.handler",
+        Code=code,
+        Role="r",
+        Runtime="python3.12",
+        Environment={"Variables": {"TABLE": "t1"}},
+    )
     assert functions.get_function_configuration(FunctionName="f")["State"] == "Pending"  # as created
     assert functions.get_function_configuration(FunctionName="f")["State"] == "Active"
     assert functions.invoke(FunctionName="f", Payload=json.dumps({"x": 1}))["Payload"] == {"got": 1, "table": "t1"}
@@ -115,20 +124,37 @@ def test_an_execution_whose_process_ended_is_aborted_and_can_be_redriven(backend
     from churn_pipeline import asl
 
     sfn = backend.client("stepfunctions")
-    definition = json.dumps({"StartAt": "A", "States": {
-        "A": {"Type": "Pass", "Result": 1, "ResultPath": "$.a", "Next": "B"},
-        "B": {"Type": "Pass", "Result": 2, "ResultPath": "$.b", "End": True}}})
+    definition = json.dumps(
+        {
+            "StartAt": "A",
+            "States": {
+                "A": {"Type": "Pass", "Result": 1, "ResultPath": "$.a", "Next": "B"},
+                "B": {"Type": "Pass", "Result": 2, "ResultPath": "$.b", "End": True},
+            },
+        }
+    )
     version = sfn.create_state_machine(name="m", definition=definition, roleArn="r", publish=True)[
-        "stateMachineVersionArn"]
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
+        "stateMachineVersionArn"
+    ]
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     # what a process killed while in state B leaves behind
     execution = asl.LocalExecutor(definition, {}).run({"x": 0}, name="e")
     record = execution.to_dict()
-    record["events"] = [e for e in record["events"] if not (e["type"] in ("StateExited", "ExecutionSucceeded")
-                                                           and e.get("state", "B") == "B")]
-    record.update(status="RUNNING", output=None, stopDate=None, ownerPid=int(gone), stateMachineArn=version,
-                  executionArn=workflow.execution_arn(version, "e"))
+    record["events"] = [
+        e
+        for e in record["events"]
+        if not (e["type"] in ("StateExited", "ExecutionSucceeded") and e.get("state", "B") == "B")
+    ]
+    record.update(
+        status="RUNNING",
+        output=None,
+        stopDate=None,
+        ownerPid=int(gone),
+        stateMachineArn=version,
+        executionArn=workflow.execution_arn(version, "e"),
+    )
     (backend.home / "stepfunctions" / "executions").mkdir(parents=True, exist_ok=True)
     (backend.home / "stepfunctions" / "executions" / "m--e.json").write_text(json.dumps(record))
     arn = workflow.execution_arn(version, "e")
@@ -144,12 +170,18 @@ def test_an_execution_whose_process_ended_is_aborted_and_can_be_redriven(backend
     with pytest.raises(ClientError) as error:
         sfn.redrive_execution(executionArn=arn)
     assert _code(error) == "ExecutionNotRedrivable"
-    entered = [e["stateEnteredEventDetails"]["name"] for e in sfn.get_execution_history(executionArn=arn)["events"]
-               if e["type"].endswith("StateEntered")]
+    entered = [
+        e["stateEnteredEventDetails"]["name"]
+        for e in sfn.get_execution_history(executionArn=arn)["events"]
+        if e["type"].endswith("StateEntered")
+    ]
     assert entered == ["A", "B", "B"]  # A is not run again
     history = backend.execution_history(arn)
     assert [(row["state"], row["status"]) for row in history["states"]] == [
-        ("A", "SUCCEEDED"), ("B", "ABORTED"), ("B", "SUCCEEDED")]
+        ("A", "SUCCEEDED"),
+        ("B", "ABORTED"),
+        ("B", "SUCCEEDED"),
+    ]
 
 
 def test_the_cli_follows_the_state_a_running_execution_is_in(tmp_path, monkeypatch):
@@ -166,12 +198,18 @@ def test_the_cli_follows_the_state_a_running_execution_is_in(tmp_path, monkeypat
     definition = json.dumps({"StartAt": "Model Training", "States": {"Model Training": {"Type": "Pass", "End": True}}})
     name = workflow.state_machine_name(params)
     version = sfn.create_state_machine(name=name, definition=definition, roleArn="r", publish=True)[
-        "stateMachineVersionArn"]
+        "stateMachineVersionArn"
+    ]
     entered = asl.LocalExecutor(definition, {}).run({}, name="follow")
     record = entered.to_dict()
     record["events"] = record["events"][:2]  # started, entered "Model Training"
-    record.update(status="RUNNING", stopDate=None, ownerPid=os.getpid(), stateMachineArn=version,
-                  executionArn=workflow.execution_arn(version, "follow"))
+    record.update(
+        status="RUNNING",
+        stopDate=None,
+        ownerPid=os.getpid(),
+        stateMachineArn=version,
+        executionArn=workflow.execution_arn(version, "follow"),
+    )
     backend.home.joinpath("stepfunctions", "executions").mkdir(parents=True, exist_ok=True)
     backend.home.joinpath("stepfunctions", "executions", f"{name}--follow.json").write_text(json.dumps(record))
     lines, seen = [], threading.Event()
@@ -187,12 +225,22 @@ def test_the_cli_follows_the_state_a_running_execution_is_in(tmp_path, monkeypat
 
 
 def _training_request(name, hyperparameters):
-    channels = [{"ChannelName": c, "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
-                                                                    "S3Uri": f"s3://b/etl/{c}"}},
-                 "ContentType": "text/csv"} for c in ("train", "validation")]
-    return dict(TrainingJobName=name, AlgorithmSpecification={"TrainingImage": "xgb", "TrainingInputMode": "File"},
-                RoleArn="arn:aws:iam::123456789012:role/r", InputDataConfig=channels,
-                OutputDataConfig={"S3OutputPath": "s3://b/models"}, HyperParameters=hyperparameters)
+    channels = [
+        {
+            "ChannelName": c,
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://b/etl/{c}"}},
+            "ContentType": "text/csv",
+        }
+        for c in ("train", "validation")
+    ]
+    return dict(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": "xgb", "TrainingInputMode": "File"},
+        RoleArn="arn:aws:iam::123456789012:role/r",
+        InputDataConfig=channels,
+        OutputDataConfig={"S3OutputPath": "s3://b/models"},
+        HyperParameters=hyperparameters,
+    )
 
 
 def test_a_training_job_runs_in_a_process_of_its_own_in_the_container_layout(backend, monkeypatch):
@@ -218,7 +266,9 @@ def test_a_training_job_runs_in_a_process_of_its_own_in_the_container_layout(bac
     assert booster.num_boosted_rounds() == 5 and booster.num_features() == 2
     folder = backend.home / "sagemaker" / "jobs" / "ok-0"
     assert sorted(p.name for p in (folder / "input" / "data" / "train").iterdir()) == [
-        "part-00000-a.csv", "part-00001-a.csv"]
+        "part-00000-a.csv",
+        "part-00001-a.csv",
+    ]
 
     backend.stage_bytes(b"", "s3://b/etl/train/_SUCCESS")
     sagemaker.create_training_job(**_training_request("bad-0", hyperparameters))

@@ -1,9 +1,9 @@
 """requirements.lock is what every install uses, and it agrees with pyproject.toml."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 from packaging.markers import Marker
 from packaging.requirements import Requirement
@@ -13,8 +13,14 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements.lock"
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
-ENVIRONMENT_311 = {"python_version": "3.11", "python_full_version": "3.11.7", "sys_platform": "linux",
-                   "platform_system": "Linux", "implementation_name": "cpython", "os_name": "posix"}
+ENVIRONMENT_311 = {
+    "python_version": "3.11",
+    "python_full_version": "3.11.7",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "implementation_name": "cpython",
+    "os_name": "posix",
+}
 
 
 def _declared() -> list[Requirement]:
@@ -28,8 +34,15 @@ def _entries() -> list[dict]:
     for line in LOCK.read_text().splitlines():
         match = PIN.match(line)
         if match:
-            entries.append({"name": canonicalize_name(match.group(1)), "version": Version(match.group(2)),
-                            "marker": Marker(match.group(3)) if match.group(3) else None, "hashes": 0, "via": ""})
+            entries.append(
+                {
+                    "name": canonicalize_name(match.group(1)),
+                    "version": Version(match.group(2)),
+                    "marker": Marker(match.group(3)) if match.group(3) else None,
+                    "hashes": 0,
+                    "via": "",
+                }
+            )
         elif entries and line.strip().startswith("--hash=sha256:"):
             entries[-1]["hashes"] += 1
         elif entries and line.strip().startswith("#"):
@@ -56,8 +69,8 @@ def test_lock_satisfies_every_requirement_of_pyproject():
         name = canonicalize_name(requirement.name)
         assert name in locked, f"{requirement} is in pyproject.toml but not in requirements.lock: run `make lock`"
         assert requirement.specifier.contains(locked[name]["version"], prereleases=True), (
-            f"pyproject.toml asks for {requirement}, requirements.lock pins {locked[name]['version']}: "
-            "run `make lock`")
+            f"pyproject.toml asks for {requirement}, requirements.lock pins {locked[name]['version']}: run `make lock`"
+        )
 
 
 def test_lock_was_compiled_from_exactly_the_requirements_of_pyproject():
@@ -68,9 +81,9 @@ def test_lock_was_compiled_from_exactly_the_requirements_of_pyproject():
 
 def test_the_pins_that_keep_local_and_cloud_alike_are_locked_within_range():
     locked = _for_python_311()
-    assert locked["xgboost"]["version"].release[:2] == (3, 0)     # the SageMaker XGBoost 3.0-5 container
-    assert locked["pyspark"]["version"].release[:2] == (3, 5)     # AWS Glue 5.0
-    assert locked["sagemaker"]["version"].major == 2              # the stepfunctions SDK needs v2
+    assert locked["xgboost"]["version"].release[:2] == (3, 0)  # the SageMaker XGBoost 3.0-5 container
+    assert locked["pyspark"]["version"].release[:2] == (3, 5)  # AWS Glue 5.0
+    assert locked["sagemaker"]["version"].major == 2  # the stepfunctions SDK needs v2
 
 
 def test_every_install_path_uses_the_lock():

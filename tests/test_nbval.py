@@ -13,18 +13,34 @@ import sys
 
 from conftest import ROOT
 
-NBVAL = ["-m", "pytest", "notebooks", "--nbval", "--nbval-sanitize-with", "tests/nbval-sanitize.cfg",
-         "--nbval-cell-timeout", "600", "-p", "no:cacheprovider", "-q"]
+NBVAL = [
+    "-m",
+    "pytest",
+    "notebooks",
+    "--nbval",
+    "--nbval-sanitize-with",
+    "tests/nbval-sanitize.cfg",
+    "--nbval-cell-timeout",
+    "600",
+    "-p",
+    "no:cacheprovider",
+    "-q",
+]
 
 
 def test_committed_notebooks_pass_nbval_with_every_core_busy(tmp_path):
-    environment = {**os.environ, "CHURN_PIPELINE_HOME": str(tmp_path / "home"),
-                   "CHURN_PIPELINE_ARTIFACTS": str(tmp_path / "artifacts"), "CHURN_PIPELINE_PROJECT": str(ROOT)}
+    environment = {
+        **os.environ,
+        "CHURN_PIPELINE_HOME": str(tmp_path / "home"),
+        "CHURN_PIPELINE_ARTIFACTS": str(tmp_path / "artifacts"),
+        "CHURN_PIPELINE_PROJECT": str(ROOT),
+    }
     environment.pop("CHURN_PIPELINE_CACHE", None)  # as on a new machine: nothing built yet
     burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
     try:
-        result = subprocess.run([sys.executable, *NBVAL], cwd=ROOT, env=environment, capture_output=True,
-                                text=True, timeout=1500)
+        result = subprocess.run(
+            [sys.executable, *NBVAL], cwd=ROOT, env=environment, capture_output=True, text=True, timeout=1500
+        )
     finally:
         for burner in burners:
             burner.kill()

@@ -6,11 +6,10 @@ import boto3
 import nbformat
 import papermill
 import pytest
+import strict_aws
 
 from churn_pipeline import config
 from churn_pipeline.deployments import free_port
-
-import strict_aws
 from conftest import ROOT, create_account_resources, fake_aws_credentials
 
 
@@ -29,13 +28,20 @@ def moto_server(monkeypatch, isolated):
 
 
 def _run_notebooks(folder, run_id, synthetic_csv):
-    params = config.load(ROOT / "parameters" / "dev.yaml", {"run_id": run_id, "data": str(synthetic_csv),
-                                                             "wait_for_execution": False})
+    params = config.load(
+        ROOT / "parameters" / "dev.yaml", {"run_id": run_id, "data": str(synthetic_csv), "wait_for_execution": False}
+    )
     out = folder / "executed" / run_id
     out.mkdir(parents=True)
     for name in ("01-etl-setup.ipynb", "02-train-workflow.ipynb"):
-        papermill.execute_notebook(str(ROOT / "notebooks" / name), str(out / name), parameters=params,
-                                   cwd=str(ROOT / "notebooks"), kernel_name="python3", progress_bar=False)
+        papermill.execute_notebook(
+            str(ROOT / "notebooks" / name),
+            str(out / name),
+            parameters=params,
+            cwd=str(ROOT / "notebooks"),
+            kernel_name="python3",
+            progress_bar=False,
+        )
     nbformat.validate(nbformat.read(out / "02-train-workflow.ipynb", as_version=4))
     return (out / "01-etl-setup.ipynb").read_text() + (out / "02-train-workflow.ipynb").read_text()
 

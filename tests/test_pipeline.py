@@ -13,22 +13,43 @@ from churn_pipeline import export, runner
 from churn_pipeline.registry import SqliteRegistry
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPECTED_ARTIFACTS = {"01-etl-setup.ipynb", "01-etl-setup.html", "02-train-workflow.ipynb", "02-train-workflow.html",
-                      "03-register-and-export.ipynb", "03-register-and-export.html", "statemachine.json",
-                      "execution-history.json", "metrics.json", "cloudformation_parameters.json", "manifest.json",
-                      "run.json", "parameters.json"}
+EXPECTED_ARTIFACTS = {
+    "01-etl-setup.ipynb",
+    "01-etl-setup.html",
+    "02-train-workflow.ipynb",
+    "02-train-workflow.html",
+    "03-register-and-export.ipynb",
+    "03-register-and-export.html",
+    "statemachine.json",
+    "execution-history.json",
+    "metrics.json",
+    "cloudformation_parameters.json",
+    "manifest.json",
+    "run.json",
+    "parameters.json",
+}
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     base = tmp_path_factory.mktemp("pipeline")
-    return {**os.environ, "CHURN_PIPELINE_HOME": str(base / "home"), "CHURN_PIPELINE_ARTIFACTS": str(base / "art"),
-            "CHURN_PIPELINE_PROJECT": str(ROOT)}
+    return {
+        **os.environ,
+        "CHURN_PIPELINE_HOME": str(base / "home"),
+        "CHURN_PIPELINE_ARTIFACTS": str(base / "art"),
+        "CHURN_PIPELINE_PROJECT": str(ROOT),
+    }
 
 
 def cli(env, *args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "churn_pipeline.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "churn_pipeline.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
 def artifacts(env, run_id) -> Path:
@@ -74,28 +95,47 @@ def test_default_run_registers_the_model_and_exports_it(default_run, env):
     assert exported["Parameters"]["TrainingImage"].endswith("/sagemaker-xgboost:3.0-5")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["accuracy"] > 0.9 and set(metrics["test"]["confusion_matrix"]) == {
-        "true_negative", "false_positive", "false_negative", "true_positive"}
-    model_file = Path(env["CHURN_PIPELINE_HOME"]) / "s3" / record.model_data_url[len("s3://"):]
+        "true_negative",
+        "false_positive",
+        "false_negative",
+        "true_positive",
+    }
+    model_file = Path(env["CHURN_PIPELINE_HOME"]) / "s3" / record.model_data_url[len("s3://") :]
     assert model_file.exists() and model_file.name == "model.tar.gz"
 
 
 def test_the_deployed_definition_is_the_saved_one_and_the_history_is_complete(default_run, env):
     out = artifacts(env, "e2e-default")
-    deployed = json.loads((Path(env["CHURN_PIPELINE_HOME"]) / "stepfunctions" / "state-machines" /
-                           "churn-local-training-pipeline.json").read_text())["definition"]
+    deployed = json.loads(
+        (
+            Path(env["CHURN_PIPELINE_HOME"]) / "stepfunctions" / "state-machines" / "churn-local-training-pipeline.json"
+        ).read_text()
+    )["definition"]
     assert deployed == (out / "statemachine.json").read_text()
     history = json.loads((out / "execution-history.json").read_text())
     assert history["status"] == "SUCCEEDED"
-    assert [s["state"] for s in history["states"]] == ["Reuse Previous ETL?", "ETL", "Model Training", "Save Model",
-                                                       "Query Training Results", "Accuracy Above Threshold",
-                                                       "Update Model Registry"]
+    assert [s["state"] for s in history["states"]] == [
+        "Reuse Previous ETL?",
+        "ETL",
+        "Model Training",
+        "Save Model",
+        "Query Training Results",
+        "Accuracy Above Threshold",
+        "Update Model Registry",
+    ]
     assert all(s["started"] and s["ended"] for s in history["states"])
 
 
 def test_executed_notebooks_hold_no_absolute_paths_or_secrets(default_run, env):
     out = artifacts(env, "e2e-default")
-    forbidden = [str(ROOT), str(Path.home()), env["CHURN_PIPELINE_HOME"], env["CHURN_PIPELINE_ARTIFACTS"],
-                 "aws_secret_access_key", "AWS_SECRET"]
+    forbidden = [
+        str(ROOT),
+        str(Path.home()),
+        env["CHURN_PIPELINE_HOME"],
+        env["CHURN_PIPELINE_ARTIFACTS"],
+        "aws_secret_access_key",
+        "AWS_SECRET",
+    ]
     for name in runner.NOTEBOOKS:
         text = notebook_text(out / name)
         for value in forbidden:
@@ -169,8 +209,10 @@ def test_a_bad_row_past_the_first_rows_stops_the_etl_naming_file_line_and_column
     result = cli(env, "run", "--run-id", "e2e-bad-row", "--data", str(path), "--quiet")
     assert result.returncode == 1
     assert "execution failed in state 'ETL': States.TaskFailed: " in result.stderr
-    assert (f"customers.csv, line {data.PROFILE_ROWS + 501}, column 'Day Mins': value 'n/a' is not a number"
-            in result.stderr)
+    assert (
+        f"customers.csv, line {data.PROFILE_ROWS + 501}, column 'Day Mins': value 'n/a' is not a number"
+        in result.stderr
+    )
     history = json.loads((artifacts(env, "e2e-bad-row") / "execution-history.json").read_text())
     assert "Model Training" not in [s["state"] for s in history["states"]]
     assert "e2e-bad-row" not in [r.run_id for r in registry(env).list()]
@@ -178,19 +220,23 @@ def test_a_bad_row_past_the_first_rows_stops_the_etl_naming_file_line_and_column
 
 def test_a_failing_task_names_the_state_error_and_cause(env):
     """reuse_etl=false runs the ETL even when an identical one ran before (here it fails)."""
-    result = cli(env, "run", "--run-id", "e2e-etl-fails", "-p", "spark_master=no-such-master",
-                 "-p", "reuse_etl=false", "--quiet")
+    result = cli(
+        env, "run", "--run-id", "e2e-etl-fails", "-p", "spark_master=no-such-master", "-p", "reuse_etl=false", "--quiet"
+    )
     assert result.returncode == 1
     assert "execution failed in state 'ETL'" in result.stderr
     assert "e2e-etl-fails" not in [r.run_id for r in registry(env).list()]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-p", "bogus=1"], "unknown parameter 'bogus'"),
-    (["-p", "max_depth=deep"], "'max_depth' must be int"),
-    (["-p", "import=1"], "is not a Python identifier"),
-    (["--run-id", "no spaces"], "run id 'no spaces'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-p", "bogus=1"], "unknown parameter 'bogus'"),
+        (["-p", "max_depth=deep"], "'max_depth' must be int"),
+        (["-p", "import=1"], "is not a Python identifier"),
+        (["--run-id", "no spaces"], "run id 'no spaces'"),
+    ],
+)
 def test_invalid_parameters_are_refused_before_anything_runs(env, args, message):
     result = cli(env, "run", *args, "--quiet")
     assert result.returncode == 2 and message in result.stderr
@@ -222,18 +268,21 @@ def _stack_parameters(exported):
 
 
 def _create_model_as_save_model_does(sagemaker, exported):
-    sagemaker.create_model(ModelName=exported["ModelName"], ExecutionRoleArn=exported["RoleArn"],
-                           PrimaryContainer={"Image": exported["TrainingImage"],
-                                             "ModelDataUrl": exported["ModelDataUrl"]})
+    sagemaker.create_model(
+        ModelName=exported["ModelName"],
+        ExecutionRoleArn=exported["RoleArn"],
+        PrimaryContainer={"Image": exported["TrainingImage"], "ModelDataUrl": exported["ModelDataUrl"]},
+    )
 
 
 def test_the_deploy_stack_serves_the_pipelines_model_and_updates_blue_green(default_run, env, monkeypatch):
-    """CFN-MODEL-NAME CFN-STACK-STATES: The Save Model state has created the model; the stack must use it by name, not create it again
+    """CFN-MODEL-NAME CFN-STACK-STATES: The Save Model state has created the model; the stack must use it by name,
+    not create it again
     (SageMaker refuses an existing model name; the strict layer holds moto to that and to ModelName)."""
     import boto3
+    import strict_aws
     from moto import mock_aws
 
-    import strict_aws
     from conftest import fake_aws_credentials
 
     strict_aws.apply(monkeypatch)
@@ -243,29 +292,37 @@ def test_the_deploy_stack_serves_the_pipelines_model_and_updates_blue_green(defa
     with mock_aws():
         cloudformation, sagemaker = boto3.client("cloudformation"), boto3.client("sagemaker")
         _create_model_as_save_model_does(sagemaker, exported)
-        cloudformation.create_stack(StackName="churn-dev-endpoint", TemplateBody=template,
-                                    Parameters=_stack_parameters(exported))
+        cloudformation.create_stack(
+            StackName="churn-dev-endpoint", TemplateBody=template, Parameters=_stack_parameters(exported)
+        )
         stack = cloudformation.describe_stacks(StackName="churn-dev-endpoint")["Stacks"][0]
         assert stack["StackStatus"] == "CREATE_COMPLETE"
         outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
         assert outputs["ModelName"] == exported["ModelName"]
         endpoint = sagemaker.describe_endpoint(EndpointName="churn-dev-endpoint-endpoint")
         variant = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])[
-            "ProductionVariants"][0]
+            "ProductionVariants"
+        ][0]
         assert variant["ModelName"] == exported["ModelName"]
         assert variant["InstanceType"] == exported["InstanceType"]
 
-        second = dict(exported, ModelName=exported["ModelName"] + "-b",
-                      ModelDataUrl=exported["ModelDataUrl"].replace("model.tar.gz", "b/model.tar.gz"))
+        second = dict(
+            exported,
+            ModelName=exported["ModelName"] + "-b",
+            ModelDataUrl=exported["ModelDataUrl"].replace("model.tar.gz", "b/model.tar.gz"),
+        )
         _create_model_as_save_model_does(sagemaker, second)
-        cloudformation.update_stack(StackName="churn-dev-endpoint", TemplateBody=template,
-                                    Parameters=_stack_parameters(second))
+        cloudformation.update_stack(
+            StackName="churn-dev-endpoint", TemplateBody=template, Parameters=_stack_parameters(second)
+        )
         stack = cloudformation.describe_stacks(StackName="churn-dev-endpoint")["Stacks"][0]
         assert stack["StackStatus"] == "UPDATE_COMPLETE"
         # The stack's new endpoint config serves the second model. (moto does not re-point the
         # Endpoint resource when only a !GetAtt it reads changed; CloudFormation does.)
-        resources = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in
-                     cloudformation.list_stack_resources(StackName="churn-dev-endpoint")["StackResourceSummaries"]}
+        resources = {
+            r["LogicalResourceId"]: r["PhysicalResourceId"]
+            for r in cloudformation.list_stack_resources(StackName="churn-dev-endpoint")["StackResourceSummaries"]
+        }
         config_name = resources["EndpointConfig"].rsplit("/", 1)[-1]
         variant = sagemaker.describe_endpoint_config(EndpointConfigName=config_name)["ProductionVariants"][0]
         assert variant["ModelName"] == second["ModelName"]
@@ -273,23 +330,36 @@ def test_the_deploy_stack_serves_the_pipelines_model_and_updates_blue_green(defa
 
 
 def test_a_template_that_creates_the_model_again_fails_under_the_strict_layer(monkeypatch):
-    """CFN-MODEL-NAME SM-MODEL-EXISTS: What the deploy stage did before: create AWS::SageMaker::Model named after the existing model."""
+    """CFN-MODEL-NAME SM-MODEL-EXISTS: What the deploy stage did before: create AWS::SageMaker::Model named after the
+    existing model."""
     import boto3
+    import strict_aws
     import yaml
     from botocore.exceptions import ClientError
     from moto import mock_aws
 
-    import strict_aws
     from conftest import fake_aws_credentials
 
     strict_aws.apply(monkeypatch)
     fake_aws_credentials(monkeypatch)
-    exported = {"ModelName": "churn-dev-r1", "RoleArn": "arn:aws:iam::123456789012:role/sm",
-                "TrainingImage": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
-                "ModelDataUrl": "s3://bucket-1/churn/r1/models/churn-dev-r1/output/model.tar.gz"}
-    template = {"Resources": {"Model": {"Type": "AWS::SageMaker::Model", "Properties": {
-        "ModelName": exported["ModelName"], "ExecutionRoleArn": exported["RoleArn"],
-        "PrimaryContainer": {"Image": exported["TrainingImage"], "ModelDataUrl": exported["ModelDataUrl"]}}}}}
+    exported = {
+        "ModelName": "churn-dev-r1",
+        "RoleArn": "arn:aws:iam::123456789012:role/sm",
+        "TrainingImage": "141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
+        "ModelDataUrl": "s3://bucket-1/churn/r1/models/churn-dev-r1/output/model.tar.gz",
+    }
+    template = {
+        "Resources": {
+            "Model": {
+                "Type": "AWS::SageMaker::Model",
+                "Properties": {
+                    "ModelName": exported["ModelName"],
+                    "ExecutionRoleArn": exported["RoleArn"],
+                    "PrimaryContainer": {"Image": exported["TrainingImage"], "ModelDataUrl": exported["ModelDataUrl"]},
+                },
+            }
+        }
+    }
     with mock_aws():
         _create_model_as_save_model_does(boto3.client("sagemaker"), exported)
         with pytest.raises(ClientError, match="Cannot create already existing model"):
@@ -307,8 +377,11 @@ def test_a_second_run_on_the_same_data_reuses_the_etl(default_run, env):
     assert [s["state"] for s in history["states"]][:2] == ["Reuse Previous ETL?", "Model Training"]
     assert "ETL" not in [s["state"] for s in history["states"]]
     record = registry(env).get("e2e-reuse")
-    assert record.extra["etl"] == {"output_uri": manifest["etl"]["output_uri"], "reused": True,
-                                   "source_run_id": "e2e-default"}
+    assert record.extra["etl"] == {
+        "output_uri": manifest["etl"]["output_uri"],
+        "reused": True,
+        "source_run_id": "e2e-default",
+    }
     assert "reuse the output of run e2e-default" in notebook_text(out / "02-train-workflow.ipynb")
     bucket = Path(env["CHURN_PIPELINE_HOME"]) / "s3" / "churn-pipeline-local" / "churn"
     copied = json.loads((bucket / "e2e-reuse" / "etl" / "manifest.json").read_text())
@@ -339,8 +412,13 @@ def test_resume_continues_a_failed_run_from_the_state_that_failed(default_run, e
     out = artifacts(env, "e2e-resume")
     assert "attempt-1" in result.stderr and "state machine: succeeded" in result.stderr
     kept = out / "attempt-1"
-    assert {p.name for p in kept.iterdir()} >= {"02-train-workflow.ipynb", "02-train-workflow.html",
-                                                 "manifest.json", "execution-history.json", "run.json"}
+    assert {p.name for p in kept.iterdir()} >= {
+        "02-train-workflow.ipynb",
+        "02-train-workflow.html",
+        "manifest.json",
+        "execution-history.json",
+        "run.json",
+    }
     assert "ResourceNotFoundException" in notebook_text(kept / "02-train-workflow.ipynb")
     assert json.loads((kept / "manifest.json").read_text())["status"] == "failed"
     manifest = json.loads((out / "manifest.json").read_text())

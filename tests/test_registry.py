@@ -9,16 +9,27 @@ from moto import mock_aws
 
 from churn_pipeline.errors import ConfigError, DecisionExists, DuplicateRunError, RecordNotFound, RegistryError
 from churn_pipeline.registry import RegistryRecord, SqliteRegistry, open_registry
-
 from conftest import fake_aws_credentials
 
 
 def make_record(run_id: str = "run-1", **changes) -> RegistryRecord:
-    values = dict(run_id=run_id, created_at="2026-01-01T00:00:00+00:00", environment="test", algorithm="xgboost",
-                  model_name=f"churn-test-{run_id}", model_data_url=f"s3://b/{run_id}/model.tar.gz",
-                  training_job_name=f"churn-test-{run_id}", metrics={"validation:accuracy": 0.95},
-                  hyperparameters={"max_depth": "5"}, data_uri="s3://b/raw.csv", data_sha256="ab" * 32,
-                  threshold=0.9, status="approved", image="img:1", git_commit=None)
+    values = dict(
+        run_id=run_id,
+        created_at="2026-01-01T00:00:00+00:00",
+        environment="test",
+        algorithm="xgboost",
+        model_name=f"churn-test-{run_id}",
+        model_data_url=f"s3://b/{run_id}/model.tar.gz",
+        training_job_name=f"churn-test-{run_id}",
+        metrics={"validation:accuracy": 0.95},
+        hyperparameters={"max_depth": "5"},
+        data_uri="s3://b/raw.csv",
+        data_sha256="ab" * 32,
+        threshold=0.9,
+        status="approved",
+        image="img:1",
+        git_commit=None,
+    )
     values.update(changes)
     return RegistryRecord(**values)
 
@@ -36,8 +47,11 @@ def registry(request, tmp_path, monkeypatch):
 
 def create_registry_table(name):
     boto3.client("dynamodb").create_table(
-        TableName=name, KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")
+        TableName=name,
+        KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
 
 
 def test_records_with_a_git_commit_and_exact_floats_round_trip(registry):
@@ -61,9 +75,15 @@ def test_second_write_for_a_run_fails_and_changes_nothing(registry):
     assert len(registry.list()) == 1
 
 
-DECISION = {"cutoff": 0.1834, "expected_cost": 2100.0, "expected_cost_per_customer": 4.2,
-            "cost_offering_nobody": 35000.0, "cost_offering_everybody": 50000.0,
-            "retention_offer_cost": 100.0, "churn_loss": 500.0}
+DECISION = {
+    "cutoff": 0.1834,
+    "expected_cost": 2100.0,
+    "expected_cost_per_customer": 4.2,
+    "cost_offering_nobody": 35000.0,
+    "cost_offering_everybody": 50000.0,
+    "retention_offer_cost": 100.0,
+    "churn_loss": 500.0,
+}
 
 
 def test_a_decision_is_added_once_and_never_replaced(registry):
@@ -72,8 +92,11 @@ def test_a_decision_is_added_once_and_never_replaced(registry):
     assert registry.get("run-1").cutoff is None
     assert registry.record_decision("run-1", DECISION).cutoff == 0.1834
     assert registry.record_decision("run-1", dict(DECISION)).decision == DECISION  # the same again: no change
-    with pytest.raises(DecisionExists, match=r"run 'run-1' already decided at cutoff 0.1834 \(retention_offer_cost "
-                       r"100.0, churn_loss 500.0\)"):
+    with pytest.raises(
+        DecisionExists,
+        match=r"run 'run-1' already decided at cutoff 0.1834 \(retention_offer_cost "
+        r"100.0, churn_loss 500.0\)",
+    ):
         registry.record_decision("run-1", {**DECISION, "cutoff": 0.5, "churn_loss": 900.0})
     stored = registry.get("run-1")
     assert stored.decision == DECISION
@@ -127,8 +150,10 @@ def test_two_concurrent_runs(tmp_path):
     SqliteRegistry(path)
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    workers = [context.Process(target=_register_in_process, args=(path, run_id, results))
-               for run_id in ("a", "b", "same", "same")]
+    workers = [
+        context.Process(target=_register_in_process, args=(path, run_id, results))
+        for run_id in ("a", "b", "same", "same")
+    ]
     for worker in workers:
         worker.start()
     for worker in workers:

@@ -4,22 +4,33 @@ matplotlib.use("Agg")
 
 from churn_pipeline import reports  # noqa: E402
 
-
-HISTORY = {"states": [{"state": "ETL", "type": "Task", "status": "SUCCEEDED", "seconds": 7.25},
-                      {"state": "Gate", "type": "Choice", "status": "FAILED", "seconds": None}]}
-EVALUATION = {"training": {"validation:accuracy": 0.95, "validation:auc": 0.97},
-              "test": {"accuracy": 0.94, "auc": 0.96, "precision": 0.9, "recall": 0.7, "f1": 0.79,
-                       "confusion_matrix": {"true_negative": 80, "false_positive": 2, "false_negative": 5,
-                                            "true_positive": 13}},
-              "roc": {"fpr": [0, 0.1, 1], "tpr": [0, 0.8, 1]},
-              "feature_importance": [{"feature": "Day Mins", "gain": 40.0}, {"feature": "Intl Calls", "gain": 9.0}]}
+HISTORY = {
+    "states": [
+        {"state": "ETL", "type": "Task", "status": "SUCCEEDED", "seconds": 7.25},
+        {"state": "Gate", "type": "Choice", "status": "FAILED", "seconds": None},
+    ]
+}
+EVALUATION = {
+    "training": {"validation:accuracy": 0.95, "validation:auc": 0.97},
+    "test": {
+        "accuracy": 0.94,
+        "auc": 0.96,
+        "precision": 0.9,
+        "recall": 0.7,
+        "f1": 0.79,
+        "confusion_matrix": {"true_negative": 80, "false_positive": 2, "false_negative": 5, "true_positive": 13},
+    },
+    "roc": {"fpr": [0, 0.1, 1], "tpr": [0, 0.8, 1]},
+    "feature_importance": [{"feature": "Day Mins", "gain": 40.0}, {"feature": "Intl Calls", "gain": 9.0}],
+}
 
 
 def test_state_table_shows_each_state_with_its_duration():
     table = reports.state_table(HISTORY)
     assert table.to_dict("records") == [
         {"state": "ETL", "type": "Task", "status": "SUCCEEDED", "duration": "7.2 s"},
-        {"state": "Gate", "type": "Choice", "status": "FAILED", "duration": ""}]
+        {"state": "Gate", "type": "Choice", "status": "FAILED", "duration": ""},
+    ]
 
 
 def test_metrics_table_puts_validation_beside_test():
@@ -32,7 +43,9 @@ def test_plots_draw_what_they_say():
     assert [t.get_text() for t in reports.plot_confusion_matrix(EVALUATION).texts] == ["80", "2", "5", "13"]
     assert reports.plot_roc(EVALUATION).get_legend().get_texts()[0].get_text() == "AUC 0.960"
     assert [t.get_text() for t in reports.plot_feature_importance(EVALUATION).get_yticklabels()] == [
-        "Intl Calls", "Day Mins"]
+        "Intl Calls",
+        "Day Mins",
+    ]
     definition = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Succeed"}}}
     graph = reports.plot_state_machine(definition, {"states": [{"state": "A", "status": "SUCCEEDED"}]})
     assert [t.get_text() for t in graph.texts if t.get_text()] == ["A\n(Pass)", "B\n(Succeed)"]
@@ -57,8 +70,12 @@ def test_nbval_sanitiser_makes_the_state_table_independent_of_durations():
     patterns = get_sanitize_patterns((ROOT / "tests" / "nbval-sanitize.cfg").read_text())
 
     def sanitised(seconds):
-        history = {"states": [{"state": "ETL", "type": "Task", "status": "SUCCEEDED", "seconds": seconds},
-                              {"state": "Model Training", "type": "Task", "status": "SUCCEEDED", "seconds": 0.2}]}
+        history = {
+            "states": [
+                {"state": "ETL", "type": "Task", "status": "SUCCEEDED", "seconds": seconds},
+                {"state": "Model Training", "type": "Task", "status": "SUCCEEDED", "seconds": 0.2},
+            ]
+        }
         table = reports.state_table(history)
         text = repr(table) + table.to_html()
         for regex, replace in patterns:

@@ -33,8 +33,17 @@ def test_score_keeps_every_public_row_with_its_phone_in_input_order(spark, small
     phones, scores, matrix, bundle = expected_scores(archive, manifest_path, lines)
     assert scored.rows == len(rows) == len(lines) - 1 == 3333
     assert [r["Phone"] for r in rows] == phones
-    assert list(rows[0]) == ["Phone", "score", "decision", "reason_1", "contribution_1", "reason_2",
-                             "contribution_2", "reason_3", "contribution_3"]
+    assert list(rows[0]) == [
+        "Phone",
+        "score",
+        "decision",
+        "reason_1",
+        "contribution_1",
+        "reason_2",
+        "contribution_2",
+        "reason_3",
+        "contribution_3",
+    ]
     written = np.array([float(r["score"]) for r in rows])
     np.testing.assert_allclose(written, scores, atol=1e-6)
     assert [r["decision"] for r in rows] == ["1" if s > 0.3 else "0" for s in scores]  # the model's own scores
@@ -43,7 +52,8 @@ def test_score_keeps_every_public_row_with_its_phone_in_input_order(spark, small
     for row, expected in zip(rows[:50], explain.top_reasons(per_column, explain.reason_columns(manifest), 3)):
         assert [row[f"reason_{i}"] for i in (1, 2, 3)] == [reason["column"] for reason in expected]
         assert [float(row[f"contribution_{i}"]) for i in (1, 2, 3)] == pytest.approx(
-            [reason["contribution"] for reason in expected], abs=2e-6)
+            [reason["contribution"] for reason in expected], abs=2e-6
+        )
     assert {row["reason_1"] for row in rows} <= set(explain.reason_columns(manifest))
 
 
@@ -72,8 +82,7 @@ def test_pre_encoded_rows_are_named_by_their_line(spark, small_model, tmp_path):
     archive, manifest_path, etl_dir = small_model
     manifest = json.loads(manifest_path.read_text())
     channel = sorted((etl_dir / "test").glob("part-*.csv"))[0]
-    scored = scoring.score_file(spark, archive, manifest, 0.5, str(channel), tmp_path / "scores.csv",
-                                explain_count=1)
+    scored = scoring.score_file(spark, archive, manifest, 0.5, str(channel), tmp_path / "scores.csv", explain_count=1)
     rows = read_scores(scored.path)
     matrix, _ = training.read_channel(channel)
     booster = training.load_model_archive(archive)
@@ -82,8 +91,7 @@ def test_pre_encoded_rows_are_named_by_their_line(spark, small_model, tmp_path):
     assert {r["reason_1"] for r in rows} <= set(explain.reason_columns(manifest))
 
 
-def test_identifiers_are_quoted_as_csv_and_a_blank_one_or_label_is_handled(spark, small_model, synthetic_csv,
-                                                                            tmp_path):
+def test_identifiers_are_quoted_as_csv_and_a_blank_one_or_label_is_handled(spark, small_model, synthetic_csv, tmp_path):
     """A Phone holding a comma or a quote comes back as written (RFC 4180 quoting), its decision counted; a
     blank label column is not read when scoring; a blank Phone is refused with its line."""
     archive, manifest_path, _ = small_model
@@ -102,8 +110,9 @@ def test_identifiers_are_quoted_as_csv_and_a_blank_one_or_label_is_handled(spark
     lines = customers.read_text().splitlines()
     _, scores, _, _ = expected_scores(archive, manifest_path, lines)
     cutoff = float(np.median(scores))
-    scored = scoring.score_file(spark, archive, manifest, cutoff, str(customers), tmp_path / "scores.csv",
-                                explain_count=2)
+    scored = scoring.score_file(
+        spark, archive, manifest, cutoff, str(customers), tmp_path / "scores.csv", explain_count=2
+    )
     rows = read_scores(scored.path)
     assert [r["Phone"] for r in rows] == [record[phone] for record in records[1:]]
     assert [r["decision"] for r in rows] == ["1" if s > cutoff else "0" for s in scores]
@@ -143,8 +152,7 @@ def test_a_bad_row_is_named_as_in_a_run_and_nothing_is_written(spark, small_mode
         scoring.score_file(spark, archive, manifest, 0.5, str(narrow), tmp_path / "other.csv")
 
 
-def test_a_batch_transform_gives_the_same_columns_as_the_local_score(spark, small_model, churn_txt, isolated,
-                                                                     tmp_path):
+def test_a_batch_transform_gives_the_same_columns_as_the_local_score(spark, small_model, churn_txt, isolated, tmp_path):
     """SM-TRANSFORM-JOIN, SM-TRANSFORM-OUTPUT, SM-SCRIPT-MODE on the local backend: the ETL's scoring mode
     writes identifier + features in input order; the scoring model runs code/score_transform.py; the
     joined, filtered answers equal `score`'s rows, identifier first."""
@@ -160,31 +168,43 @@ def test_a_batch_transform_gives_the_same_columns_as_the_local_score(spark, smal
     backend.stage_bytes(bundles.scoring_source_dir(manifest), f"{bucket}/code/sourcedir.tar.gz")
     spark.conf.set("spark.sql.files.maxPartitionBytes", str(128 * 1024))
     try:
-        encoded = scoring.encode_for_transform(spark, str(churn_txt), manifest,
-                                               str(backend.store.path(f"{bucket}/customers")))
+        encoded = scoring.encode_for_transform(
+            spark, str(churn_txt), manifest, str(backend.store.path(f"{bucket}/customers"))
+        )
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
     assert encoded == {"identifier": "Phone", "features": len(manifest["features"])}
     sagemaker = backend.client("sagemaker")
-    sagemaker.create_model(ModelName="scoring", ExecutionRoleArn=DEFAULTS["sagemaker_execution_role"],
-                           PrimaryContainer={"Image": "xgboost:3.0-5", "ModelDataUrl": f"{bucket}/model.tar.gz",
-                                             "Environment": scoring.transform_environment(
-                                                 f"{bucket}/code/sourcedir.tar.gz", "0.3", "2", "eu-west-1")})
+    sagemaker.create_model(
+        ModelName="scoring",
+        ExecutionRoleArn=DEFAULTS["sagemaker_execution_role"],
+        PrimaryContainer={
+            "Image": "xgboost:3.0-5",
+            "ModelDataUrl": f"{bucket}/model.tar.gz",
+            "Environment": scoring.transform_environment(f"{bucket}/code/sourcedir.tar.gz", "0.3", "2", "eu-west-1"),
+        },
+    )
     sagemaker.create_transform_job(
-        TransformJobName="scoring-1", ModelName="scoring", MaxPayloadInMB=1, BatchStrategy="MultiRecord",
-        TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{bucket}/customers/"}},
-                        "ContentType": "text/csv", "SplitType": "Line"},
+        TransformJobName="scoring-1",
+        ModelName="scoring",
+        MaxPayloadInMB=1,
+        BatchStrategy="MultiRecord",
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{bucket}/customers/"}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
         TransformOutput={"S3OutputPath": f"{bucket}/scores/", "Accept": "text/csv", "AssembleWith": "Line"},
         TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
-        DataProcessing=scoring.transform_data_processing(encoded["features"]))
+        DataProcessing=scoring.transform_data_processing(encoded["features"]),
+    )
     job = sagemaker.describe_transform_job(TransformJobName="scoring-1")
     assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
     outputs = sorted(backend.store.path(f"{bucket}/scores").glob("*.out"))
     parts = sorted(p.name for p in backend.store.path(f"{bucket}/customers").glob("part-*.csv"))
     assert [p.name for p in outputs] == [f"{name}.out" for name in parts] and len(parts) > 1
     transformed = [line for path in outputs for line in path.read_text().splitlines()]
-    local = scoring.score_file(spark, archive, manifest, 0.3, str(churn_txt), tmp_path / "scores.csv",
-                               explain_count=2)
+    local = scoring.score_file(spark, archive, manifest, 0.3, str(churn_txt), tmp_path / "scores.csv", explain_count=2)
     assert transformed == local.path.read_text().splitlines()[1:]
     assert len(transformed) == 3333
 
@@ -203,28 +223,39 @@ def test_a_failing_transform_job_says_why_and_writes_nothing(small_model, isolat
     backend.stage_file(str(archive), f"{bucket}/model.tar.gz")
     backend.stage_bytes(b"555-0101,1.0,2.0\n", f"{bucket}/customers/part-00000.csv")
     sagemaker = backend.client("sagemaker")
-    sagemaker.create_model(ModelName="built-in", ExecutionRoleArn=DEFAULTS["sagemaker_execution_role"],
-                           PrimaryContainer={"Image": "xgboost:3.0-5", "ModelDataUrl": f"{bucket}/model.tar.gz"})
-    request = dict(ModelName="built-in",
-                   TransformInput={"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
-                                                                   "S3Uri": f"{bucket}/customers/"}},
-                                   "ContentType": "text/csv", "SplitType": "Line"},
-                   TransformOutput={"S3OutputPath": f"{bucket}/scores/", "Accept": "text/csv"},
-                   TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1})
-    sagemaker.create_transform_job(TransformJobName="narrow", **request,
-                                   DataProcessing={"InputFilter": "$[1:]", "JoinSource": "Input"})
+    sagemaker.create_model(
+        ModelName="built-in",
+        ExecutionRoleArn=DEFAULTS["sagemaker_execution_role"],
+        PrimaryContainer={"Image": "xgboost:3.0-5", "ModelDataUrl": f"{bucket}/model.tar.gz"},
+    )
+    request = dict(
+        ModelName="built-in",
+        TransformInput={
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{bucket}/customers/"}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformOutput={"S3OutputPath": f"{bucket}/scores/", "Accept": "text/csv"},
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    )
+    sagemaker.create_transform_job(
+        TransformJobName="narrow", **request, DataProcessing={"InputFilter": "$[1:]", "JoinSource": "Input"}
+    )
     job = sagemaker.describe_transform_job(TransformJobName="narrow")
     assert job["TransformJobStatus"] == "Failed"
     assert job["FailureReason"] == f"PipelineError: rows have 2 features, the model takes {booster_width(archive)}"
-    sagemaker.create_transform_job(TransformJobName="two-ranges", **request,
-                                   DataProcessing={"InputFilter": "$[0:1,2:]"})
-    assert "only single range filters" in sagemaker.describe_transform_job(TransformJobName="two-ranges")[
-        "FailureReason"]
+    sagemaker.create_transform_job(
+        TransformJobName="two-ranges", **request, DataProcessing={"InputFilter": "$[0:1,2:]"}
+    )
+    assert (
+        "only single range filters" in sagemaker.describe_transform_job(TransformJobName="two-ranges")["FailureReason"]
+    )
     assert not backend.store.path(f"{bucket}/scores").exists()
 
 
 def test_score_as_on_aws_runs_the_etl_job_and_a_batch_transform_from_a_state_machine(
-        spark, small_model, churn_txt, isolated, tmp_path):
+    spark, small_model, churn_txt, isolated, tmp_path
+):
     """The aws code path on the local backend: the scoring state machine (the SDK's TransformStep)
     checks and encodes the customers in the ETL job, creates the script-mode model and runs the
     transform; the joined answers equal the local `score`'s rows."""
@@ -238,27 +269,42 @@ def test_score_as_on_aws_runs_the_etl_job_and_a_batch_transform_from_a_state_mac
     backend.stage_file(str(archive), model_uri)
     backend.stage_file(str(manifest_path), "s3://churn-pipeline-local/churn/trained/etl/manifest.json")
     scores_uri = "s3://churn-pipeline-local/churn/scores/today/"
-    for outside in ("s3://churn-pipeline-local/scores/", "s3://churn-pipeline-local/churn/",
-                    "s3://churn-pipeline-local/churn/scores/", "s3://churn-pipeline-local/churn/trained/"):
-        with pytest.raises(PipelineError, match="scores go to a folder of their own under "
-                                                "s3://churn-pipeline-local/churn/scores/"):
+    for outside in (
+        "s3://churn-pipeline-local/scores/",
+        "s3://churn-pipeline-local/churn/",
+        "s3://churn-pipeline-local/churn/scores/",
+        "s3://churn-pipeline-local/churn/trained/",
+    ):
+        with pytest.raises(
+            PipelineError, match="scores go to a folder of their own under s3://churn-pipeline-local/churn/scores/"
+        ):
             scoring.batch_transform(params, model_uri, str(churn_txt), outside, overwrite=True)
     assert backend.object_exists(model_uri)  # nothing was removed
-    result = scoring.batch_transform(params, model_uri, str(churn_txt), scores_uri, explain_count=3, cutoff=0.3,
-                                     progress=lambda line: None)
+    result = scoring.batch_transform(
+        params, model_uri, str(churn_txt), scores_uri, explain_count=3, cutoff=0.3, progress=lambda line: None
+    )
     assert result["columns"] == scoring.output_columns("Phone", 3) and result["cutoff"] == 0.3
     outputs = sorted(backend.store.path(scores_uri).glob("*.csv.out"))
     described = json.loads(backend.store.path(scores_uri + scoring.SCORES_DESCRIPTION).read_text())
     assert described["columns"] == result["columns"]
     assert not backend.store.path("s3://churn-pipeline-local/churn/scoring").exists() or not any(
-        backend.store.path("s3://churn-pipeline-local/churn/scoring").rglob("*.csv"))  # encoded rows removed
+        backend.store.path("s3://churn-pipeline-local/churn/scoring").rglob("*.csv")
+    )  # encoded rows removed
     with pytest.raises(PipelineError, match="holds earlier scores"):
         scoring.batch_transform(params, model_uri, str(churn_txt), scores_uri)
     transformed = [line for path in outputs for line in path.read_text().splitlines()]
-    local = scoring.score_file(spark, archive, json.loads(manifest_path.read_text()), 0.3, str(churn_txt),
-                               tmp_path / "scores.csv", explain_count=3)
+    local = scoring.score_file(
+        spark,
+        archive,
+        json.loads(manifest_path.read_text()),
+        0.3,
+        str(churn_txt),
+        tmp_path / "scores.csv",
+        explain_count=3,
+    )
     assert transformed == local.path.read_text().splitlines()[1:]
     job = backend.client("sagemaker").describe_transform_job(TransformJobName=result["transform_job"])
     environment = backend.client("sagemaker").describe_model(ModelName=job["ModelName"])["PrimaryContainer"][
-        "Environment"]
+        "Environment"
+    ]
     assert environment["SAGEMAKER_PROGRAM"] == "score_transform.py" and environment["CHURN_EXPLAIN"] == "3"

@@ -16,7 +16,6 @@ import xgboost as xgb
 
 from churn_pipeline import serving, training
 from churn_pipeline.deployments import free_port
-
 from conftest import ROOT
 
 
@@ -29,9 +28,25 @@ def model(small_model):
 def endpoint(model):
     archive, manifest, _ = model
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "churn_pipeline.cli", "serve", "--model", str(archive),
-                                "--manifest", str(manifest), "--port", str(port), "--workers", "2"],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "churn_pipeline.cli",
+            "serve",
+            "--model",
+            str(archive),
+            "--manifest",
+            str(manifest),
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(150):
         try:
@@ -48,8 +63,11 @@ def endpoint(model):
 
 
 def post(url, body, content_type="text/csv", accept=None, attributes=None):
-    headers = {"Content-Type": content_type, **({"Accept": accept} if accept else {}),
-               **({"X-Amzn-SageMaker-Custom-Attributes": attributes} if attributes else {})}
+    headers = {
+        "Content-Type": content_type,
+        **({"Accept": accept} if accept else {}),
+        **({"X-Amzn-SageMaker-Custom-Attributes": attributes} if attributes else {}),
+    }
     request = urllib.request.Request(f"{url}/invocations", data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
@@ -83,8 +101,9 @@ def test_json_in_and_out(endpoint, model):
     url, _ = endpoint
     features, _ = training.read_channel(model[2] / "test")
     rows = features[:3].tolist()
-    status, kind, text = post(url, json.dumps({"instances": [{"features": r} for r in rows]}).encode(),
-                              "application/json", "application/json")
+    status, kind, text = post(
+        url, json.dumps({"instances": [{"features": r} for r in rows]}).encode(), "application/json", "application/json"
+    )
     assert (status, kind) == (200, "application/json")
     scores = [p["score"] for p in json.loads(text)["predictions"]]
     status, _, csv_text = post(url, json.dumps(rows).encode(), "application/json", "text/csv")
@@ -104,17 +123,21 @@ def test_raw_records_are_scored_with_the_training_transform(endpoint, model, syn
     assert post(url, body)[2] == raw_scores
 
 
-@pytest.mark.parametrize("body, content_type, accept, status, message", [
-    (b"1,2,x\n", "text/csv", None, 415, "not numeric"),
-    (b"{not json", "application/json", None, 415, "not JSON"),
-    (b"1,2", "application/x-npy", None, 415, "not supported"),
-    (b"", "text/csv", None, 415, "empty body"),
-    (b"1,2,3\n", "text/csv", None, 400, "has 3 features; the model expects"),
-    (b"State,Churn?\nKS,False.\n", "text/csv; header=present", None, 400, "missing columns"),
-    (b"1,2,3\n", "text/csv", "image/png", 406, "not supported"),
-])
-def test_bad_requests_get_the_containers_status_and_the_server_keeps_serving(endpoint, body, content_type,
-                                                                              accept, status, message):
+@pytest.mark.parametrize(
+    "body, content_type, accept, status, message",
+    [
+        (b"1,2,x\n", "text/csv", None, 415, "not numeric"),
+        (b"{not json", "application/json", None, 415, "not JSON"),
+        (b"1,2", "application/x-npy", None, 415, "not supported"),
+        (b"", "text/csv", None, 415, "empty body"),
+        (b"1,2,3\n", "text/csv", None, 400, "has 3 features; the model expects"),
+        (b"State,Churn?\nKS,False.\n", "text/csv; header=present", None, 400, "missing columns"),
+        (b"1,2,3\n", "text/csv", "image/png", 406, "not supported"),
+    ],
+)
+def test_bad_requests_get_the_containers_status_and_the_server_keeps_serving(
+    endpoint, body, content_type, accept, status, message
+):
     url, _ = endpoint
     got, _, text = post(url, body, content_type, accept)
     assert got == status and message in text
@@ -155,10 +178,10 @@ def test_reasons_with_the_explain_custom_attribute(endpoint, model, synthetic_cs
 def test_a_served_model_decides_at_its_runs_recorded_cutoff(model, tmp_path):
     """`serve --model RUN_ID` (what a deploy starts) loads the cutoff notebook 03 recorded; `--cutoff`
     overrides it; a model without a decision decides at 0.5 and says so."""
+    from test_registry import DECISION, make_record
+
     from churn_pipeline.backends.local import LocalBackend
     from churn_pipeline.registry import SqliteRegistry
-
-    from test_registry import DECISION, make_record
 
     archive, manifest, _ = model
     backend = LocalBackend(None, tmp_path / "home")

@@ -2,17 +2,26 @@ import json
 
 import pytest
 
-from churn_pipeline import config, statemachine, training
+from churn_pipeline import statemachine
 from churn_pipeline.errors import StateMachineError
 
 
 def spec(**changes):
-    values = dict(glue_job_name="churn-test-etl",
-                  training_image="141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
-                  query_function="churn-test-query", registry_function="churn-test-registry", threshold=0.9,
-                  environment="test", region="eu-west-1", sagemaker_role="arn:aws:iam::123456789012:role/sm",
-                  instance_type="ml.m5.xlarge",
-                  instance_count=1, train_fraction=0.7, validation_fraction=0.2, split_seed=42)
+    values = dict(
+        glue_job_name="churn-test-etl",
+        training_image="141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
+        query_function="churn-test-query",
+        registry_function="churn-test-registry",
+        threshold=0.9,
+        environment="test",
+        region="eu-west-1",
+        sagemaker_role="arn:aws:iam::123456789012:role/sm",
+        instance_type="ml.m5.xlarge",
+        instance_count=1,
+        train_fraction=0.7,
+        validation_fraction=0.2,
+        split_seed=42,
+    )
     values.update(changes)
     return statemachine.WorkflowSpec(**values)
 
@@ -28,8 +37,14 @@ def test_states_in_pipeline_order(definition):
         order.append(name)
         state = definition["States"][name]
         name = state.get("Next") or (state["Choices"][0]["Next"] if state["Type"] == "Choice" else None)
-    assert order == ["Reuse Previous ETL?", "Model Training", "Save Model", "Query Training Results", "Accuracy Above Threshold",
-                     "Update Model Registry"]
+    assert order == [
+        "Reuse Previous ETL?",
+        "Model Training",
+        "Save Model",
+        "Query Training Results",
+        "Accuracy Above Threshold",
+        "Update Model Registry",
+    ]
     assert definition["States"]["Accuracy Above Threshold"]["Default"] == "Accuracy Below Threshold"
     assert definition["States"]["Accuracy Below Threshold"]["Type"] == "Fail"
     assert definition["States"]["ETL"]["Next"] == "Model Training"
@@ -50,8 +65,12 @@ def test_gate_reads_accuracy_by_metric_name_with_the_threshold(definition):
     rule = definition["States"]["Accuracy Above Threshold"]["Choices"][0]
     assert rule["Variable"] == "$.TrainingResults.Payload.metrics['validation:accuracy']"
     assert rule["NumericGreaterThan"] == 0.9
-    assert statemachine.build_definition(spec(threshold=0.97))["States"]["Accuracy Above Threshold"][
-        "Choices"][0]["NumericGreaterThan"] == 0.97
+    assert (
+        statemachine.build_definition(spec(threshold=0.97))["States"]["Accuracy Above Threshold"]["Choices"][0][
+            "NumericGreaterThan"
+        ]
+        == 0.97
+    )
 
 
 def test_task_resources_and_arguments(definition):
@@ -61,7 +80,8 @@ def test_task_resources_and_arguments(definition):
     training_state = states["Model Training"]
     assert training_state["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
     assert training_state["Parameters"]["TrainingJobName.$"] == (
-        "States.Format('{}-{}', $$.Execution.Input.TrainingJobName, $$.Execution.RedriveCount)")
+        "States.Format('{}-{}', $$.Execution.Input.TrainingJobName, $$.Execution.RedriveCount)"
+    )
     assert states["Save Model"]["Resource"] == "arn:aws:states:::sagemaker:createModel"
     payload = states["Update Model Registry"]["Parameters"]["Payload"]
     assert payload["run_id.$"] == "$$.Execution.Input['RunId']"
@@ -70,7 +90,8 @@ def test_task_resources_and_arguments(definition):
 
 
 def test_everything_run_specific_comes_from_the_execution_input(definition):
-    """GLUE-RUN-ARGUMENTS SFN-CONTEXT-INPUT SM-S3PREFIX: One definition serves every run: URIs, names and hyper-parameters are execution input
+    """GLUE-RUN-ARGUMENTS SFN-CONTEXT-INPUT SM-S3PREFIX: One definition serves every run: URIs, names and
+    hyper-parameters are execution input
     (so a new run publishes no new version and concurrent runs cannot swap each other's inputs)."""
     states = definition["States"]
     arguments = states["ETL"]["Parameters"]["Arguments"]
@@ -80,11 +101,16 @@ def test_everything_run_specific_comes_from_the_execution_input(definition):
     assert parameters["HyperParameters.$"] == "$$.Execution.Input['HyperParameters']"
     assert parameters["OutputDataConfig"] == {"S3OutputPath.$": "$$.Execution.Input['ModelOutputUri']"}
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri.$"] for c in parameters["InputDataConfig"]}
-    assert channels == {"train": "$$.Execution.Input['TrainUri']",
-                        "validation": "$$.Execution.Input['ValidationUri']"}
+    assert channels == {"train": "$$.Execution.Input['TrainUri']", "validation": "$$.Execution.Input['ValidationUri']"}
     assert "s3://" not in statemachine.definition_json(definition)
-    assert set(statemachine.execution_input_schema()) >= {"DataUri", "EtlOutputUri", "TrainUri", "ValidationUri",
-                                                          "ModelOutputUri", "HyperParameters"}
+    assert set(statemachine.execution_input_schema()) >= {
+        "DataUri",
+        "EtlOutputUri",
+        "TrainUri",
+        "ValidationUri",
+        "ModelOutputUri",
+        "HyperParameters",
+    }
 
 
 def test_debugger_hook_is_off(definition):
@@ -109,11 +135,16 @@ def test_statelint_rejects_an_invalid_definition(definition):
 def test_several_training_instances_each_read_a_share_of_the_train_parts():
     """SM-SHARDED: with more than one instance the train channel is ShardedByS3Key (distributed XGBoost, one
     share of the parts per instance); validation, and a single instance, read every part."""
+
     def channels(definition):
         config = definition["States"]["Model Training"]["Parameters"]["InputDataConfig"]
         return {c["ChannelName"]: c["DataSource"]["S3DataSource"].get("S3DataDistributionType") for c in config}
 
-    assert channels(statemachine.build_definition(spec(instance_count=2))) == {"train": "ShardedByS3Key",
-                                                                               "validation": "FullyReplicated"}
-    assert channels(statemachine.build_definition(spec())) == {"train": "FullyReplicated",
-                                                               "validation": "FullyReplicated"}
+    assert channels(statemachine.build_definition(spec(instance_count=2))) == {
+        "train": "ShardedByS3Key",
+        "validation": "FullyReplicated",
+    }
+    assert channels(statemachine.build_definition(spec())) == {
+        "train": "FullyReplicated",
+        "validation": "FullyReplicated",
+    }

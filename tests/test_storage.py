@@ -6,7 +6,6 @@ from moto import mock_aws
 
 from churn_pipeline import config, data, storage, workflow
 from churn_pipeline.errors import ConfigError, DataValidationError
-
 from conftest import fake_aws_credentials
 
 
@@ -65,13 +64,18 @@ def test_a_run_stages_s3_input_on_the_local_backend(s3, synthetic_csv, isolated)
 def test_a_folder_moves_on_s3_by_copy_then_delete(s3):
     """S3-NO-RENAME: S3 has no rename; the ETL's staged parts are copied to their split folder and deleted,
     and what the target held before is replaced."""
-    for key, body in {"etl/_staging/split=train/part-00000-a.csv": b"1,2\n",
-                      "etl/_staging/split=train/part-00001-a.csv": b"0,3\n",
-                      "etl/_staging/split=test/part-00002-a.csv": b"1,4\n",
-                      "etl/train/part-old.csv": b"stale\n", "etl/train_$folder$": b""}.items():
+    for key, body in {
+        "etl/_staging/split=train/part-00000-a.csv": b"1,2\n",
+        "etl/_staging/split=train/part-00001-a.csv": b"0,3\n",
+        "etl/_staging/split=test/part-00002-a.csv": b"1,4\n",
+        "etl/train/part-old.csv": b"stale\n",
+        "etl/train_$folder$": b"",
+    }.items():
         s3.put_object(Bucket="customers", Key=key, Body=body)
     storage.move_folder("s3://customers/etl/_staging/split=train", "s3://customers/etl/train", s3)
     storage.remove_folder("s3://customers/etl/_staging/split=test", s3)
-    left = {o["Key"]: s3.get_object(Bucket="customers", Key=o["Key"])["Body"].read()
-            for o in s3.list_objects_v2(Bucket="customers")["Contents"]}
+    left = {
+        o["Key"]: s3.get_object(Bucket="customers", Key=o["Key"])["Body"].read()
+        for o in s3.list_objects_v2(Bucket="customers")["Contents"]
+    }
     assert left == {"etl/train/part-00000-a.csv": b"1,2\n", "etl/train/part-00001-a.csv": b"0,3\n"}

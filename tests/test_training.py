@@ -17,8 +17,16 @@ def splits(spark, synthetic_csv, tmp_path_factory):
 
 def test_hyperparameters_are_sagemaker_strings_with_the_classic_defaults():
     hp = training.hyperparameters_from(config.DEFAULTS)
-    assert hp == {"max_depth": "5", "eta": "0.2", "gamma": "4.0", "min_child_weight": "6.0", "subsample": "0.8",
-                  "objective": "binary:logistic", "eval_metric": "error,auc,logloss", "num_round": "100"}
+    assert hp == {
+        "max_depth": "5",
+        "eta": "0.2",
+        "gamma": "4.0",
+        "min_child_weight": "6.0",
+        "subsample": "0.8",
+        "objective": "binary:logistic",
+        "eval_metric": "error,auc,logloss",
+        "num_round": "100",
+    }
 
 
 def test_training_writes_a_sagemaker_model_archive(splits, tmp_path):
@@ -55,14 +63,18 @@ def test_empty_channel_is_refused(tmp_path):
         training.read_channel(tmp_path / "empty")
 
 
-@pytest.mark.parametrize("name, content, error", [
-    ("_SUCCESS", b"", "Could not determine delimiter"),                 # Spark's marker
-    ("_$folder$", b"", "Could not determine delimiter"),                # EMRFS's folder marker
-    (".part-00000.csv.crc", b"crc", "Hidden file found in the data path"),  # Hadoop's local checksum
-    ("part-00001.csv", b"", "Could not determine delimiter on line"),    # an empty part
-])
+@pytest.mark.parametrize(
+    "name, content, error",
+    [
+        ("_SUCCESS", b"", "Could not determine delimiter"),  # Spark's marker
+        ("_$folder$", b"", "Could not determine delimiter"),  # EMRFS's folder marker
+        (".part-00000.csv.crc", b"crc", "Hidden file found in the data path"),  # Hadoop's local checksum
+        ("part-00001.csv", b"", "Could not determine delimiter on line"),  # an empty part
+    ],
+)
 def test_a_channel_file_the_container_cannot_read_fails_the_job(splits, tmp_path, name, content, error):
-    """SM-CHANNEL-FILES: The SageMaker XGBoost container reads every file of a channel: the local job refuses the same files."""
+    """SM-CHANNEL-FILES: The SageMaker XGBoost container reads every file of a channel: the local job refuses the
+    same files."""
     import shutil
 
     channel = tmp_path / "channel"
@@ -76,8 +88,12 @@ def test_evaluation_metrics_by_hand():
     labels = [1, 1, 0, 0, 0, 1]
     scores = [0.9, 0.4, 0.6, 0.1, 0.2, 0.8]
     result = evaluation.evaluate(labels, scores)
-    assert result["confusion_matrix"] == {"true_negative": 2, "false_positive": 1, "false_negative": 1,
-                                          "true_positive": 2}
+    assert result["confusion_matrix"] == {
+        "true_negative": 2,
+        "false_positive": 1,
+        "false_negative": 1,
+        "true_positive": 2,
+    }
     assert result["accuracy"] == pytest.approx(4 / 6)
     assert result["precision"] == pytest.approx(2 / 3) and result["recall"] == pytest.approx(2 / 3)
     # 9 positive/negative pairs, 8 ranked correctly
@@ -98,8 +114,7 @@ def test_the_streamed_tally_is_the_one_shot_evaluation_and_its_auc_the_rank_auc(
         tally.add(labels[chunk], scores[chunk])
     assert tally.result() == evaluation.evaluate(labels, scores)
     positives, negatives = scores[labels == 1], scores[labels == 0]
-    exact = ((positives[:, None] > negatives[None, :]).mean()
-             + 0.5 * (positives[:, None] == negatives[None, :]).mean())
+    exact = (positives[:, None] > negatives[None, :]).mean() + 0.5 * (positives[:, None] == negatives[None, :]).mean()
     assert tally.result()["auc"] == pytest.approx(exact, abs=1e-3)
 
 

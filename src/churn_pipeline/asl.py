@@ -16,9 +16,10 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from .errors import ExecutionFailed, StateMachineError, TaskFailed
 
@@ -34,7 +35,6 @@ def utc_timestamp() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-
 class PathError(Exception):
     """A reference path does not resolve (States.Runtime in Step Functions)."""
 
@@ -44,7 +44,7 @@ def parse_path(path: str) -> tuple[str, list[str | int]]:
     root = "$$" if path.startswith("$$") else "$"
     if not path.startswith("$"):
         raise StateMachineError(f"path {path!r} must start with $")
-    rest, position, steps = path[len(root):], 0, []
+    rest, position, steps = path[len(root) :], 0, []
     while position < len(rest):
         match = _TOKEN.match(rest, position)
         if not match:
@@ -93,8 +93,9 @@ def intrinsic(expression: str, data: Any, context: Mapping[str, Any]) -> Any:
     """Evaluate ``States.Format('template {}', arg, ...)``: string literals, numbers and paths."""
     match = _FORMAT.match(expression.strip())
     if not match:
-        raise StateMachineError(f"intrinsic {expression!r} is not supported by the local executor "
-                                "(supported: States.Format)")
+        raise StateMachineError(
+            f"intrinsic {expression!r} is not supported by the local executor (supported: States.Format)"
+        )
     arguments, body, position = [], match.group(1), 0
     while position < len(body):
         found = _ARGUMENT.match(body, position)
@@ -125,8 +126,7 @@ def intrinsic(expression: str, data: Any, context: Mapping[str, Any]) -> Any:
             piece, index = piece + template[index], index + 1
     pieces.append(piece)
     if len(pieces) - 1 != len(values):
-        raise PathError(f"{expression!r}: the template has {len(pieces) - 1} placeholders for {len(values)} "
-                        "arguments")
+        raise PathError(f"{expression!r}: the template has {len(pieces) - 1} placeholders for {len(values)} arguments")
     text = pieces[0]
     for value, piece in zip(values, pieces[1:]):
         text += (value if isinstance(value, str) else json.dumps(value)) + piece
@@ -141,8 +141,9 @@ def resolve_parameters(template: Any, data: Any, context: Mapping[str, Any]) -> 
             if key.endswith(".$"):
                 if not isinstance(value, str):
                     raise StateMachineError(f"{key!r} must hold a path or an intrinsic function")
-                resolved[key[:-2]] = (read_path(value, data, context) if value.startswith("$")
-                                      else intrinsic(value, data, context))
+                resolved[key[:-2]] = (
+                    read_path(value, data, context) if value.startswith("$") else intrinsic(value, data, context)
+                )
             else:
                 resolved[key] = resolve_parameters(value, data, context)
         return resolved
@@ -208,8 +209,9 @@ def evaluate_rule(rule: Mapping[str, Any], data: Any, context: Mapping[str, Any]
 
 def _error_matches(patterns: list[str], error: str) -> bool:
     # States.TaskFailed matches every task error except a time-out, as in Step Functions.
-    return "States.ALL" in patterns or error in patterns or (
-        "States.TaskFailed" in patterns and error != "States.Timeout")
+    return (
+        "States.ALL" in patterns or error in patterns or ("States.TaskFailed" in patterns and error != "States.Timeout")
+    )
 
 
 @dataclass
@@ -235,31 +237,51 @@ class Execution:
         rows: list[dict[str, Any]] = []
         for event in self.history:
             if event["type"] == "StateEntered":
-                rows.append({"state": event["state"], "type": event["stateType"], "status": "RUNNING",
-                             "input": event["input"], "output": None, "started": event["timestamp"],
-                             "ended": None, "seconds": None})
+                rows.append(
+                    {
+                        "state": event["state"],
+                        "type": event["stateType"],
+                        "status": "RUNNING",
+                        "input": event["input"],
+                        "output": None,
+                        "started": event["timestamp"],
+                        "ended": None,
+                        "seconds": None,
+                    }
+                )
             elif event["type"] == "ExecutionAborted" and rows and rows[-1]["status"] == "RUNNING":
                 rows[-1].update(status="ABORTED", ended=event["timestamp"])
             elif event["type"] in ("StateExited", "StateFailed") and rows:
                 row = rows[-1]
-                row.update(status="SUCCEEDED" if event["type"] == "StateExited" else "FAILED",
-                           output=event.get("output"), ended=event["timestamp"],
-                           seconds=round((parse_timestamp(event["timestamp"]) -
-                                          parse_timestamp(row["started"])).total_seconds(), 3))
+                row.update(
+                    status="SUCCEEDED" if event["type"] == "StateExited" else "FAILED",
+                    output=event.get("output"),
+                    ended=event["timestamp"],
+                    seconds=round(
+                        (parse_timestamp(event["timestamp"]) - parse_timestamp(row["started"])).total_seconds(), 3
+                    ),
+                )
         return rows
 
     def record(self, kind: str, **details: Any) -> None:
         """Append an event to the history."""
         self.history.append({"id": len(self.history) + 1, "type": kind, "timestamp": utc_timestamp(), **details})
 
-    def close(self, status: str, output: Any = None, state: str | None = None, error: str | None = None,
-              cause: str | None = None) -> None:
+    def close(
+        self,
+        status: str,
+        output: Any = None,
+        state: str | None = None,
+        error: str | None = None,
+        cause: str | None = None,
+    ) -> None:
         """End the execution with ``status`` (SUCCEEDED, FAILED or ABORTED) and its closing event."""
         self.status, self.output, self.failed_state = status, output, state
         self.error, self.cause, self.stop_date = error, cause, utc_timestamp()
         kind = {"SUCCEEDED": "ExecutionSucceeded", "ABORTED": "ExecutionAborted"}.get(status, "ExecutionFailed")
-        self.record(kind, **({"output": output} if status == "SUCCEEDED" else
-                             {"state": state, "error": error, "cause": cause}))
+        self.record(
+            kind, **({"output": output} if status == "SUCCEEDED" else {"state": state, "error": error, "cause": cause})
+        )
 
     def redrive_point(self) -> tuple[str, Any]:
         """The state that did not succeed (failed, or entered and never left) and the input it had."""
@@ -275,19 +297,40 @@ class Execution:
         return last, copy.deepcopy(entered["input"])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "executionArn": self.arn, "status": self.status, "input": self.input,
-                "output": self.output, "error": self.error, "cause": self.cause,
-                "failedState": self.failed_state, "startDate": self.start_date, "stopDate": self.stop_date,
-                "redriveCount": self.redrive_count, "redriveDate": self.redrive_date,
-                "states": self.states(), "events": list(self.history)}
+        return {
+            "name": self.name,
+            "executionArn": self.arn,
+            "status": self.status,
+            "input": self.input,
+            "output": self.output,
+            "error": self.error,
+            "cause": self.cause,
+            "failedState": self.failed_state,
+            "startDate": self.start_date,
+            "stopDate": self.stop_date,
+            "redriveCount": self.redrive_count,
+            "redriveDate": self.redrive_date,
+            "states": self.states(),
+            "events": list(self.history),
+        }
 
     @classmethod
-    def from_dict(cls, record: Mapping[str, Any]) -> "Execution":
-        return cls(name=record["name"], arn=record["executionArn"], input=record["input"], status=record["status"],
-                   output=record.get("output"), error=record.get("error"), cause=record.get("cause"),
-                   failed_state=record.get("failedState"), start_date=record["startDate"],
-                   stop_date=record.get("stopDate"), redrive_count=record.get("redriveCount", 0),
-                   redrive_date=record.get("redriveDate"), history=list(record.get("events", [])))
+    def from_dict(cls, record: Mapping[str, Any]) -> Execution:
+        return cls(
+            name=record["name"],
+            arn=record["executionArn"],
+            input=record["input"],
+            status=record["status"],
+            output=record.get("output"),
+            error=record.get("error"),
+            cause=record.get("cause"),
+            failed_state=record.get("failedState"),
+            start_date=record["startDate"],
+            stop_date=record.get("stopDate"),
+            redrive_count=record.get("redriveCount", 0),
+            redrive_date=record.get("redriveDate"),
+            history=list(record.get("events", [])),
+        )
 
 
 def parse_timestamp(timestamp: str) -> datetime:
@@ -297,10 +340,15 @@ def parse_timestamp(timestamp: str) -> datetime:
 class LocalExecutor:
     """Interprets one state-machine definition with local task runners."""
 
-    def __init__(self, definition: Mapping[str, Any] | str, runners: Mapping[str, Runner],
-                 state_machine_arn: str = "arn:aws:states:local:000000000000:stateMachine:local",
-                 sleep: Callable[[float], None] = time.sleep, max_transitions: int = 1000,
-                 on_event: Callable[[Execution], None] | None = None):
+    def __init__(
+        self,
+        definition: Mapping[str, Any] | str,
+        runners: Mapping[str, Runner],
+        state_machine_arn: str = "arn:aws:states:local:000000000000:stateMachine:local",
+        sleep: Callable[[float], None] = time.sleep,
+        max_transitions: int = 1000,
+        on_event: Callable[[Execution], None] | None = None,
+    ):
         """``on_event`` sees the execution after every event (the local service keeps it current)."""
         self.on_event = on_event
         self.definition = json.loads(definition) if isinstance(definition, str) else dict(definition)
@@ -318,11 +366,15 @@ class LocalExecutor:
         for name, state in states.items():
             kind = state.get("Type")
             if kind not in SUPPORTED_STATES:
-                raise StateMachineError(f"state {name!r}: type {kind!r} is not supported by the local "
-                                        f"executor (supported: {', '.join(sorted(SUPPORTED_STATES))})")
+                raise StateMachineError(
+                    f"state {name!r}: type {kind!r} is not supported by the local "
+                    f"executor (supported: {', '.join(sorted(SUPPORTED_STATES))})"
+                )
             if kind == "Task" and state.get("Resource") not in self.runners:
-                raise StateMachineError(f"state {name!r}: resource {state.get('Resource')!r} has no local "
-                                        f"runner (known: {', '.join(sorted(self.runners))})")
+                raise StateMachineError(
+                    f"state {name!r}: resource {state.get('Resource')!r} has no local "
+                    f"runner (known: {', '.join(sorted(self.runners))})"
+                )
             targets = [state.get("Next"), state.get("Default")]
             targets += [c.get("Next") for c in state.get("Choices", [])]
             targets += [c.get("Next") for c in state.get("Catch", [])]
@@ -362,14 +414,27 @@ class LocalExecutor:
             return self._transitions(execution, data, state_name)
         except BaseException as escaped:
             if execution.status == "RUNNING":
-                self._finish(execution, "ABORTED", state=state_name if execution.failed_state is None else None,
-                             error="States.Aborted", cause=f"{type(escaped).__name__}: {escaped}")
+                self._finish(
+                    execution,
+                    "ABORTED",
+                    state=state_name if execution.failed_state is None else None,
+                    error="States.Aborted",
+                    cause=f"{type(escaped).__name__}: {escaped}",
+                )
             raise
 
     def _transitions(self, execution: Execution, data: Any, state_name: str) -> Execution:
-        context = {"Execution": {"Id": execution.arn, "Name": execution.name, "Input": execution.input,
-                                 "StartTime": execution.start_date, "RedriveCount": execution.redrive_count},
-                   "StateMachine": {"Id": self.state_machine_arn}, "State": {}}
+        context = {
+            "Execution": {
+                "Id": execution.arn,
+                "Name": execution.name,
+                "Input": execution.input,
+                "StartTime": execution.start_date,
+                "RedriveCount": execution.redrive_count,
+            },
+            "StateMachine": {"Id": self.state_machine_arn},
+            "State": {},
+        }
         if execution.redrive_date:
             context["Execution"]["RedriveTime"] = execution.redrive_date
         for _ in range(self.max_transitions):
@@ -380,17 +445,28 @@ class LocalExecutor:
                 data, next_state = self._step(state_name, state, data, context, execution)
             except _Failure as failure:
                 self._event(execution, "StateFailed", state=state_name, error=failure.error, cause=failure.cause)
-                return self._finish(execution, "FAILED", state=state_name, error=failure.error,
-                                    cause=failure.cause)
+                return self._finish(execution, "FAILED", state=state_name, error=failure.error, cause=failure.cause)
             self._event(execution, "StateExited", state=state_name, output=data)
             if next_state is None:
                 return self._finish(execution, "SUCCEEDED", output=data)
             state_name = next_state
-        return self._finish(execution, "FAILED", state=state_name, error="States.Runtime",
-                            cause=f"more than {self.max_transitions} state transitions")
+        return self._finish(
+            execution,
+            "FAILED",
+            state=state_name,
+            error="States.Runtime",
+            cause=f"more than {self.max_transitions} state transitions",
+        )
 
-    def _finish(self, execution: Execution, status: str, output: Any = None, state: str | None = None,
-                error: str | None = None, cause: str | None = None) -> Execution:
+    def _finish(
+        self,
+        execution: Execution,
+        status: str,
+        output: Any = None,
+        state: str | None = None,
+        error: str | None = None,
+        cause: str | None = None,
+    ) -> Execution:
         execution.close(status, output, state, error, cause)
         if self.on_event is not None:
             self.on_event(execution)
@@ -405,7 +481,7 @@ class LocalExecutor:
         if kind == "Choice":
             effective = self._input(state, data, context)
             for rule in state.get("Choices", []):
-                if self._guard(lambda: evaluate_rule(rule, effective, context, name)):
+                if self._guard(lambda rule=rule: evaluate_rule(rule, effective, context, name)):
                     return self._output(state, effective, context), rule["Next"]
             if "Default" not in state:
                 raise _Failure("States.NoChoiceMatched", f"no choice rule of state {name!r} matched")
@@ -416,13 +492,13 @@ class LocalExecutor:
             if "Parameters" in state:
                 result = self._guard(lambda: resolve_parameters(state["Parameters"], effective, context))
         else:
-            parameters = self._guard(lambda: resolve_parameters(state.get("Parameters", effective),
-                                                                effective, context))
+            parameters = self._guard(lambda: resolve_parameters(state.get("Parameters", effective), effective, context))
             try:
                 result = self._run_task(name, state, parameters, context, execution)
             except TaskFailed as failure:
-                handler = next((c for c in state.get("Catch", []) if _error_matches(c["ErrorEquals"],
-                                                                                  failure.error)), None)
+                handler = next(
+                    (c for c in state.get("Catch", []) if _error_matches(c["ErrorEquals"], failure.error)), None
+                )
                 if handler is None:
                     raise _Failure(failure.error, failure.cause) from None
                 error_output = {"Error": failure.error, "Cause": failure.cause}
@@ -443,8 +519,9 @@ class LocalExecutor:
                 result = runner(copy.deepcopy(parameters))
             except TaskFailed as failure:
                 self._event(execution, "TaskFailed", state=name, error=failure.error, cause=failure.cause)
-                index = next((i for i, r in enumerate(retriers) if _error_matches(r["ErrorEquals"], failure.error)),
-                             None)
+                index = next(
+                    (i for i, r in enumerate(retriers) if _error_matches(r["ErrorEquals"], failure.error)), None
+                )
                 if index is None or attempts[index] >= retriers[index].get("MaxAttempts", 3):
                     raise
                 retry = retriers[index]
@@ -481,6 +558,5 @@ class _Failure(Exception):
 def raise_for_failure(execution: Execution) -> Execution:
     """Turn a failed execution into ExecutionFailed naming the state, error and cause."""
     if execution.status != "SUCCEEDED":
-        raise ExecutionFailed(execution.failed_state or "?", execution.error or "States.Runtime",
-                              execution.cause or "")
+        raise ExecutionFailed(execution.failed_state or "?", execution.error or "States.Runtime", execution.cause or "")
     return execution

@@ -19,8 +19,10 @@ class AwsErrorCode:
 
     @classmethod
     def error(cls, message: str, operation: str) -> ClientError:
-        return ClientError({"Error": {"Code": cls.code, "Message": message},
-                            "ResponseMetadata": {"HTTPStatusCode": cls.status}}, operation)
+        return ClientError(
+            {"Error": {"Code": cls.code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": cls.status}},
+            operation,
+        )
 
     @classmethod
     def matches(cls, exc: BaseException) -> bool:

@@ -23,8 +23,10 @@ def _add(archive: zipfile.ZipFile, name: str, content: bytes) -> None:
 
 
 def _package_files() -> list[tuple[str, bytes]]:
-    return [(str(Path("churn_pipeline") / path.relative_to(PACKAGE_ROOT)), path.read_bytes())
-            for path in sorted(PACKAGE_ROOT.rglob("*.py"))]
+    return [
+        (str(Path("churn_pipeline") / path.relative_to(PACKAGE_ROOT)), path.read_bytes())
+        for path in sorted(PACKAGE_ROOT.rglob("*.py"))
+    ]
 
 
 def package_archive() -> bytes:
@@ -53,11 +55,16 @@ def scoring_source_dir(manifest: dict) -> bytes:
     Fixed times and owners: the same content gives the same bytes (and the same staged key)."""
     from .scoring import TRANSFORM_MANIFEST, TRANSFORM_PROGRAM
 
-    files = [(TRANSFORM_PROGRAM, (workspace.project_root() / "code" / TRANSFORM_PROGRAM).read_bytes()),
-             (TRANSFORM_MANIFEST, json.dumps(manifest, sort_keys=True).encode()), *_package_files()]
+    files = [
+        (TRANSFORM_PROGRAM, (workspace.project_root() / "code" / TRANSFORM_PROGRAM).read_bytes()),
+        (TRANSFORM_MANIFEST, json.dumps(manifest, sort_keys=True).encode()),
+        *_package_files(),
+    ]
     buffer = io.BytesIO()
-    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped, \
-            tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive:
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as archive,
+    ):
         for name, content in files:
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(content), 0o644, 0

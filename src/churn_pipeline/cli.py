@@ -6,9 +6,9 @@ import argparse
 import json
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
-from . import config, data, workspace
+from . import config, data
 from .errors import PipelineError
 
 
@@ -17,8 +17,10 @@ def _cmd_run(args) -> int:
 
     if args.resume:
         if args.parameter or args.data is not None or args.run_id is not None or args.params is not None:
-            raise PipelineError("--resume continues a run with the parameters it started with: "
-                                "leave out --params, -p, --data and --run-id")
+            raise PipelineError(
+                "--resume continues a run with the parameters it started with: "
+                "leave out --params, -p, --data and --run-id"
+            )
         result = resume_notebooks(args.resume, progress=not args.quiet)
     else:
         overrides = dict(config.parse_override(item) for item in args.parameter)
@@ -26,8 +28,7 @@ def _cmd_run(args) -> int:
             overrides["data"] = args.data if "://" in args.data or not args.data else os.path.abspath(args.data)
         if args.run_id is not None:
             overrides["run_id"] = args.run_id
-        result = run_notebooks(config.load(args.params or "parameters/local.yaml", overrides),
-                               progress=not args.quiet)
+        result = run_notebooks(config.load(args.params or "parameters/local.yaml", overrides), progress=not args.quiet)
     print(f"run id:    {result.run_id}")
     print(f"status:    {result.status}")
     print(f"artifacts: {result.artifacts_dir}")
@@ -59,8 +60,9 @@ def _backend_and_registry(args):
     """The backend and registry of ``--params`` (the local ones by default)."""
     from .backends import open_backend
 
-    params = config.validate(config.read_parameters_file(args.params) if args.params else {},
-                             source=args.params or "defaults")
+    params = config.validate(
+        config.read_parameters_file(args.params) if args.params else {}, source=args.params or "defaults"
+    )
     return open_backend(params), _registry(args)
 
 
@@ -70,8 +72,11 @@ def _cmd_serve(args) -> int:
     backend, registry = _backend_and_registry(args)
     model = serving.resolve_model(args.model, backend, registry, args.manifest, args.cutoff)
     serving.check_bundle(model.model, model.manifest)  # fail here, clearly, rather than in every worker
-    print(f"serving {args.model} on http://{args.host}:{args.port} (/ping, /invocations); decisions above "
-          f"cutoff {model.cutoff:g} ({model.cutoff_origin})", flush=True)
+    print(
+        f"serving {args.model} on http://{args.host}:{args.port} (/ping, /invocations); decisions above "
+        f"cutoff {model.cutoff:g} ({model.cutoff_origin})",
+        flush=True,
+    )
     serving.serve(model.load, host=args.host, port=args.port, workers=args.workers, threads=args.threads)
     return 0
 
@@ -81,14 +86,26 @@ def _cmd_score(args) -> int:
 
     params = config.load(args.params)
     if args.batch_transform or params["backend"] == "aws":
-        result = scoring.batch_transform(params, args.model, args.data, args.out, args.explain,
-                                         args.cutoff, args.overwrite, progress=lambda line: print(line, flush=True))
+        result = scoring.batch_transform(
+            params,
+            args.model,
+            args.data,
+            args.out,
+            args.explain,
+            args.cutoff,
+            args.overwrite,
+            progress=lambda line: print(line, flush=True),
+        )
         if result["status"] == "RUNNING":
-            print(f"scoring started: {result['execution_arn']} (wait_for_execution is false); scores will be "
-                  f"under {result['output_uri']}")
+            print(
+                f"scoring started: {result['execution_arn']} (wait_for_execution is false); scores will be "
+                f"under {result['output_uri']}"
+            )
             return 0
-        print(f"scores under {result['output_uri']} (one <part>.csv.out per part, no header): "
-              f"{','.join(result['columns'])}; decisions above cutoff {result['cutoff']:g} ({result['cutoff_origin']})")
+        print(
+            f"scores under {result['output_uri']} (one <part>.csv.out per part, no header): "
+            f"{','.join(result['columns'])}; decisions above cutoff {result['cutoff']:g} ({result['cutoff_origin']})"
+        )
         return 0
     backend, registry = _backend_and_registry(args)
     model = serving.resolve_model(args.model, backend, registry, args.manifest, args.cutoff)
@@ -97,10 +114,13 @@ def _cmd_score(args) -> int:
         raise PipelineError(f"--data {args.data}: no such file")
     manifest = json.loads(model.manifest.read_text())
     spark = etl.spark_session(args.spark_master)
-    scored = scoring.score_file(spark, model.model, manifest, model.cutoff, data_location, args.out,
-                                args.explain, args.overwrite)
-    print(f"scored {scored.rows:,} customers into {scored.path}: {scored.offers:,} above cutoff "
-          f"{scored.cutoff:g} ({model.cutoff_origin})")
+    scored = scoring.score_file(
+        spark, model.model, manifest, model.cutoff, data_location, args.out, args.explain, args.overwrite
+    )
+    print(
+        f"scored {scored.rows:,} customers into {scored.path}: {scored.offers:,} above cutoff "
+        f"{scored.cutoff:g} ({model.cutoff_origin})"
+    )
     return 0
 
 
@@ -114,8 +134,10 @@ def _model_record(registry, parameters_file: str):
         raise ConfigError(f"{parameters_file} is not a cloudformation_parameters.json: {exc}") from exc
     record = next((r for r in registry.list() if r.model_name == exported.get("ModelName")), None)
     if record is None or record.model_data_url != exported.get("ModelDataUrl"):
-        raise PipelineError(f"model {exported.get('ModelName')!r} of {parameters_file} has no registry record: "
-                            "only a model that passed the gate is deployed")
+        raise PipelineError(
+            f"model {exported.get('ModelName')!r} of {parameters_file} has no registry record: "
+            "only a model that passed the gate is deployed"
+        )
     return record
 
 
@@ -124,8 +146,10 @@ def _cmd_deploy(args) -> int:
 
     endpoints = LocalEndpoints()
     deployment = endpoints.deploy(_model_record(_registry(args), args.parameters), args.environment, args.port)
-    print(f"{args.environment}: version {deployment.version} ({deployment.run_id}) takes traffic on "
-          f"http://127.0.0.1:{endpoints.router_port(args.environment)}")
+    print(
+        f"{args.environment}: version {deployment.version} ({deployment.run_id}) takes traffic on "
+        f"http://127.0.0.1:{endpoints.router_port(args.environment)}"
+    )
     return 0
 
 
@@ -134,8 +158,10 @@ def _cmd_rollback(args) -> int:
 
     endpoints = LocalEndpoints()
     deployment = endpoints.rollback(args.environment, _registry(args))
-    print(f"{args.environment}: rolled back to {deployment.run_id} (version {deployment.version}) on "
-          f"http://127.0.0.1:{endpoints.router_port(args.environment)}")
+    print(
+        f"{args.environment}: rolled back to {deployment.run_id} (version {deployment.version}) on "
+        f"http://127.0.0.1:{endpoints.router_port(args.environment)}"
+    )
     return 0
 
 
@@ -176,8 +202,9 @@ def _registry(args):
 
     if getattr(args, "registry", None):
         return open_registry(args.registry)
-    params = config.validate(config.read_parameters_file(args.params) if args.params else {},
-                             source=args.params or "defaults")
+    params = config.validate(
+        config.read_parameters_file(args.params) if args.params else {}, source=args.params or "defaults"
+    )
     return open_backend(params).registry(registry_table(params))
 
 
@@ -215,11 +242,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--params", help="parameters file (YAML; default parameters/local.yaml)")
     run.add_argument("--data", help="input CSV: a path or an s3:// URI (default: synthetic data)")
     run.add_argument("--run-id", help="run id (default: a new one)")
-    run.add_argument("--resume", metavar="RUN_ID",
-                     help="continue a failed or interrupted run: states that succeeded are not run again, "
-                          "the failed attempt is kept in attempt-<n>/")
-    run.add_argument("-p", "--parameter", action="append", default=[], metavar="KEY=VALUE",
-                     help="override one parameter (repeatable)")
+    run.add_argument(
+        "--resume",
+        metavar="RUN_ID",
+        help="continue a failed or interrupted run: states that succeeded are not run again, "
+        "the failed attempt is kept in attempt-<n>/",
+    )
+    run.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one parameter (repeatable)",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=_cmd_run)
 
@@ -237,8 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", required=True, help="run id, s3:// URI of a model.tar.gz, or a local file")
     serve.add_argument("--manifest", help="feature manifest (default: the one beside the model)")
     serve.add_argument("--params", help="parameters file whose backend and registry to use (default: local)")
-    serve.add_argument("--cutoff", type=float, help="decide above this probability (default: the run's "
-                       "cost-chosen cutoff)")
+    serve.add_argument(
+        "--cutoff", type=float, help="decide above this probability (default: the run's cost-chosen cutoff)"
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, help="worker processes (default: one per core)")
@@ -248,24 +285,34 @@ def build_parser() -> argparse.ArgumentParser:
     score = commands.add_parser("score", help="score every customer of a file, in input order, with reasons")
     score.add_argument("--model", required=True, help="run id, s3:// URI of a model.tar.gz, or a local file")
     score.add_argument("--manifest", help="feature manifest (default: the one beside the model)")
-    score.add_argument("--data", required=True, help="customers: raw records (with or without the label) or "
-                       "pre-encoded rows; a path, or an s3:// URI of the backend's bucket")
+    score.add_argument(
+        "--data",
+        required=True,
+        help="customers: raw records (with or without the label) or "
+        "pre-encoded rows; a path, or an s3:// URI of the backend's bucket",
+    )
     score.add_argument("--out", required=True, help="the CSV to write")
     score.add_argument("--explain", type=int, default=0, metavar="K", help="add the K largest reasons per customer")
-    score.add_argument("--cutoff", type=float, help="decide above this probability (default: the run's "
-                       "cost-chosen cutoff)")
+    score.add_argument(
+        "--cutoff", type=float, help="decide above this probability (default: the run's cost-chosen cutoff)"
+    )
     score.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     score.add_argument("--params", help="parameters file whose backend and registry to use (default: local)")
     score.add_argument("--spark-master", default="local[*]")
-    score.add_argument("--batch-transform", action="store_true",
-                       help="score as on AWS, with the ETL job and a Batch Transform (the aws backend always does; "
-                            "--out is then an s3:// prefix)")
+    score.add_argument(
+        "--batch-transform",
+        action="store_true",
+        help="score as on AWS, with the ETL job and a Batch Transform (the aws backend always does; "
+        "--out is then an s3:// prefix)",
+    )
     score.set_defaults(func=_cmd_score)
 
     deploy = commands.add_parser("deploy", help="deploy a registered model locally, blue/green")
     deploy.add_argument("--parameters", required=True, help="a run's cloudformation_parameters.json")
     deploy.add_argument("--environment", default="staging")
-    deploy.add_argument("--port", type=int, help="the environment's port (first deploy; default 8080 staging, 8081 prod)")
+    deploy.add_argument(
+        "--port", type=int, help="the environment's port (first deploy; default 8080 staging, 8081 prod)"
+    )
     deploy.set_defaults(func=_cmd_deploy, params=None)
     rollback = commands.add_parser("rollback", help="return an environment to its previous healthy version")
     rollback.add_argument("--environment", default="staging")

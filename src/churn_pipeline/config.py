@@ -12,9 +12,10 @@ from __future__ import annotations
 import keyword
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -62,45 +63,69 @@ PARAMETERS: dict[str, Parameter] = {
     "training_instance_type": _P("ml.m5.xlarge", str, "SageMaker training instance type"),
     "training_instance_count": _P(1, int, "SageMaker training instance count", minimum=1),
     # gate and deploy
-    "accuracy_threshold": _P(0.90, float, "validation accuracy the model must exceed to be registered",
-                             minimum=0.0, maximum=1.0),
+    "accuracy_threshold": _P(
+        0.90, float, "validation accuracy the model must exceed to be registered", minimum=0.0, maximum=1.0
+    ),
     # decisions
-    "retention_offer_cost": _P(100.0, float, "cost of one retention offer (every customer scored above the cutoff "
-                               "gets one)", minimum=0.0),
-    "churn_loss": _P(500.0, float, "what a churner who gets no offer costs; with retention_offer_cost it "
-                     "chooses the cutoff", minimum=0.0),
+    "retention_offer_cost": _P(
+        100.0, float, "cost of one retention offer (every customer scored above the cutoff gets one)", minimum=0.0
+    ),
+    "churn_loss": _P(
+        500.0,
+        float,
+        "what a churner who gets no offer costs; with retention_offer_cost it chooses the cutoff",
+        minimum=0.0,
+    ),
     "endpoint_instance_type": _P("ml.m5.large", str, "SageMaker endpoint instance type"),
     "endpoint_instance_count": _P(1, int, "SageMaker endpoint instance count", minimum=1),
-    "sagemaker_execution_role": _P("arn:aws:iam::000000000000:role/churn-local-sagemaker", str,
-                                   "role SageMaker assumes for training and hosting"),
-    "workflow_execution_role": _P("arn:aws:iam::000000000000:role/churn-local-workflow", str,
-                                  "role Step Functions assumes"),
+    "sagemaker_execution_role": _P(
+        "arn:aws:iam::000000000000:role/churn-local-sagemaker", str, "role SageMaker assumes for training and hosting"
+    ),
+    "workflow_execution_role": _P(
+        "arn:aws:iam::000000000000:role/churn-local-workflow", str, "role Step Functions assumes"
+    ),
     "glue_role": _P("arn:aws:iam::000000000000:role/churn-local-glue", str, "role the Glue job assumes"),
-    "lambda_role": _P("arn:aws:iam::000000000000:role/churn-local-lambda", str,
-                      "role of the query-training-results function"),
-    "model_registry_lambda_role": _P("arn:aws:iam::000000000000:role/churn-local-registry", str,
-                                     "role of the update-model-registry function"),
+    "lambda_role": _P(
+        "arn:aws:iam::000000000000:role/churn-local-lambda", str, "role of the query-training-results function"
+    ),
+    "model_registry_lambda_role": _P(
+        "arn:aws:iam::000000000000:role/churn-local-registry", str, "role of the update-model-registry function"
+    ),
     "execution_timeout_minutes": _P(120, int, "how long to wait for the state machine", minimum=1),
     "wait_for_execution": _P(True, bool, "wait for the execution to end (false: start it and move on)"),
-    "reuse_etl": _P(True, bool, "skip the ETL when a previous ETL ran on the same data, code, fractions and seed "
-                    "(false: always run it)"),
-    "resume": _P(False, bool, "continue the run's failed or interrupted execution from the state that did not "
-                 "succeed (Step Functions redrive) instead of refusing to run it again"),
+    "reuse_etl": _P(
+        True,
+        bool,
+        "skip the ETL when a previous ETL ran on the same data, code, fractions and seed (false: always run it)",
+    ),
+    "resume": _P(
+        False,
+        bool,
+        "continue the run's failed or interrupted execution from the state that did not "
+        "succeed (Step Functions redrive) instead of refusing to run it again",
+    ),
     # aws backend
     "allow_us_east_1": _P(False, bool, "permit the region us-east-1 (refused by default)"),
-    "glue_worker_type": _P("G.1X", str, "Glue worker type (G.025X is for streaming jobs only)",
-                           choices=("G.1X", "G.2X", "G.4X", "G.8X")),
+    "glue_worker_type": _P(
+        "G.1X", str, "Glue worker type (G.025X is for streaming jobs only)", choices=("G.1X", "G.2X", "G.4X", "G.8X")
+    ),
     "glue_number_of_workers": _P(2, int, "Glue workers", minimum=2, maximum=299),
     "glue_timeout_minutes": _P(60, int, "Glue job timeout", minimum=1, maximum=2880),
     "glue_max_concurrent_runs": _P(2, int, "Glue job runs at once", minimum=1, maximum=1000),
-    "state_machine_versions_to_keep": _P(20, int, "published state-machine versions kept (Step Functions "
-                                         "allows 1,000)", minimum=1, maximum=900),
+    "state_machine_versions_to_keep": _P(
+        20, int, "published state-machine versions kept (Step Functions allows 1,000)", minimum=1, maximum=900
+    ),
     "lambda_runtime": _P("python3.12", str, "Lambda runtime of the two functions"),
 }
 
 #: parameters the aws backend takes from the environment (the CodeBuild project sets them)
-ROLE_VARIABLES = ("workflow_execution_role", "sagemaker_execution_role", "glue_role", "lambda_role",
-                  "model_registry_lambda_role")
+ROLE_VARIABLES = (
+    "workflow_execution_role",
+    "sagemaker_execution_role",
+    "glue_role",
+    "lambda_role",
+    "model_registry_lambda_role",
+)
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 
 DEFAULTS: dict[str, Any] = {name: p.default for name, p in PARAMETERS.items()}
@@ -111,8 +136,7 @@ def _check_value(name: str, value: Any) -> Any:
     if spec.kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(value, bool) and spec.kind is not bool or not isinstance(value, spec.kind):
-        raise ConfigError(
-            f"parameter {name!r} must be {spec.kind.__name__}, got {type(value).__name__} {value!r}")
+        raise ConfigError(f"parameter {name!r} must be {spec.kind.__name__}, got {type(value).__name__} {value!r}")
     if spec.choices and value not in spec.choices:
         raise ConfigError(f"parameter {name!r} must be one of {', '.join(spec.choices)}; got {value!r}")
     if spec.minimum is not None and value < spec.minimum:
@@ -134,12 +158,14 @@ def validate(values: Mapping[str, Any], source: str = "parameters") -> dict[str,
     if merged["backend"] == "aws" and merged["region"] == "us-east-1" and not merged["allow_us_east_1"]:
         raise ConfigError(f"{source}: region us-east-1 is refused unless the parameters say allow_us_east_1: true")
     if merged["churn_loss"] <= 0:
-        raise ConfigError(f"{source}: churn_loss must be above 0 (what a lost customer costs); "
-                          f"got {merged['churn_loss']}")
+        raise ConfigError(
+            f"{source}: churn_loss must be above 0 (what a lost customer costs); got {merged['churn_loss']}"
+        )
     if merged["train_fraction"] + merged["validation_fraction"] >= 0.99:
         raise ConfigError(
             f"{source}: train_fraction + validation_fraction must leave at least 1 % for the test split; "
-            f"got {merged['train_fraction']} + {merged['validation_fraction']}")
+            f"got {merged['train_fraction']} + {merged['validation_fraction']}"
+        )
     return merged
 
 
@@ -178,8 +204,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     return name.strip(), value
 
 
-def load(params_file: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None
-         ) -> dict[str, Any]:
+def load(params_file: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Defaults, then the parameters file, then overrides; validated once."""
     values: dict[str, Any] = {}
     if params_file:
@@ -191,19 +216,22 @@ def load(params_file: str | os.PathLike | None = None, overrides: Mapping[str, A
 
 def from_namespace(namespace: Mapping[str, Any]) -> dict[str, Any]:
     """Collect the parameters a notebook's parameters cell defined, and validate them."""
-    return resolve_roles(validate({name: namespace[name] for name in PARAMETERS if name in namespace},
-                                  source="notebook parameters"))
+    return resolve_roles(
+        validate({name: namespace[name] for name in PARAMETERS if name in namespace}, source="notebook parameters")
+    )
 
 
 def role_from_environment(name: str, environ: Mapping[str, str]) -> str:
     """One role ARN from the environment variable ``name``, stripped and checked."""
     value = environ.get(name, "").strip()
     if not value:
-        raise ConfigError(f"environment variable {name} is not set; the aws backend takes the "
-                          f"{name.replace('_', ' ')} ARN from it")
+        raise ConfigError(
+            f"environment variable {name} is not set; the aws backend takes the {name.replace('_', ' ')} ARN from it"
+        )
     if not ROLE_ARN.match(value):
-        raise ConfigError(f"environment variable {name} is not an IAM role ARN "
-                          f"(arn:aws:iam::<account>:role/<name>): {value!r}")
+        raise ConfigError(
+            f"environment variable {name} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>): {value!r}"
+        )
     return value
 
 

@@ -28,15 +28,45 @@ from .storage import iter_text_lines
 
 LABEL = "Churn?"
 CATEGORICAL = ["State", "Area Code", "Int'l Plan", "VMail Plan"]
-NUMERIC = ["Account Length", "VMail Message", "Day Mins", "Day Calls", "Eve Mins", "Eve Calls",
-           "Night Mins", "Night Calls", "Intl Mins", "Intl Calls", "CustServ Calls"]
+NUMERIC = [
+    "Account Length",
+    "VMail Message",
+    "Day Mins",
+    "Day Calls",
+    "Eve Mins",
+    "Eve Calls",
+    "Night Mins",
+    "Night Calls",
+    "Intl Mins",
+    "Intl Calls",
+    "CustServ Calls",
+]
 IDENTIFIER = ["Phone"]
 #: charges are minutes times a fixed tariff: they duplicate the minutes columns
 CHARGES = ["Day Charge", "Eve Charge", "Night Charge", "Intl Charge"]
-RAW_COLUMNS = ["State", "Account Length", "Area Code", "Phone", "Int'l Plan", "VMail Plan",
-               "VMail Message", "Day Mins", "Day Calls", "Day Charge", "Eve Mins", "Eve Calls",
-               "Eve Charge", "Night Mins", "Night Calls", "Night Charge", "Intl Mins", "Intl Calls",
-               "Intl Charge", "CustServ Calls", LABEL]
+RAW_COLUMNS = [
+    "State",
+    "Account Length",
+    "Area Code",
+    "Phone",
+    "Int'l Plan",
+    "VMail Plan",
+    "VMail Message",
+    "Day Mins",
+    "Day Calls",
+    "Day Charge",
+    "Eve Mins",
+    "Eve Calls",
+    "Eve Charge",
+    "Night Mins",
+    "Night Calls",
+    "Night Charge",
+    "Intl Mins",
+    "Intl Calls",
+    "Intl Charge",
+    "CustServ Calls",
+    LABEL,
+]
 TRUE_LABELS = {"True.", "True", "true", "1", "yes"}
 FALSE_LABELS = {"False.", "False", "false", "0", "no"}
 YES_NO = {"yes", "no"}
@@ -98,8 +128,11 @@ def detect_format(first_line: str, source: str, labelled: bool = True) -> str:
         return "encoded"
     missing = [c for c in expected_columns(labelled) if c not in names]
     raise DataValidationError(
-        source, "unrecognised header: expected the raw churn header or label-first numeric rows; "
-        f"missing columns: {', '.join(missing)}", line=1)
+        source,
+        "unrecognised header: expected the raw churn header or label-first numeric rows; "
+        f"missing columns: {', '.join(missing)}",
+        line=1,
+    )
 
 
 def _label_value(text: str, source: str, line: int, column: str) -> int:
@@ -107,8 +140,9 @@ def _label_value(text: str, source: str, line: int, column: str) -> int:
         return 1
     if text in FALSE_LABELS:
         return 0
-    raise DataValidationError(source, f"label {text!r} is not binary (expected True./False. or 1/0)",
-                              line=line, column=column)
+    raise DataValidationError(
+        source, f"label {text!r} is not binary (expected True./False. or 1/0)", line=line, column=column
+    )
 
 
 def raw_header(first_line: str, source: str, labelled: bool = True) -> list[str]:
@@ -145,8 +179,9 @@ def check_raw_row(row: list[str], header: list[str], source: str, line: int, lab
             raise DataValidationError(source, f"value {value!r} is not yes/no", line=line, column=name)
     if not labelled:
         if re.fullmatch(BLANK_PATTERN, row[index[IDENTIFIER[0]]]):
-            raise DataValidationError(source, "empty value: the scores name each customer by it", line=line,
-                                      column=IDENTIFIER[0])
+            raise DataValidationError(
+                source, "empty value: the scores name each customer by it", line=line, column=IDENTIFIER[0]
+            )
         return 0
     return _label_value(row[index[LABEL]].strip(), source, line, LABEL)
 
@@ -161,8 +196,9 @@ def check_encoded_row(fields: list[str], width: int, source: str, line: int) -> 
             raise DataValidationError(source, f"value {value!r} is not a number", line=line, column=column)
     label = float(fields[0])
     if label not in (0.0, 1.0):
-        raise DataValidationError(source, f"label {fields[0]!r} is not binary (expected 0 or 1)",
-                                  line=line, column="label")
+        raise DataValidationError(
+            source, f"label {fields[0]!r} is not binary (expected 0 or 1)", line=line, column="label"
+        )
     return int(label)
 
 
@@ -178,8 +214,7 @@ def _validate_raw(lines, source: str) -> DataSummary:
         for name in CATEGORICAL:
             categories[name].add(row[index[name]].strip())
         rows += 1
-    return DataSummary(source, "raw", rows, header, positives,
-                       {k: sorted(v) for k, v in categories.items()})
+    return DataSummary(source, "raw", rows, header, positives, {k: sorted(v) for k, v in categories.items()})
 
 
 def _validate_encoded(lines, source: str) -> DataSummary:
@@ -207,8 +242,11 @@ def check_classes(summary: DataSummary) -> DataSummary:
     if summary.rows == 0:
         raise DataValidationError(summary.source, "the file has a header but no data rows")
     if summary.positives in (0, summary.rows):
-        raise DataValidationError(summary.source, f"the label {LABEL if summary.format == 'raw' else 'label'} "
-                                  "has only one class; a churn model needs both churners and non-churners")
+        raise DataValidationError(
+            summary.source,
+            f"the label {LABEL if summary.format == 'raw' else 'label'} "
+            "has only one class; a churn model needs both churners and non-churners",
+        )
     return summary
 
 
@@ -251,9 +289,11 @@ class DataProfile:
         summary = self.summary
         if self.complete:
             return f"{summary.rows} rows in the {summary.format} format, churn rate {summary.churn_rate:.1%}"
-        return (f"about {self.rows:,} rows in the {summary.format} format (from its size); the first "
-                f"{summary.rows:,} rows are valid, churn rate {summary.churn_rate:.1%} among them; "
-                "the ETL job validates every row")
+        return (
+            f"about {self.rows:,} rows in the {summary.format} format (from its size); the first "
+            f"{summary.rows:,} rows are valid, churn rate {summary.churn_rate:.1%} among them; "
+            "the ETL job validates every row"
+        )
 
 
 def profile_file(location: str, s3_client=None, rows: int = PROFILE_ROWS) -> DataProfile:
@@ -274,10 +314,59 @@ def profile_file(location: str, s3_client=None, rows: int = PROFILE_ROWS) -> Dat
 
 # --- synthetic data -------------------------------------------------------------------------------
 
-STATES = ["AK", "AL", "AR", "AZ", "CA", "CO", "CT", "DC", "DE", "FL", "GA", "HI", "IA", "ID", "IL",
-          "IN", "KS", "KY", "LA", "MA", "MD", "ME", "MI", "MN", "MO", "MS", "MT", "NC", "ND", "NE",
-          "NH", "NJ", "NM", "NV", "NY", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT",
-          "VA", "VT", "WA", "WI", "WV", "WY"]
+STATES = [
+    "AK",
+    "AL",
+    "AR",
+    "AZ",
+    "CA",
+    "CO",
+    "CT",
+    "DC",
+    "DE",
+    "FL",
+    "GA",
+    "HI",
+    "IA",
+    "ID",
+    "IL",
+    "IN",
+    "KS",
+    "KY",
+    "LA",
+    "MA",
+    "MD",
+    "ME",
+    "MI",
+    "MN",
+    "MO",
+    "MS",
+    "MT",
+    "NC",
+    "ND",
+    "NE",
+    "NH",
+    "NJ",
+    "NM",
+    "NV",
+    "NY",
+    "OH",
+    "OK",
+    "OR",
+    "PA",
+    "RI",
+    "SC",
+    "SD",
+    "TN",
+    "TX",
+    "UT",
+    "VA",
+    "VT",
+    "WA",
+    "WI",
+    "WV",
+    "WY",
+]
 
 
 #: customers are drawn in blocks of this many, each from its own seeded generator, so a file of any
@@ -320,8 +409,7 @@ def generate_synthetic(rows: int, seed: int | np.random.Generator) -> dict[str, 
         "State": rng.choice(STATES, n),
         "Account Length": np.clip(rng.normal(101, 39.8, n), 1, 243).round().astype(int),
         "Area Code": rng.choice(np.array([408, 415, 510]), n, p=[0.25, 0.50, 0.25]),
-        "Phone": np.array([f"{a}-{b:04d}" for a, b in zip(rng.integers(327, 423, n),
-                                                          rng.integers(0, 10000, n))]),
+        "Phone": np.array([f"{a}-{b:04d}" for a, b in zip(rng.integers(327, 423, n), rng.integers(0, 10000, n))]),
         "Int'l Plan": np.where(intl_plan, "yes", "no"),
         "VMail Plan": np.where(vmail_plan, "yes", "no"),
         "VMail Message": vmail_msgs,

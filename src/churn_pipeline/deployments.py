@@ -56,9 +56,11 @@ class DeploymentStore:
     def __init__(self, path: Path):
         self.path = path
         with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS deployments (environment TEXT, version INTEGER, run_id TEXT, "
-                       "model_name TEXT, model_data_url TEXT, port INTEGER, pid INTEGER, status TEXT, "
-                       "created_at TEXT, PRIMARY KEY (environment, version))")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS deployments (environment TEXT, version INTEGER, run_id TEXT, "
+                "model_name TEXT, model_data_url TEXT, port INTEGER, pid INTEGER, status TEXT, "
+                "created_at TEXT, PRIMARY KEY (environment, version))"
+            )
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,21 +69,25 @@ class DeploymentStore:
     def add(self, deployment: Deployment) -> Deployment:
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
-            row = db.execute("SELECT COALESCE(MAX(version), 0) + 1 FROM deployments WHERE environment = ?",
-                             (deployment.environment,)).fetchone()
+            row = db.execute(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM deployments WHERE environment = ?", (deployment.environment,)
+            ).fetchone()
             deployment.version = row[0]
             db.execute("INSERT INTO deployments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", tuple(vars(deployment).values()))
         return deployment
 
     def set_status(self, environment: str, version: int, status: str) -> None:
         with self._connect() as db:
-            db.execute("UPDATE deployments SET status = ? WHERE environment = ? AND version = ?",
-                       (status, environment, version))
+            db.execute(
+                "UPDATE deployments SET status = ? WHERE environment = ? AND version = ?",
+                (status, environment, version),
+            )
 
     def history(self, environment: str) -> list[Deployment]:
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM deployments WHERE environment = ? ORDER BY version DESC",
-                              (environment,)).fetchall()
+            rows = db.execute(
+                "SELECT * FROM deployments WHERE environment = ? ORDER BY version DESC", (environment,)
+            ).fetchall()
         return [Deployment(*row) for row in rows]
 
     def active(self, environment: str) -> Deployment | None:
@@ -89,6 +95,7 @@ class DeploymentStore:
 
 
 # --- processes ------------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     """A port on loopback that nothing listens on now."""
@@ -129,9 +136,14 @@ def _launch(arguments: list[str], log: Path) -> int:
     """Start a detached ``churn-pipeline`` process (its own session, so it outlives this command)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as output:
-        process = subprocess.Popen([sys.executable, "-m", "churn_pipeline.cli", *arguments],
-                                   stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True, cwd=workspace.project_root())
+        process = subprocess.Popen(
+            [sys.executable, "-m", "churn_pipeline.cli", *arguments],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=workspace.project_root(),
+        )
     return process.pid
 
 
@@ -158,19 +170,23 @@ class LocalEndpoints:
             if workspace.process_alive(known["pid"]):
                 return known["port"]
         port = port or self.router_port(environment)
-        pid = _launch(["route", "--environment", environment, "--port", str(port)],
-                      self._folder(environment) / "router.log")
+        pid = _launch(
+            ["route", "--environment", environment, "--port", str(port)], self._folder(environment) / "router.log"
+        )
         if not wait_for_ping(port, pid=pid):
             _stop(pid)
-            raise PipelineError(f"the {environment} router did not start on port {port}; see "
-                                f"{self._folder(environment) / 'router.log'}")
+            raise PipelineError(
+                f"the {environment} router did not start on port {port}; see {self._folder(environment) / 'router.log'}"
+            )
         settings.write_text(json.dumps({"port": port, "pid": pid}))
         return port
 
     def _start_version(self, environment: str, record) -> tuple[int, int]:
         port = free_port()
-        pid = _launch(["serve", "--model", record.run_id, "--port", str(port), "--workers", "2"],
-                      self._folder(environment) / f"{record.run_id}.log")
+        pid = _launch(
+            ["serve", "--model", record.run_id, "--port", str(port), "--workers", "2"],
+            self._folder(environment) / f"{record.run_id}.log",
+        )
         return port, pid
 
     def _switch(self, environment: str, port: int) -> None:
@@ -183,19 +199,31 @@ class LocalEndpoints:
     def deploy(self, record, environment: str, port: int | None = None) -> Deployment:
         """Blue/green: the new version takes traffic only after it answers /ping."""
         if record.status != "approved":
-            raise PipelineError(f"run {record.run_id!r} is {record.status!r}: only a model that passed the gate "
-                                "is deployed")
+            raise PipelineError(
+                f"run {record.run_id!r} is {record.status!r}: only a model that passed the gate is deployed"
+            )
         self._ensure_router(environment, port)
         new_port, pid = self._start_version(environment, record)
-        deployment = Deployment(environment, 0, record.run_id, record.model_name, record.model_data_url, new_port,
-                                pid, "starting", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        deployment = Deployment(
+            environment,
+            0,
+            record.run_id,
+            record.model_name,
+            record.model_data_url,
+            new_port,
+            pid,
+            "starting",
+            datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
         self.store.add(deployment)
         if not wait_for_ping(new_port, pid=pid):
             _stop(pid)
             self.store.set_status(environment, deployment.version, "failed")
             log = self._folder(environment) / f"{record.run_id}.log"
-            raise PipelineError(f"version {deployment.version} ({record.run_id}) never answered /ping; traffic stays "
-                                f"where it was. Its log: {log}")
+            raise PipelineError(
+                f"version {deployment.version} ({record.run_id}) never answered /ping; traffic stays "
+                f"where it was. Its log: {log}"
+            )
         previous = self.store.active(environment)
         self._switch(environment, new_port)
         self.store.set_status(environment, deployment.version, "active")
@@ -211,14 +239,19 @@ class LocalEndpoints:
         active = next((d for d in history if d.status == "active"), None)
         if active is None:
             raise PipelineError(f"nothing is deployed to {environment}")
-        earlier = [d for d in history if d.version < active.version and d.status in ("retired", "rolled-back")
-                   and d.run_id != active.run_id]
+        earlier = [
+            d
+            for d in history
+            if d.version < active.version and d.status in ("retired", "rolled-back") and d.run_id != active.run_id
+        ]
         if not earlier:
             raise PipelineError(f"{environment} has no earlier healthy version to roll back to")
         try:
             record = registry.get(earlier[0].run_id)
         except RecordNotFound as exc:
-            raise PipelineError(f"version {earlier[0].version} ({earlier[0].run_id}) is no longer in the registry") from exc
+            raise PipelineError(
+                f"version {earlier[0].version} ({earlier[0].run_id}) is no longer in the registry"
+            ) from exc
         deployment = self.deploy(record, environment)
         self.store.set_status(environment, active.version, "rolled-back")
         return deployment
@@ -246,8 +279,11 @@ VARIANT = "AllTraffic"
 
 def runtime_error(kind: str, status: int, message: str, **members: Any) -> tuple[int, dict[str, str], bytes]:
     """An error in the runtime API's shape (rest-json: the code in ``x-amzn-ErrorType``, members in the body)."""
-    return status, {"x-amzn-ErrorType": kind, "Content-Type": "application/json"}, json.dumps(
-        {"message": message, **members}).encode()
+    return (
+        status,
+        {"x-amzn-ErrorType": kind, "Content-Type": "application/json"},
+        json.dumps({"message": message, **members}).encode(),
+    )
 
 
 def route(environment: str, port: int, home: Path | None = None) -> None:
@@ -305,7 +341,8 @@ def route(environment: str, port: int, home: Path | None = None) -> None:
             target = upstream()
             if name != environment or target is None:
                 status, headers, text = runtime_error(
-                    "ValidationError", 400, f"Endpoint {name} of account {ACCOUNT} not found.")
+                    "ValidationError", 400, f"Endpoint {name} of account {ACCOUNT} not found."
+                )
                 return self._reply(status, text, headers.pop("Content-Type"), headers)
             forwarded = {k: self.headers[k] for k in RUNTIME_REQUEST_HEADERS if self.headers.get(k) is not None}
             connection = http.client.HTTPConnection("127.0.0.1", target, timeout=60)
@@ -314,8 +351,9 @@ def route(environment: str, port: int, home: Path | None = None) -> None:
                 response = connection.getresponse()
                 answer = response.read()
             except OSError as exc:
-                status, headers, text = runtime_error("ServiceUnavailable", 503,
-                                                      f"the model server of {name} is unreachable: {exc}")
+                status, headers, text = runtime_error(
+                    "ServiceUnavailable", 503, f"the model server of {name} is unreachable: {exc}"
+                )
                 return self._reply(status, text, headers.pop("Content-Type"), headers)
             finally:
                 connection.close()
@@ -323,8 +361,12 @@ def route(environment: str, port: int, home: Path | None = None) -> None:
                 original = answer.decode(errors="replace").strip()
                 kind = "client" if response.status < 500 else "server"
                 status, headers, text = runtime_error(
-                    "ModelError", 424, f'Received {kind} error ({response.status}) from primary with message '
-                    f'"{original}".', OriginalStatusCode=response.status, OriginalMessage=original)
+                    "ModelError",
+                    424,
+                    f'Received {kind} error ({response.status}) from primary with message "{original}".',
+                    OriginalStatusCode=response.status,
+                    OriginalMessage=original,
+                )
                 return self._reply(status, text, headers.pop("Content-Type"), headers)
             passed = {"x-Amzn-Invoked-Production-Variant": VARIANT}
             if response.getheader("X-Amzn-SageMaker-Custom-Attributes"):

@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import unquote
 
 from . import config
-from .workflow import registry_table
 from .errors import ConfigError
+from .workflow import registry_table
 
 #: the service that must be able to assume each role
-ROLE_SERVICES = {"workflow_execution_role": "states.amazonaws.com", "sagemaker_execution_role": "sagemaker.amazonaws.com",
-                 "glue_role": "glue.amazonaws.com", "lambda_role": "lambda.amazonaws.com",
-                 "model_registry_lambda_role": "lambda.amazonaws.com"}
+ROLE_SERVICES = {
+    "workflow_execution_role": "states.amazonaws.com",
+    "sagemaker_execution_role": "sagemaker.amazonaws.com",
+    "glue_role": "glue.amazonaws.com",
+    "lambda_role": "lambda.amazonaws.com",
+    "model_registry_lambda_role": "lambda.amazonaws.com",
+}
 
 
 @dataclass
@@ -57,8 +62,12 @@ def run_checks(params: dict[str, Any], environ: Mapping[str, str] | None = None,
 
     environ = os.environ if environ is None else environ
     session = session or boto3.Session(region_name=params["region"])
-    checks = [_attempt("credentials and account", lambda: "account {Account} as {Arn}".format(
-        **session.client("sts").get_caller_identity()))]
+    checks = [
+        _attempt(
+            "credentials and account",
+            lambda: "account {Account} as {Arn}".format(**session.client("sts").get_caller_identity()),
+        )
+    ]
 
     def region() -> str:
         from .statemachine import import_sdks
@@ -72,12 +81,16 @@ def run_checks(params: dict[str, Any], environ: Mapping[str, str] | None = None,
     checks.append(_attempt("region", region))
     iam = session.client("iam")
     for variable, service in ROLE_SERVICES.items():
+
         def role(variable=variable, service=service) -> str:
             arn = config.role_from_environment(variable, environ)
-            trusted = _trusted_services(iam.get_role(RoleName=arn.rsplit("/", 1)[-1])["Role"]["AssumeRolePolicyDocument"])
+            trusted = _trusted_services(
+                iam.get_role(RoleName=arn.rsplit("/", 1)[-1])["Role"]["AssumeRolePolicyDocument"]
+            )
             if service not in trusted:
-                raise ValueError(f"{arn} exists but {service} cannot assume it (trusted: "
-                                 f"{', '.join(sorted(trusted)) or 'nobody'})")
+                raise ValueError(
+                    f"{arn} exists but {service} cannot assume it (trusted: {', '.join(sorted(trusted)) or 'nobody'})"
+                )
             return f"{arn}, assumable by {service}"
 
         checks.append(_attempt(f"role {variable}", role))

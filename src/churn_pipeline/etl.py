@@ -35,8 +35,7 @@ def partition_keys(spark, parts: int) -> list[int]:
     from pyspark.sql import functions as F
 
     found: dict[int, int] = {}
-    for row in (spark.range(0, 64 * parts).select("id", F.pmod(F.hash("id"), F.lit(parts)).alias("p"))
-                .collect()):
+    for row in spark.range(0, 64 * parts).select("id", F.pmod(F.hash("id"), F.lit(parts)).alias("p")).collect():
         found.setdefault(row["p"], row["id"])
     if len(found) < parts:
         raise EnvironmentProblem(f"no hash keys found for {parts - len(found)} of {parts} partitions")
@@ -56,7 +55,8 @@ def require_java() -> str:
         raise EnvironmentProblem(
             "Java 17 is needed by Spark and was not found (no `java` on PATH, no JAVA_HOME). "
             "Install it: `sudo apt-get install openjdk-17-jre-headless` (Debian/Ubuntu), "
-            "`brew install openjdk@17` (macOS) or `conda install -c conda-forge openjdk=17`.")
+            "`brew install openjdk@17` (macOS) or `conda install -c conda-forge openjdk=17`."
+        )
     return java
 
 
@@ -81,13 +81,16 @@ def spark_session(master: str = "local[*]", app_name: str = "churn-etl", log_pat
     with open(log_path, "ab") as log:
         os.dup2(log.fileno(), 2)
         try:
-            session = (SparkSession.builder.master(master).appName(app_name)
-                       .config("spark.ui.enabled", "false")
-                       .config("spark.ui.showConsoleProgress", "false")
-                       .config("spark.sql.shuffle.partitions", "4")
-                       .config("spark.driver.memory", os.environ.get("CHURN_SPARK_DRIVER_MEMORY", "2g"))
-                       .config("spark.sql.session.timeZone", "UTC")
-                       .getOrCreate())
+            session = (
+                SparkSession.builder.master(master)
+                .appName(app_name)
+                .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.sql.shuffle.partitions", "4")
+                .config("spark.driver.memory", os.environ.get("CHURN_SPARK_DRIVER_MEMORY", "2g"))
+                .config("spark.sql.session.timeZone", "UTC")
+                .getOrCreate()
+            )
         finally:
             os.dup2(saved_stderr, 2)
             os.close(saved_stderr)
@@ -114,13 +117,13 @@ def keep_only_csv_parts(folder: str, s3_client=None) -> list[str]:
         bucket, key = split_s3_uri(folder.rstrip("/"))
         marker = f"{key}_$folder$"
         for found, size in objects_under(client, bucket, key).items():
-            name = found[len(key):]
+            name = found[len(key) :]
             inside = name.startswith("/") and "/" not in name[1:]
             if found == marker or (inside and not _is_csv_part(name[1:], size)):
                 client.delete_object(Bucket=bucket, Key=found)
                 removed.append(found)
         return removed
-    local = folder[len("file://"):] if folder.startswith("file://") else folder
+    local = folder[len("file://") :] if folder.startswith("file://") else folder
     for entry in os.scandir(local):
         if entry.is_file() and not _is_csv_part(entry.name, entry.stat().st_size):
             os.remove(entry.path)
@@ -153,8 +156,9 @@ def _fields(fmt: str, header: list[str]):
     quoted = F.col("value").contains('"')
     schema = ", ".join(f"c{i} STRING" for i in range(len(header))) + ", _bad STRING"
     # RFC 4180 quoting, as Python's csv reads it: a quote inside a quoted field is doubled
-    parsed = F.from_csv(F.col("value"), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_bad",
-                                                 "escape": '"'})
+    parsed = F.from_csv(
+        F.col("value"), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_bad", "escape": '"'}
+    )
     plain = F.split(F.col("value"), ",")
     fields = F.when(quoted, F.array(*[parsed.getField(f"c{i}") for i in range(len(header))])).otherwise(plain)
     wrong_width = F.when(quoted, parsed.getField("_bad").isNotNull()).otherwise(F.size(plain) != len(header))
@@ -174,8 +178,9 @@ def _row_problems(fmt: str, header: list[str], width: int, labelled: bool = True
         checks = [F.col("_wrong_width")]
         checks += [~F.coalesce(field[name].rlike(number), F.lit(False)) for name in data.NUMERIC + data.CHARGES]
         checks += [F.coalesce(F.trim(field[name]), F.lit("")) == "" for name in data.CATEGORICAL]
-        checks += [~F.coalesce(F.trim(field[name]).isin(*data.YES_NO), F.lit(False))
-                   for name in ("Int'l Plan", "VMail Plan")]
+        checks += [
+            ~F.coalesce(F.trim(field[name]).isin(*data.YES_NO), F.lit(False)) for name in ("Int'l Plan", "VMail Plan")
+        ]
         positive = F.lit(False)
         if not labelled:  # customers to score: named by their identifier; a label is not read
             checks.append(F.coalesce(field[data.IDENTIFIER[0]].rlike(f"^{data.BLANK_PATTERN}$"), F.lit(True)))
@@ -197,8 +202,7 @@ def _row_problems(fmt: str, header: list[str], width: int, labelled: bool = True
     return bad, F.coalesce(positive, F.lit(False)).cast("int"), categories
 
 
-def _name_bad_line(fmt: str, header: list[str], width: int, text: str, source: str, line: int,
-                   labelled: bool = True):
+def _name_bad_line(fmt: str, header: list[str], width: int, text: str, source: str, line: int, labelled: bool = True):
     """The error the Python checks give for a line Spark flagged (the same rules, so the same words)."""
     import csv
 
@@ -211,8 +215,11 @@ def _name_bad_line(fmt: str, header: list[str], width: int, text: str, source: s
             data.check_encoded_row(data.split_encoded(text), width, source, line)
     except DataValidationError as error:
         return error
-    return DataValidationError(source, "the ETL job's checks reject this row and the Python checks do not; "
-                               "please report it with the row", line=line)
+    return DataValidationError(
+        source,
+        "the ETL job's checks reject this row and the Python checks do not; please report it with the row",
+        line=line,
+    )
 
 
 class Source:
@@ -252,7 +259,6 @@ class Source:
 
     def line_numbers(self, row_ids: list[int]) -> list[int]:
         """1-based lines of rows by their ids ((partition << 33) + place in the partition)."""
-        from pyspark.sql import functions as F
 
         offsets = self.partition_offsets()
         return [offsets[row_id >> 33] + (row_id & ((1 << 33) - 1)) + 1 for row_id in row_ids]
@@ -269,8 +275,7 @@ class Source:
         from pyspark.sql import functions as F
 
         start = F.create_map(*[F.lit(v) for p, n in sorted(offsets.items()) for v in (p, n)])
-        return (F.element_at(start, F.shiftright("_id", 33).cast("int"))
-                + F.col("_id").bitwiseAND((1 << 33) - 1) + 1)
+        return F.element_at(start, F.shiftright("_id", 33).cast("int")) + F.col("_id").bitwiseAND((1 << 33) - 1) + 1
 
 
 #: the rows of each class are counted in this many buckets of their hash, so that exact split cut values
@@ -291,12 +296,23 @@ def _scan(source: Source, seed: int) -> tuple[data.DataSummary, dict[int, dict[i
     from pyspark.sql import functions as F
 
     bad, positive, categories = _row_problems(source.format, source.header, source.width)
-    rows = source.rows.select("_id", "value", bad.alias("_bad_row"), positive.alias("label"),
-                              _bucket(source.order(seed)).alias("_bucket"),
-                              *[value.alias(name) for name, value in categories.items()])
-    by_bucket = rows.groupBy("label", "_bucket").agg(
-        F.count(F.lit(1)).alias("rows"), F.sum(F.col("_bad_row").cast("long")).alias("bad"),
-        *[F.collect_set(F.when(~F.col("_bad_row"), F.col(name))).alias(name) for name in categories]).collect()
+    rows = source.rows.select(
+        "_id",
+        "value",
+        bad.alias("_bad_row"),
+        positive.alias("label"),
+        _bucket(source.order(seed)).alias("_bucket"),
+        *[value.alias(name) for name, value in categories.items()],
+    )
+    by_bucket = (
+        rows.groupBy("label", "_bucket")
+        .agg(
+            F.count(F.lit(1)).alias("rows"),
+            F.sum(F.col("_bad_row").cast("long")).alias("bad"),
+            *[F.collect_set(F.when(~F.col("_bad_row"), F.col(name))).alias(name) for name in categories],
+        )
+        .collect()
+    )
     bad_rows = sum(group["bad"] for group in by_bucket)
     if bad_rows:
         raise bad_rows_error(source, rows, bad_rows)
@@ -304,9 +320,13 @@ def _scan(source: Source, seed: int) -> tuple[data.DataSummary, dict[int, dict[i
     for group in by_bucket:
         counts.setdefault(group["label"], {})[group["_bucket"]] = group["rows"]
     summary = data.DataSummary(
-        source.location, source.format, sum(group["rows"] for group in by_bucket),
-        source.header or data.encoded_columns(source.width), sum(counts.get(1, {}).values()),
-        {name: sorted({value for group in by_bucket for value in group[name]}) for name in categories})
+        source.location,
+        source.format,
+        sum(group["rows"] for group in by_bucket),
+        source.header or data.encoded_columns(source.width),
+        sum(counts.get(1, {}).values()),
+        {name: sorted({value for group in by_bucket for value in group[name]}) for name in categories},
+    )
     return data.check_classes(summary), counts
 
 
@@ -315,13 +335,17 @@ def bad_rows_error(source: Source, rows, bad_rows: int) -> DataValidationError:
     words of the Python checks."""
     first_bad = rows.where("_bad_row").orderBy("_id").limit(BAD_ROWS_SHOWN + 1).select("_id", "value").collect()
     lines = source.line_numbers([row["_id"] for row in first_bad])
-    error = _name_bad_line(source.format, source.header, source.width, first_bad[0]["value"],
-                           source.location, lines[0], source.labelled)
+    error = _name_bad_line(
+        source.format, source.header, source.width, first_bad[0]["value"], source.location, lines[0], source.labelled
+    )
     if bad_rows > 1:
         more = ", ".join(str(line) for line in lines[1:BAD_ROWS_SHOWN])
-        error = DataValidationError(source.location, f"{error.problem} ({bad_rows:,} bad rows in all; the "
-                                    f"next at line{'s' if len(lines) > 2 else ''} {more})",
-                                    error.line, error.column)
+        error = DataValidationError(
+            source.location,
+            f"{error.problem} ({bad_rows:,} bad rows in all; the next at line{'s' if len(lines) > 2 else ''} {more})",
+            error.line,
+            error.column,
+        )
     return error
 
 
@@ -364,6 +388,7 @@ def _cut_values(source: Source, seed: int, counts: dict[int, dict[int, int]], qu
     equal order share a rank); ``None`` when no row, ``True`` when every row of
     the class lies below. Returns the cuts and, per class, the rows below each quantile.
     """
+
     def locate(label: int, index: int) -> tuple[int, int]:  # (bucket, offset in it) of a 0-based rank
         for bucket in sorted(counts[label]):
             if index < counts[label][bucket]:
@@ -379,8 +404,9 @@ def _cut_values(source: Source, seed: int, counts: dict[int, dict[int, int]], qu
     if needed:
         _, positive, _ = _row_problems(source.format, source.header, source.width)
         order = source.order(seed)
-        wanted = (source.rows.where(_bucket(order).isin(*sorted({b for _, b in needed})))
-                  .select(positive.alias("label"), _bucket(order).alias("_bucket"), order.alias("_order")))
+        wanted = source.rows.where(_bucket(order).isin(*sorted({b for _, b in needed}))).select(
+            positive.alias("label"), _bucket(order).alias("_bucket"), order.alias("_order")
+        )
         for row in wanted.collect():
             if (row["label"], row["_bucket"]) in needed:
                 values.setdefault((row["label"], row["_bucket"]), []).append(row["_order"])
@@ -391,9 +417,17 @@ def _cut_values(source: Source, seed: int, counts: dict[int, dict[int, int]], qu
         bucket, offset = locate(label, index)
         return values[(label, bucket)][offset]
 
-    cuts = {label: [None if k == 0 else True if k >= totals[label]
-                    else (value_at(label, k), value_at(label, k - 1) == value_at(label, k)) for k in ks]
-            for label, ks in below.items()}
+    cuts = {
+        label: [
+            None
+            if k == 0
+            else True
+            if k >= totals[label]
+            else (value_at(label, k), value_at(label, k - 1) == value_at(label, k))
+            for k in ks
+        ]
+        for label, ks in below.items()
+    }
 
     def placed_below(label: int, k: int, cut) -> int:  # a group of equal orders goes below whole, or not
         if cut is None or cut is True:
@@ -404,8 +438,9 @@ def _cut_values(source: Source, seed: int, counts: dict[int, dict[int, int]], qu
         found = values[(label, bucket)]
         return earlier + (bisect.bisect_right(found, value) if ties_below else bisect.bisect_left(found, value))
 
-    return cuts, {label: [placed_below(label, k, cut) for k, cut in zip(ks, cuts[label])]
-                  for label, ks in below.items()}
+    return cuts, {
+        label: [placed_below(label, k, cut) for k, cut in zip(ks, cuts[label])] for label, ks in below.items()
+    }
 
 
 def _segment_column(cuts):
@@ -439,8 +474,12 @@ def feature_frame(source: Source, transform_spec: features.Transform, *leading):
 
     fields = F.col("_fields")
     if source.format == "raw":
-        named = source.rows.select("_id", "value", "_fields", *[
-            fields.getItem(source.header.index(name)).alias(name) for name in source.header])
+        named = source.rows.select(
+            "_id",
+            "value",
+            "_fields",
+            *[fields.getItem(source.header.index(name)).alias(name) for name in source.header],
+        )
         return named.select(*leading, *features.spark_columns(transform_spec))
     return source.rows.select(*leading, *features.spark_columns(transform_spec, fields))
 
@@ -462,9 +501,19 @@ def encoded_frame(source: Source, summary: data.DataSummary, seed: int):
 STAGING_FOLDER = "_staging"
 
 
-def transform(spark, source: str, dest: str, train_key: str = "train", validation_key: str = "validation",
-              test_key: str = "test", train_fraction: float = 0.7, validation_fraction: float = 0.2,
-              seed: int = 42, s3_client=None, part_bytes: float = PART_BYTES) -> dict[str, Any]:
+def transform(
+    spark,
+    source: str,
+    dest: str,
+    train_key: str = "train",
+    validation_key: str = "validation",
+    test_key: str = "test",
+    train_fraction: float = 0.7,
+    validation_fraction: float = 0.2,
+    seed: int = 42,
+    s3_client=None,
+    part_bytes: float = PART_BYTES,
+) -> dict[str, Any]:
     """Validate ``source``, encode it and write the three splits and the manifest under ``dest``.
 
     Stratified split: the rows of each class are ordered by a seeded hash of
@@ -479,9 +528,11 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
     lines = Source(spark, source, s3_client)
     summary, counts = _scan(lines, seed)
     frame, transform_spec = encoded_frame(lines, summary, seed)
-    bounds = {train_key: (0.0, train_fraction),
-              validation_key: (train_fraction, train_fraction + validation_fraction),
-              test_key: (train_fraction + validation_fraction, 1.0)}
+    bounds = {
+        train_key: (0.0, train_fraction),
+        validation_key: (train_fraction, train_fraction + validation_fraction),
+        test_key: (train_fraction + validation_fraction, 1.0),
+    }
     source_bytes = size_of(source, s3_client)
     segments, quantiles = [], []  # segment i lies between quantiles[i-1] and quantiles[i]
     for key, (low, high) in bounds.items():
@@ -500,14 +551,19 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
     names = F.array(*[F.lit(key) for key, _ in segments])
     base = dest.rstrip("/")
     staging = f"{base}/{STAGING_FOLDER}"
-    (frame.withColumn("_segment", _segment_column(cuts))
-     .withColumn("_key", F.element_at(keys, F.col("_segment") + 1))
-     .withColumn("split", F.coalesce(F.element_at(names, F.col("_segment") + 1), F.lit("")))
-     # sorted by (split, order): the write's own sort by its partition column would otherwise replace
-     # a sort by order alone (SPARK-50469), and the parts' row order would follow the shuffle's
-     .repartition(len(segments), "_key").sortWithinPartitions("split", "_order")
-     .drop("_order", "_segment", "_key")
-     .write.mode("overwrite").partitionBy("split").csv(staging, header=False))
+    (
+        frame.withColumn("_segment", _segment_column(cuts))
+        .withColumn("_key", F.element_at(keys, F.col("_segment") + 1))
+        .withColumn("split", F.coalesce(F.element_at(names, F.col("_segment") + 1), F.lit("")))
+        # sorted by (split, order): the write's own sort by its partition column would otherwise replace
+        # a sort by order alone (SPARK-50469), and the parts' row order would follow the shuffle's
+        .repartition(len(segments), "_key")
+        .sortWithinPartitions("split", "_order")
+        .drop("_order", "_segment", "_key")
+        .write.mode("overwrite")
+        .partitionBy("split")
+        .csv(staging, header=False)
+    )
     parts_written = {}
     for key in bounds:
         move_folder(f"{staging}/split={key}", f"{base}/{key}", s3_client)
@@ -533,8 +589,9 @@ def transform(spark, source: str, dest: str, train_key: str = "train", validatio
     return manifest
 
 
-def write_etl_record(record_uri: str, key: str, run_id: str, manifest: dict[str, Any],
-                     s3_client=None) -> dict[str, Any]:
+def write_etl_record(
+    record_uri: str, key: str, run_id: str, manifest: dict[str, Any], s3_client=None
+) -> dict[str, Any]:
     """Record a finished ETL output under its key, so a later run with the same inputs reuses it
     (the output is that run's ETL folder)."""
     record = {"etl_key": key, "run_id": run_id, "rows": manifest["rows"]}

@@ -7,7 +7,8 @@ edges (scores in one bin count as ties), and memory does not grow with rows.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -68,12 +69,17 @@ class ScoreTally:
         first = least[gaps[-1] + 1] if gaps.size else least[0]
         best = int((first + least[-1]) // 2)
         rows, churners = int(self.counts.sum()), int(self.counts[1].sum())
-        return {"cutoff": float(cutoffs[best]), "expected_cost": float(costs[best]),
-                "expected_cost_per_customer": float(costs[best] / rows) if rows else 0.0,
-                "share_offered": float(self.counts[:, best:].sum() / rows) if rows else 0.0,
-                "share_of_churners_offered": float(self.counts[1, best:].sum() / churners) if churners else 0.0,
-                "cost_offering_nobody": float(costs[-1]), "cost_offering_everybody": float(costs[0]),
-                "retention_offer_cost": offer_cost, "churn_loss": churn_loss}
+        return {
+            "cutoff": float(cutoffs[best]),
+            "expected_cost": float(costs[best]),
+            "expected_cost_per_customer": float(costs[best] / rows) if rows else 0.0,
+            "share_offered": float(self.counts[:, best:].sum() / rows) if rows else 0.0,
+            "share_of_churners_offered": float(self.counts[1, best:].sum() / churners) if churners else 0.0,
+            "cost_offering_nobody": float(costs[-1]),
+            "cost_offering_everybody": float(costs[0]),
+            "retention_offer_cost": offer_cost,
+            "churn_loss": churn_loss,
+        }
 
     def result(self) -> dict[str, Any]:
         """Accuracy, AUC, precision, recall, F1 and the confusion matrix at the cutoff."""
@@ -105,6 +111,8 @@ def evaluate(labels: Sequence[float], probabilities: Sequence[float], cutoff: fl
 def feature_importance(booster, feature_names: Sequence[str], importance_type: str = "gain") -> list[tuple[str, float]]:
     """(feature, importance) pairs, largest first, with the manifest's feature names."""
     scores = booster.get_score(importance_type=importance_type)
-    named = [(feature_names[int(key[1:])] if key.startswith("f") and key[1:].isdigit() else key, value)
-             for key, value in scores.items()]
+    named = [
+        (feature_names[int(key[1:])] if key.startswith("f") and key[1:].isdigit() else key, value)
+        for key, value in scores.items()
+    ]
     return sorted(named, key=lambda item: -item[1])

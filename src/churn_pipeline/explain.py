@@ -8,7 +8,8 @@ reason names a column a person knows (``State``, not ``State_NJ``).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,8 +49,10 @@ def top_columns(per_column: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]
 def top_reasons(per_column: np.ndarray, columns: Sequence[str], k: int) -> list[list[dict[str, Any]]]:
     """The ``k`` columns with the largest contributions by size, signed (positive: towards churn)."""
     order, values = top_columns(per_column, k)
-    return [[{"column": columns[j], "contribution": round(float(v), 6)} for j, v in zip(picked, row)]
-            for picked, row in zip(order, values)]
+    return [
+        [{"column": columns[j], "contribution": round(float(v), 6)} for j, v in zip(picked, row)]
+        for picked, row in zip(order, values)
+    ]
 
 
 def mean_absolute(per_column: np.ndarray, columns: Sequence[str]) -> list[tuple[str, float]]:

@@ -15,16 +15,20 @@ PARAMETER_NAMES = ("ModelName", "ModelDataUrl", "TrainingImage", "InstanceType",
 def deploy_parameters(record, params: dict[str, Any]) -> dict[str, dict[str, str]]:
     """The template parameters for a registered model (CloudFormation wants every value as a string)."""
     if record.status != "approved":
-        raise PipelineError(f"run {record.run_id!r} is {record.status!r} in the registry; only an approved "
-                            "model is exported for deployment")
-    return {"Parameters": {
-        "ModelName": record.model_name,
-        "ModelDataUrl": record.model_data_url,
-        "TrainingImage": record.image,
-        "InstanceType": params["endpoint_instance_type"],
-        "InstanceCount": str(params["endpoint_instance_count"]),
-        "RoleArn": params["sagemaker_execution_role"],
-    }}
+        raise PipelineError(
+            f"run {record.run_id!r} is {record.status!r} in the registry; only an approved "
+            "model is exported for deployment"
+        )
+    return {
+        "Parameters": {
+            "ModelName": record.model_name,
+            "ModelDataUrl": record.model_data_url,
+            "TrainingImage": record.image,
+            "InstanceType": params["endpoint_instance_type"],
+            "InstanceCount": str(params["endpoint_instance_count"]),
+            "RoleArn": params["sagemaker_execution_role"],
+        }
+    }
 
 
 def write_parameters(run, record) -> Path:
@@ -32,6 +36,7 @@ def write_parameters(run, record) -> Path:
     content = json.dumps(deploy_parameters(record, run.params), indent=2, sort_keys=True) + "\n"
     target = run.artifacts_dir / PARAMETERS_FILE
     if target.exists() and target.read_text() != content:
-        raise PipelineError(f"{target} exists with other content; it is this run's deploy record and is not "
-                            "overwritten")
+        raise PipelineError(
+            f"{target} exists with other content; it is this run's deploy record and is not overwritten"
+        )
     return run.write_artifact(PARAMETERS_FILE, content)

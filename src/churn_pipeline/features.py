@@ -9,7 +9,8 @@ definition of its own.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from . import data
 from .errors import DataValidationError
@@ -21,8 +22,9 @@ def raw_transform(categories: Mapping[str, Sequence[str]]) -> Transform:
     """Numeric columns as they are, then one 0/1 column per (categorical column, value seen)."""
     transform: Transform = [{"feature": name, "column": name} for name in data.NUMERIC]
     for column in data.CATEGORICAL:
-        transform += [{"feature": f"{column}_{value}", "column": column, "equals": value}
-                      for value in categories[column]]
+        transform += [
+            {"feature": f"{column}_{value}", "column": column, "equals": value} for value in categories[column]
+        ]
     return transform
 
 
@@ -66,7 +68,8 @@ def encode_records(transform: Transform, records: Iterable[Mapping[str, str]], s
             try:
                 row.append(float(text))
             except ValueError:
-                raise DataValidationError(source, f"value {text!r} is not a number", line=line,
-                                          column=step["column"]) from None
+                raise DataValidationError(
+                    source, f"value {text!r} is not a number", line=line, column=step["column"]
+                ) from None
         rows.append(row)
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(transform))

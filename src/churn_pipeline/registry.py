@@ -15,8 +15,9 @@ import json
 import os
 import sqlite3
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Callable
+from typing import Any
 
 from .errors import ConfigError, DecisionExists, DuplicateRunError, RecordNotFound, RegistryError
 
@@ -51,7 +52,7 @@ class RegistryRecord:
         return None if self.decision is None else float(self.decision["cutoff"])
 
     @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> "RegistryRecord":
+    def from_mapping(cls, values: dict[str, Any]) -> RegistryRecord:
         names = {f.name for f in fields(cls)}
         missing = sorted(n for n in names if n not in values and n not in OPTIONAL_FIELDS)
         if missing:
@@ -101,13 +102,16 @@ def check_decision(record: RegistryRecord, decision: dict[str, float], where: st
     """After a conditional write was refused: the record, if it holds this decision (the same cutoff
     for the same costs)."""
     if record.decision is None:
-        raise RegistryError(f"the decision of run {record.run_id!r} was refused in {where}, yet its record holds "
-                            "none; nothing was changed")
+        raise RegistryError(
+            f"the decision of run {record.run_id!r} was refused in {where}, yet its record holds "
+            "none; nothing was changed"
+        )
     if any(record.decision.get(k) != decision.get(k) for k in DECISION_KEYS):
         raise DecisionExists(
             f"run {record.run_id!r} already decided at cutoff {record.cutoff} (retention_offer_cost "
             f"{record.decision['retention_offer_cost']}, churn_loss {record.decision['churn_loss']}) in {where}; "
-            "a decision is recorded once: start a new run to decide with other costs")
+            "a decision is recorded once: start a new run to decide with other costs"
+        )
     return record
 
 
@@ -121,7 +125,8 @@ class SqliteRegistry(ModelRegistry):
             db.execute(
                 "CREATE TABLE IF NOT EXISTS models ("
                 + ", ".join(f"{c} TEXT" if c != "run_id" else "run_id TEXT PRIMARY KEY" for c in _COLUMNS)
-                + ")")
+                + ")"
+            )
             known = {row[1] for row in db.execute("PRAGMA table_info(models)")}
             for column in _COLUMNS:
                 if column not in known:  # a registry written before the column existed
@@ -137,8 +142,14 @@ class SqliteRegistry(ModelRegistry):
 
     def register(self, record: RegistryRecord) -> None:
         values = record.to_dict()
-        row = [None if values[c] is None else json.dumps(values[c], sort_keys=True)
-               if c in _JSON_FIELDS or c == "threshold" else values[c] for c in _COLUMNS]
+        row = [
+            None
+            if values[c] is None
+            else json.dumps(values[c], sort_keys=True)
+            if c in _JSON_FIELDS or c == "threshold"
+            else values[c]
+            for c in _COLUMNS
+        ]
         db = self._connect()
         try:
             db.execute("BEGIN IMMEDIATE")
@@ -147,7 +158,8 @@ class SqliteRegistry(ModelRegistry):
         except sqlite3.IntegrityError as exc:
             db.execute("ROLLBACK")
             raise DuplicateRunError(
-                f"run {record.run_id!r} is already registered in {self.path}; nothing was changed") from exc
+                f"run {record.run_id!r} is already registered in {self.path}; nothing was changed"
+            ) from exc
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -158,8 +170,10 @@ class SqliteRegistry(ModelRegistry):
     def record_decision(self, run_id: str, decision: dict[str, float]) -> RegistryRecord:
         db = self._connect()
         try:
-            changed = db.execute("UPDATE models SET decision = ? WHERE run_id = ? AND decision IS NULL",
-                                 (json.dumps(decision, sort_keys=True), run_id)).rowcount
+            changed = db.execute(
+                "UPDATE models SET decision = ? WHERE run_id = ? AND decision IS NULL",
+                (json.dumps(decision, sort_keys=True), run_id),
+            ).rowcount
         except sqlite3.Error as exc:
             raise RegistryError(f"cannot write the decision of run {run_id!r} to {self.path}: {exc}") from exc
         finally:
@@ -191,7 +205,9 @@ class SqliteRegistry(ModelRegistry):
     def list(self) -> list[RegistryRecord]:
         db = self._connect()
         try:
-            rows = db.execute(f"SELECT {', '.join(_COLUMNS)} FROM models ORDER BY created_at DESC, run_id DESC").fetchall()
+            rows = db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM models ORDER BY created_at DESC, run_id DESC"
+            ).fetchall()
         except sqlite3.Error as exc:
             raise RegistryError(f"cannot read registry {self.path}: {exc}") from exc
         finally:
@@ -241,8 +257,7 @@ class DynamoDbRegistry(ModelRegistry):
                 values[name] = value
         return RegistryRecord.from_mapping(values)
 
-    def _call(self, operation: str, run_id: str | None, refused: Callable[[], RegistryRecord] | None = None,
-              **kwargs):
+    def _call(self, operation: str, run_id: str | None, refused: Callable[[], RegistryRecord] | None = None, **kwargs):
         from botocore.exceptions import BotoCoreError, ClientError
 
         from .aws_errors import ConditionalCheckFailed, error_code
@@ -254,23 +269,31 @@ class DynamoDbRegistry(ModelRegistry):
             if ConditionalCheckFailed.matches(exc):
                 if refused is not None:
                     return refused()
-                raise DuplicateRunError(f"run {run_id!r} is already registered in table {self.table}; "
-                                        "nothing was changed") from exc
-            raise RegistryError(f"registry table {self.table}: {operation} failed: {code}: "
-                                f"{exc.response['Error'].get('Message', '')}") from exc
+                raise DuplicateRunError(
+                    f"run {run_id!r} is already registered in table {self.table}; nothing was changed"
+                ) from exc
+            raise RegistryError(
+                f"registry table {self.table}: {operation} failed: {code}: {exc.response['Error'].get('Message', '')}"
+            ) from exc
         except BotoCoreError as exc:
             raise RegistryError(f"registry table {self.table}: {operation} failed: {exc}") from exc
 
     def register(self, record: RegistryRecord) -> None:
-        self._call("put_item", record.run_id, Item=self._item(record),
-                   ConditionExpression="attribute_not_exists(run_id)")
+        self._call(
+            "put_item", record.run_id, Item=self._item(record), ConditionExpression="attribute_not_exists(run_id)"
+        )
 
     def record_decision(self, run_id: str, decision: dict[str, float]) -> RegistryRecord:
         where = f"table {self.table}"
-        self._call("update_item", run_id, refused=lambda: check_decision(self.get(run_id), decision, where),
-                   Key={"run_id": {"S": run_id}}, UpdateExpression="SET decision = :decision",
-                   ConditionExpression="attribute_exists(run_id) AND attribute_not_exists(decision)",
-                   ExpressionAttributeValues={":decision": {"S": json.dumps(decision, sort_keys=True)}})
+        self._call(
+            "update_item",
+            run_id,
+            refused=lambda: check_decision(self.get(run_id), decision, where),
+            Key={"run_id": {"S": run_id}},
+            UpdateExpression="SET decision = :decision",
+            ConditionExpression="attribute_exists(run_id) AND attribute_not_exists(decision)",
+            ExpressionAttributeValues={":decision": {"S": json.dumps(decision, sort_keys=True)}},
+        )
         return self.get(run_id)
 
     def get(self, run_id: str) -> RegistryRecord:
@@ -300,8 +323,7 @@ def open_registry(url: str) -> ModelRegistry:
     """A registry by URL: ``sqlite:///abs/path.db``, ``sqlite://relative/path.db`` or ``dynamodb://TABLE``."""
     scheme, sep, location = url.partition("://")
     if not sep or scheme not in REGISTRIES:
-        raise ConfigError(f"registry URL {url!r} must start with one of: "
-                          + ", ".join(f"{s}://" for s in REGISTRIES))
+        raise ConfigError(f"registry URL {url!r} must start with one of: " + ", ".join(f"{s}://" for s in REGISTRIES))
     return REGISTRIES[scheme](location)
 
 

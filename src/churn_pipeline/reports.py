@@ -19,19 +19,31 @@ def data_profile(lines: list[str], source: str = "data") -> pd.DataFrame:
     for column in frame.columns:
         series = frame[column]
         numeric = pd.api.types.is_numeric_dtype(series)
-        rows.append({"column": column, "type": "numeric" if numeric else "categorical",
-                     "distinct": int(series.nunique()),
-                     "mean": round(float(series.mean()), 2) if numeric else None,
-                     "min": series.min() if numeric else None, "max": series.max() if numeric else None,
-                     "top": None if numeric else series.mode().iat[0]})
+        rows.append(
+            {
+                "column": column,
+                "type": "numeric" if numeric else "categorical",
+                "distinct": int(series.nunique()),
+                "mean": round(float(series.mean()), 2) if numeric else None,
+                "min": series.min() if numeric else None,
+                "max": series.max() if numeric else None,
+                "top": None if numeric else series.mode().iat[0],
+            }
+        )
     return pd.DataFrame(rows).set_index("column")
 
 
 def state_table(history: dict[str, Any]) -> pd.DataFrame:
     """One row per state the execution entered, with its status and duration."""
-    rows = [{"state": s["state"], "type": s["type"], "status": s["status"],
-             "duration": f"{s['seconds']:.1f} s" if s.get("seconds") is not None else ""}
-            for s in history.get("states", [])]
+    rows = [
+        {
+            "state": s["state"],
+            "type": s["type"],
+            "status": s["status"],
+            "duration": f"{s['seconds']:.1f} s" if s.get("seconds") is not None else "",
+        }
+        for s in history.get("states", [])
+    ]
     return pd.DataFrame(rows, columns=["state", "type", "status", "duration"])
 
 
@@ -39,10 +51,14 @@ def metrics_table(evaluation: dict[str, Any]) -> pd.DataFrame:
     """Validation metrics from the training job beside the test metrics, three decimals."""
     training = evaluation["training"]
     test = evaluation["test"]
-    rows = [{"metric": name,
-             "validation": round(training[f"validation:{name}"], 3) if f"validation:{name}" in training else None,
-             "test": round(test[name], 3)}
-            for name in ("accuracy", "auc", "precision", "recall", "f1")]
+    rows = [
+        {
+            "metric": name,
+            "validation": round(training[f"validation:{name}"], 3) if f"validation:{name}" in training else None,
+            "test": round(test[name], 3),
+        }
+        for name in ("accuracy", "auc", "precision", "recall", "f1")
+    ]
     return pd.DataFrame(rows).set_index("metric")
 
 
@@ -56,8 +72,7 @@ def plot_confusion_matrix(evaluation: dict[str, Any], ax=None):
     for i in range(2):
         for j in range(2):
             dark = cells[i][j] > max(max(row) for row in cells) / 2
-            ax.text(j, i, str(cells[i][j]), ha="center", va="center", fontsize=12,
-                    color="white" if dark else "black")
+            ax.text(j, i, str(cells[i][j]), ha="center", va="center", fontsize=12, color="white" if dark else "black")
     ax.set_xticks([0, 1], ["stays", "churns"])
     ax.set_yticks([0, 1], ["stays", "churns"])
     ax.set_xlabel("predicted")
@@ -94,15 +109,28 @@ def decision_table(evaluation: dict[str, Any]) -> pd.DataFrame:
     """The cost-chosen cutoff beside offering to nobody and to everybody, per customer of the test split."""
     d = evaluation["decision"]
     rows = int(evaluation["test"]["rows"]) or 1
-    return pd.DataFrame([
-        {"policy": f"offer above {d['cutoff']:.4f} (chosen)", "offered": round(d["share_offered"], 3),
-         "churners offered": round(d["share_of_churners_offered"], 3),
-         "cost per customer": round(d["expected_cost_per_customer"], 2)},
-        {"policy": "offer to nobody", "offered": 0.0, "churners offered": 0.0,
-         "cost per customer": round(d["cost_offering_nobody"] / rows, 2)},
-        {"policy": "offer to everybody", "offered": 1.0, "churners offered": 1.0,
-         "cost per customer": round(d["cost_offering_everybody"] / rows, 2)},
-    ]).set_index("policy")
+    return pd.DataFrame(
+        [
+            {
+                "policy": f"offer above {d['cutoff']:.4f} (chosen)",
+                "offered": round(d["share_offered"], 3),
+                "churners offered": round(d["share_of_churners_offered"], 3),
+                "cost per customer": round(d["expected_cost_per_customer"], 2),
+            },
+            {
+                "policy": "offer to nobody",
+                "offered": 0.0,
+                "churners offered": 0.0,
+                "cost per customer": round(d["cost_offering_nobody"] / rows, 2),
+            },
+            {
+                "policy": "offer to everybody",
+                "offered": 1.0,
+                "churners offered": 1.0,
+                "cost per customer": round(d["cost_offering_everybody"] / rows, 2),
+            },
+        ]
+    ).set_index("policy")
 
 
 def plot_cost_curve(evaluation: dict[str, Any], ax=None):
@@ -113,8 +141,13 @@ def plot_cost_curve(evaluation: dict[str, Any], ax=None):
     ax = ax or plt.subplots(figsize=(5, 3.5))[1]
     ax.plot(curve["cutoff"], curve["cost_per_customer"])
     ax.axvline(d["cutoff"], linestyle="--", color="grey")
-    ax.plot([d["cutoff"]], [d["expected_cost_per_customer"]], "o", color="tab:red",
-            label=f"cutoff {d['cutoff']:.3f}: {d['expected_cost_per_customer']:.2f} per customer")
+    ax.plot(
+        [d["cutoff"]],
+        [d["expected_cost_per_customer"]],
+        "o",
+        color="tab:red",
+        label=f"cutoff {d['cutoff']:.3f}: {d['expected_cost_per_customer']:.2f} per customer",
+    )
     ax.set_xlabel("cutoff (offer above it)")
     ax.set_ylabel("cost per customer")
     ax.set_title(f"Cost curve (offer {d['retention_offer_cost']:g}, churn loss {d['churn_loss']:g})")
@@ -156,13 +189,29 @@ def plot_state_machine(definition: dict[str, Any], history: dict[str, Any] | Non
     position = {name: (0.0, -i) for i, name in enumerate(order)}
     for name, (x, y) in position.items():
         state = definition["States"][name]
-        ax.text(x, y, f"{name}\n({state['Type']})", ha="center", va="center", fontsize=9,
-                bbox={"boxstyle": "round", "facecolor": colours.get(status.get(name), "#eeeeee")})
+        ax.text(
+            x,
+            y,
+            f"{name}\n({state['Type']})",
+            ha="center",
+            va="center",
+            fontsize=9,
+            bbox={"boxstyle": "round", "facecolor": colours.get(status.get(name), "#eeeeee")},
+        )
         for target in [state.get("Next"), state.get("Default"), *[c["Next"] for c in state.get("Choices", [])]]:
             if target in position:
-                ax.annotate("", xy=position[target], xytext=(x, y),
-                            arrowprops={"arrowstyle": "->", "color": "grey", "shrinkA": 14, "shrinkB": 14,
-                                        "connectionstyle": f"arc3,rad={0.4 if position[target][1] < y - 1 else 0.0}"})
+                ax.annotate(
+                    "",
+                    xy=position[target],
+                    xytext=(x, y),
+                    arrowprops={
+                        "arrowstyle": "->",
+                        "color": "grey",
+                        "shrinkA": 14,
+                        "shrinkB": 14,
+                        "connectionstyle": f"arc3,rad={0.4 if position[target][1] < y - 1 else 0.0}",
+                    },
+                )
     ax.set_xlim(-1, 1)
     ax.set_ylim(-len(order) + 0.5, 0.5)
     ax.axis("off")

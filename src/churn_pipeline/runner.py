@@ -22,10 +22,11 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import workspace
 from .aws_errors import ExecutionDoesNotExist
@@ -36,8 +37,18 @@ WORKFLOW_NOTEBOOK = NOTEBOOKS[1]
 PARAMETERS_FILE = "parameters.json"
 #: what a new attempt replaces; the earlier attempt's copies move to attempt-<n>/
 ATTEMPT_FILES = ("manifest.json", "execution-history.json", "metrics.json", "cloudformation_parameters.json")
-PACKAGES = ("churn-pipeline", "xgboost", "pyspark", "sagemaker", "stepfunctions", "boto3", "papermill",
-            "nbconvert", "pandas", "numpy")
+PACKAGES = (
+    "churn-pipeline",
+    "xgboost",
+    "pyspark",
+    "sagemaker",
+    "stepfunctions",
+    "boto3",
+    "papermill",
+    "nbconvert",
+    "pandas",
+    "numpy",
+)
 
 
 @dataclass
@@ -106,8 +117,7 @@ def describe_failure(executed: Path, error: Exception) -> str:
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
-                    return (f"cell {number} (`{first_line.strip()[:60]}`): "
-                            f"{output.get('ename')}: {output.get('evalue')}")
+                    return f"cell {number} (`{first_line.strip()[:60]}`): {output.get('ename')}: {output.get('evalue')}"
     return f"{type(error).__name__}: {error}"
 
 
@@ -120,7 +130,7 @@ class ExecutionProgress:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="execution-progress", daemon=True)
 
-    def __enter__(self) -> "ExecutionProgress":
+    def __enter__(self) -> ExecutionProgress:
         self._thread.start()
         return self
 
@@ -156,9 +166,13 @@ class ExecutionProgress:
                 shown = state
 
 
-def run_notebooks(params: dict[str, Any], progress: bool = True,
-                  log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
-                  notebooks: tuple[str, ...] = NOTEBOOKS, earlier: dict[str, Any] | None = None) -> RunResult:
+def run_notebooks(
+    params: dict[str, Any],
+    progress: bool = True,
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+    notebooks: tuple[str, ...] = NOTEBOOKS,
+    earlier: dict[str, Any] | None = None,
+) -> RunResult:
     """Execute 01, 02, 03 with ``params`` (already validated); stop at the first failure.
 
     ``notebooks`` and ``earlier`` (the previous attempt's manifest) are for
@@ -189,11 +203,17 @@ def run_notebooks(params: dict[str, Any], progress: bool = True,
         following = ExecutionProgress(params, log) if name == WORKFLOW_NOTEBOOK else contextlib.nullcontext()
         try:
             with following:
-                papermill.execute_notebook(str(root / "notebooks" / name), str(out / name), parameters=params,
-                                           cwd=str(root / "notebooks"), kernel_name="python3",
-                                           progress_bar=progress, log_output=False,
-                                           # the kernel's start-up warnings are noise on the run's console
-                                           extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                papermill.execute_notebook(
+                    str(root / "notebooks" / name),
+                    str(out / name),
+                    parameters=params,
+                    cwd=str(root / "notebooks"),
+                    kernel_name="python3",
+                    progress_bar=progress,
+                    log_output=False,
+                    # the kernel's start-up warnings are noise on the run's console
+                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                )
         except Exception as exc:  # papermill raises its own errors and kernel failures alike
             entry.update(status="failed", error=describe_failure(out / name, exc))
             result.error = f"notebook {name} failed in {entry['error']}"
@@ -209,10 +229,23 @@ def run_notebooks(params: dict[str, Any], progress: bool = True,
     result.status = "failed" if result.error else "succeeded"
     run_state = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
     manifest = {
-        "run_id": run_id, "status": result.status, "error": result.error,
-        "parameters": params, "packages": package_versions(),
-        "data": {k: run_state.get(k) for k in ("data_source", "data_uri", "data_sha256", "data_format",
-                                               "data_rows", "data_rows_counted", "churn_rate")},
+        "run_id": run_id,
+        "status": result.status,
+        "error": result.error,
+        "parameters": params,
+        "packages": package_versions(),
+        "data": {
+            k: run_state.get(k)
+            for k in (
+                "data_source",
+                "data_uri",
+                "data_sha256",
+                "data_format",
+                "data_rows",
+                "data_rows_counted",
+                "churn_rate",
+            )
+        },
         "git_commit": run_state.get("git_commit"),
         "etl": run_state.get("etl"),
         "decision": run_state.get("decision"),
@@ -227,8 +260,9 @@ def run_notebooks(params: dict[str, Any], progress: bool = True,
     return result
 
 
-def resume_notebooks(run_id: str, progress: bool = True,
-                     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr)) -> RunResult:
+def resume_notebooks(
+    run_id: str, progress: bool = True, log: Callable[[str], None] = lambda message: print(message, file=sys.stderr)
+) -> RunResult:
     """Continue a failed or interrupted run with the parameters it started with.
 
     Notebook 01 runs again only if it did not finish; 02 and 03 always do (02
@@ -238,12 +272,13 @@ def resume_notebooks(run_id: str, progress: bool = True,
     workspace.check_run_id(run_id)
     out = workspace.artifacts_root() / run_id
     if not (out / PARAMETERS_FILE).exists():
-        raise PipelineError(f"run {run_id!r} has no {PARAMETERS_FILE} in {out}: it was not started by "
-                            "`churn-pipeline run`, so there is nothing to resume")
+        raise PipelineError(
+            f"run {run_id!r} has no {PARAMETERS_FILE} in {out}: it was not started by "
+            "`churn-pipeline run`, so there is nothing to resume"
+        )
     earlier = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
     if earlier.get("status") == "succeeded":
-        raise PipelineError(f"run {run_id!r} succeeded: there is nothing to resume (start a new run to train "
-                            "again)")
+        raise PipelineError(f"run {run_id!r} succeeded: there is nothing to resume (start a new run to train again)")
     from .workflow import RUN_FILE
 
     state = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).exists() else {}
@@ -263,8 +298,9 @@ def resume_notebooks(run_id: str, progress: bool = True,
             shutil.copy2(out / name, attempt / name)
     params = dict(json.loads((out / PARAMETERS_FILE).read_text()), resume=True)
     log(f"[{run_id}] resuming: the earlier attempt is kept in {attempt.name}/; running {', '.join(notebooks)}")
-    return run_notebooks(params, progress=progress, log=log, notebooks=notebooks,
-                         earlier={**earlier, "attempt": number})
+    return run_notebooks(
+        params, progress=progress, log=log, notebooks=notebooks, earlier={**earlier, "attempt": number}
+    )
 
 
 def _next_attempt(out: Path) -> int:
@@ -276,8 +312,6 @@ def raise_for_result(result: RunResult) -> RunResult:
     if not result.succeeded:
         raise NotebookFailed(result.error or "the run failed")
     return result
-
-
 
 
 def refresh_committed_notebooks(names: tuple[str, ...] = NOTEBOOKS) -> None:
@@ -300,7 +334,12 @@ def refresh_committed_notebooks(names: tuple[str, ...] = NOTEBOOKS) -> None:
         for name in names:
             path = root / "notebooks" / name
             notebook = nbformat.read(path, as_version=4)
-            NotebookClient(notebook, timeout=900, kernel_name="python3", record_timing=False,
-                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            NotebookClient(
+                notebook,
+                timeout=900,
+                kernel_name="python3",
+                record_timing=False,
+                resources={"metadata": {"path": str(path.parent)}},
+            ).execute()
             nbformat.write(notebook, path)
             sanitise_notebook(path, replacements)

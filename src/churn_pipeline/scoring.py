@@ -26,9 +26,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from . import data, etl, explain, features
 from .errors import DataValidationError, PipelineError
@@ -58,8 +59,10 @@ def output_columns(identifier: str, explain_count: int) -> list[str]:
 
 def _output_schema(identifier: str, explain_count: int) -> str:
     """Numbers are formatted by the batch (fixed decimals; Spark would write 1.0E-4)."""
-    return ", ".join(f"{name} {'long' if name == ROW_NUMBER else 'int' if name == 'decision' else 'string'}"
-                     for name in output_columns(identifier, explain_count))
+    return ", ".join(
+        f"{name} {'long' if name == ROW_NUMBER else 'int' if name == 'decision' else 'string'}"
+        for name in output_columns(identifier, explain_count)
+    )
 
 
 def _decimals(values):
@@ -99,8 +102,9 @@ def decided(booster, matrix, manifest: dict[str, Any], cutoff: float, explain_co
     return columns
 
 
-def batch_scorer(model_path: str, manifest: dict[str, Any], cutoff: float, identifier: str,
-                 explain_count: int) -> Callable[[Iterator[Any]], Iterator[Any]]:
+def batch_scorer(
+    model_path: str, manifest: dict[str, Any], cutoff: float, identifier: str, explain_count: int
+) -> Callable[[Iterator[Any]], Iterator[Any]]:
     """The function ``mapInPandas`` runs: (identifier, features...) batches -> output rows."""
 
     def score(batches):
@@ -110,8 +114,9 @@ def batch_scorer(model_path: str, manifest: dict[str, Any], cutoff: float, ident
         booster = _booster(model_path)
         for batch in batches:
             matrix = batch.iloc[:, 1:].to_numpy(dtype=np.float32)
-            yield pd.DataFrame({identifier: batch.iloc[:, 0].to_numpy(),
-                                **decided(booster, matrix, manifest, cutoff, explain_count)})
+            yield pd.DataFrame(
+                {identifier: batch.iloc[:, 0].to_numpy(), **decided(booster, matrix, manifest, cutoff, explain_count)}
+            )
 
     return score
 
@@ -129,12 +134,19 @@ def _transform_for(source: etl.Source, manifest: dict[str, Any]) -> features.Tra
     trained_on_raw = manifest.get("format", "raw") == "raw"
     if source.format == "raw":
         if not trained_on_raw:
-            raise DataValidationError(source.location, "raw customer records, but the model was trained on "
-                                      "pre-encoded rows: score rows encoded the same way", line=1)
+            raise DataValidationError(
+                source.location,
+                "raw customer records, but the model was trained on pre-encoded rows: score rows encoded the same way",
+                line=1,
+            )
         return manifest["transform"]
     if source.width - 1 != len(manifest["features"]):
-        raise DataValidationError(source.location, f"pre-encoded rows have {source.width - 1} features after "
-                                  f"the label, the model takes {len(manifest['features'])}", line=1)
+        raise DataValidationError(
+            source.location,
+            f"pre-encoded rows have {source.width - 1} features after "
+            f"the label, the model takes {len(manifest['features'])}",
+            line=1,
+        )
     return features.encoded_transform(source.width)
 
 
@@ -157,8 +169,9 @@ def encoded_customers(spark, data_location: str, manifest: dict[str, Any], s3_cl
     return identifier, etl.feature_frame(source, transform_spec, key.alias(identifier))
 
 
-def encode_for_transform(spark, data_location: str, manifest: dict[str, Any], dest: str,
-                         s3_client=None) -> dict[str, Any]:
+def encode_for_transform(
+    spark, data_location: str, manifest: dict[str, Any], dest: str, s3_client=None
+) -> dict[str, Any]:
     """The ETL job's scoring mode: ``<identifier>,<features>`` parts without a header under ``dest``,
     in input order (part names sort as the input), what the scoring Batch Transform reads."""
     identifier, frame = encoded_customers(spark, data_location, manifest, s3_client)
@@ -184,20 +197,33 @@ def join_parts(folder: Path, header: str, target: Path, explain_count: int) -> t
     return rows, offers
 
 
-def score_file(spark, model_path: str | os.PathLike, manifest: dict[str, Any], cutoff: float, data_location: str,
-               out: str | os.PathLike, explain_count: int = 0, overwrite: bool = False) -> ScoredFile:
+def score_file(
+    spark,
+    model_path: str | os.PathLike,
+    manifest: dict[str, Any],
+    cutoff: float,
+    data_location: str,
+    out: str | os.PathLike,
+    explain_count: int = 0,
+    overwrite: bool = False,
+) -> ScoredFile:
     """Score every row of ``data_location`` into the CSV ``out`` (see the module's docstring)."""
     if "://" in str(out):
-        raise PipelineError(f"--out {out}: scoring on this machine writes a local file; score into s3:// with "
-                            "--batch-transform (or the aws backend)")
+        raise PipelineError(
+            f"--out {out}: scoring on this machine writes a local file; score into s3:// with "
+            "--batch-transform (or the aws backend)"
+        )
     out = Path(out)
     if out.exists() and not overwrite:
-        raise PipelineError(f"{out} exists; scores are not written over an earlier file (choose another --out, "
-                            "or pass --overwrite)")
+        raise PipelineError(
+            f"{out} exists; scores are not written over an earlier file (choose another --out, or pass --overwrite)"
+        )
     check_explain_count(explain_count, manifest)
     identifier, frame = encoded_customers(spark, data_location, manifest)
-    scored = frame.mapInPandas(batch_scorer(str(model_path), manifest, cutoff, identifier, explain_count),
-                               _output_schema(identifier, explain_count))
+    scored = frame.mapInPandas(
+        batch_scorer(str(model_path), manifest, cutoff, identifier, explain_count),
+        _output_schema(identifier, explain_count),
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -238,8 +264,9 @@ def transform_model(model_dir: str | os.PathLike, code_dir: str | os.PathLike) -
 
     booster = load_model_dir(model_dir)
     manifest = json.loads((Path(code_dir) / TRANSFORM_MANIFEST).read_text())
-    return TransformModel(booster, manifest, float(os.environ[CUTOFF_VARIABLE]),
-                          int(os.environ.get(EXPLAIN_VARIABLE, "0")))
+    return TransformModel(
+        booster, manifest, float(os.environ[CUTOFF_VARIABLE]), int(os.environ.get(EXPLAIN_VARIABLE, "0"))
+    )
 
 
 def transform_input(body: str | bytes, content_type: str):
@@ -280,13 +307,25 @@ def transform_environment(source_dir_uri: Any, cutoff: Any, explain_count: Any, 
     """The scoring model's environment: the XGBoost container's script mode (contract row
     SM-SCRIPT-MODE) and the decision's settings, as strings (or the definition's execution-input
     placeholders for them)."""
-    return {"SAGEMAKER_PROGRAM": TRANSFORM_PROGRAM, "SAGEMAKER_SUBMIT_DIRECTORY": source_dir_uri,
-            "SAGEMAKER_REGION": region, CUTOFF_VARIABLE: cutoff, EXPLAIN_VARIABLE: explain_count}
+    return {
+        "SAGEMAKER_PROGRAM": TRANSFORM_PROGRAM,
+        "SAGEMAKER_SUBMIT_DIRECTORY": source_dir_uri,
+        "SAGEMAKER_REGION": region,
+        CUTOFF_VARIABLE: cutoff,
+        EXPLAIN_VARIABLE: explain_count,
+    }
 
 
-def batch_transform(params: dict[str, Any], reference: str, data_location: str, out_uri: str,
-                    explain_count: int = 0, cutoff: float | None = None, overwrite: bool = False,
-                    progress: Callable[[str], None] = print) -> dict[str, Any]:
+def batch_transform(
+    params: dict[str, Any],
+    reference: str,
+    data_location: str,
+    out_uri: str,
+    explain_count: int = 0,
+    cutoff: float | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
     """``score`` as AWS runs it: a state machine (``statemachine.build_scoring_definition``) with the
     ETL job in its scoring mode and a Batch Transform; the scores land under ``out_uri`` as one
     ``<part>.csv.out`` per encoded part, in input order, with ``score``'s columns and no header."""
@@ -302,12 +341,16 @@ def batch_transform(params: dict[str, Any], reference: str, data_location: str, 
     out_uri = out_uri.rstrip("/") + "/"
     scores_root = f"{run.project_prefix}/{SCORES_FOLDER}/"
     if not out_uri.startswith(scores_root) or out_uri == scores_root:
-        raise PipelineError(f"--out {out_uri}: scores go to a folder of their own under {scores_root} (the stack's "
-                            "SageMaker role writes under the project's prefix, where runs, models and code also "
-                            "live: --overwrite must never reach those)")
+        raise PipelineError(
+            f"--out {out_uri}: scores go to a folder of their own under {scores_root} (the stack's "
+            "SageMaker role writes under the project's prefix, where runs, models and code also "
+            "live: --overwrite must never reach those)"
+        )
     if backend.keys_under(out_uri) and not overwrite:
-        raise PipelineError(f"--out {out_uri} holds earlier scores; they are not mixed with new ones (choose "
-                            "another --out, or pass --overwrite to replace them)")
+        raise PipelineError(
+            f"--out {out_uri} holds earlier scores; they are not mixed with new ones (choose "
+            "another --out, or pass --overwrite to replace them)"
+        )
     model_uri, record = serving.model_in_store(reference, run.registry())
     manifest_uri = serving.manifest_uri_for(model_uri)
     manifest = json.loads(backend.local_copy(manifest_uri).read_text())
@@ -319,9 +362,14 @@ def batch_transform(params: dict[str, Any], reference: str, data_location: str, 
     if not backend.object_exists(source_dir_uri):
         backend.stage_bytes(source_dir, source_dir_uri)
     workflow.deploy_etl_job(run)  # this package's ETL job: it has the scoring mode
-    spec = statemachine.ScoringSpec(run.glue_job_name, run.training_image, params["region"],
-                                    params["sagemaker_execution_role"], params["endpoint_instance_type"],
-                                    params["endpoint_instance_count"])
+    spec = statemachine.ScoringSpec(
+        run.glue_job_name,
+        run.training_image,
+        params["region"],
+        params["sagemaker_execution_role"],
+        params["endpoint_instance_type"],
+        params["endpoint_instance_count"],
+    )
     definition = statemachine.scoring_definition_for(spec, workspace.sdk_cache())
     workflow.deploy_state_machine(run, definition, name=workflow.resource_name(params, "scoring"))
     scratch = f"{run.project_prefix}/scoring/{stamp}"
@@ -331,19 +379,35 @@ def batch_transform(params: dict[str, Any], reference: str, data_location: str, 
         data_location = f"{scratch}/{file_name}"
     name = workflow.resource_name(params, f"score-{stamp}")
     execution_input = {
-        "DataUri": data_location, "EncodedUri": f"{scratch}/customers/", "OutputUri": out_uri,
-        "ManifestUri": manifest_uri, "ModelName": name, "ModelDataUrl": model_uri, "SourceDirUri": source_dir_uri,
-        "Cutoff": repr(float(cutoff)), "Explain": str(explain_count), "TransformJobName": name,
-        "OutputFilter": transform_data_processing(len(manifest["features"]))["OutputFilter"]}
+        "DataUri": data_location,
+        "EncodedUri": f"{scratch}/customers/",
+        "OutputUri": out_uri,
+        "ManifestUri": manifest_uri,
+        "ModelName": name,
+        "ModelDataUrl": model_uri,
+        "SourceDirUri": source_dir_uri,
+        "Cutoff": repr(float(cutoff)),
+        "Explain": str(explain_count),
+        "TransformJobName": name,
+        "OutputFilter": transform_data_processing(len(manifest["features"]))["OutputFilter"],
+    }
     if overwrite:
         backend.remove_prefix(out_uri)
     sfn = backend.client("stepfunctions")
-    arn = sfn.start_execution(stateMachineArn=run.state["state_machine"]["version_arn"], name=stamp,
-                              input=json.dumps(execution_input))["executionArn"]
+    arn = sfn.start_execution(
+        stateMachineArn=run.state["state_machine"]["version_arn"], name=stamp, input=json.dumps(execution_input)
+    )["executionArn"]
     run.state.update(execution_arn=arn, execution_input=execution_input)
     run.save()
-    result = {"output_uri": out_uri, "columns": output_columns(identifier, explain_count), "cutoff": cutoff,
-              "cutoff_origin": cutoff_origin, "execution_arn": arn, "transform_job": name, "status": "RUNNING"}
+    result = {
+        "output_uri": out_uri,
+        "columns": output_columns(identifier, explain_count),
+        "cutoff": cutoff,
+        "cutoff_origin": cutoff_origin,
+        "execution_arn": arn,
+        "transform_job": name,
+        "status": "RUNNING",
+    }
     if not params["wait_for_execution"]:
         return result
     result["status"] = workflow.wait_for_execution(run, arn, progress=progress)["status"]
@@ -351,9 +415,12 @@ def batch_transform(params: dict[str, Any], reference: str, data_location: str, 
     run.write_artifact("execution-history.json", history)
     workflow.raise_if_failed(history)
     # only a complete set of scores gets its description; the encoded customers are not kept
-    backend.stage_bytes(json.dumps({k: result[k] for k in ("columns", "cutoff", "cutoff_origin", "execution_arn",
-                                                           "transform_job")}, indent=2).encode(),
-                        f"{out_uri}{SCORES_DESCRIPTION}")
+    backend.stage_bytes(
+        json.dumps(
+            {k: result[k] for k in ("columns", "cutoff", "cutoff_origin", "execution_arn", "transform_job")}, indent=2
+        ).encode(),
+        f"{out_uri}{SCORES_DESCRIPTION}",
+    )
     backend.remove_prefix(scratch + "/")
     return result
 

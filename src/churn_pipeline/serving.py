@@ -19,10 +19,11 @@ import csv
 import io
 import json
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from . import explain, features, training
 from .errors import DataValidationError, PipelineError
@@ -57,22 +58,29 @@ def manifest_uri_for(model_data_url: str) -> str:
     """The ETL manifest beside a model this pipeline trained: ``<run>/models/...`` -> ``<run>/etl/manifest.json``."""
     run_prefix, marker, _ = model_data_url.partition("/models/")
     if not marker:
-        raise PipelineError(f"{model_data_url} is not a model this pipeline trained (no /models/ in the path); "
-                            "name its manifest with --manifest")
+        raise PipelineError(
+            f"{model_data_url} is not a model this pipeline trained (no /models/ in the path); "
+            "name its manifest with --manifest"
+        )
     return f"{run_prefix}/etl/manifest.json"
 
 
-def load_bundle(model_path: str | os.PathLike, manifest_path: str | os.PathLike,
-                cutoff: float = DEFAULT_CUTOFF) -> ModelBundle:
+def load_bundle(
+    model_path: str | os.PathLike, manifest_path: str | os.PathLike, cutoff: float = DEFAULT_CUTOFF
+) -> ModelBundle:
     booster = training.load_model_archive(model_path)
     booster.set_param({"nthread": 1})  # one request, one thread: workers give the parallelism
     manifest = json.loads(Path(manifest_path).read_text())
     if "transform" not in manifest:
-        raise PipelineError(f"manifest {manifest_path} has no feature transform (written by an older ETL); "
-                            "re-run the pipeline to serve this model")
+        raise PipelineError(
+            f"manifest {manifest_path} has no feature transform (written by an older ETL); "
+            "re-run the pipeline to serve this model"
+        )
     if booster.num_features() != len(manifest["features"]):
-        raise PipelineError(f"model {model_path} expects {booster.num_features()} features, manifest "
-                            f"{manifest_path} lists {len(manifest['features'])}")
+        raise PipelineError(
+            f"model {model_path} expects {booster.num_features()} features, manifest "
+            f"{manifest_path} lists {len(manifest['features'])}"
+        )
     return ModelBundle(booster, manifest, cutoff)
 
 
@@ -104,8 +112,9 @@ def _media_type(header: str) -> tuple[str, dict[str, str]]:
 def _check_width(rows: list[list[float]] | Any, expected: int) -> None:
     for number, row in enumerate(rows, start=1):
         if len(row) != expected:
-            raise RequestError(HTTPStatus.BAD_REQUEST,
-                               f"row {number} has {len(row)} features; the model expects {expected}")
+            raise RequestError(
+                HTTPStatus.BAD_REQUEST, f"row {number} has {len(row)} features; the model expects {expected}"
+            )
 
 
 def parse_request(bundle: ModelBundle, content_type: str, body: bytes):
@@ -116,13 +125,16 @@ def parse_request(bundle: ModelBundle, content_type: str, body: bytes):
     try:
         text = body.decode(options.get("charset", "utf-8"))
     except (UnicodeDecodeError, LookupError) as exc:
-        raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"body is not {options.get('charset', 'utf-8')} text: {exc}")
+        raise RequestError(
+            HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"body is not {options.get('charset', 'utf-8')} text: {exc}"
+        ) from None
     if not text.strip():
         raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "empty body: send at least one row")
     if kind == "text/csv" and options.get("header") == "present":
         try:
-            return features.encode_records(bundle.manifest["transform"], csv.DictReader(io.StringIO(text)),
-                                           source="request body")
+            return features.encode_records(
+                bundle.manifest["transform"], csv.DictReader(io.StringIO(text)), source="request body"
+            )
         except DataValidationError as exc:
             status = HTTPStatus.BAD_REQUEST if "missing columns" in exc.problem else HTTPStatus.UNSUPPORTED_MEDIA_TYPE
             raise RequestError(status, str(exc)) from None
@@ -140,17 +152,23 @@ def parse_request(bundle: ModelBundle, content_type: str, body: bytes):
             raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"body is not JSON: {exc}") from None
         instances = document.get("instances") if isinstance(document, dict) else document
         if not isinstance(instances, list):
-            raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                               'JSON body must be {"instances": [[...], ...]} or a list of rows')
+            raise RequestError(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE, 'JSON body must be {"instances": [[...], ...]} or a list of rows'
+            )
         rows = [i.get("features") if isinstance(i, dict) else i for i in instances]
-        if not all(isinstance(r, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)
-                   for r in rows):
-            raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, "each instance must be a list of numbers "
-                               'or {"features": [numbers]}')
+        if not all(
+            isinstance(r, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)
+            for r in rows
+        ):
+            raise RequestError(
+                HTTPStatus.UNSUPPORTED_MEDIA_TYPE, 'each instance must be a list of numbers or {"features": [numbers]}'
+            )
         _check_width(rows, bundle.n_features)
         return np.asarray(rows, dtype=np.float32)
-    raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
-                       f"content type {kind or '(none)'!r} is not supported; send text/csv or application/json")
+    raise RequestError(
+        HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
+        f"content type {kind or '(none)'!r} is not supported; send text/csv or application/json",
+    )
 
 
 def choose_output(accept: str | None) -> str:
@@ -165,8 +183,9 @@ def choose_output(accept: str | None) -> str:
             return "application/json"
         if kind in ACCEPTED_OUTPUTS:
             return kind
-    raise RequestError(HTTPStatus.NOT_ACCEPTABLE,
-                       f"Accept {accept!r} is not supported; ask for one of {', '.join(ACCEPTED_OUTPUTS)}")
+    raise RequestError(
+        HTTPStatus.NOT_ACCEPTABLE, f"Accept {accept!r} is not supported; ask for one of {', '.join(ACCEPTED_OUTPUTS)}"
+    )
 
 
 def explain_count(attributes: str | None, bundle: ModelBundle) -> int | None:
@@ -177,8 +196,9 @@ def explain_count(attributes: str | None, bundle: ModelBundle) -> int | None:
             continue
         columns = len(explain.reason_columns(bundle.manifest))
         if not value.strip().isdecimal() or not value.strip().isascii() or not 1 <= int(value) <= columns:
-            raise RequestError(HTTPStatus.BAD_REQUEST, f"custom attribute explain={value.strip()!r}: "
-                               f"ask for 1 to {columns} reasons")
+            raise RequestError(
+                HTTPStatus.BAD_REQUEST, f"custom attribute explain={value.strip()!r}: ask for 1 to {columns} reasons"
+            )
         return int(value)
     return None
 
@@ -190,16 +210,17 @@ def explained_rows(bundle: ModelBundle, matrix, count: int) -> list[dict[str, An
         return []
     per_column, _ = explain.contributions(bundle.booster, matrix, bundle.manifest)
     reasons = explain.top_reasons(per_column, explain.reason_columns(bundle.manifest), count)
-    return [{"score": score, "decision": score > bundle.cutoff, "reasons": why}
-            for score, why in zip(scores, reasons)]
+    return [{"score": score, "decision": score > bundle.cutoff, "reasons": why} for score, why in zip(scores, reasons)]
 
 
 def format_explained(kind: str, rows: list[dict[str, Any]]) -> bytes:
     if kind == "application/jsonlines":
         return "".join(json.dumps(row) + "\n" for row in rows).encode()
     if kind != "application/json":
-        raise RequestError(HTTPStatus.NOT_ACCEPTABLE, "reasons are answered as application/json or "
-                           "application/jsonlines; ask for one of them in Accept")
+        raise RequestError(
+            HTTPStatus.NOT_ACCEPTABLE,
+            "reasons are answered as application/json or application/jsonlines; ask for one of them in Accept",
+        )
     return json.dumps({"predictions": rows}).encode()
 
 
@@ -240,8 +261,10 @@ def make_app(load: Callable[[], ModelBundle]) -> Callable:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             if length > MAX_BODY_BYTES:
                 _discard(environ["wsgi.input"], length)  # so that the client reads the answer, not a reset
-                raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                   f"body of {length} bytes is over the {MAX_BODY_BYTES}-byte limit")
+                raise RequestError(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                    f"body of {length} bytes is over the {MAX_BODY_BYTES}-byte limit",
+                )
             count = explain_count(environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"), bundle)
             accept = environ.get("HTTP_ACCEPT")
             if count and (not accept or choose_output(accept) == "text/csv" and "text/csv" not in accept):
@@ -262,14 +285,29 @@ def make_app(load: Callable[[], ModelBundle]) -> Callable:
     return app
 
 
-def serve(load: Callable[[], ModelBundle], host: str = "127.0.0.1", port: int = 8080, workers: int | None = None,
-          threads: int = 4) -> None:
+def serve(
+    load: Callable[[], ModelBundle],
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int | None = None,
+    threads: int = 4,
+) -> None:
     """Run the endpoint in the foreground with gunicorn's pre-fork workers (each loads the model)."""
     from gunicorn.app.base import BaseApplication
 
-    settings = {"bind": f"{host}:{port}", "workers": workers or os.cpu_count() or 1, "worker_class": "gthread",
-                "threads": threads, "timeout": 60, "graceful_timeout": 10, "keepalive": 5,
-                "accesslog": None, "errorlog": "-", "loglevel": "warning", "proc_name": "churn-endpoint"}
+    settings = {
+        "bind": f"{host}:{port}",
+        "workers": workers or os.cpu_count() or 1,
+        "worker_class": "gthread",
+        "threads": threads,
+        "timeout": 60,
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "warning",
+        "proc_name": "churn-endpoint",
+    }
 
     class Endpoint(BaseApplication):
         def load_config(self):
@@ -295,8 +333,9 @@ class ModelSource:
         return load_bundle(self.model, self.manifest, self.cutoff)
 
 
-def resolve_model(reference: str, backend, registry, manifest: str | None = None,
-                  cutoff: float | None = None) -> ModelSource:
+def resolve_model(
+    reference: str, backend, registry, manifest: str | None = None, cutoff: float | None = None
+) -> ModelSource:
     """``RUN_ID`` (looked up in the registry), an ``s3://`` URI or a local ``model.tar.gz`` -> local paths,
     with the cutoff: ``cutoff`` if given, else the run's cost-chosen one, else 0.5 (and it says so)."""
     record = None
@@ -327,7 +366,9 @@ def decision_cutoff(record, cutoff: float | None) -> tuple[float, str]:
             raise PipelineError(f"--cutoff must be a probability between 0 and 1; got {cutoff}")
         return cutoff, "given"
     if record is not None and record.cutoff is not None:
-        return record.cutoff, (f"chosen by cost in run {record.run_id} for retention_offer_cost "
-                               f"{record.decision['retention_offer_cost']:g} and churn_loss "
-                               f"{record.decision['churn_loss']:g}")
+        return record.cutoff, (
+            f"chosen by cost in run {record.run_id} for retention_offer_cost "
+            f"{record.decision['retention_offer_cost']:g} and churn_loss "
+            f"{record.decision['churn_loss']:g}"
+        )
     return DEFAULT_CUTOFF, "the default: no cost-chosen cutoff is recorded for this model"

@@ -16,10 +16,11 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import StateMachineError
 from .storage import write_atomic
@@ -40,8 +41,12 @@ OUTPUT_PATH_FROM_INPUT = "s3://replaced-by-execution-input/"
 TRAINING_JOB_NAME = "States.Format('{}-{}', $$.Execution.Input.TrainingJobName, $$.Execution.RedriveCount)"
 #: what that adds to the run's name: SageMaker names are at most 63 characters
 TRAINING_JOB_SUFFIX_LENGTH = 5  # "-1000": an execution can be redriven 1,000 times
-LAMBDA_RETRY = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
-                "Lambda.TooManyRequestsException"]
+LAMBDA_RETRY = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
 
 
 _TRACEBACK_HOOKS = ("_showtraceback", "showtraceback", "showsyntaxerror")
@@ -110,10 +115,23 @@ def execution_input_schema() -> dict[str, type]:
     execution past the ETL; ``EtlRecordUri`` is where a fresh ETL records itself
     for later runs to reuse.
     """
-    return {"RunId": str, "TrainingJobName": str, "ModelName": str, "DataUri": str, "DataSha256": str,
-            "GitCommit": str, "ReuseEtl": bool, "EtlSourceRunId": str, "EtlKey": str, "EtlRecordUri": str,
-            "EtlOutputUri": str, "TrainUri": str, "ValidationUri": str, "ModelOutputUri": str,
-            "HyperParameters": dict}
+    return {
+        "RunId": str,
+        "TrainingJobName": str,
+        "ModelName": str,
+        "DataUri": str,
+        "DataSha256": str,
+        "GitCommit": str,
+        "ReuseEtl": bool,
+        "EtlSourceRunId": str,
+        "EtlKey": str,
+        "EtlRecordUri": str,
+        "EtlOutputUri": str,
+        "TrainUri": str,
+        "ValidationUri": str,
+        "ModelOutputUri": str,
+        "HyperParameters": dict,
+    }
 
 
 def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
@@ -130,54 +148,100 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
     # The SDK needs a session for its region only: no call is made while building.
     session = sagemaker.Session(boto_session=boto3.Session(region_name=spec.region))
     # The 3.0-5 container ignores the debugger hook: leave it out (disable_profiler likewise).
-    estimator = Estimator(image_uri=spec.training_image, role=spec.sagemaker_role,
-                          instance_count=spec.instance_count, instance_type=spec.instance_type,
-                          output_path=OUTPUT_PATH_FROM_INPUT, sagemaker_session=session,
-                          disable_profiler=True, debugger_hook_config=False)
-    etl = steps.GlueStartJobRunStep(STATE_ETL, result_path="$.EtlResult", parameters={
-        "JobName": spec.glue_job_name,
-        "Arguments": {"--S3_SOURCE": execution_input["DataUri"], "--S3_DEST": execution_input["EtlOutputUri"],
-                      "--ETL_RECORD": execution_input["EtlRecordUri"], "--ETL_KEY": execution_input["EtlKey"],
-                      "--RUN_ID": execution_input["RunId"],
-                      "--TRAIN_KEY": "train",
-                      "--VAL_KEY": "validation", "--TEST_KEY": "test",
-                      "--TRAIN_FRACTION": str(spec.train_fraction),
-                      "--VALIDATION_FRACTION": str(spec.validation_fraction),
-                      "--SPLIT_SEED": str(spec.split_seed)}})
+    estimator = Estimator(
+        image_uri=spec.training_image,
+        role=spec.sagemaker_role,
+        instance_count=spec.instance_count,
+        instance_type=spec.instance_type,
+        output_path=OUTPUT_PATH_FROM_INPUT,
+        sagemaker_session=session,
+        disable_profiler=True,
+        debugger_hook_config=False,
+    )
+    etl = steps.GlueStartJobRunStep(
+        STATE_ETL,
+        result_path="$.EtlResult",
+        parameters={
+            "JobName": spec.glue_job_name,
+            "Arguments": {
+                "--S3_SOURCE": execution_input["DataUri"],
+                "--S3_DEST": execution_input["EtlOutputUri"],
+                "--ETL_RECORD": execution_input["EtlRecordUri"],
+                "--ETL_KEY": execution_input["EtlKey"],
+                "--RUN_ID": execution_input["RunId"],
+                "--TRAIN_KEY": "train",
+                "--VAL_KEY": "validation",
+                "--TEST_KEY": "test",
+                "--TRAIN_FRACTION": str(spec.train_fraction),
+                "--VALIDATION_FRACTION": str(spec.validation_fraction),
+                "--SPLIT_SEED": str(spec.split_seed),
+            },
+        },
+    )
     train = steps.TrainingStep(
-        STATE_TRAIN, estimator=estimator, job_name=execution_input["TrainingJobName"],
+        STATE_TRAIN,
+        estimator=estimator,
+        job_name=execution_input["TrainingJobName"],
         # several instances: each reads a share of the train parts (distributed XGBoost); one instance,
         # or the validation channel: every part (the default, FullyReplicated)
-        data={"train": TrainingInput(execution_input["TrainUri"], content_type="text/csv",
-                                     distribution="ShardedByS3Key" if spec.instance_count > 1 else None),
-              "validation": TrainingInput(execution_input["ValidationUri"], content_type="text/csv")},
-        hyperparameters=execution_input["HyperParameters"], output_data_config_path=execution_input["ModelOutputUri"])
-    save = steps.ModelStep(STATE_SAVE, model=train.get_expected_model(), model_name=execution_input["ModelName"],
-                           result_path="$.ModelStepResults")
-    query = steps.LambdaStep(STATE_QUERY, result_path="$.TrainingResults", parameters={
-        "FunctionName": spec.query_function, "Payload": {"TrainingJobName.$": "$.TrainingJobName"}})
-    register = steps.LambdaStep(STATE_REGISTER, result_path="$.RegistryResult", parameters={
-        "FunctionName": spec.registry_function,
-        "Payload": {
-            "run_id": execution_input["RunId"], "model_name": execution_input["ModelName"],
-            "data_uri": execution_input["DataUri"], "data_sha256": execution_input["DataSha256"],
-            "git_commit": execution_input["GitCommit"],
-            "training_job_name.$": "$.TrainingJobName",
-            "model_data_url.$": "$.ModelArtifacts.S3ModelArtifacts",
-            "image.$": "$.AlgorithmSpecification.TrainingImage",
-            "hyperparameters.$": "$.HyperParameters",
-            "metrics.$": "$.TrainingResults.Payload.metrics",
-            "environment": spec.environment, "algorithm": "xgboost", "threshold": spec.threshold,
-            "extra": {"etl": {"output_uri": execution_input["EtlOutputUri"], "reused": execution_input["ReuseEtl"],
-                              "source_run_id": execution_input["EtlSourceRunId"]}},
-        }})
+        data={
+            "train": TrainingInput(
+                execution_input["TrainUri"],
+                content_type="text/csv",
+                distribution="ShardedByS3Key" if spec.instance_count > 1 else None,
+            ),
+            "validation": TrainingInput(execution_input["ValidationUri"], content_type="text/csv"),
+        },
+        hyperparameters=execution_input["HyperParameters"],
+        output_data_config_path=execution_input["ModelOutputUri"],
+    )
+    save = steps.ModelStep(
+        STATE_SAVE,
+        model=train.get_expected_model(),
+        model_name=execution_input["ModelName"],
+        result_path="$.ModelStepResults",
+    )
+    query = steps.LambdaStep(
+        STATE_QUERY,
+        result_path="$.TrainingResults",
+        parameters={"FunctionName": spec.query_function, "Payload": {"TrainingJobName.$": "$.TrainingJobName"}},
+    )
+    register = steps.LambdaStep(
+        STATE_REGISTER,
+        result_path="$.RegistryResult",
+        parameters={
+            "FunctionName": spec.registry_function,
+            "Payload": {
+                "run_id": execution_input["RunId"],
+                "model_name": execution_input["ModelName"],
+                "data_uri": execution_input["DataUri"],
+                "data_sha256": execution_input["DataSha256"],
+                "git_commit": execution_input["GitCommit"],
+                "training_job_name.$": "$.TrainingJobName",
+                "model_data_url.$": "$.ModelArtifacts.S3ModelArtifacts",
+                "image.$": "$.AlgorithmSpecification.TrainingImage",
+                "hyperparameters.$": "$.HyperParameters",
+                "metrics.$": "$.TrainingResults.Payload.metrics",
+                "environment": spec.environment,
+                "algorithm": "xgboost",
+                "threshold": spec.threshold,
+                "extra": {
+                    "etl": {
+                        "output_uri": execution_input["EtlOutputUri"],
+                        "reused": execution_input["ReuseEtl"],
+                        "source_run_id": execution_input["EtlSourceRunId"],
+                    }
+                },
+            },
+        },
+    )
     for step in (query, register):
         step.add_retry(steps.Retry(error_equals=LAMBDA_RETRY, interval_seconds=2, max_attempts=3, backoff_rate=2.0))
-    too_low = steps.Fail(STATE_TOO_LOW, error=GATE_ERROR,
-                         cause=f"validation accuracy is not above {spec.threshold}")
+    too_low = steps.Fail(STATE_TOO_LOW, error=GATE_ERROR, cause=f"validation accuracy is not above {spec.threshold}")
     gate = steps.Choice(STATE_GATE)
-    gate.add_choice(steps.ChoiceRule.NumericGreaterThan(variable=ACCURACY_PATH, value=spec.threshold),
-                    next_step=register)
+    gate.add_choice(
+        steps.ChoiceRule.NumericGreaterThan(variable=ACCURACY_PATH, value=spec.threshold), next_step=register
+    )
     gate.default_choice(too_low)
     steps.Chain([etl, train, save, query, gate])
     # The decision is the execution input's (the pipeline found an identical ETL's output); the
@@ -215,9 +279,19 @@ def scoring_input_schema() -> dict[str, type]:
     """The scoring execution's values: the customers (``DataUri``), where their encoded rows and the
     scores go, the model (its data, the feature manifest, the script's source directory) and the
     decision's settings (strings: they become the scoring model's environment)."""
-    return {"DataUri": str, "EncodedUri": str, "OutputUri": str, "ManifestUri": str, "ModelName": str,
-            "ModelDataUrl": str, "SourceDirUri": str, "Cutoff": str, "Explain": str, "TransformJobName": str,
-            "OutputFilter": str}
+    return {
+        "DataUri": str,
+        "EncodedUri": str,
+        "OutputUri": str,
+        "ManifestUri": str,
+        "ModelName": str,
+        "ModelDataUrl": str,
+        "SourceDirUri": str,
+        "Cutoff": str,
+        "Explain": str,
+        "TransformJobName": str,
+        "OutputFilter": str,
+    }
 
 
 def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
@@ -235,27 +309,59 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
 
     execution_input = ExecutionInput(schema=scoring_input_schema())
     session = sagemaker.Session(boto_session=boto3.Session(region_name=spec.region))
-    prepare = steps.GlueStartJobRunStep(STATE_PREPARE, result_path="$.PrepareResult", parameters={
-        "JobName": spec.glue_job_name,
-        "Arguments": {"--MODE": "score", "--S3_SOURCE": execution_input["DataUri"],
-                      "--S3_DEST": execution_input["EncodedUri"], "--MANIFEST": execution_input["ManifestUri"]}})
-    model = steps.Task(STATE_SCORING_MODEL, resource="arn:aws:states:::sagemaker:createModel",
-                       result_path="$.ModelResult", parameters={
-                           "ModelName": execution_input["ModelName"], "ExecutionRoleArn": spec.sagemaker_role,
-                           "PrimaryContainer": {
-                               "Image": spec.image, "ModelDataUrl": execution_input["ModelDataUrl"],
-                               "Environment": transform_environment(
-                                   execution_input["SourceDirUri"], execution_input["Cutoff"],
-                                   execution_input["Explain"], spec.region)}})
-    transformer = Transformer(model_name="replaced-by-execution-input", instance_count=spec.instance_count,
-                              instance_type=spec.instance_type, strategy="MultiRecord", assemble_with="Line",
-                              output_path=OUTPUT_PATH_FROM_INPUT, accept="text/csv", max_payload=6,
-                              sagemaker_session=session)
-    score = steps.TransformStep(STATE_SCORE, transformer=transformer, job_name=execution_input["TransformJobName"],
-                                model_name=execution_input["ModelName"], data=execution_input["EncodedUri"],
-                                content_type="text/csv", split_type="Line", input_filter="$[1:]",
-                                join_source="Input", output_filter=execution_input["OutputFilter"],
-                                result_path="$.TransformResult")
+    prepare = steps.GlueStartJobRunStep(
+        STATE_PREPARE,
+        result_path="$.PrepareResult",
+        parameters={
+            "JobName": spec.glue_job_name,
+            "Arguments": {
+                "--MODE": "score",
+                "--S3_SOURCE": execution_input["DataUri"],
+                "--S3_DEST": execution_input["EncodedUri"],
+                "--MANIFEST": execution_input["ManifestUri"],
+            },
+        },
+    )
+    model = steps.Task(
+        STATE_SCORING_MODEL,
+        resource="arn:aws:states:::sagemaker:createModel",
+        result_path="$.ModelResult",
+        parameters={
+            "ModelName": execution_input["ModelName"],
+            "ExecutionRoleArn": spec.sagemaker_role,
+            "PrimaryContainer": {
+                "Image": spec.image,
+                "ModelDataUrl": execution_input["ModelDataUrl"],
+                "Environment": transform_environment(
+                    execution_input["SourceDirUri"], execution_input["Cutoff"], execution_input["Explain"], spec.region
+                ),
+            },
+        },
+    )
+    transformer = Transformer(
+        model_name="replaced-by-execution-input",
+        instance_count=spec.instance_count,
+        instance_type=spec.instance_type,
+        strategy="MultiRecord",
+        assemble_with="Line",
+        output_path=OUTPUT_PATH_FROM_INPUT,
+        accept="text/csv",
+        max_payload=6,
+        sagemaker_session=session,
+    )
+    score = steps.TransformStep(
+        STATE_SCORE,
+        transformer=transformer,
+        job_name=execution_input["TransformJobName"],
+        model_name=execution_input["ModelName"],
+        data=execution_input["EncodedUri"],
+        content_type="text/csv",
+        split_type="Line",
+        input_filter="$[1:]",
+        join_source="Input",
+        output_filter=execution_input["OutputFilter"],
+        result_path="$.TransformResult",
+    )
     definition = json.loads(steps.Graph(steps.Chain([prepare, model, score])).to_json())
     output = definition["States"][STATE_SCORE]["Parameters"]["TransformOutput"]
     output.pop("S3OutputPath")
@@ -311,6 +417,7 @@ def definition_for(spec: WorkflowSpec, cache_dir: Path | None = None) -> dict[st
 
 def training_image_uri(region: str, version: str, cache_dir: Path | None = None) -> str:
     """The SageMaker XGBoost image of ``version`` in ``region``, as the SDK names it."""
+
     def retrieve() -> str:
         import_sdks()
         from sagemaker import image_uris

@@ -12,8 +12,9 @@ import io
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 from .errors import ConfigError, DataValidationError
 
@@ -132,7 +133,7 @@ def size_of(location: str, s3_client=None) -> int:
     if location.startswith("s3://"):
         bucket, key = split_s3_uri(location)
         return (s3_client or _s3_client()).head_object(Bucket=bucket, Key=key)["ContentLength"]
-    return os.path.getsize(location[len("file://"):] if location.startswith("file://") else location)
+    return os.path.getsize(location[len("file://") :] if location.startswith("file://") else location)
 
 
 def write_text(location: str, text: str, s3_client=None) -> str:
@@ -143,7 +144,6 @@ def write_text(location: str, text: str, s3_client=None) -> str:
         return location
     write_atomic(location, text)
     return location
-
 
 
 def objects_under(client, bucket: str, prefix: str) -> dict[str, int]:
@@ -157,7 +157,7 @@ def objects_under(client, bucket: str, prefix: str) -> dict[str, int]:
 def remove_folder(location: str, s3_client=None) -> None:
     """Remove a folder, or every object under ``location/`` and its ``_$folder$`` marker."""
     if not location.startswith("s3://"):
-        shutil.rmtree(location[len("file://"):] if location.startswith("file://") else location, ignore_errors=True)
+        shutil.rmtree(location[len("file://") :] if location.startswith("file://") else location, ignore_errors=True)
         return
     client = s3_client or _s3_client()
     bucket, key = split_s3_uri(location.rstrip("/"))
@@ -170,7 +170,7 @@ def move_folder(source: str, target: str, s3_client=None) -> None:
     is copied (a managed copy: multipart above 5 GB) and then deleted."""
     remove_folder(target, s3_client)
     if not source.startswith("s3://"):
-        local = [p[len("file://"):] if p.startswith("file://") else p for p in (source, target)]
+        local = [p[len("file://") :] if p.startswith("file://") else p for p in (source, target)]
         os.makedirs(os.path.dirname(local[1].rstrip("/")) or ".", exist_ok=True)
         if os.path.exists(local[0]):
             os.replace(local[0], local[1])
@@ -181,5 +181,5 @@ def move_folder(source: str, target: str, s3_client=None) -> None:
     bucket, key = split_s3_uri(source.rstrip("/"))
     target_bucket, target_key = split_s3_uri(target.rstrip("/"))
     for name in objects_under(client, bucket, key + "/"):
-        client.copy({"Bucket": bucket, "Key": name}, target_bucket, target_key + name[len(key):])
+        client.copy({"Bucket": bucket, "Key": name}, target_bucket, target_key + name[len(key) :])
     remove_folder(source, s3_client)

@@ -14,8 +14,9 @@ import json
 import os
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import DataValidationError, PipelineError
 
@@ -78,12 +79,16 @@ def channel_files(location: str | os.PathLike) -> list[Path]:
         raise DataValidationError(str(location), f"No data in training channel path {location}")
     for file in files:
         if file.name.startswith("_"):
-            raise DataValidationError(str(file), "the SageMaker XGBoost container may detect the CSV delimiter "
-                                      "from this file and fail (Could not determine delimiter); a channel must "
-                                      "hold only the CSV parts")
+            raise DataValidationError(
+                str(file),
+                "the SageMaker XGBoost container may detect the CSV delimiter "
+                "from this file and fail (Could not determine delimiter); a channel must "
+                "hold only the CSV parts",
+            )
         if file.stat().st_size == 0:
-            raise DataValidationError(str(file), "Could not determine delimiter on line :\n"
-                                      "Could not determine delimiter")
+            raise DataValidationError(
+                str(file), "Could not determine delimiter on line :\nCould not determine delimiter"
+            )
     return files
 
 
@@ -107,8 +112,10 @@ def iter_channel(location: str | os.PathLike, batch_bytes: int = BATCH_BYTES):
         try:
             with csv.open_csv(file, read_options=options, convert_options=convert) as reader:
                 for batch in reader:  # features as one C-contiguous block (XGBoost copies strided views)
-                    yield (np.column_stack([column.to_numpy(zero_copy_only=False) for column in batch.columns[1:]]),
-                           batch.column(0).to_numpy(zero_copy_only=False))
+                    yield (
+                        np.column_stack([column.to_numpy(zero_copy_only=False) for column in batch.columns[1:]]),
+                        batch.column(0).to_numpy(zero_copy_only=False),
+                    )
         except pa.ArrowInvalid as exc:
             raise DataValidationError(str(file), f"is not label-first numeric CSV: {exc}") from None
 
@@ -173,8 +180,9 @@ def _quantile_matrix(location, scratch: str | os.PathLike, reference=None, max_b
     return matrix
 
 
-def train(train_location: str | os.PathLike, validation_location: str | os.PathLike,
-          hyperparameters: Mapping[str, str]):
+def train(
+    train_location: str | os.PathLike, validation_location: str | os.PathLike, hyperparameters: Mapping[str, str]
+):
     """Train a booster on the streamed channels; return it with the last value of each metric per channel."""
     import xgboost as xgb
 
@@ -185,11 +193,13 @@ def train(train_location: str | os.PathLike, validation_location: str | os.PathL
             dtrain = _quantile_matrix(train_location, scratch, max_bin=max_bin)
             dval = _quantile_matrix(validation_location, scratch, reference=dtrain, max_bin=max_bin)
     except xgb.core.XGBoostError as exc:
-        raise DataValidationError(str(validation_location), f"cannot be read beside the train channel: "
-                                  f"{str(exc).splitlines()[0]}") from None
+        raise DataValidationError(
+            str(validation_location), f"cannot be read beside the train channel: {str(exc).splitlines()[0]}"
+        ) from None
     if dtrain.num_col() != dval.num_col():
-        raise DataValidationError(str(validation_location),
-                                  f"has {dval.num_col()} features, the train channel has {dtrain.num_col()}")
+        raise DataValidationError(
+            str(validation_location), f"has {dval.num_col()} features, the train channel has {dtrain.num_col()}"
+        )
     try:
         rounds = int(float(hyperparameters.get("num_round", "100")))
         # the metrics are those of the final model: evaluated once, not after every round (AUC sorts

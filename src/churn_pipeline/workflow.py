@@ -23,13 +23,19 @@ import base64
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from . import backends, bundles, data, etl, statemachine, workspace
-from .aws_errors import (ExecutionAlreadyExists, ExecutionNotRedrivable, GlueEntityNotFound,
-                         LambdaResourceNotFound, StateMachineDoesNotExist)
+from .aws_errors import (
+    ExecutionAlreadyExists,
+    ExecutionNotRedrivable,
+    GlueEntityNotFound,
+    LambdaResourceNotFound,
+    StateMachineDoesNotExist,
+)
 from .errors import ExecutionFailed, PipelineError, RecordNotFound
 from .storage import split_s3_uri, write_atomic
 
@@ -43,8 +49,10 @@ def resource_name(params: dict[str, Any], suffix: str, limit: int = 63) -> str:
     """``<project>-<environment>-<suffix>``, checked against the strictest limit of the services."""
     name = f"{params['project']}-{params['environment']}-{suffix}"
     if len(name) > limit or not all(c.isalnum() or c == "-" for c in name):
-        raise PipelineError(f"resource name {name!r} (from project, environment and {suffix!r}) must be at most "
-                            f"{limit} letters, digits and hyphens; shorten project or environment")
+        raise PipelineError(
+            f"resource name {name!r} (from project, environment and {suffix!r}) must be at most "
+            f"{limit} letters, digits and hyphens; shorten project or environment"
+        )
     return name
 
 
@@ -137,8 +145,9 @@ class Run:
 
     @property
     def training_image(self) -> str:
-        return statemachine.training_image_uri(self.params["region"], self.params["xgboost_version"],
-                                               workspace.sdk_cache())
+        return statemachine.training_image_uri(
+            self.params["region"], self.params["xgboost_version"], workspace.sdk_cache()
+        )
 
     def registry(self):
         return self.backend.registry(self.registry_table)
@@ -176,8 +185,9 @@ def resume_run(params: dict[str, Any]) -> Run:
     workspace.check_run_id(run_id)
     artifacts = workspace.artifacts_root() / run_id
     if not (artifacts / RUN_FILE).exists():
-        raise PipelineError(f"run {run_id!r} has not been started (no {RUN_FILE} in its artifacts); "
-                            "run notebook 01 first")
+        raise PipelineError(
+            f"run {run_id!r} has not been started (no {RUN_FILE} in its artifacts); run notebook 01 first"
+        )
     state = json.loads((artifacts / RUN_FILE).read_text())
     state.pop("run_id", None)
     state.pop("backend", None)
@@ -197,10 +207,15 @@ def stage_data(run: Run) -> data.DataProfile:
     name = Path(source.split("?")[0]).name or "data.csv"
     staged_uri = f"{run.prefix}/raw/{name}"
     digest = run.backend.stage_file(source, staged_uri)
-    run.state.update(data_source=params["data"] or f"synthetic(rows={params['synthetic_rows']}, "
-                     f"seed={params['synthetic_seed']})", data_uri=staged_uri, data_sha256=digest,
-                     data_format=profile.summary.format, data_rows=profile.rows, data_rows_counted=profile.complete,
-                     churn_rate=round(profile.summary.churn_rate, 4))
+    run.state.update(
+        data_source=params["data"] or f"synthetic(rows={params['synthetic_rows']}, seed={params['synthetic_seed']})",
+        data_uri=staged_uri,
+        data_sha256=digest,
+        data_format=profile.summary.format,
+        data_rows=profile.rows,
+        data_rows_counted=profile.complete,
+        churn_rate=round(profile.summary.churn_rate, 4),
+    )
     run.save()
     return profile
 
@@ -219,13 +234,21 @@ def etl_job_definition(run: Run) -> dict[str, Any]:
     script_uri = stage_code(run, "glue_etl.py", (workspace.project_root() / "code" / "glue_etl.py").read_bytes())
     package_uri = stage_code(run, "churn_pipeline.zip", bundles.package_archive())
     params = run.params
-    return {"Role": params["glue_role"], "GlueVersion": "5.0",
-            "Command": {"Name": "glueetl", "ScriptLocation": script_uri, "PythonVersion": "3"},
-            "WorkerType": params["glue_worker_type"], "NumberOfWorkers": params["glue_number_of_workers"],
-            "Timeout": params["glue_timeout_minutes"],
-            "ExecutionProperty": {"MaxConcurrentRuns": params["glue_max_concurrent_runs"]},
-            "DefaultArguments": {"--extra-py-files": package_uri, "--job-language": "python",
-                                 "--enable-metrics": "true", **run.backend.glue_default_arguments()}}
+    return {
+        "Role": params["glue_role"],
+        "GlueVersion": "5.0",
+        "Command": {"Name": "glueetl", "ScriptLocation": script_uri, "PythonVersion": "3"},
+        "WorkerType": params["glue_worker_type"],
+        "NumberOfWorkers": params["glue_number_of_workers"],
+        "Timeout": params["glue_timeout_minutes"],
+        "ExecutionProperty": {"MaxConcurrentRuns": params["glue_max_concurrent_runs"]},
+        "DefaultArguments": {
+            "--extra-py-files": package_uri,
+            "--job-language": "python",
+            "--enable-metrics": "true",
+            **run.backend.glue_default_arguments(),
+        },
+    }
 
 
 def _differs(wanted: dict[str, Any], current: dict[str, Any]) -> bool:
@@ -252,8 +275,12 @@ def deploy_etl_job(run: Run) -> str:
         if _differs(definition, current):
             glue.update_job(JobName=run.glue_job_name, JobUpdate=definition)
             outcome = "updated"
-    run.state["glue_job"] = {"name": run.glue_job_name, "script": definition["Command"]["ScriptLocation"],
-                             "package": definition["DefaultArguments"]["--extra-py-files"], "outcome": outcome}
+    run.state["glue_job"] = {
+        "name": run.glue_job_name,
+        "script": definition["Command"]["ScriptLocation"],
+        "package": definition["DefaultArguments"]["--extra-py-files"],
+        "outcome": outcome,
+    }
     run.save()
     return outcome
 
@@ -270,11 +297,14 @@ def wait_for_function(run: Run, name: str) -> dict[str, Any]:
         if state == "Active" and status == "Successful":
             return configuration
         if state == "Failed" or status == "Failed":
-            raise PipelineError(f"function {name}: {state or status}: "
-                                f"{configuration.get('LastUpdateStatusReason') or configuration.get('StateReason')}")
+            raise PipelineError(
+                f"function {name}: {state or status}: "
+                f"{configuration.get('LastUpdateStatusReason') or configuration.get('StateReason')}"
+            )
         if time.monotonic() > deadline:
-            raise PipelineError(f"function {name} not ready after {FUNCTION_READY_SECONDS} s "
-                                f"(state {state}, last update {status})")
+            raise PipelineError(
+                f"function {name} not ready after {FUNCTION_READY_SECONDS} s (state {state}, last update {status})"
+            )
         time.sleep(run.backend.function_poll_seconds())
 
 
@@ -288,9 +318,14 @@ def deploy_functions(run: Run) -> dict[str, str]:
     outcomes = {}
     for role, module in FUNCTION_HANDLERS.items():
         name = run.function_name(role)
-        settings = {"Role": roles[role], "Handler": f"{module}.handler", "Runtime": run.params["lambda_runtime"],
-                    "Timeout": 60, "MemorySize": 256,
-                    "Environment": {"Variables": run.backend.function_environment(run.registry_table)}}
+        settings = {
+            "Role": roles[role],
+            "Handler": f"{module}.handler",
+            "Runtime": run.params["lambda_runtime"],
+            "Timeout": 60,
+            "MemorySize": 256,
+            "Environment": {"Variables": run.backend.function_environment(run.registry_table)},
+        }
         try:  # read it once ready: an update a previous build started may still be in progress
             current = wait_for_function(run, name)
         except Exception as exc:
@@ -320,9 +355,14 @@ def etl_key(run: Run) -> str:
     glue = run.state.get("glue_job")
     if not glue:
         raise PipelineError(f"run {run.run_id!r} has no ETL job: run notebook 01 first")
-    inputs = {"data_sha256": run.state["data_sha256"], "script": glue["script"].rsplit("/", 1)[-1],
-              "package": glue["package"].rsplit("/", 1)[-1], "train_fraction": run.params["train_fraction"],
-              "validation_fraction": run.params["validation_fraction"], "split_seed": run.params["split_seed"]}
+    inputs = {
+        "data_sha256": run.state["data_sha256"],
+        "script": glue["script"].rsplit("/", 1)[-1],
+        "package": glue["package"].rsplit("/", 1)[-1],
+        "train_fraction": run.params["train_fraction"],
+        "validation_fraction": run.params["validation_fraction"],
+        "split_seed": run.params["split_seed"],
+    }
     return hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -337,8 +377,13 @@ def plan_etl(run: Run) -> dict[str, Any]:
     if "etl" in run.state:
         return run.state["etl"]
     key = etl_key(run)
-    plan = {"key": key, "record_uri": run.etl_record_uri(key), "reused": False, "source_run_id": run.run_id,
-            "output_uri": run.own_etl_output_uri}
+    plan = {
+        "key": key,
+        "record_uri": run.etl_record_uri(key),
+        "reused": False,
+        "source_run_id": run.run_id,
+        "output_uri": run.own_etl_output_uri,
+    }
     if not run.params["reuse_etl"]:
         plan["reason"] = "reuse_etl is false"
     elif not run.backend.object_exists(plan["record_uri"]):
@@ -352,10 +397,15 @@ def plan_etl(run: Run) -> dict[str, Any]:
         else:
             manifest = json.loads(run.backend.local_copy(manifest_uri).read_text())
             manifest["reused_from"] = {"run_id": source, "output_uri": output_uri}
-            run.backend.stage_bytes(json.dumps(manifest, indent=2).encode(),
-                                    f"{run.own_etl_output_uri}/{etl.MANIFEST_NAME}")
-            plan.update(reused=True, source_run_id=source, output_uri=output_uri,
-                        reason=f"run {source} ran the ETL on the same data, ETL code, split fractions and seed")
+            run.backend.stage_bytes(
+                json.dumps(manifest, indent=2).encode(), f"{run.own_etl_output_uri}/{etl.MANIFEST_NAME}"
+            )
+            plan.update(
+                reused=True,
+                source_run_id=source,
+                output_uri=output_uri,
+                reason=f"run {source} ran the ETL on the same data, ETL code, split fractions and seed",
+            )
     run.state["etl"] = plan
     run.save()
     return plan
@@ -365,13 +415,20 @@ def workflow_spec(run: Run) -> statemachine.WorkflowSpec:
     """What the definition is built from: parameters and resource names, nothing of the run."""
     params = run.params
     return statemachine.WorkflowSpec(
-        glue_job_name=run.glue_job_name, training_image=run.training_image,
-        query_function=run.function_name("query"), registry_function=run.function_name("registry"),
-        threshold=params["accuracy_threshold"], environment=params["environment"], region=params["region"],
+        glue_job_name=run.glue_job_name,
+        training_image=run.training_image,
+        query_function=run.function_name("query"),
+        registry_function=run.function_name("registry"),
+        threshold=params["accuracy_threshold"],
+        environment=params["environment"],
+        region=params["region"],
         sagemaker_role=params["sagemaker_execution_role"],
-        instance_type=params["training_instance_type"], instance_count=params["training_instance_count"],
-        train_fraction=params["train_fraction"], validation_fraction=params["validation_fraction"],
-        split_seed=params["split_seed"])
+        instance_type=params["training_instance_type"],
+        instance_count=params["training_instance_count"],
+        train_fraction=params["train_fraction"],
+        validation_fraction=params["validation_fraction"],
+        split_seed=params["split_seed"],
+    )
 
 
 def build_state_machine(run: Run) -> dict[str, Any]:
@@ -418,8 +475,9 @@ def deploy_state_machine(run: Run, definition: dict[str, Any], name: str | None 
     except Exception as exc:
         if not StateMachineDoesNotExist.matches(exc):
             raise
-        version_arn = sfn.create_state_machine(name=name, definition=text, roleArn=role,
-                                               publish=True)["stateMachineVersionArn"]
+        version_arn = sfn.create_state_machine(name=name, definition=text, roleArn=role, publish=True)[
+            "stateMachineVersionArn"
+        ]
         outcome = "created"
     else:
         outcome = "unchanged"
@@ -432,8 +490,13 @@ def deploy_state_machine(run: Run, definition: dict[str, Any], name: str | None 
         else:
             version_arn = sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"]
     deleted = prune_versions(sfn, arn, run.params["state_machine_versions_to_keep"])
-    run.state["state_machine"] = {"name": name, "arn": arn, "outcome": outcome,
-                                  "version_arn": version_arn, "versions_deleted": len(deleted)}
+    run.state["state_machine"] = {
+        "name": name,
+        "arn": arn,
+        "outcome": outcome,
+        "version_arn": version_arn,
+        "versions_deleted": len(deleted),
+    }
     run.save()
     return outcome
 
@@ -443,13 +506,23 @@ def execution_input(run: Run) -> dict[str, Any]:
     from .training import hyperparameters_from
 
     plan = plan_etl(run)
-    return {"RunId": run.run_id, "TrainingJobName": run.training_job_name, "ModelName": run.model_name,
-            "DataUri": run.state["data_uri"], "DataSha256": run.state["data_sha256"],
-            "GitCommit": run.state.get("git_commit") or "", "ReuseEtl": plan["reused"],
-            "EtlSourceRunId": plan["source_run_id"], "EtlKey": plan["key"], "EtlRecordUri": plan["record_uri"],
-            "EtlOutputUri": run.etl_output_uri,
-            "TrainUri": run.channel_uri("train"), "ValidationUri": run.channel_uri("validation"),
-            "ModelOutputUri": run.model_output_uri, "HyperParameters": hyperparameters_from(run.params)}
+    return {
+        "RunId": run.run_id,
+        "TrainingJobName": run.training_job_name,
+        "ModelName": run.model_name,
+        "DataUri": run.state["data_uri"],
+        "DataSha256": run.state["data_sha256"],
+        "GitCommit": run.state.get("git_commit") or "",
+        "ReuseEtl": plan["reused"],
+        "EtlSourceRunId": plan["source_run_id"],
+        "EtlKey": plan["key"],
+        "EtlRecordUri": plan["record_uri"],
+        "EtlOutputUri": run.etl_output_uri,
+        "TrainUri": run.channel_uri("train"),
+        "ValidationUri": run.channel_uri("validation"),
+        "ModelOutputUri": run.model_output_uri,
+        "HyperParameters": hyperparameters_from(run.params),
+    }
 
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
@@ -483,8 +556,9 @@ def start_or_rejoin(run: Run) -> str:
     sfn = run.backend.client("stepfunctions")
     version_arn = run.state["state_machine"]["version_arn"]
     try:
-        return sfn.start_execution(stateMachineArn=version_arn, name=run.run_id,
-                                   input=json.dumps(execution_input(run)))["executionArn"]
+        return sfn.start_execution(
+            stateMachineArn=version_arn, name=run.run_id, input=json.dumps(execution_input(run))
+        )["executionArn"]
     except Exception as exc:
         if not ExecutionAlreadyExists.matches(exc):
             raise
@@ -493,15 +567,21 @@ def start_or_rejoin(run: Run) -> str:
     if described["status"] in ("RUNNING", "SUCCEEDED"):
         return existing
     history = run.backend.execution_history(existing)
-    ended = (f"execution {existing} of run {run.run_id!r} ended {described['status']} in state "
-             f"{history.get('failedState') or '?'}: {described.get('error') or '?'}: {described.get('cause') or ''}")
+    ended = (
+        f"execution {existing} of run {run.run_id!r} ended {described['status']} in state "
+        f"{history.get('failedState') or '?'}: {described.get('error') or '?'}: {described.get('cause') or ''}"
+    )
     if described.get("error") == statemachine.GATE_ERROR:
-        raise PipelineError(f"{ended}. The model did not pass the accuracy gate, and redriving would judge the "
-                            "same model again: start a new run (other hyper-parameters or data) to try again.")
+        raise PipelineError(
+            f"{ended}. The model did not pass the accuracy gate, and redriving would judge the "
+            "same model again: start a new run (other hyper-parameters or data) to try again."
+        )
     if not run.params["resume"]:
-        raise PipelineError(f"{ended}. An execution name is used once: resume the run "
-                            f"(`churn-pipeline run --resume {run.run_id}`) to continue it from that state, or "
-                            "start a new run (a new run id, notebook 01).")
+        raise PipelineError(
+            f"{ended}. An execution name is used once: resume the run "
+            f"(`churn-pipeline run --resume {run.run_id}`) to continue it from that state, or "
+            "start a new run (a new run id, notebook 01)."
+        )
     try:
         sfn.redrive_execution(executionArn=existing)
     except Exception as exc:
@@ -534,8 +614,9 @@ def execute(run: Run, poll_seconds: float = 5.0, progress: Callable[[str], None]
     return history
 
 
-def wait_for_execution(run: Run, arn: str, poll_seconds: float = 5.0,
-                       progress: Callable[[str], None] = print) -> dict[str, Any]:
+def wait_for_execution(
+    run: Run, arn: str, poll_seconds: float = 5.0, progress: Callable[[str], None] = print
+) -> dict[str, Any]:
     """Poll until the execution closes (at most ``execution_timeout_minutes``), showing each state it
     enters; its last description."""
     sfn = run.backend.client("stepfunctions")
@@ -552,8 +633,9 @@ def wait_for_execution(run: Run, arn: str, poll_seconds: float = 5.0,
             progress(f"[{elapsed(started_at)}] {current or 'starting'} ...")
             shown = current
         if time.monotonic() > deadline:
-            raise PipelineError(f"execution {arn} still running after "
-                                f"{run.params['execution_timeout_minutes']} minutes")
+            raise PipelineError(
+                f"execution {arn} still running after {run.params['execution_timeout_minutes']} minutes"
+            )
         time.sleep(poll_seconds)
 
 
@@ -561,8 +643,9 @@ def raise_if_failed(history: dict[str, Any]) -> None:
     """Raise ExecutionFailed, naming the failing state, error and cause, unless the execution succeeded
     (or still runs, when the run did not wait for it)."""
     if history["status"] not in ("SUCCEEDED", "RUNNING"):
-        raise ExecutionFailed(history.get("failedState") or "?", history.get("error") or "?",
-                              job_failure(history.get("cause") or ""))
+        raise ExecutionFailed(
+            history.get("failedState") or "?", history.get("error") or "?", job_failure(history.get("cause") or "")
+        )
 
 
 def job_failure(cause: str) -> str:
@@ -585,8 +668,10 @@ def registry_record(run: Run):
         return run.registry().get(run.run_id)
     except RecordNotFound:
         status = run.state.get("execution_status", "not run")
-        raise PipelineError(f"run {run.run_id!r} has no registry record (execution status: {status}); "
-                            "only a model that passes the accuracy gate is registered") from None
+        raise PipelineError(
+            f"run {run.run_id!r} has no registry record (execution status: {status}); "
+            "only a model that passes the accuracy gate is registered"
+        ) from None
 
 
 #: test rows whose SHAP contributions make notebook 03's summary (the split is in seeded-hash order,
@@ -615,7 +700,7 @@ def evaluate_model(run: Run, record) -> dict[str, Any]:
     for features, labels in training.iter_channel(run.backend.local_copy(run.channel_uri("test"))):
         tally.add(labels, booster.inplace_predict(features))
         if sampled < REASONS_SAMPLE_ROWS:
-            sample.append(features[:REASONS_SAMPLE_ROWS - sampled])
+            sample.append(features[: REASONS_SAMPLE_ROWS - sampled])
             sampled += len(sample[-1])
     decision = tally.cost_cutoff(run.params["retention_offer_cost"], run.params["churn_loss"])
     if record.decision is not None:
@@ -625,16 +710,29 @@ def evaluate_model(run: Run, record) -> dict[str, Any]:
     per_column, _ = explain.contributions(booster, np.concatenate(sample), manifest)
     fpr, tpr = tally.roc()
     importance = evaluation.feature_importance(booster, manifest["features"])
-    metrics = {"run_id": run.run_id, "threshold": record.threshold, "training": record.metrics,
-               "test": tally.result(), "decision": decision,
-               "reasons": {"rows": sampled, "mean_abs_contribution": [
-                   {"column": c, "value": v}
-                   for c, v in explain.mean_absolute(per_column, explain.reason_columns(manifest))]},
-               "feature_importance": [{"feature": f, "gain": g} for f, g in importance[:20]]}
+    metrics = {
+        "run_id": run.run_id,
+        "threshold": record.threshold,
+        "training": record.metrics,
+        "test": tally.result(),
+        "decision": decision,
+        "reasons": {
+            "rows": sampled,
+            "mean_abs_contribution": [
+                {"column": c, "value": v}
+                for c, v in explain.mean_absolute(per_column, explain.reason_columns(manifest))
+            ],
+        },
+        "feature_importance": [{"feature": f, "gain": g} for f, g in importance[:20]],
+    }
     run.write_artifact("metrics.json", metrics)
     rows = max(1, int(tally.counts.sum()))
-    return {**metrics, "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()}, "manifest": manifest,
-            "cost_curve": {"cutoff": cutoffs[::step].tolist(), "cost_per_customer": (costs[::step] / rows).tolist()}}
+    return {
+        **metrics,
+        "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
+        "manifest": manifest,
+        "cost_curve": {"cutoff": cutoffs[::step].tolist(), "cost_per_customer": (costs[::step] / rows).tolist()},
+    }
 
 
 def record_decision(run: Run, decision: dict[str, float]):

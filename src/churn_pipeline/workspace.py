@@ -36,8 +36,9 @@ def project_root() -> Path:
     for folder in (here, *here.parents):
         if (folder / "code" / "glue_etl.py").exists() and (folder / "notebooks").is_dir():
             return folder
-    raise EnvironmentProblem(f"run from inside the project checkout (no code/glue_etl.py above {here}), "
-                             f"or set {PROJECT_ENV}")
+    raise EnvironmentProblem(
+        f"run from inside the project checkout (no code/glue_etl.py above {here}), or set {PROJECT_ENV}"
+    )
 
 
 def home() -> Path:
@@ -54,8 +55,10 @@ def new_run_id() -> str:
 
 def check_run_id(run_id: str) -> str:
     if not RUN_ID_PATTERN.match(run_id):
-        raise ConfigError(f"run id {run_id!r} must be 1-40 letters, digits or inner hyphens "
-                          "(it becomes part of training-job, model and execution names)")
+        raise ConfigError(
+            f"run id {run_id!r} must be 1-40 letters, digits or inner hyphens "
+            "(it becomes part of training-job, model and execution names)"
+        )
     return run_id
 
 
@@ -73,10 +76,16 @@ def git_commit(root: Path | None = None) -> str | None:
         return resolved
     try:
         root = root or project_root()
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError, EnvironmentProblem):
         return None
     return f"{commit}-dirty" if dirty else commit or None

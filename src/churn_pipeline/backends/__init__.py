@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Protocol
+from typing import Any, Protocol
 
 from ..errors import ConfigError
 
 BACKEND_ENV = "CHURN_PIPELINE_BACKEND"
 HOME_ENV = "CHURN_PIPELINE_HOME"
 
-BACKENDS = {"local": "churn_pipeline.backends.local:LocalBackend",
-            "aws": "churn_pipeline.backends.aws:AwsBackend"}
+BACKENDS = {"local": "churn_pipeline.backends.local:LocalBackend", "aws": "churn_pipeline.backends.aws:AwsBackend"}
 
 
 class Backend(Protocol):

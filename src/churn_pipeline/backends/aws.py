@@ -10,9 +10,10 @@ import base64
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..aws_errors import s3_not_found
 from ..errors import PipelineError
@@ -50,14 +51,28 @@ def normalise_history(described: dict[str, Any], events: list[dict[str, Any]]) -
         stamp = event["timestamp"]
         if kind.endswith("StateEntered"):
             details = event.get("stateEnteredEventDetails", {})
-            states.append({"state": details.get("name"), "type": kind[: -len("StateEntered")], "status": "RUNNING",
-                           "input": _maybe_json(details.get("input")), "output": None,
-                           "started": stamp.isoformat(), "ended": None, "seconds": None, "_t0": stamp})
+            states.append(
+                {
+                    "state": details.get("name"),
+                    "type": kind[: -len("StateEntered")],
+                    "status": "RUNNING",
+                    "input": _maybe_json(details.get("input")),
+                    "output": None,
+                    "started": stamp.isoformat(),
+                    "ended": None,
+                    "seconds": None,
+                    "_t0": stamp,
+                }
+            )
         elif kind.endswith("StateExited") and states:
             details = event.get("stateExitedEventDetails", {})
             row = next((s for s in reversed(states) if s["state"] == details.get("name")), states[-1])
-            row.update(status="SUCCEEDED", output=_maybe_json(details.get("output")), ended=stamp.isoformat(),
-                       seconds=round((stamp - row["_t0"]).total_seconds(), 3))
+            row.update(
+                status="SUCCEEDED",
+                output=_maybe_json(details.get("output")),
+                ended=stamp.isoformat(),
+                seconds=round((stamp - row["_t0"]).total_seconds(), 3),
+            )
         elif kind in ("ExecutionFailed", "ExecutionAborted", "ExecutionTimedOut"):
             details = event.get(f"{kind[0].lower()}{kind[1:]}EventDetails", {})
             error, cause = details.get("error", error), details.get("cause", cause)
@@ -74,11 +89,20 @@ def normalise_history(described: dict[str, Any], events: list[dict[str, Any]]) -
             unfinished[-1]["status"] = "FAILED"
     for row in states:
         row.pop("_t0", None)
-    return {"name": described.get("name"), "executionArn": described["executionArn"], "status": described["status"],
-            "input": _maybe_json(described.get("input")), "output": _maybe_json(described.get("output")),
-            "error": error, "cause": cause, "failedState": failed_state,
-            "startDate": _json_safe(described.get("startDate")), "stopDate": _json_safe(described.get("stopDate")),
-            "states": states, "events": _json_safe(events)}
+    return {
+        "name": described.get("name"),
+        "executionArn": described["executionArn"],
+        "status": described["status"],
+        "input": _maybe_json(described.get("input")),
+        "output": _maybe_json(described.get("output")),
+        "error": error,
+        "cause": cause,
+        "failedState": failed_state,
+        "startDate": _json_safe(described.get("startDate")),
+        "stopDate": _json_safe(described.get("stopDate")),
+        "states": states,
+        "events": _json_safe(events),
+    }
 
 
 _service_models = None
@@ -133,8 +157,11 @@ class AwsBackend:
         except Exception as exc:
             if not s3_not_found(exc):
                 raise
-            settings = ({} if self.params["region"] == "us-east-1" else
-                        {"CreateBucketConfiguration": {"LocationConstraint": self.params["region"]}})
+            settings = (
+                {}
+                if self.params["region"] == "us-east-1"
+                else {"CreateBucketConfiguration": {"LocationConstraint": self.params["region"]}}
+            )
             s3.create_bucket(Bucket=bucket, **settings)
         return bucket
 
@@ -172,11 +199,17 @@ class AwsBackend:
         copy_source = {"Bucket": source_bucket, "Key": source_key}
         size = s3.head_object(**copy_source)["ContentLength"]
         if size <= COPY_OBJECT_LIMIT:
-            copied = s3.copy_object(Bucket=bucket, Key=key, CopySource=copy_source,
-                                    ChecksumAlgorithm="SHA256")["CopyObjectResult"]
+            copied = s3.copy_object(Bucket=bucket, Key=key, CopySource=copy_source, ChecksumAlgorithm="SHA256")[
+                "CopyObjectResult"
+            ]
         else:
-            s3.copy(copy_source, bucket, key, ExtraArgs={"ChecksumAlgorithm": "SHA256"},
-                    Config=TransferConfig(multipart_threshold=COPY_OBJECT_LIMIT, multipart_chunksize=COPY_PART_BYTES))
+            s3.copy(
+                copy_source,
+                bucket,
+                key,
+                ExtraArgs={"ChecksumAlgorithm": "SHA256"},
+                Config=TransferConfig(multipart_threshold=COPY_OBJECT_LIMIT, multipart_chunksize=COPY_PART_BYTES),
+            )
             copied = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
         checksum = copied.get("ChecksumSHA256")
         if not checksum:
@@ -240,8 +273,7 @@ class AwsBackend:
         return 2.0
 
     def state_machine_arn(self, name: str) -> str:
-        return (f"arn:{self.partition}:states:{self.params['region']}:{self.identity['Account']}:"
-                f"stateMachine:{name}")
+        return f"arn:{self.partition}:states:{self.params['region']}:{self.identity['Account']}:stateMachine:{name}"
 
     def execution_history(self, execution_arn: str) -> dict[str, Any]:
         sfn = self.client("stepfunctions")
@@ -250,5 +282,3 @@ class AwsBackend:
         for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
             events += page["events"]
         return normalise_history(described, events)
-
-

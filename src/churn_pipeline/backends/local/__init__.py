@@ -11,8 +11,9 @@ codes (``aws_errors``), so the code that drives a backend is the same for both.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ... import asl
 from ...errors import PipelineError
@@ -23,8 +24,7 @@ from .s3 import LocalS3
 from .sagemaker import LocalSageMaker
 from .stepfunctions import LocalStepFunctions, task_runners
 
-SERVICES = {"glue": LocalGlue, "lambda": LocalLambda, "sagemaker": LocalSageMaker,
-            "stepfunctions": LocalStepFunctions}
+SERVICES = {"glue": LocalGlue, "lambda": LocalLambda, "sagemaker": LocalSageMaker, "stepfunctions": LocalStepFunctions}
 
 
 class LocalBackend(LocalS3):

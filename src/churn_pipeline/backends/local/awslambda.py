@@ -35,14 +35,32 @@ class LocalLambda:
         content = self.backend.store.path(f"s3://{code['S3Bucket']}/{code['S3Key']}").read_bytes()
         return base64.b64encode(hashlib.sha256(content).digest()).decode()
 
-    def create_function(self, FunctionName: str, Role: str, Handler: str, Code: dict, Runtime: str,
-                        Environment: dict | None = None, **settings) -> dict:
+    def create_function(
+        self,
+        FunctionName: str,
+        Role: str,
+        Handler: str,
+        Code: dict,
+        Runtime: str,
+        Environment: dict | None = None,
+        **settings,
+    ) -> dict:
         if self.functions.exists(FunctionName):
             raise LambdaResourceConflict.error(f"Function already exist: {FunctionName}", "CreateFunction")
-        document = {"FunctionName": FunctionName, "FunctionArn": arn("lambda", "function:", FunctionName),
-                    "Role": Role, "Handler": Handler, "Runtime": Runtime, "Code": Code,
-                    "CodeSha256": self._code_sha256(Code), "Environment": Environment or {"Variables": {}},
-                    **settings, "LastModified": now(), "State": "Pending", "StateReasonCode": "Creating"}
+        document = {
+            "FunctionName": FunctionName,
+            "FunctionArn": arn("lambda", "function:", FunctionName),
+            "Role": Role,
+            "Handler": Handler,
+            "Runtime": Runtime,
+            "Code": Code,
+            "CodeSha256": self._code_sha256(Code),
+            "Environment": Environment or {"Variables": {}},
+            **settings,
+            "LastModified": now(),
+            "State": "Pending",
+            "StateReasonCode": "Creating",
+        }
         self.functions.write(FunctionName, document)
         return _configuration(document)
 
@@ -56,13 +74,19 @@ class LocalLambda:
         if document.get("State") != "Active" or document.get("LastUpdateStatus") == "InProgress":
             raise LambdaResourceConflict.error(
                 f"The operation cannot be performed at this time. An update is in progress for resource: "
-                f"{document['FunctionArn']}", operation)
+                f"{document['FunctionArn']}",
+                operation,
+            )
         return document
 
     def update_function_code(self, FunctionName: str, **code) -> dict:
         document = self._changeable(FunctionName, "UpdateFunctionCode")
-        document.update(Code={k: v for k, v in code.items() if k in CODE_FIELDS},
-                        CodeSha256=self._code_sha256(code), LastModified=now(), LastUpdateStatus="InProgress")
+        document.update(
+            Code={k: v for k, v in code.items() if k in CODE_FIELDS},
+            CodeSha256=self._code_sha256(code),
+            LastModified=now(),
+            LastUpdateStatus="InProgress",
+        )
         self.functions.write(FunctionName, document)
         return _configuration(document)
 
@@ -101,23 +125,34 @@ class LocalLambda:
         if function.get("State") != "Active":
             raise LambdaResourceConflict.error(
                 f"The operation cannot be performed at this time. The function is currently in the following "
-                f"state: {function.get('State')}", "Invoke")
+                f"state: {function.get('State')}",
+                "Invoke",
+            )
         module_file, _, handler_name = function["Handler"].rpartition(".")
         bundle = self.backend.store.path(f"s3://{function['Code']['S3Bucket']}/{function['Code']['S3Key']}")
         unpacked = self._unpack(bundle)
         spec = importlib.util.spec_from_file_location(f"local_lambda_{module_file}", unpacked / f"{module_file}.py")
         module = importlib.util.module_from_spec(spec)
         event = json.loads(Payload) if isinstance(Payload, (str, bytes)) else (Payload or {})
-        variables = {**function["Environment"].get("Variables", {}),
-                     BACKEND_ENV: "local", HOME_ENV: str(self.backend.home)}
+        variables = {
+            **function["Environment"].get("Variables", {}),
+            BACKEND_ENV: "local",
+            HOME_ENV: str(self.backend.home),
+        }
         with environment(variables):
             spec.loader.exec_module(module)
             try:
                 result = getattr(module, handler_name)(event, None)
             except Exception as exc:  # a function error, reported as Lambda reports it
-                return {"StatusCode": 200, "FunctionError": "Unhandled",
-                        "Payload": {"errorType": type(exc).__name__, "errorMessage": str(exc),
-                                    "stackTrace": traceback.format_exception(exc)[-3:]}}
+                return {
+                    "StatusCode": 200,
+                    "FunctionError": "Unhandled",
+                    "Payload": {
+                        "errorType": type(exc).__name__,
+                        "errorMessage": str(exc),
+                        "stackTrace": traceback.format_exception(exc)[-3:],
+                    },
+                }
         return {"StatusCode": 200, "ExecutedVersion": "$LATEST", "Payload": result}
 
 

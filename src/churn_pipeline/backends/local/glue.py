@@ -10,15 +10,32 @@ import sys
 import time
 from typing import Any
 
-from ...aws_errors import (GlueAlreadyExists, GlueConcurrentRunsExceeded, GlueEntityNotFound,
-                           GlueIdempotentParameterMismatch, GlueInvalidInput)
-from .. import HOME_ENV
+from ...aws_errors import (
+    GlueAlreadyExists,
+    GlueConcurrentRunsExceeded,
+    GlueEntityNotFound,
+    GlueIdempotentParameterMismatch,
+    GlueInvalidInput,
+)
 from ...workspace import process_alive
+from .. import HOME_ENV
 from .common import JsonStore, now
 
 #: worker types Glue runs Spark (glueetl) jobs on; G.025X is for streaming jobs only
-SPARK_WORKER_TYPES = ("Standard", "G.1X", "G.2X", "G.4X", "G.8X", "G.12X", "G.16X", "R.1X", "R.2X", "R.4X",
-                      "R.8X", "Z.2X")
+SPARK_WORKER_TYPES = (
+    "Standard",
+    "G.1X",
+    "G.2X",
+    "G.4X",
+    "G.8X",
+    "G.12X",
+    "G.16X",
+    "R.1X",
+    "R.2X",
+    "R.4X",
+    "R.8X",
+    "Z.2X",
+)
 #: what a job document holds besides its definition
 _BOOKKEEPING = ("Name", "CreatedOn", "LastModifiedOn")
 
@@ -54,8 +71,9 @@ class LocalGlue:
         _check_definition(definition, "CreateJob")
         if self.jobs.exists(Name):
             if self._definition(self.jobs.read(Name)) != definition:
-                raise GlueIdempotentParameterMismatch.error("Job already submitted with different configuration",
-                                                            "CreateJob")
+                raise GlueIdempotentParameterMismatch.error(
+                    "Job already submitted with different configuration", "CreateJob"
+                )
             raise GlueAlreadyExists.error(f"Job with name {Name} already exists", "CreateJob")
         self.jobs.write(Name, {"Name": Name, **definition, "CreatedOn": now()})
         return {"Name": Name}
@@ -64,8 +82,7 @@ class LocalGlue:
         """``JobUpdate`` replaces the whole definition: what it leaves out is reset, not kept."""
         job = self.get_job(JobName)["Job"]
         _check_definition(JobUpdate, "UpdateJob")
-        self.jobs.write(JobName, {"Name": JobName, **JobUpdate, "CreatedOn": job["CreatedOn"],
-                                  "LastModifiedOn": now()})
+        self.jobs.write(JobName, {"Name": JobName, **JobUpdate, "CreatedOn": job["CreatedOn"], "LastModifiedOn": now()})
         return {"JobName": JobName}
 
     def get_job(self, JobName: str) -> dict:
@@ -74,9 +91,13 @@ class LocalGlue:
         return {"Job": self.jobs.read(JobName)}
 
     def _running(self, job_name: str) -> int:
-        return sum(1 for name in self.runs.names()
-                   if (run := self.runs.read(name))["JobName"] == job_name and run["JobRunState"] == "RUNNING"
-                   and process_alive(run.get("Pid")))
+        return sum(
+            1
+            for name in self.runs.names()
+            if (run := self.runs.read(name))["JobName"] == job_name
+            and run["JobRunState"] == "RUNNING"
+            and process_alive(run.get("Pid"))
+        )
 
     def start_job_run(self, JobName: str, Arguments: dict | None = None, **_: Any) -> dict:
         """Run the job's script to completion on local Spark (Glue runs it asynchronously).
@@ -98,12 +119,22 @@ class LocalGlue:
         python_path = [store.localize(p) for p in arguments.get("--extra-py-files", "").split(",") if p]
         log_path = self.backend.home / "glue" / "logs" / f"{run_id}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        run = {"Id": run_id, "JobName": JobName, "Arguments": arguments, "StartedOn": now(),
-               "JobRunState": "RUNNING", "Pid": os.getpid(), "LogFile": str(log_path)}
+        run = {
+            "Id": run_id,
+            "JobName": JobName,
+            "Arguments": arguments,
+            "StartedOn": now(),
+            "JobRunState": "RUNNING",
+            "Pid": os.getpid(),
+            "LogFile": str(log_path),
+        }
         self.runs.write(run_id, run)
         started = time.perf_counter()
-        environment = {**os.environ, HOME_ENV: str(self.backend.home),
-                       "PYTHONPATH": os.pathsep.join(python_path + [os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        environment = {
+            **os.environ,
+            HOME_ENV: str(self.backend.home),
+            "PYTHONPATH": os.pathsep.join(python_path + [os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        }
         # A job runs in its own process, as on Glue: its JVM and its output stay out of the caller.
         with open(log_path, "wb") as log:
             finished = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=environment)

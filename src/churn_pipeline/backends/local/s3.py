@@ -7,8 +7,15 @@ import os
 from pathlib import Path
 
 from ...errors import PipelineError
-from ...storage import (LocalObjectStore, copy_to_local, iter_text_lines, remove_folder, sha256_of, split_s3_uri,
-                        write_atomic)
+from ...storage import (
+    LocalObjectStore,
+    copy_to_local,
+    iter_text_lines,
+    remove_folder,
+    sha256_of,
+    split_s3_uri,
+    write_atomic,
+)
 
 
 class LocalS3:

@@ -29,8 +29,11 @@ def _run_job_process(module: str, folder: Path, log: Path, failure: Path, kind: 
     if failure.exists():
         raise PipelineError(failure.read_text())
     if finished.returncode != 0:
-        ended = (f"was ended by signal {signal.Signals(-finished.returncode).name}"
-                 if finished.returncode < 0 else f"exited with status {finished.returncode}")
+        ended = (
+            f"was ended by signal {signal.Signals(-finished.returncode).name}"
+            if finished.returncode < 0
+            else f"exited with status {finished.returncode}"
+        )
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] or [""]
         raise PipelineError(f"the {kind} process {ended} (log: {log}) {tail[0]}".rstrip())
 
@@ -54,9 +57,16 @@ class LocalSageMaker:
         self.models = JsonStore(backend.home / "sagemaker" / "models")
         self.transform_jobs = JsonStore(backend.home / "sagemaker" / "transform-jobs")
 
-    def create_training_job(self, TrainingJobName: str, AlgorithmSpecification: dict, RoleArn: str,
-                            InputDataConfig: list, OutputDataConfig: dict, HyperParameters: dict | None = None,
-                            **settings) -> dict:
+    def create_training_job(
+        self,
+        TrainingJobName: str,
+        AlgorithmSpecification: dict,
+        RoleArn: str,
+        InputDataConfig: list,
+        OutputDataConfig: dict,
+        HyperParameters: dict | None = None,
+        **settings,
+    ) -> dict:
         """Train to completion in a process of its own and record the job as DescribeTrainingJob shows it.
 
         The process sees the container's folders (``training.run_job``); each
@@ -65,17 +75,26 @@ class LocalSageMaker:
         model folder is uploaded as ``model.tar.gz``, as SageMaker does.
         """
         if self.jobs.exists(TrainingJobName):
-            raise SageMakerResourceInUse.error(f"Training job names must be unique within an AWS account and "
-                                               f"region, and a training job with this name already exists "
-                                               f"({TrainingJobName})", "CreateTrainingJob")
+            raise SageMakerResourceInUse.error(
+                f"Training job names must be unique within an AWS account and "
+                f"region, and a training job with this name already exists "
+                f"({TrainingJobName})",
+                "CreateTrainingJob",
+            )
         channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in InputDataConfig}
         output_uri = f"{OutputDataConfig['S3OutputPath'].rstrip('/')}/{TrainingJobName}/output/model.tar.gz"
-        job = {"TrainingJobName": TrainingJobName,
-               "TrainingJobArn": arn("sagemaker", "training-job/", TrainingJobName.lower()),
-               "AlgorithmSpecification": AlgorithmSpecification, "RoleArn": RoleArn,
-               "InputDataConfig": InputDataConfig, "OutputDataConfig": OutputDataConfig,
-               "HyperParameters": HyperParameters or {}, **settings,
-               "CreationTime": now(), "TrainingStartTime": now()}
+        job = {
+            "TrainingJobName": TrainingJobName,
+            "TrainingJobArn": arn("sagemaker", "training-job/", TrainingJobName.lower()),
+            "AlgorithmSpecification": AlgorithmSpecification,
+            "RoleArn": RoleArn,
+            "InputDataConfig": InputDataConfig,
+            "OutputDataConfig": OutputDataConfig,
+            "HyperParameters": HyperParameters or {},
+            **settings,
+            "CreationTime": now(),
+            "TrainingStartTime": now(),
+        }
         started = time.perf_counter()
         try:
             missing = {"train", "validation"} - set(channels)
@@ -84,9 +103,12 @@ class LocalSageMaker:
             folder = self._job_folder(TrainingJobName, channels, job["HyperParameters"])
             final = self._run_container(folder)
             training.archive_model_dir(folder / training.MODEL_DIR, self.backend.store.localize(output_uri))
-            job.update(TrainingJobStatus="Completed", SecondaryStatus="Completed",
-                       ModelArtifacts={"S3ModelArtifacts": output_uri},
-                       FinalMetricDataList=training.final_metric_data_list(final, now()))
+            job.update(
+                TrainingJobStatus="Completed",
+                SecondaryStatus="Completed",
+                ModelArtifacts={"S3ModelArtifacts": output_uri},
+                FinalMetricDataList=training.final_metric_data_list(final, now()),
+            )
         except PipelineError as exc:
             job.update(TrainingJobStatus="Failed", SecondaryStatus="Failed", FailureReason=str(exc))
         job.update(TrainingEndTime=now(), TrainingTimeInSeconds=round(time.perf_counter() - started, 3))
@@ -121,45 +143,72 @@ class LocalSageMaker:
         if not objects:
             raise PipelineError(f"channel {channel}: no S3 objects found under {uri}")
         for key, path in objects:
-            target = folder / (key[len(prefix):].lstrip("/") or os.path.basename(key))
+            target = folder / (key[len(prefix) :].lstrip("/") or os.path.basename(key))
             target.parent.mkdir(parents=True, exist_ok=True)
             target.symlink_to(path)
         return folder
 
     def describe_training_job(self, TrainingJobName: str) -> dict:
         if not self.jobs.exists(TrainingJobName):
-            raise SageMakerValidation.error(f"Requested resource not found: {TrainingJobName}",
-                                            "DescribeTrainingJob")
+            raise SageMakerValidation.error(f"Requested resource not found: {TrainingJobName}", "DescribeTrainingJob")
         return self.jobs.read(TrainingJobName)
 
     def create_model(self, ModelName: str, PrimaryContainer: dict, ExecutionRoleArn: str, **settings) -> dict:
         if self.models.exists(ModelName):
             raise SageMakerValidation.error(
-                f"Cannot create already existing model \"{arn('sagemaker', 'model/', ModelName.lower())}\".",
-                "CreateModel")
+                f'Cannot create already existing model "{arn("sagemaker", "model/", ModelName.lower())}".',
+                "CreateModel",
+            )
         model_arn = arn("sagemaker", "model/", ModelName.lower())
-        self.models.write(ModelName, {"ModelName": ModelName, "ModelArn": model_arn,
-                                      "PrimaryContainer": PrimaryContainer, "ExecutionRoleArn": ExecutionRoleArn,
-                                      **settings, "CreationTime": now()})
+        self.models.write(
+            ModelName,
+            {
+                "ModelName": ModelName,
+                "ModelArn": model_arn,
+                "PrimaryContainer": PrimaryContainer,
+                "ExecutionRoleArn": ExecutionRoleArn,
+                **settings,
+                "CreationTime": now(),
+            },
+        )
         return {"ModelArn": model_arn}
 
-    def create_transform_job(self, TransformJobName: str, ModelName: str, TransformInput: dict,
-                             TransformOutput: dict, TransformResources: dict, DataProcessing: dict | None = None,
-                             MaxPayloadInMB: int = 6, Environment: dict | None = None, **settings) -> dict:
+    def create_transform_job(
+        self,
+        TransformJobName: str,
+        ModelName: str,
+        TransformInput: dict,
+        TransformOutput: dict,
+        TransformResources: dict,
+        DataProcessing: dict | None = None,
+        MaxPayloadInMB: int = 6,
+        Environment: dict | None = None,
+        **settings,
+    ) -> dict:
         """Score every object under the input prefix in a process of its own (``local/transform.py``) and
         record the job as DescribeTransformJob shows it; a failure becomes its FailureReason."""
         if self.transform_jobs.exists(TransformJobName):
-            raise SageMakerResourceInUse.error(f"Job name must be unique within an AWS account and region, and a "
-                                               f"job with this name already exists ({TransformJobName})",
-                                               "CreateTransformJob")
+            raise SageMakerResourceInUse.error(
+                f"Job name must be unique within an AWS account and region, and a "
+                f"job with this name already exists ({TransformJobName})",
+                "CreateTransformJob",
+            )
         model = self.describe_model(ModelName)
         processing = {"InputFilter": "$", "JoinSource": "None", "OutputFilter": "$", **(DataProcessing or {})}
-        job = {"TransformJobName": TransformJobName,
-               "TransformJobArn": arn("sagemaker", "transform-job/", TransformJobName.lower()),
-               "ModelName": ModelName, "TransformInput": TransformInput, "TransformOutput": TransformOutput,
-               "TransformResources": TransformResources, "DataProcessing": processing,
-               "MaxPayloadInMB": MaxPayloadInMB, "Environment": Environment or {}, **settings,
-               "CreationTime": now(), "TransformStartTime": now()}
+        job = {
+            "TransformJobName": TransformJobName,
+            "TransformJobArn": arn("sagemaker", "transform-job/", TransformJobName.lower()),
+            "ModelName": ModelName,
+            "TransformInput": TransformInput,
+            "TransformOutput": TransformOutput,
+            "TransformResources": TransformResources,
+            "DataProcessing": processing,
+            "MaxPayloadInMB": MaxPayloadInMB,
+            "Environment": Environment or {},
+            **settings,
+            "CreationTime": now(),
+            "TransformStartTime": now(),
+        }
         try:
             for name in ("InputFilter", "OutputFilter"):
                 transform.check_filter(processing[name], name)
@@ -186,28 +235,38 @@ class LocalSageMaker:
         if environment.get("SAGEMAKER_SUBMIT_DIRECTORY", "").startswith("s3://"):
             _extract(self.backend.local_copy(environment["SAGEMAKER_SUBMIT_DIRECTORY"]), folder / transform.CODE_DIR)
         _, prefix = split_s3_uri(input_uri)
-        inputs = [(key[len(prefix):].lstrip("/"), str(path)) for key, path in self.backend.objects_under(input_uri)]
+        inputs = [(key[len(prefix) :].lstrip("/"), str(path)) for key, path in self.backend.objects_under(input_uri)]
         if not inputs:
             raise PipelineError(f"no S3 objects found under {input_uri}")
-        (folder / transform.JOB_FILE).write_text(json.dumps({
-            "DataProcessing": job["DataProcessing"], "Environment": environment, "Inputs": inputs,
-            "MaxPayloadInMB": job["MaxPayloadInMB"], "ContentType": job["TransformInput"].get("ContentType", ""),
-            "Accept": job["TransformOutput"].get("Accept", "text/csv")}))
+        (folder / transform.JOB_FILE).write_text(
+            json.dumps(
+                {
+                    "DataProcessing": job["DataProcessing"],
+                    "Environment": environment,
+                    "Inputs": inputs,
+                    "MaxPayloadInMB": job["MaxPayloadInMB"],
+                    "ContentType": job["TransformInput"].get("ContentType", ""),
+                    "Accept": job["TransformOutput"].get("Accept", "text/csv"),
+                }
+            )
+        )
         return folder
 
     def _run_transform(self, folder: Path, output_uri: str) -> None:
-        _run_job_process(transform.__name__, folder, folder / "transform.log", folder / transform.FAILURE_FILE,
-                         "transform")
+        _run_job_process(
+            transform.__name__, folder, folder / "transform.log", folder / transform.FAILURE_FILE, "transform"
+        )
         for result in sorted((folder / transform.OUTPUT_DIR).glob("*.out")):
             self.backend.stage_file(str(result), f"{output_uri.rstrip('/')}/{result.name}")
 
     def describe_transform_job(self, TransformJobName: str) -> dict:
         if not self.transform_jobs.exists(TransformJobName):
-            raise SageMakerValidation.error(f"Could not find requested job with name {TransformJobName}",
-                                            "DescribeTransformJob")
+            raise SageMakerValidation.error(
+                f"Could not find requested job with name {TransformJobName}", "DescribeTransformJob"
+            )
         return self.transform_jobs.read(TransformJobName)
 
     def describe_model(self, ModelName: str) -> dict:
         if not self.models.exists(ModelName):
-            raise SageMakerValidation.error(f"Could not find model \"{ModelName}\".", "DescribeModel")
+            raise SageMakerValidation.error(f'Could not find model "{ModelName}".', "DescribeModel")
         return self.models.read(ModelName)

@@ -20,10 +20,17 @@ import uuid
 from typing import Any
 
 from ... import asl
-from ...aws_errors import (ExecutionAlreadyExists, ExecutionDoesNotExist, ExecutionNotRedrivable,
-                           StateMachineAlreadyExists,
-                           StateMachineDoesNotExist, StatesInvalidArn, StatesQuotaExceeded, StatesResourceNotFound,
-                           StatesValidation)
+from ...aws_errors import (
+    ExecutionAlreadyExists,
+    ExecutionDoesNotExist,
+    ExecutionNotRedrivable,
+    StateMachineAlreadyExists,
+    StateMachineDoesNotExist,
+    StatesInvalidArn,
+    StatesQuotaExceeded,
+    StatesResourceNotFound,
+    StatesValidation,
+)
 from ...errors import StateMachineError, TaskFailed
 from ...workspace import process_alive
 from .common import JsonStore, arn, now
@@ -62,38 +69,65 @@ class LocalStepFunctions:
             if version["revisionId"] == machine["revisionId"]:
                 return f"{machine['stateMachineArn']}:{number}"
         if len(versions) >= VERSION_QUOTA:
-            raise StatesQuotaExceeded.error(f"State machine {machine['name']} has {len(versions)} versions, the "
-                                            f"maximum; delete older versions", "PublishStateMachineVersion")
+            raise StatesQuotaExceeded.error(
+                f"State machine {machine['name']} has {len(versions)} versions, the maximum; delete older versions",
+                "PublishStateMachineVersion",
+            )
         number = machine.get("lastVersion", 0) + 1
         machine["lastVersion"] = number
-        versions[str(number)] = {"definition": machine["definition"], "roleArn": machine["roleArn"],
-                                 "revisionId": machine["revisionId"], "creationDate": now(),
-                                 "description": description or ""}
+        versions[str(number)] = {
+            "definition": machine["definition"],
+            "roleArn": machine["roleArn"],
+            "revisionId": machine["revisionId"],
+            "creationDate": now(),
+            "description": description or "",
+        }
         return f"{machine['stateMachineArn']}:{number}"
 
-    def create_state_machine(self, name: str, definition: str, roleArn: str, publish: bool = False,
-                             versionDescription: str | None = None, **_: Any) -> dict:
+    def create_state_machine(
+        self,
+        name: str,
+        definition: str,
+        roleArn: str,
+        publish: bool = False,
+        versionDescription: str | None = None,
+        **_: Any,
+    ) -> dict:
         """Idempotent for the same definition (another role is not applied); otherwise
         StateMachineAlreadyExists."""
         machine_arn = arn("states", "stateMachine:", name)
         if self.machines.exists(name):
             machine = self.machines.read(name)
             if machine["definition"] != definition:
-                raise StateMachineAlreadyExists.error(f"State Machine Already Exists: '{machine_arn}'",
-                                                      "CreateStateMachine")
+                raise StateMachineAlreadyExists.error(
+                    f"State Machine Already Exists: '{machine_arn}'", "CreateStateMachine"
+                )
         else:
             self._check(definition)
-            machine = {"name": name, "stateMachineArn": machine_arn, "definition": definition, "roleArn": roleArn,
-                       "creationDate": now(), "revisionId": uuid.uuid4().hex, "status": "ACTIVE"}
+            machine = {
+                "name": name,
+                "stateMachineArn": machine_arn,
+                "definition": definition,
+                "roleArn": roleArn,
+                "creationDate": now(),
+                "revisionId": uuid.uuid4().hex,
+                "status": "ACTIVE",
+            }
         response = {"stateMachineArn": machine_arn, "creationDate": machine["creationDate"]}
         if publish:
             response["stateMachineVersionArn"] = self._publish(machine, versionDescription)
         self.machines.write(name, machine)
         return response
 
-    def update_state_machine(self, stateMachineArn: str, definition: str | None = None,
-                             roleArn: str | None = None, publish: bool = False,
-                             versionDescription: str | None = None, **_: Any) -> dict:
+    def update_state_machine(
+        self,
+        stateMachineArn: str,
+        definition: str | None = None,
+        roleArn: str | None = None,
+        publish: bool = False,
+        versionDescription: str | None = None,
+        **_: Any,
+    ) -> dict:
         name, version = _parts(stateMachineArn, "UpdateStateMachine")
         if version is not None:
             raise StatesValidation.error("Cannot update a state machine version", "UpdateStateMachine")
@@ -102,8 +136,9 @@ class LocalStepFunctions:
             raise StatesValidation.error("Either definition or roleArn must be specified", "UpdateStateMachine")
         if definition is not None:
             self._check(definition)
-        changed = {k: v for k, v in (("definition", definition), ("roleArn", roleArn))
-                   if v is not None and machine[k] != v}
+        changed = {
+            k: v for k, v in (("definition", definition), ("roleArn", roleArn)) if v is not None and machine[k] != v
+        }
         machine.update(changed, updateDate=now())
         if changed:  # a new revision; an update that changes nothing keeps the revision (and its version)
             machine["revisionId"] = uuid.uuid4().hex
@@ -113,13 +148,16 @@ class LocalStepFunctions:
         self.machines.write(name, machine)
         return response
 
-    def publish_state_machine_version(self, stateMachineArn: str, revisionId: str | None = None,
-                                      description: str | None = None) -> dict:
+    def publish_state_machine_version(
+        self, stateMachineArn: str, revisionId: str | None = None, description: str | None = None
+    ) -> dict:
         name, _ = _parts(stateMachineArn, "PublishStateMachineVersion")
         machine = self._machine(name, stateMachineArn, "PublishStateMachineVersion")
         if revisionId is not None and revisionId != machine["revisionId"]:
-            raise StatesValidation.error(f"revisionId {revisionId} is not the latest revision "
-                                         f"{machine['revisionId']}", "PublishStateMachineVersion")
+            raise StatesValidation.error(
+                f"revisionId {revisionId} is not the latest revision {machine['revisionId']}",
+                "PublishStateMachineVersion",
+            )
         version_arn = self._publish(machine, description)
         self.machines.write(name, machine)
         return {"stateMachineVersionArn": version_arn, "creationDate": now()}
@@ -129,9 +167,15 @@ class LocalStepFunctions:
         name, _ = _parts(stateMachineArn, "ListStateMachineVersions")
         machine = self._machine(name, stateMachineArn, "ListStateMachineVersions")
         numbers = sorted(map(int, machine.get("versions", {})), reverse=True)
-        return {"stateMachineVersions": [{"stateMachineVersionArn": f"{machine['stateMachineArn']}:{n}",
-                                          "creationDate": machine["versions"][str(n)]["creationDate"]}
-                                         for n in numbers]}
+        return {
+            "stateMachineVersions": [
+                {
+                    "stateMachineVersionArn": f"{machine['stateMachineArn']}:{n}",
+                    "creationDate": machine["versions"][str(n)]["creationDate"],
+                }
+                for n in numbers
+            ]
+        }
 
     def delete_state_machine_version(self, stateMachineVersionArn: str) -> dict:
         """Deleting a version that does not exist succeeds, as on the service."""
@@ -147,16 +191,24 @@ class LocalStepFunctions:
     def describe_state_machine(self, stateMachineArn: str) -> dict:
         name, version = _parts(stateMachineArn, "DescribeStateMachine")
         machine = self._machine(name, stateMachineArn, "DescribeStateMachine")
-        described = {k: machine[k] for k in ("name", "stateMachineArn", "definition", "roleArn", "creationDate",
-                                             "revisionId", "status")}
+        described = {
+            k: machine[k]
+            for k in ("name", "stateMachineArn", "definition", "roleArn", "creationDate", "revisionId", "status")
+        }
         if version is not None:
             stored = machine.get("versions", {}).get(str(version))
             if stored is None:
-                raise StatesResourceNotFound.error(f"Version does not exist: '{stateMachineArn}'",
-                                                   "DescribeStateMachine")
-            described.update(definition=stored["definition"], roleArn=stored["roleArn"],
-                             revisionId=stored["revisionId"], stateMachineArn=stateMachineArn,
-                             creationDate=stored["creationDate"], description=stored["description"])
+                raise StatesResourceNotFound.error(
+                    f"Version does not exist: '{stateMachineArn}'", "DescribeStateMachine"
+                )
+            described.update(
+                definition=stored["definition"],
+                roleArn=stored["roleArn"],
+                revisionId=stored["revisionId"],
+                stateMachineArn=stateMachineArn,
+                creationDate=stored["creationDate"],
+                description=stored["description"],
+            )
         return described
 
     # --- executions --------------------------------------------------------------------------------------
@@ -190,8 +242,12 @@ class LocalStepFunctions:
 
     def _executor(self, definition: str, key: str, source_arn: str) -> asl.LocalExecutor:
         base_arn = arn("states", "stateMachine:", _parts(source_arn, "")[0])
-        return asl.LocalExecutor(definition, self.backend.runners(), base_arn,
-                                 on_event=lambda execution: self._keep(key, source_arn, execution, os.getpid()))
+        return asl.LocalExecutor(
+            definition,
+            self.backend.runners(),
+            base_arn,
+            on_event=lambda execution: self._keep(key, source_arn, execution, os.getpid()),
+        )
 
     def _keep(self, key: str, source_arn: str, execution: asl.Execution, owner: int | None) -> None:
         """Write the execution's record; ``owner`` is the process running it, while it runs."""
@@ -202,8 +258,9 @@ class LocalStepFunctions:
         same definition (version), input and ARN; other statuses -> ExecutionNotRedrivable."""
         record = self._execution(executionArn, "RedriveExecution")
         if record["status"] not in asl.REDRIVABLE:
-            raise ExecutionNotRedrivable.error(f"Execution is {record['status']} and cannot be redriven",
-                                               "RedriveExecution")
+            raise ExecutionNotRedrivable.error(
+                f"Execution is {record['status']} and cannot be redriven", "RedriveExecution"
+            )
         machine = self.describe_state_machine(record["stateMachineArn"])
         key = self._execution_key(executionArn)
         executor = self._executor(machine["definition"], key, record["stateMachineArn"])
@@ -221,8 +278,11 @@ class LocalStepFunctions:
         record = self.executions.read(key)
         if record["status"] == "RUNNING" and not process_alive(record.get("ownerPid")):
             execution = asl.Execution.from_dict(record)
-            execution.close("ABORTED", error="States.Aborted",
-                            cause=f"the local process running the execution (pid {record.get('ownerPid')}) ended")
+            execution.close(
+                "ABORTED",
+                error="States.Aborted",
+                cause=f"the local process running the execution (pid {record.get('ownerPid')}) ended",
+            )
             record = {**record, **execution.to_dict(), "ownerPid": None}
             self.executions.write(key, record)
         return record
@@ -230,10 +290,15 @@ class LocalStepFunctions:
     def describe_execution(self, executionArn: str) -> dict:
         record = self._execution(executionArn, "DescribeExecution")
         source = record["stateMachineArn"]
-        described = {"executionArn": record["executionArn"], "name": record["name"], "status": record["status"],
-                     "stateMachineArn": source.rsplit(":", 1)[0] if _parts(source, "")[1] else source,
-                     "startDate": record["startDate"], "stopDate": record["stopDate"],
-                     "input": json.dumps(record["input"])}
+        described = {
+            "executionArn": record["executionArn"],
+            "name": record["name"],
+            "status": record["status"],
+            "stateMachineArn": source.rsplit(":", 1)[0] if _parts(source, "")[1] else source,
+            "startDate": record["startDate"],
+            "stopDate": record["stopDate"],
+            "input": json.dumps(record["input"]),
+        }
         if _parts(source, "")[1] is not None:
             described["stateMachineVersionArn"] = source
         if record["status"] == "SUCCEEDED":
@@ -249,8 +314,9 @@ class LocalStepFunctions:
             described["redriveStatusReason"] = f"Execution is {record['status']} and cannot be redriven"
         return described
 
-    def get_execution_history(self, executionArn: str, reverseOrder: bool = False, maxResults: int = 1000,
-                              **_: Any) -> dict:
+    def get_execution_history(
+        self, executionArn: str, reverseOrder: bool = False, maxResults: int = 1000, **_: Any
+    ) -> dict:
         """The events in the service's shape (``<Type>StateEntered`` with ``stateEnteredEventDetails``...)."""
         events = _service_events(self._execution(executionArn, "GetExecutionHistory").get("events", []))
         if reverseOrder:
@@ -285,12 +351,18 @@ def _service_events(events: list[dict]) -> list[dict]:
         elif kind == "ExecutionRedriven":
             details = ("executionRedrivenEventDetails", {"redriveCount": event["redriveCount"]})
         elif kind == "TaskScheduled":
-            details = ("taskScheduledEventDetails", {"resource": event["resource"],
-                                                     "parameters": json.dumps(event["parameters"])})
+            details = (
+                "taskScheduledEventDetails",
+                {"resource": event["resource"], "parameters": json.dumps(event["parameters"])},
+            )
         elif kind == "TaskSucceeded":
             details = ("taskSucceededEventDetails", {"output": json.dumps(event["output"], default=str)})
-        item = {"id": len(shaped) + 1, "previousEventId": len(shaped), "type": kind,
-                "timestamp": asl.parse_timestamp(event["timestamp"])}
+        item = {
+            "id": len(shaped) + 1,
+            "previousEventId": len(shaped),
+            "type": kind,
+            "timestamp": asl.parse_timestamp(event["timestamp"]),
+        }
         if details:
             item[details[0]] = details[1]
         shaped.append(item)
@@ -324,6 +396,7 @@ def task_runners(backend) -> dict[str, asl.Runner]:
     def sagemaker_job(kind: str) -> asl.Runner:
         """A ``.sync`` SageMaker job (``Training``, ``Transform``): created, then its description is the
         state's output, or the failed task's cause (contract row SFN-SYNC-CAUSE)."""
+
         def run(parameters: dict) -> dict:
             sagemaker = backend.client("sagemaker")
             try:
@@ -354,8 +427,10 @@ def task_runners(backend) -> dict[str, asl.Runner]:
             raise TaskFailed(payload["errorType"], json.dumps(payload))
         return response
 
-    return {"arn:aws:states:::glue:startJobRun.sync": run_glue_job,
-            "arn:aws:states:::sagemaker:createTrainingJob.sync": sagemaker_job("Training"),
-            "arn:aws:states:::sagemaker:createTransformJob.sync": sagemaker_job("Transform"),
-            "arn:aws:states:::sagemaker:createModel": create_model,
-            "arn:aws:states:::lambda:invoke": invoke_function}
+    return {
+        "arn:aws:states:::glue:startJobRun.sync": run_glue_job,
+        "arn:aws:states:::sagemaker:createTrainingJob.sync": sagemaker_job("Training"),
+        "arn:aws:states:::sagemaker:createTransformJob.sync": sagemaker_job("Transform"),
+        "arn:aws:states:::sagemaker:createModel": create_model,
+        "arn:aws:states:::lambda:invoke": invoke_function,
+    }

@@ -24,7 +24,6 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 from ...errors import PipelineError
 from ...scoring import transform_input
@@ -51,8 +50,10 @@ def check_filter(path: str, name: str) -> None:
     if len(ranges) > 1:
         raise PipelineError(f"Invalid JsonPath: {path}: only single range filters of format (eg: [1:5]) are supported")
     if any(p.split(":")[1] for p in ranges):
-        raise PipelineError(f"{name} {path!r}: a range with an end is ambiguous in Batch Transform's documentation; "
-                            "use an open-ended range (e.g. $[1:])")
+        raise PipelineError(
+            f"{name} {path!r}: a range with an end is ambiguous in Batch Transform's documentation; "
+            "use an open-ended range (e.g. $[1:])"
+        )
 
 
 def select(fields: list[str], path: str) -> list[str]:
@@ -63,7 +64,7 @@ def select(fields: list[str], path: str) -> list[str]:
     for part in path.replace(" ", "")[2:-1].split(","):
         if ":" in part:
             start = part.split(":")[0]
-            picked += fields[int(start) if start else 0:]
+            picked += fields[int(start) if start else 0 :]
             continue
         index = int(part)
         if not -len(fields) <= index < len(fields):
@@ -122,14 +123,22 @@ def run_job(folder: Path) -> None:
     def answer(batch: list[str], name: str) -> list[str]:
         """One mini-batch through the container; the joined, filtered output lines."""
         body = "\n".join(_line(select(_row(r), processing["InputFilter"])) for r in batch)
-        text, _ = handlers.output_fn(handlers.predict_fn(handlers.input_fn(body, job["ContentType"]), model),
-                                     job["Accept"])
-        answers = [line for line in (text.decode() if isinstance(text, bytes) else text).splitlines()
-                   if line.strip()]
+        text, _ = handlers.output_fn(
+            handlers.predict_fn(handlers.input_fn(body, job["ContentType"]), model), job["Accept"]
+        )
+        answers = [line for line in (text.decode() if isinstance(text, bytes) else text).splitlines() if line.strip()]
         if len(answers) != len(batch):
             raise PipelineError(f"{name}: the model answered {len(answers)} records for {len(batch)} sent")
-        return [_line(select(_row(record) + _row(out) if processing["JoinSource"] == "Input" else _row(out),
-                             processing["OutputFilter"])) + "\n" for record, out in zip(batch, answers)]
+        return [
+            _line(
+                select(
+                    _row(record) + _row(out) if processing["JoinSource"] == "Input" else _row(out),
+                    processing["OutputFilter"],
+                )
+            )
+            + "\n"
+            for record, out in zip(batch, answers)
+        ]
 
     for name, path in job["Inputs"]:
         target = folder / OUTPUT_DIR / f"{name}.out"
