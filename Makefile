@@ -59,7 +59,12 @@ nbval: check-java install
 	$(BIN)/python -m pytest notebooks --nbval --nbval-sanitize-with tests/nbval-sanitize.cfg \
 	  --nbval-cell-timeout 600 $(ARGS)
 
+# Style and formatting (ruff), the layers of ARCHITECTURE.md (import-linter, pyproject.toml), and the
+# CloudFormation templates (cfn-lint).
 lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/cfn-lint cloudformation/*.yml
 
 clean:

@@ -8,22 +8,22 @@ functions below. The local backend's transform jobs call them the same way.
 
 import os
 
-from churn_pipeline import scoring
+from churn_pipeline import container
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def model_fn(model_dir):
-    return scoring.transform_model(model_dir, HERE)
+    return container.transform_model(model_dir, HERE)
 
 
 def input_fn(input_data, content_type):
-    return scoring.transform_input(input_data, content_type)
+    return container.csv_input(input_data, content_type)
 
 
 def predict_fn(input_data, model):
-    return scoring.transform_predict(input_data, model)
+    return container.transform_predict(input_data, model)
 
 
 def output_fn(prediction, accept):
-    return scoring.transform_output(prediction, accept)
+    return container.transform_output(prediction, accept)

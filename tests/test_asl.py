@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from churn_pipeline import asl
+from churn_pipeline.backends.local import asl, asl_paths
 from churn_pipeline.errors import StateMachineError, TaskFailed
 
 
@@ -15,10 +15,10 @@ def run(definition, runners=None, execution_input=None):
 
 
 def test_paths_parse_dot_and_bracket_notation():
-    assert asl.parse_path("$.a['b:c'][2].d") == ("$", ["a", "b:c", 2, "d"])
-    assert asl.parse_path("$$.Execution.Input['RunId']") == ("$$", ["Execution", "Input", "RunId"])
+    assert asl_paths.parse_path("$.a['b:c'][2].d") == ("$", ["a", "b:c", 2, "d"])
+    assert asl_paths.parse_path("$$.Execution.Input['RunId']") == ("$$", ["Execution", "Input", "RunId"])
     with pytest.raises(StateMachineError):
-        asl.parse_path("$.a[*]")
+        asl_paths.parse_path("$.a[*]")
 
 
 def test_parameters_with_paths_and_context_and_result_path():

@@ -8,10 +8,12 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from churn_pipeline import asl, config, statemachine, workflow
+from churn_pipeline import config, statemachine, workflow
 from churn_pipeline.backends.aws import normalise_history
-from churn_pipeline.backends.local import LocalBackend
+from churn_pipeline.backends.local import LocalBackend, asl
 from churn_pipeline.errors import ConfigError, ExecutionFailed, PipelineError
+from churn_pipeline.pipeline import deploy as pipeline_deploy
+from churn_pipeline.pipeline import execution
 from conftest import ROLE_NAMES, ROOT
 
 BUCKET = "sagemaker-eu-west-1-123456789012"
@@ -200,8 +202,8 @@ def test_a_failed_execution_shows_the_failing_state_error_and_cause(aws_env, syn
 def test_waiting_gives_up_after_the_timeout(aws_env, synthetic_csv, monkeypatch):
     run, _, _ = deploy(dev_params(run_id="slow", execution_timeout_minutes=1), synthetic_csv)
     run.params["wait_for_execution"] = True
-    monkeypatch.setattr(workflow.time, "monotonic", iter(range(0, 100000, 3600)).__next__)
-    monkeypatch.setattr(workflow.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(execution.time, "monotonic", iter(range(0, 100000, 3600)).__next__)
+    monkeypatch.setattr(execution.time, "sleep", lambda seconds: None)
     with pytest.raises(PipelineError, match="still running after 1 minutes"):
         workflow.execute(run)
 
@@ -214,16 +216,16 @@ def test_lambda_update_waits_until_the_function_is_ready(aws_env, synthetic_csv)
     with Stubber(functions) as stub:
         stub.add_response("get_function_configuration", {"LastUpdateStatus": "InProgress", "State": "Active"})
         stub.add_response("get_function_configuration", {"LastUpdateStatus": "Successful", "State": "Active"})
-        workflow.time.sleep, saved = (lambda s: None), workflow.time.sleep
+        pipeline_deploy.time.sleep, saved = (lambda s: None), pipeline_deploy.time.sleep
         try:
-            workflow.wait_for_function(run, "f")
+            pipeline_deploy.wait_for_function(run, "f")
         finally:
-            workflow.time.sleep = saved
+            pipeline_deploy.time.sleep = saved
         stub.add_response(
             "get_function_configuration", {"LastUpdateStatus": "Failed", "LastUpdateStatusReason": "bad zip"}
         )
         with pytest.raises(PipelineError, match="bad zip"):
-            workflow.wait_for_function(run, "f")
+            pipeline_deploy.wait_for_function(run, "f")
 
 
 def test_normalise_history_from_real_event_shapes():
@@ -315,8 +317,8 @@ def test_local_backend_ignores_role_variables(monkeypatch):
 def test_waiting_shows_the_state_the_execution_is_in(aws_env, synthetic_csv, monkeypatch):
     """SFN-HISTORY"""
     clock = iter(range(0, 100000, 30))
-    monkeypatch.setattr(workflow.time, "monotonic", lambda: next(clock))
-    monkeypatch.setattr(workflow.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(execution.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(execution.time, "sleep", lambda seconds: None)
     lines = []
     run = workflow.start_run(
         dict(
@@ -399,7 +401,7 @@ def test_scoring_on_aws_deploys_its_state_machine_and_starts_the_transform(aws_e
     """`churn-pipeline score` on the aws backend (moto, strict): the ETL job with this package, the
     script's source directory staged by content, the scoring state machine published, and an
     execution started with the model, its manifest and the transform's output filter."""
-    from churn_pipeline import scoring
+    from churn_pipeline.pipeline import scoring
 
     archive, manifest_path = tiny_model(tmp_path)
     s3 = boto3.client("s3")

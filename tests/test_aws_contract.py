@@ -199,7 +199,7 @@ def test_sagemaker_refuses_an_existing_model_name(target):
 
 def test_sagemaker_transform_filters_take_one_range(target):
     """SM-TRANSFORM-JOIN: the scoring transform's filters are accepted; two ranges in one filter are not."""
-    from churn_pipeline import scoring
+    from churn_pipeline import container
 
     sagemaker = target.client("sagemaker")
     target.put_object("model.tar.gz", b"")
@@ -222,7 +222,7 @@ def test_sagemaker_transform_filters_take_one_range(target):
         TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
     )
     sagemaker.create_transform_job(
-        TransformJobName="ok", DataProcessing=scoring.transform_data_processing(69), **request
+        TransformJobName="ok", DataProcessing=container.transform_data_processing(69), **request
     )
     assert sagemaker.describe_transform_job(TransformJobName="ok")["DataProcessing"]["OutputFilter"] == "$[0,70:]"
     try:
@@ -306,13 +306,13 @@ def test_a_failed_job_is_named_by_its_own_message():
     """SFN-SYNC-CAUSE: a failed .sync task's cause is the job's description; its message is shown."""
     import json
 
-    from churn_pipeline import workflow
+    from churn_pipeline.pipeline.execution import job_failure
 
     glue_run = {"Id": "jr_1", "JobRunState": "FAILED", "ErrorMessage": "DataValidationError: a.csv, line 9: x"}
     training_job = {"TrainingJobName": "t-0", "TrainingJobStatus": "Failed", "FailureReason": "AlgorithmError: y"}
     transform_job = {"TransformJobName": "s-0", "TransformJobStatus": "Failed", "FailureReason": "ClientError: z"}
-    assert workflow.job_failure(json.dumps(transform_job)) == transform_job["FailureReason"]
-    assert workflow.job_failure(json.dumps(glue_run)) == glue_run["ErrorMessage"]
-    assert workflow.job_failure(json.dumps(training_job)) == training_job["FailureReason"]
-    assert workflow.job_failure("Lambda.Unknown: timed out") == "Lambda.Unknown: timed out"
-    assert workflow.job_failure(json.dumps({"Id": "jr_2"})) == json.dumps({"Id": "jr_2"})
+    assert job_failure(json.dumps(transform_job)) == transform_job["FailureReason"]
+    assert job_failure(json.dumps(glue_run)) == glue_run["ErrorMessage"]
+    assert job_failure(json.dumps(training_job)) == training_job["FailureReason"]
+    assert job_failure("Lambda.Unknown: timed out") == "Lambda.Unknown: timed out"
+    assert job_failure(json.dumps({"Id": "jr_2"})) == json.dumps({"Id": "jr_2"})

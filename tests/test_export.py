@@ -6,7 +6,7 @@ from test_registry import make_record
 
 from churn_pipeline import config, export
 from churn_pipeline.errors import PipelineError
-from churn_pipeline.workflow import Run
+from churn_pipeline.pipeline.run import Run
 
 
 def template_parameters(name):

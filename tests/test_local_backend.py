@@ -5,8 +5,9 @@ import json
 import pytest
 from botocore.exceptions import ClientError
 
-from churn_pipeline import workflow
+from churn_pipeline import names
 from churn_pipeline.backends.local import LocalBackend
+from churn_pipeline.pipeline.execution import execution_arn
 
 
 @pytest.fixture
@@ -121,7 +122,7 @@ def test_an_execution_whose_process_ended_is_aborted_and_can_be_redriven(backend
     import subprocess
     import sys
 
-    from churn_pipeline import asl
+    from churn_pipeline.backends.local import asl
 
     sfn = backend.client("stepfunctions")
     definition = json.dumps(
@@ -153,11 +154,11 @@ def test_an_execution_whose_process_ended_is_aborted_and_can_be_redriven(backend
         stopDate=None,
         ownerPid=int(gone),
         stateMachineArn=version,
-        executionArn=workflow.execution_arn(version, "e"),
+        executionArn=execution_arn(version, "e"),
     )
     (backend.home / "stepfunctions" / "executions").mkdir(parents=True, exist_ok=True)
     (backend.home / "stepfunctions" / "executions" / "m--e.json").write_text(json.dumps(record))
-    arn = workflow.execution_arn(version, "e")
+    arn = execution_arn(version, "e")
     described = sfn.describe_execution(executionArn=arn)
     assert described["status"] == "ABORTED" and described["redriveStatus"] == "REDRIVABLE"
     with pytest.raises(ClientError) as error:
@@ -189,14 +190,15 @@ def test_the_cli_follows_the_state_a_running_execution_is_in(tmp_path, monkeypat
     import os
     import threading
 
-    from churn_pipeline import asl, config, runner
+    from churn_pipeline import config, runner
+    from churn_pipeline.backends.local import asl
 
     monkeypatch.setenv("CHURN_PIPELINE_HOME", str(tmp_path / "home"))
     params = config.validate({"run_id": "follow"})
     backend = LocalBackend(params, tmp_path / "home")
     sfn = backend.client("stepfunctions")
     definition = json.dumps({"StartAt": "Model Training", "States": {"Model Training": {"Type": "Pass", "End": True}}})
-    name = workflow.state_machine_name(params)
+    name = names.state_machine_name(params)
     version = sfn.create_state_machine(name=name, definition=definition, roleArn="r", publish=True)[
         "stateMachineVersionArn"
     ]
@@ -208,7 +210,7 @@ def test_the_cli_follows_the_state_a_running_execution_is_in(tmp_path, monkeypat
         stopDate=None,
         ownerPid=os.getpid(),
         stateMachineArn=version,
-        executionArn=workflow.execution_arn(version, "follow"),
+        executionArn=execution_arn(version, "follow"),
     )
     backend.home.joinpath("stepfunctions", "executions").mkdir(parents=True, exist_ok=True)
     backend.home.joinpath("stepfunctions", "executions", f"{name}--follow.json").write_text(json.dumps(record))

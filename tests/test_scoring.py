@@ -6,8 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from churn_pipeline import data, explain, features, scoring, serving, training
+from churn_pipeline import container, data, decisions, explain, features, scoring, serving, training
 from churn_pipeline.errors import DataValidationError, PipelineError
+from churn_pipeline.pipeline import scoring as batch_scoring
 
 
 def read_scores(path):
@@ -156,7 +157,7 @@ def test_a_batch_transform_gives_the_same_columns_as_the_local_score(spark, smal
     """SM-TRANSFORM-JOIN, SM-TRANSFORM-OUTPUT, SM-SCRIPT-MODE on the local backend: the ETL's scoring mode
     writes identifier + features in input order; the scoring model runs code/score_transform.py; the
     joined, filtered answers equal `score`'s rows, identifier first."""
-    from churn_pipeline import bundles
+    from churn_pipeline import archives
     from churn_pipeline.backends import open_backend
     from churn_pipeline.config import DEFAULTS
 
@@ -165,7 +166,7 @@ def test_a_batch_transform_gives_the_same_columns_as_the_local_score(spark, smal
     backend = open_backend(DEFAULTS)
     bucket = "s3://churn-pipeline-local/scoring"
     backend.stage_file(str(archive), f"{bucket}/model.tar.gz")
-    backend.stage_bytes(bundles.scoring_source_dir(manifest), f"{bucket}/code/sourcedir.tar.gz")
+    backend.stage_bytes(archives.scoring_source_dir(manifest), f"{bucket}/code/sourcedir.tar.gz")
     spark.conf.set("spark.sql.files.maxPartitionBytes", str(128 * 1024))
     try:
         encoded = scoring.encode_for_transform(
@@ -181,7 +182,7 @@ def test_a_batch_transform_gives_the_same_columns_as_the_local_score(spark, smal
         PrimaryContainer={
             "Image": "xgboost:3.0-5",
             "ModelDataUrl": f"{bucket}/model.tar.gz",
-            "Environment": scoring.transform_environment(f"{bucket}/code/sourcedir.tar.gz", "0.3", "2", "eu-west-1"),
+            "Environment": container.transform_environment(f"{bucket}/code/sourcedir.tar.gz", "0.3", "2", "eu-west-1"),
         },
     )
     sagemaker.create_transform_job(
@@ -196,7 +197,7 @@ def test_a_batch_transform_gives_the_same_columns_as_the_local_score(spark, smal
         },
         TransformOutput={"S3OutputPath": f"{bucket}/scores/", "Accept": "text/csv", "AssembleWith": "Line"},
         TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
-        DataProcessing=scoring.transform_data_processing(encoded["features"]),
+        DataProcessing=container.transform_data_processing(encoded["features"]),
     )
     job = sagemaker.describe_transform_job(TransformJobName="scoring-1")
     assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
@@ -278,20 +279,20 @@ def test_score_as_on_aws_runs_the_etl_job_and_a_batch_transform_from_a_state_mac
         with pytest.raises(
             PipelineError, match="scores go to a folder of their own under s3://churn-pipeline-local/churn/scores/"
         ):
-            scoring.batch_transform(params, model_uri, str(churn_txt), outside, overwrite=True)
+            batch_scoring.batch_transform(params, model_uri, str(churn_txt), outside, overwrite=True)
     assert backend.object_exists(model_uri)  # nothing was removed
-    result = scoring.batch_transform(
+    result = batch_scoring.batch_transform(
         params, model_uri, str(churn_txt), scores_uri, explain_count=3, cutoff=0.3, progress=lambda line: None
     )
-    assert result["columns"] == scoring.output_columns("Phone", 3) and result["cutoff"] == 0.3
+    assert result["columns"] == decisions.output_columns("Phone", 3) and result["cutoff"] == 0.3
     outputs = sorted(backend.store.path(scores_uri).glob("*.csv.out"))
-    described = json.loads(backend.store.path(scores_uri + scoring.SCORES_DESCRIPTION).read_text())
+    described = json.loads(backend.store.path(scores_uri + batch_scoring.SCORES_DESCRIPTION).read_text())
     assert described["columns"] == result["columns"]
     assert not backend.store.path("s3://churn-pipeline-local/churn/scoring").exists() or not any(
         backend.store.path("s3://churn-pipeline-local/churn/scoring").rglob("*.csv")
     )  # encoded rows removed
     with pytest.raises(PipelineError, match="holds earlier scores"):
-        scoring.batch_transform(params, model_uri, str(churn_txt), scores_uri)
+        batch_scoring.batch_transform(params, model_uri, str(churn_txt), scores_uri)
     transformed = [line for path in outputs for line in path.read_text().splitlines()]
     local = scoring.score_file(
         spark,

@@ -8,13 +8,18 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import config, data
-from .errors import PipelineError
+from . import config, data, etl, scoring, serving
+from .backends import open_backend
+from .deployments import LocalEndpoints, route
+from .doctor import run_checks
+from .errors import ConfigError, PipelineError
+from .names import registry_table
+from .pipeline.scoring import batch_transform
+from .registry import open_registry
+from .runner import resume_notebooks, run_notebooks
 
 
 def _cmd_run(args) -> int:
-    from .runner import resume_notebooks, run_notebooks
-
     if args.resume:
         if args.parameter or args.data is not None or args.run_id is not None or args.params is not None:
             raise PipelineError(
@@ -45,8 +50,6 @@ def _cmd_generate(args) -> int:
 
 
 def _cmd_doctor(args) -> int:
-    from .doctor import run_checks
-
     params = config.validate(config.read_parameters_file(args.params), source=args.params)
     checks = run_checks(params)
     for check in checks:
@@ -58,8 +61,6 @@ def _cmd_doctor(args) -> int:
 
 def _backend_and_registry(args):
     """The backend and registry of ``--params`` (the local ones by default)."""
-    from .backends import open_backend
-
     params = config.validate(
         config.read_parameters_file(args.params) if args.params else {}, source=args.params or "defaults"
     )
@@ -67,8 +68,6 @@ def _backend_and_registry(args):
 
 
 def _cmd_serve(args) -> int:
-    from . import serving
-
     backend, registry = _backend_and_registry(args)
     model = serving.resolve_model(args.model, backend, registry, args.manifest, args.cutoff)
     serving.check_bundle(model.model, model.manifest)  # fail here, clearly, rather than in every worker
@@ -82,11 +81,9 @@ def _cmd_serve(args) -> int:
 
 
 def _cmd_score(args) -> int:
-    from . import etl, scoring, serving
-
     params = config.load(args.params)
     if args.batch_transform or params["backend"] == "aws":
-        result = scoring.batch_transform(
+        result = batch_transform(
             params,
             args.model,
             args.data,
@@ -126,8 +123,6 @@ def _cmd_score(args) -> int:
 
 def _model_record(registry, parameters_file: str):
     """The registry record behind a ``cloudformation_parameters.json``."""
-    from .errors import ConfigError
-
     try:
         exported = json.loads(open(parameters_file).read())["Parameters"]
     except (OSError, ValueError, KeyError) as exc:
@@ -142,8 +137,6 @@ def _model_record(registry, parameters_file: str):
 
 
 def _cmd_deploy(args) -> int:
-    from .deployments import LocalEndpoints
-
     endpoints = LocalEndpoints()
     deployment = endpoints.deploy(_model_record(_registry(args), args.parameters), args.environment, args.port)
     print(
@@ -154,8 +147,6 @@ def _cmd_deploy(args) -> int:
 
 
 def _cmd_rollback(args) -> int:
-    from .deployments import LocalEndpoints
-
     endpoints = LocalEndpoints()
     deployment = endpoints.rollback(args.environment, _registry(args))
     print(
@@ -166,8 +157,6 @@ def _cmd_rollback(args) -> int:
 
 
 def _cmd_deployments(args) -> int:
-    from .deployments import LocalEndpoints
-
     history = LocalEndpoints().store.history(args.environment)
     if args.json:
         print(json.dumps([vars(d) for d in history], indent=2))
@@ -180,26 +169,18 @@ def _cmd_deployments(args) -> int:
 
 
 def _cmd_undeploy(args) -> int:
-    from .deployments import LocalEndpoints
-
     LocalEndpoints().stop(args.environment)
     print(f"{args.environment}: router and model servers stopped")
     return 0
 
 
 def _cmd_route(args) -> int:
-    from .deployments import route
-
     route(args.environment, args.port)
     return 0
 
 
 def _registry(args):
     """``--registry URL``, else the registry of ``--params`` (DynamoDB on aws), else the local SQLite one."""
-    from .backends import open_backend
-    from .registry import open_registry
-    from .workflow import registry_table
-
     if getattr(args, "registry", None):
         return open_registry(args.registry)
     params = config.validate(

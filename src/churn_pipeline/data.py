@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DataValidationError
-from .storage import iter_text_lines
+from .storage import iter_text_lines, size_of
 
 LABEL = "Churn?"
 CATEGORICAL = ["State", "Area Code", "Int'l Plan", "VMail Plan"]
@@ -298,8 +298,6 @@ class DataProfile:
 
 def profile_file(location: str, s3_client=None, rows: int = PROFILE_ROWS) -> DataProfile:
     """Check the header and the first ``rows`` rows (the rest of the file is not read)."""
-    from .storage import size_of
-
     lines = iter_text_lines(location, s3_client)
     sample = list(itertools.islice(lines, rows + 1))
     complete = next(lines, None) is None

@@ -11,7 +11,8 @@ from urllib.parse import unquote
 
 from . import config
 from .errors import ConfigError
-from .workflow import registry_table
+from .names import registry_table
+from .statemachine import import_sdks
 
 #: the service that must be able to assume each role
 ROLE_SERVICES = {
@@ -70,8 +71,6 @@ def run_checks(params: dict[str, Any], environ: Mapping[str, str] | None = None,
     ]
 
     def region() -> str:
-        from .statemachine import import_sdks
-
         import_sdks()
         from sagemaker import image_uris
 

@@ -18,7 +18,16 @@ from typing import Any
 
 from . import data, features
 from .errors import DataValidationError, EnvironmentProblem
-from .storage import move_folder, remove_folder, size_of, write_text
+from .storage import (
+    _s3_client,
+    iter_text_lines,
+    move_folder,
+    objects_under,
+    remove_folder,
+    size_of,
+    split_s3_uri,
+    write_text,
+)
 
 MANIFEST_NAME = "manifest.json"
 #: a split is written as CSV parts of about this many bytes of input each, in parallel: SageMaker reads
@@ -111,8 +120,6 @@ def keep_only_csv_parts(folder: str, s3_client=None) -> list[str]:
     """
     removed = []
     if folder.startswith("s3://"):
-        from .storage import _s3_client, objects_under, split_s3_uri
-
         client = s3_client or _s3_client()
         bucket, key = split_s3_uri(folder.rstrip("/"))
         marker = f"{key}_$folder$"
@@ -227,8 +234,6 @@ class Source:
 
     def __init__(self, spark, location: str, s3_client=None, labelled: bool = True):
         from pyspark.sql import functions as F
-
-        from .storage import iter_text_lines
 
         lines = iter_text_lines(location, s3_client)
         first = next(lines, None)

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from .aws_errors import ConditionalCheckFailed, error_code
 from .errors import ConfigError, DecisionExists, DuplicateRunError, RecordNotFound, RegistryError
 
 TABLE_ENV = "MODEL_REGISTRY_TABLE"
@@ -259,8 +260,6 @@ class DynamoDbRegistry(ModelRegistry):
 
     def _call(self, operation: str, run_id: str | None, refused: Callable[[], RegistryRecord] | None = None, **kwargs):
         from botocore.exceptions import BotoCoreError, ClientError
-
-        from .aws_errors import ConditionalCheckFailed, error_code
 
         try:
             return getattr(self.client, operation)(TableName=self.table, **kwargs)

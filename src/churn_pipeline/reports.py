@@ -6,12 +6,12 @@ from typing import Any
 
 import pandas as pd
 
+from . import data
+
 
 def data_profile(lines: list[str], source: str = "data") -> pd.DataFrame:
     """Per-column summary of the first lines of a raw or encoded CSV (``DataProfile.sample``)."""
     import io
-
-    from . import data
 
     raw = data.detect_format(lines[0], source) == "raw"
     frame = pd.read_csv(io.StringIO("\n".join(lines)), header=0 if raw else None)

@@ -28,9 +28,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import workspace
+from . import backends, names, workspace
 from .aws_errors import ExecutionDoesNotExist
 from .errors import NotebookFailed, PipelineError
+from .pipeline.execution import current_state, elapsed, execution_arn
+from .pipeline.run import RUN_FILE
 
 NOTEBOOKS = ("01-etl-setup.ipynb", "02-train-workflow.ipynb", "03-register-and-export.ipynb")
 WORKFLOW_NOTEBOOK = NOTEBOOKS[1]
@@ -139,14 +141,12 @@ class ExecutionProgress:
         self._thread.join(timeout=10)
 
     def _follow(self) -> None:
-        from . import backends, workflow
-
         run_id, started, shown = self.params["run_id"], time.monotonic(), None
         try:
             backend = backends.open_backend(self.params)
             sfn = backend.client("stepfunctions")
-            machine = backend.state_machine_arn(workflow.state_machine_name(self.params))
-            arn = workflow.execution_arn(machine, run_id)
+            machine = backend.state_machine_arn(names.state_machine_name(self.params))
+            arn = execution_arn(machine, run_id)
         except Exception as exc:  # progress is a courtesy: the notebook reports failures itself
             self.log(f"[{run_id}] execution progress unavailable: {exc}")
             return
@@ -155,14 +155,14 @@ class ExecutionProgress:
             stopping = self._stop.wait(self.poll_seconds)
             try:
                 status = sfn.describe_execution(executionArn=arn)["status"]
-                state = workflow.current_state(sfn, arn) if status == "RUNNING" else status.lower()
+                state = current_state(sfn, arn) if status == "RUNNING" else status.lower()
             except Exception as exc:
                 if not ExecutionDoesNotExist.matches(exc) and str(exc) != shown:  # not started yet: quiet
                     self.log(f"[{run_id}] execution progress: {exc}")
                     shown = str(exc)
                 continue
             if state != shown:
-                self.log(f"[{run_id}]   {workflow.elapsed(started)} state machine: {state}")
+                self.log(f"[{run_id}]   {elapsed(started)} state machine: {state}")
                 shown = state
 
 
@@ -279,8 +279,6 @@ def resume_notebooks(
     earlier = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
     if earlier.get("status") == "succeeded":
         raise PipelineError(f"run {run_id!r} succeeded: there is nothing to resume (start a new run to train again)")
-    from .workflow import RUN_FILE
-
     state = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).exists() else {}
     notebooks = NOTEBOOKS[1:] if "functions" in state else NOTEBOOKS
     number = _next_attempt(out)

@@ -273,6 +273,20 @@ class ScoringSpec:
     sagemaker_role: str
     instance_type: str
     instance_count: int
+    #: the scoring model's environment (``container.transform_environment``); a value ``input_path(key)``
+    #: is taken from the execution input
+    environment: tuple[tuple[str, str], ...]
+
+
+def input_path(key: str) -> str:
+    """The path of an execution-input value, as a definition reads it."""
+    return f"$$.Execution.Input['{key}']"
+
+
+def _with_inputs(values: tuple[tuple[str, str], ...], execution_input) -> dict[str, Any]:
+    """``values`` with each ``input_path(key)`` replaced by the SDK's placeholder for that input."""
+    keys = {input_path(key): key for key in scoring_input_schema()}
+    return {name: execution_input[keys[value]] if value in keys else value for name, value in values}
 
 
 def scoring_input_schema() -> dict[str, type]:
@@ -305,8 +319,6 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
     from stepfunctions import steps
     from stepfunctions.inputs import ExecutionInput
 
-    from .scoring import transform_environment
-
     execution_input = ExecutionInput(schema=scoring_input_schema())
     session = sagemaker.Session(boto_session=boto3.Session(region_name=spec.region))
     prepare = steps.GlueStartJobRunStep(
@@ -332,9 +344,7 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
             "PrimaryContainer": {
                 "Image": spec.image,
                 "ModelDataUrl": execution_input["ModelDataUrl"],
-                "Environment": transform_environment(
-                    execution_input["SourceDirUri"], execution_input["Cutoff"], execution_input["Explain"], spec.region
-                ),
+                "Environment": _with_inputs(spec.environment, execution_input),
             },
         },
     )
@@ -365,18 +375,14 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
     definition = json.loads(steps.Graph(steps.Chain([prepare, model, score])).to_json())
     output = definition["States"][STATE_SCORE]["Parameters"]["TransformOutput"]
     output.pop("S3OutputPath")
-    output["S3OutputPath.$"] = "$$.Execution.Input['OutputUri']"
+    output["S3OutputPath.$"] = input_path("OutputUri")
     validate_definition(definition)
     return definition
 
 
 def scoring_definition_for(spec: ScoringSpec, cache_dir: Path | None = None) -> dict[str, Any]:
     """``build_scoring_definition(spec)``, built once per spec and validated every time."""
-    from .scoring import transform_environment
-
-    # the scoring model's environment comes from scoring.py: a change there is a new definition
-    inputs = {**asdict(spec), "environment": transform_environment("<source>", "<cutoff>", "<explain>", spec.region)}
-    definition = _memoised(cache_dir, "scoring-definition", inputs, lambda: build_scoring_definition(spec))
+    definition = _memoised(cache_dir, "scoring-definition", asdict(spec), lambda: build_scoring_definition(spec))
     validate_definition(definition)
     return definition
 

@@ -19,6 +19,8 @@ from .errors import ConfigError, EnvironmentProblem
 
 PROJECT_ENV = "CHURN_PIPELINE_PROJECT"
 HOME_ENV = "CHURN_PIPELINE_HOME"
+#: set to ``local`` in a function the local backend runs: its clients are the local services
+BACKEND_ENV = "CHURN_PIPELINE_BACKEND"
 ARTIFACTS_ENV = "CHURN_PIPELINE_ARTIFACTS"
 CACHE_ENV = "CHURN_PIPELINE_CACHE"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}[A-Za-z0-9])?$")

@@ -13,10 +13,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
+from .. import workspace
 from ..errors import ConfigError
-
-BACKEND_ENV = "CHURN_PIPELINE_BACKEND"
-HOME_ENV = "CHURN_PIPELINE_HOME"
 
 BACKENDS = {"local": "churn_pipeline.backends.local:LocalBackend", "aws": "churn_pipeline.backends.aws:AwsBackend"}
 
@@ -81,17 +79,13 @@ def backend_class(name: str) -> type[Backend]:
 
 def open_backend(params: Mapping[str, Any]) -> Backend:
     """The backend ``params['backend']`` names, keeping its state under the workspace home."""
-    from .. import workspace
-
     return backend_class(params["backend"])(params, workspace.home())
 
 
 def client(service: str, region: str | None = None) -> Any:
     """The client a Lambda handler uses: boto3 on AWS, the local backend's when it runs locally."""
-    if os.environ.get(BACKEND_ENV) == "local":
-        from .local import LocalBackend
-
-        return LocalBackend(None, os.environ[HOME_ENV]).client(service)
+    if os.environ.get(workspace.BACKEND_ENV) == "local":
+        return backend_class("local")(None, os.environ[workspace.HOME_ENV]).client(service)
     import boto3
 
     return boto3.client(service, region_name=region)

@@ -17,7 +17,8 @@ from typing import Any
 
 from ..aws_errors import s3_not_found
 from ..errors import PipelineError
-from ..storage import iter_text_lines, objects_under, remove_folder, split_s3_uri
+from ..registry import DynamoDbRegistry
+from ..storage import iter_text_lines, objects_under, remove_folder, sha256_of, split_s3_uri
 
 #: the largest object one CopyObject copies; a larger one is copied in parts of COPY_PART_BYTES
 COPY_OBJECT_LIMIT = 5 * 2**30
@@ -166,8 +167,6 @@ class AwsBackend:
         return bucket
 
     def registry(self, table: str):
-        from ..registry import DynamoDbRegistry
-
         return DynamoDbRegistry(table, self.client("dynamodb"))
 
     # --- staging --------------------------------------------------------------------------------
@@ -177,8 +176,6 @@ class AwsBackend:
 
     def stage_file(self, source: str, uri: str) -> str:
         """Upload a local file (or copy an S3 object, server-side) to ``uri``; return the SHA-256 of its content."""
-        from ..storage import sha256_of
-
         bucket, key = split_s3_uri(uri)
         if source.startswith("s3://"):
             return self._copy_within_s3(source, bucket, key)

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ... import asl
 from ...errors import PipelineError
+from ...registry import open_registry
+from . import asl
 from .awslambda import LocalLambda
 from .common import arn
 from .glue import LocalGlue
@@ -47,8 +48,6 @@ class LocalBackend(LocalS3):
 
     def registry(self, table: str):
         """The SQLite registry (one file serves every table name locally)."""
-        from ...registry import open_registry
-
         return open_registry(self.registry_url)
 
     def glue_default_arguments(self) -> dict[str, str]:

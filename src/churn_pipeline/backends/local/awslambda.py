@@ -20,7 +20,7 @@ from typing import Any
 
 from ...aws_errors import LambdaResourceConflict, LambdaResourceNotFound
 from ...storage import sha256_of
-from .. import BACKEND_ENV, HOME_ENV
+from ...workspace import BACKEND_ENV, HOME_ENV
 from .common import JsonStore, arn, environment, now
 
 CODE_FIELDS = ("S3Bucket", "S3Key", "S3ObjectVersion", "ZipFile")

@@ -17,8 +17,7 @@ from ...aws_errors import (
     GlueIdempotentParameterMismatch,
     GlueInvalidInput,
 )
-from ...workspace import process_alive
-from .. import HOME_ENV
+from ...workspace import HOME_ENV, process_alive
 from .common import JsonStore, now
 
 #: worker types Glue runs Spark (glueetl) jobs on; G.025X is for streaming jobs only

@@ -19,7 +19,6 @@ import os
 import uuid
 from typing import Any
 
-from ... import asl
 from ...aws_errors import (
     ExecutionAlreadyExists,
     ExecutionDoesNotExist,
@@ -33,6 +32,7 @@ from ...aws_errors import (
 )
 from ...errors import StateMachineError, TaskFailed
 from ...workspace import process_alive
+from . import asl
 from .common import JsonStore, arn, now
 
 VERSION_QUOTA = 1000

@@ -25,8 +25,8 @@ import re
 import sys
 from pathlib import Path
 
+from ...container import csv_input
 from ...errors import PipelineError
-from ...scoring import transform_input
 from ...training import load_model_dir
 
 JOB_FILE = "job.json"
@@ -87,7 +87,7 @@ class _BuiltIn:
     """The built-in XGBoost algorithm's answer: one probability per CSV row of features."""
 
     model_fn = staticmethod(load_model_dir)
-    input_fn = staticmethod(transform_input)  # CSV rows of features, as the scoring script reads them
+    input_fn = staticmethod(csv_input)
 
     @staticmethod
     def predict_fn(matrix, booster):

@@ -1,4 +1,4 @@
-"""Deployment archives: the package for Glue, the Lambda bundle (handlers + package), and the
+"""Deployment archives: the package for Glue, the functions' archive (handlers + package), and the
 scoring model's source directory (script + package + manifest)."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import tarfile
 import zipfile
 from pathlib import Path
 
-from . import workspace
+from . import container, workspace
+from .names import FUNCTION_MODULES
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
-FUNCTION_MODULES = ("query_training_status", "update_model_registry")
 
 
 def _add(archive: zipfile.ZipFile, name: str, content: bytes) -> None:
@@ -38,11 +38,11 @@ def package_archive() -> bytes:
     return buffer.getvalue()
 
 
-def function_bundle() -> bytes:
+def function_archive() -> bytes:
     """The Lambda deployment zip: the two handlers from ``code/`` and the package they import."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for module in FUNCTION_MODULES:
+        for module in FUNCTION_MODULES.values():
             _add(archive, f"{module}.py", (workspace.project_root() / "code" / f"{module}.py").read_bytes())
         for name, content in _package_files():
             _add(archive, name, content)
@@ -53,11 +53,9 @@ def scoring_source_dir(manifest: dict) -> bytes:
     """The ``sourcedir.tar.gz`` the scoring model's ``SAGEMAKER_SUBMIT_DIRECTORY`` names: the
     Batch Transform script from ``code/``, the package, and the model's feature manifest.
     Fixed times and owners: the same content gives the same bytes (and the same staged key)."""
-    from .scoring import TRANSFORM_MANIFEST, TRANSFORM_PROGRAM
-
     files = [
-        (TRANSFORM_PROGRAM, (workspace.project_root() / "code" / TRANSFORM_PROGRAM).read_bytes()),
-        (TRANSFORM_MANIFEST, json.dumps(manifest, sort_keys=True).encode()),
+        (container.TRANSFORM_PROGRAM, (workspace.project_root() / "code" / container.TRANSFORM_PROGRAM).read_bytes()),
+        (container.TRANSFORM_MANIFEST, json.dumps(manifest, sort_keys=True).encode()),
         *_package_files(),
     ]
     buffer = io.BytesIO()

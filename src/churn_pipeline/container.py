@@ -1,0 +1,99 @@
+"""The SageMaker XGBoost container's contract, as the scoring chain meets it.
+
+The built-in algorithm reads ``text/csv`` rows of features (``csv_input``);
+in script mode (``SAGEMAKER_PROGRAM``) the container calls a script's
+``model_fn``, ``input_fn``, ``predict_fn`` and ``output_fn``: the ``transform_*``
+functions here, which ``code/score_transform.py`` hands over. Batch Transform
+joins each answer to its input row by ``transform_data_processing``. Everything
+here runs inside the container's Python 3.10 as well as on this machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import decisions
+from .errors import PipelineError
+from .training import load_model_dir
+
+#: the script the scoring model names in SAGEMAKER_PROGRAM, and the manifest packed beside it
+TRANSFORM_PROGRAM = "score_transform.py"
+
+
+TRANSFORM_MANIFEST = "manifest.json"
+
+
+#: the scoring model's environment variables that carry the decision's cutoff and the reasons asked for
+CUTOFF_VARIABLE = "CHURN_CUTOFF"
+
+
+EXPLAIN_VARIABLE = "CHURN_EXPLAIN"
+
+
+@dataclass
+class TransformModel:
+    booster: Any
+    manifest: dict[str, Any]
+    cutoff: float
+    explain_count: int
+
+
+def transform_model(model_dir: str | os.PathLike, code_dir: str | os.PathLike) -> TransformModel:
+    """``model_fn``: the booster the container extracted to ``model_dir``, the manifest packed with the
+    script, the cutoff and reasons from the model's environment."""
+    booster = load_model_dir(model_dir)
+    manifest = json.loads((Path(code_dir) / TRANSFORM_MANIFEST).read_text())
+    return TransformModel(
+        booster, manifest, float(os.environ[CUTOFF_VARIABLE]), int(os.environ.get(EXPLAIN_VARIABLE, "0"))
+    )
+
+
+def csv_input(body: str | bytes, content_type: str):
+    """The built-in algorithm's ``text/csv`` input, and the scoring script's ``input_fn``: rows of
+    features (Batch Transform's InputFilter has removed the identifier) -> a float32 matrix."""
+    import numpy as np
+
+    if content_type.split(";")[0].strip().lower() != "text/csv":
+        raise PipelineError(f"the model reads text/csv, not {content_type}")
+    text = body.decode() if isinstance(body, bytes) else body
+    rows = [line.split(",") for line in text.splitlines() if line.strip()]
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+
+
+def transform_predict(matrix, model: TransformModel) -> list[str]:
+    """``predict_fn``: one CSV line (score, decision, reasons) per row."""
+    if matrix.shape[1] != len(model.manifest["features"]):
+        raise PipelineError(f"rows have {matrix.shape[1]} features, the model takes {len(model.manifest['features'])}")
+    columns = decisions.decided(model.booster, matrix, model.manifest, model.cutoff, model.explain_count)
+    return [",".join(str(value) for value in row) for row in zip(*columns.values())]
+
+
+def transform_output(lines: list[str], accept: str) -> tuple[str, str]:
+    """``output_fn``: the lines as ``text/csv``, one per input record (Batch Transform joins them in order)."""
+    if accept.split(";")[0].strip().lower() not in ("text/csv", "*/*"):
+        raise PipelineError(f"the scoring model answers text/csv, not {accept}")
+    return "".join(line + "\n" for line in lines), "text/csv"
+
+
+def transform_data_processing(features_count: int) -> dict[str, str]:
+    """Batch Transform's DataProcessing for ``<identifier>,<features>`` rows: the model sees the
+    features; each answer is appended to its whole input row, and the identifier and the answer are
+    kept (contract row SM-TRANSFORM-JOIN)."""
+    return {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": f"$[0,{features_count + 1}:]"}
+
+
+def transform_environment(source_dir_uri: Any, cutoff: Any, explain_count: Any, region: str) -> dict[str, Any]:
+    """The scoring model's environment: the XGBoost container's script mode (contract row
+    SM-SCRIPT-MODE) and the decision's settings, as strings (or the definition's execution-input
+    placeholders for them)."""
+    return {
+        "SAGEMAKER_PROGRAM": TRANSFORM_PROGRAM,
+        "SAGEMAKER_SUBMIT_DIRECTORY": source_dir_uri,
+        "SAGEMAKER_REGION": region,
+        CUTOFF_VARIABLE: cutoff,
+        EXPLAIN_VARIABLE: explain_count,
+    }

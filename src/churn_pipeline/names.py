@@ -1,0 +1,38 @@
+"""Resource names: ``<project>-<environment>-<suffix>``, so two environments never share one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import PipelineError
+
+#: the modules of ``code/`` that are the two functions' handlers, by the role each plays
+FUNCTION_MODULES = {"query": "query_training_status", "registry": "update_model_registry"}
+
+
+def resource_name(params: dict[str, Any], suffix: str, limit: int = 63) -> str:
+    """``<project>-<environment>-<suffix>``, checked against the strictest limit of the services."""
+    name = f"{params['project']}-{params['environment']}-{suffix}"
+    if len(name) > limit or not all(c.isalnum() or c == "-" for c in name):
+        raise PipelineError(
+            f"resource name {name!r} (from project, environment and {suffix!r}) must be at most "
+            f"{limit} letters, digits and hyphens; shorten project or environment"
+        )
+    return name
+
+
+def registry_table(params: dict[str, Any]) -> str:
+    return resource_name(params, "model-registry", limit=255)
+
+
+def state_machine_name(params: dict[str, Any]) -> str:
+    return resource_name(params, "training-pipeline", limit=80)
+
+
+def scoring_state_machine_name(params: dict[str, Any]) -> str:
+    return resource_name(params, "scoring")
+
+
+def function_name(params: dict[str, Any], role: str) -> str:
+    """The function of ``role`` (``query`` or ``registry``), named after its handler module."""
+    return resource_name(params, FUNCTION_MODULES[role].replace("_", "-"), limit=64)

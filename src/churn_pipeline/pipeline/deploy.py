@@ -1,0 +1,206 @@
+"""The shared resources (the ETL job, the functions, the state machine), created or updated.
+
+Their definitions do not depend on the run: code lives at content-addressed
+keys and everything run-specific reaches them as execution input, so
+concurrent runs never change each other's code and a run with nothing new
+updates nothing. Every create-or-update reads first and catches only the
+"not found" code (``aws_errors``); ``docs/aws-behaviours.md`` lists the
+service behaviour each step relies on.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from typing import Any
+
+from .. import archives, names, statemachine, workspace
+from ..aws_errors import GlueEntityNotFound, LambdaResourceNotFound, StateMachineDoesNotExist
+from ..errors import PipelineError
+from ..storage import split_s3_uri
+from .run import Run
+from .staging import stage_code
+
+FUNCTION_READY_SECONDS = 300
+
+
+def etl_job_definition(run: Run) -> dict[str, Any]:
+    """The whole Glue job definition (UpdateJob replaces a job's definition with what it is given)."""
+    script_uri = stage_code(run, "glue_etl.py", (workspace.project_root() / "code" / "glue_etl.py").read_bytes())
+    package_uri = stage_code(run, "churn_pipeline.zip", archives.package_archive())
+    params = run.params
+    return {
+        "Role": params["glue_role"],
+        "GlueVersion": "5.0",
+        "Command": {"Name": "glueetl", "ScriptLocation": script_uri, "PythonVersion": "3"},
+        "WorkerType": params["glue_worker_type"],
+        "NumberOfWorkers": params["glue_number_of_workers"],
+        "Timeout": params["glue_timeout_minutes"],
+        "ExecutionProperty": {"MaxConcurrentRuns": params["glue_max_concurrent_runs"]},
+        "DefaultArguments": {
+            "--extra-py-files": package_uri,
+            "--job-language": "python",
+            "--enable-metrics": "true",
+            **run.backend.glue_default_arguments(),
+        },
+    }
+
+
+def _differs(wanted: dict[str, Any], current: dict[str, Any]) -> bool:
+    return any(current.get(key) != value for key, value in wanted.items())
+
+
+def deploy_etl_job(run: Run) -> str:
+    """Create the Glue job, or update it when its definition differs; returns created/updated/unchanged.
+
+    Glue answers CreateJob for an existing name with another definition with
+    IdempotentParameterMismatchException, never with an update: read first.
+    """
+    glue = run.backend.client("glue")
+    definition = etl_job_definition(run)
+    try:
+        current = glue.get_job(JobName=run.glue_job_name)["Job"]
+    except Exception as exc:
+        if not GlueEntityNotFound.matches(exc):
+            raise
+        glue.create_job(Name=run.glue_job_name, **definition)
+        outcome = "created"
+    else:
+        outcome = "unchanged"
+        if _differs(definition, current):
+            glue.update_job(JobName=run.glue_job_name, JobUpdate=definition)
+            outcome = "updated"
+    run.state["glue_job"] = {
+        "name": run.glue_job_name,
+        "script": definition["Command"]["ScriptLocation"],
+        "package": definition["DefaultArguments"]["--extra-py-files"],
+        "outcome": outcome,
+    }
+    run.save()
+    return outcome
+
+
+def wait_for_function(run: Run, name: str) -> dict[str, Any]:
+    """Wait until a function is Active and its last update Successful (Lambda refuses to invoke a
+    Pending function and to change one whose update is InProgress)."""
+    functions = run.backend.client("lambda")
+    deadline = time.monotonic() + FUNCTION_READY_SECONDS
+    while True:
+        configuration = functions.get_function_configuration(FunctionName=name)
+        state = configuration.get("State")
+        status = configuration.get("LastUpdateStatus", "Successful")
+        if state == "Active" and status == "Successful":
+            return configuration
+        if state == "Failed" or status == "Failed":
+            raise PipelineError(
+                f"function {name}: {state or status}: "
+                f"{configuration.get('LastUpdateStatusReason') or configuration.get('StateReason')}"
+            )
+        if time.monotonic() > deadline:
+            raise PipelineError(
+                f"function {name} not ready after {FUNCTION_READY_SECONDS} s (state {state}, last update {status})"
+            )
+        time.sleep(run.backend.function_poll_seconds())
+
+
+def deploy_functions(run: Run) -> dict[str, str]:
+    """Create both functions from one archive, or update what differs; returns {function: outcome}."""
+    archive = archives.function_archive()
+    bucket, key = split_s3_uri(stage_code(run, "functions.zip", archive))
+    code_sha256 = base64.b64encode(hashlib.sha256(archive).digest()).decode()
+    lambda_client = run.backend.client("lambda")
+    roles = {"query": run.params["lambda_role"], "registry": run.params["model_registry_lambda_role"]}
+    outcomes = {}
+    for role, module in names.FUNCTION_MODULES.items():
+        name = run.function_name(role)
+        settings = {
+            "Role": roles[role],
+            "Handler": f"{module}.handler",
+            "Runtime": run.params["lambda_runtime"],
+            "Timeout": 60,
+            "MemorySize": 256,
+            "Environment": {"Variables": run.backend.function_environment(run.registry_table)},
+        }
+        try:  # read it once ready: an update a previous build started may still be in progress
+            current = wait_for_function(run, name)
+        except Exception as exc:
+            if not LambdaResourceNotFound.matches(exc):
+                raise
+            lambda_client.create_function(FunctionName=name, Code={"S3Bucket": bucket, "S3Key": key}, **settings)
+            wait_for_function(run, name)
+            outcomes[name] = "created"
+            continue
+        outcomes[name] = "unchanged"
+        if current.get("CodeSha256") != code_sha256:
+            lambda_client.update_function_code(FunctionName=name, S3Bucket=bucket, S3Key=key)
+            wait_for_function(run, name)
+            outcomes[name] = "updated"
+        if _differs(settings, current):
+            lambda_client.update_function_configuration(FunctionName=name, **settings)
+            wait_for_function(run, name)
+            outcomes[name] = "updated"
+    run.state["functions"] = outcomes
+    run.save()
+    return outcomes
+
+
+def _latest_version(sfn, arn: str) -> dict[str, Any] | None:
+    """The newest published version, described (ListStateMachineVersions lists newest first)."""
+    versions = sfn.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]
+    if not versions:
+        return None
+    return sfn.describe_state_machine(stateMachineArn=versions[0]["stateMachineVersionArn"])
+
+
+def prune_versions(sfn, arn: str, keep: int) -> list[str]:
+    """Delete published versions beyond the newest ``keep`` (a state machine holds at most 1,000;
+    deleting a version does not stop executions running on it)."""
+    versions = sfn.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]
+    deleted = [v["stateMachineVersionArn"] for v in versions[keep:]]
+    for version_arn in deleted:
+        sfn.delete_state_machine_version(stateMachineVersionArn=version_arn)
+    return deleted
+
+
+def deploy_state_machine(run: Run, definition: dict[str, Any], name: str | None = None) -> str:
+    """Create or update the state machine with exactly the JSON in ``statemachine.json``; publish a
+    version only when that differs from the latest version. Returns created/updated/unchanged.
+
+    The run executes the published version, so a concurrent run that updates
+    the state machine in between cannot change what this run executes.
+    """
+    sfn = run.backend.client("stepfunctions")
+    name = name or run.state_machine_name
+    text = statemachine.definition_json(definition)
+    role = run.params["workflow_execution_role"]
+    arn = run.backend.state_machine_arn(name)
+    try:
+        current = sfn.describe_state_machine(stateMachineArn=arn)
+    except Exception as exc:
+        if not StateMachineDoesNotExist.matches(exc):
+            raise
+        version_arn = sfn.create_state_machine(name=name, definition=text, roleArn=role, publish=True)[
+            "stateMachineVersionArn"
+        ]
+        outcome = "created"
+    else:
+        outcome = "unchanged"
+        if current["definition"] != text or current["roleArn"] != role:
+            sfn.update_state_machine(stateMachineArn=arn, definition=text, roleArn=role)
+            outcome = "updated"
+        latest = _latest_version(sfn, arn)
+        if latest is not None and latest["definition"] == text and latest["roleArn"] == role:
+            version_arn = latest["stateMachineArn"]
+        else:
+            version_arn = sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"]
+    deleted = prune_versions(sfn, arn, run.params["state_machine_versions_to_keep"])
+    run.state["state_machine"] = {
+        "name": name,
+        "arn": arn,
+        "outcome": outcome,
+        "version_arn": version_arn,
+        "versions_deleted": len(deleted),
+    }
+    run.save()
+    return outcome

@@ -1,0 +1,163 @@
+"""``score`` as AWS runs it: the ETL job in its scoring mode and a Batch Transform, in a state machine.
+
+The ETL job checks every row by the run's rules and encodes the customers into
+``<identifier>,<features>`` parts in input order; the scoring model runs the
+container's script-mode functions (``container``), and Batch Transform joins
+each answer to its input row, keeping the identifier. The scores land under
+``--out`` as one ``<part>.csv.out`` per encoded part, with ``score``'s columns.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from typing import Any
+
+from .. import archives, container, data, decisions, names, serving, statemachine, workspace
+from ..backends import open_backend
+from ..errors import PipelineError
+from .deploy import deploy_etl_job, deploy_state_machine
+from .execution import raise_if_failed, wait_for_execution
+from .run import Run
+
+#: where batch scores go, one folder per scoring: under the project's prefix, apart from runs and code
+SCORES_FOLDER = "scores"
+#: written beside the ``.out`` parts once every part is scored
+SCORES_DESCRIPTION = "_scores.json"
+
+
+def batch_transform(
+    params: dict[str, Any],
+    reference: str,
+    data_location: str,
+    out_uri: str,
+    explain_count: int = 0,
+    cutoff: float | None = None,
+    overwrite: bool = False,
+    progress: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Score ``data_location`` with the model ``reference`` (run id or ``s3://`` URI) into ``out_uri``;
+    what was written, and how the decisions were made."""
+    stamp = workspace.new_run_id()
+    run = Run(params, stamp, open_backend(params), workspace.artifacts_root() / "scoring" / stamp)
+    out_uri = _checked_out_uri(run, out_uri, overwrite)
+    model_uri, record = serving.model_in_store(reference, run.registry())
+    manifest_uri = serving.manifest_uri_for(model_uri)
+    manifest = json.loads(run.backend.local_copy(manifest_uri).read_text())
+    decisions.check_explain_count(explain_count, manifest)
+    cutoff, cutoff_origin = serving.decision_cutoff(record, cutoff)
+    identifier = _identifier_of(data_location, run.backend)
+    version_arn = _deploy_scoring(run)
+    scratch = f"{run.project_prefix}/scoring/{stamp}"
+    if not data_location.startswith(run.project_prefix + "/"):  # where the Glue role reads: copied there
+        file_name = data_location.rstrip("/").rsplit("/", 1)[-1]
+        run.backend.stage_file(data_location, f"{scratch}/{file_name}")  # an s3:// input is copied inside S3
+        data_location = f"{scratch}/{file_name}"
+    name = names.resource_name(params, f"score-{stamp}")
+    execution_input = {
+        "DataUri": data_location,
+        "EncodedUri": f"{scratch}/customers/",
+        "OutputUri": out_uri,
+        "ManifestUri": manifest_uri,
+        "ModelName": name,
+        "ModelDataUrl": model_uri,
+        "SourceDirUri": _staged_source_dir(run, manifest),
+        "Cutoff": repr(float(cutoff)),
+        "Explain": str(explain_count),
+        "TransformJobName": name,
+        "OutputFilter": container.transform_data_processing(len(manifest["features"]))["OutputFilter"],
+    }
+    if overwrite:
+        run.backend.remove_prefix(out_uri)
+    sfn = run.backend.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=version_arn, name=stamp, input=json.dumps(execution_input))[
+        "executionArn"
+    ]
+    run.state.update(execution_arn=arn, execution_input=execution_input)
+    run.save()
+    result = {
+        "output_uri": out_uri,
+        "columns": decisions.output_columns(identifier, explain_count),
+        "cutoff": cutoff,
+        "cutoff_origin": cutoff_origin,
+        "execution_arn": arn,
+        "transform_job": name,
+        "status": "RUNNING",
+    }
+    if params["wait_for_execution"]:
+        result["status"] = _wait_and_describe(run, arn, result, scratch, progress)
+    return result
+
+
+def _checked_out_uri(run: Run, out_uri: str, overwrite: bool) -> str:
+    """``--out`` as a folder of its own under the project's scores, empty unless ``overwrite``."""
+    out_uri = out_uri.rstrip("/") + "/"
+    scores_root = f"{run.project_prefix}/{SCORES_FOLDER}/"
+    if not out_uri.startswith(scores_root) or out_uri == scores_root:
+        raise PipelineError(
+            f"--out {out_uri}: scores go to a folder of their own under {scores_root} (the stack's "
+            "SageMaker role writes under the project's prefix, where runs, models and code also "
+            "live: --overwrite must never reach those)"
+        )
+    if run.backend.keys_under(out_uri) and not overwrite:
+        raise PipelineError(
+            f"--out {out_uri} holds earlier scores; they are not mixed with new ones (choose "
+            "another --out, or pass --overwrite to replace them)"
+        )
+    return out_uri
+
+
+def _staged_source_dir(run: Run, manifest: dict[str, Any]) -> str:
+    """The scoring model's source directory, staged once under its content hash."""
+    source_dir = archives.scoring_source_dir(manifest)
+    uri = f"{run.code_prefix}/scoring-{hashlib.sha256(source_dir).hexdigest()[:16]}.tar.gz"
+    if not run.backend.object_exists(uri):
+        run.backend.stage_bytes(source_dir, uri)
+    return uri
+
+
+def _deploy_scoring(run: Run) -> str:
+    """This package's ETL job (it has the scoring mode) and the scoring state machine; the version to run."""
+    params = run.params
+    deploy_etl_job(run)
+    environment = container.transform_environment(
+        statemachine.input_path("SourceDirUri"),
+        statemachine.input_path("Cutoff"),
+        statemachine.input_path("Explain"),
+        params["region"],
+    )
+    spec = statemachine.ScoringSpec(
+        run.glue_job_name,
+        run.training_image,
+        params["region"],
+        params["sagemaker_execution_role"],
+        params["endpoint_instance_type"],
+        params["endpoint_instance_count"],
+        tuple(environment.items()),
+    )
+    definition = statemachine.scoring_definition_for(spec, workspace.sdk_cache())
+    deploy_state_machine(run, definition, name=names.scoring_state_machine_name(params))
+    return run.state["state_machine"]["version_arn"]
+
+
+def _wait_and_describe(run: Run, arn: str, result: dict[str, Any], scratch: str, progress) -> str:
+    """Wait for the scoring; once every part is scored, describe the scores beside them and remove the
+    encoded customers. The execution's status."""
+    status = wait_for_execution(run, arn, progress=progress)["status"]
+    history = run.backend.execution_history(arn)
+    run.write_artifact("execution-history.json", history)
+    raise_if_failed(history)
+    described = {k: result[k] for k in ("columns", "cutoff", "cutoff_origin", "execution_arn", "transform_job")}
+    run.backend.stage_bytes(json.dumps(described, indent=2).encode(), f"{result['output_uri']}{SCORES_DESCRIPTION}")
+    run.backend.remove_prefix(scratch + "/")
+    return status
+
+
+def _identifier_of(location: str, backend) -> str:
+    """The identifier column of a file's scores, from its first line (the rest is read where it is)."""
+    lines = backend.text_lines(location)
+    first = next(lines, "")
+    lines.close()
+    raw = data.detect_format(first, location, labelled=False) == "raw"
+    return data.IDENTIFIER[0] if raw else decisions.ROW_NUMBER
