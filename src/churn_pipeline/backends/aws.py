@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from ..aws_errors import s3_not_found
 from ..errors import PipelineError
 from ..registry import DynamoDbRegistry
@@ -155,7 +157,7 @@ class AwsBackend:
         s3 = self.client("s3")
         try:
             s3.head_bucket(Bucket=bucket)
-        except Exception as exc:
+        except ClientError as exc:
             if not s3_not_found(exc):
                 raise
             settings = (
@@ -252,7 +254,7 @@ class AwsBackend:
         bucket, key = split_s3_uri(uri)
         try:
             self.s3_client().head_object(Bucket=bucket, Key=key)
-        except Exception as exc:
+        except ClientError as exc:
             if not s3_not_found(exc):
                 raise
             return False

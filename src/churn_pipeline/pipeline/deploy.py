@@ -13,10 +13,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from botocore.exceptions import ClientError
 
 from .. import archives, names, statemachine, workspace
-from ..aws_errors import GlueEntityNotFound, LambdaResourceNotFound, StateMachineDoesNotExist
+from ..aws_errors import AwsErrorCode, GlueEntityNotFound, LambdaResourceNotFound, StateMachineDoesNotExist
 from ..errors import PipelineError
 from ..storage import split_s3_uri
 from .run import Run
@@ -51,6 +54,27 @@ def _differs(wanted: dict[str, Any], current: dict[str, Any]) -> bool:
     return any(current.get(key) != value for key, value in wanted.items())
 
 
+Current = TypeVar("Current")
+Outcome = TypeVar("Outcome")
+
+
+def create_or_update(
+    read: Callable[[], Current],
+    not_found: type[AwsErrorCode],
+    create: Callable[[], Outcome],
+    update: Callable[[Current], Outcome],
+) -> Outcome:
+    """``update(read())``, or ``create()`` when the read answers ``not_found``'s code: every other
+    error (a denied read, throttling) is raised, never taken for a missing resource."""
+    try:
+        current = read()
+    except ClientError as exc:
+        if not not_found.matches(exc):
+            raise
+        return create()
+    return update(current)
+
+
 def deploy_etl_job(run: Run) -> str:
     """Create the Glue job, or update it when its definition differs; returns created/updated/unchanged.
 
@@ -59,18 +83,18 @@ def deploy_etl_job(run: Run) -> str:
     """
     glue = run.backend.client("glue")
     definition = etl_job_definition(run)
-    try:
-        current = glue.get_job(JobName=run.glue_job_name)["Job"]
-    except Exception as exc:
-        if not GlueEntityNotFound.matches(exc):
-            raise
+
+    def create() -> str:
         glue.create_job(Name=run.glue_job_name, **definition)
-        outcome = "created"
-    else:
-        outcome = "unchanged"
-        if _differs(definition, current):
-            glue.update_job(JobName=run.glue_job_name, JobUpdate=definition)
-            outcome = "updated"
+        return "created"
+
+    def update(current: dict[str, Any]) -> str:
+        if not _differs(definition, current["Job"]):
+            return "unchanged"
+        glue.update_job(JobName=run.glue_job_name, JobUpdate=definition)
+        return "updated"
+
+    outcome = create_or_update(lambda: glue.get_job(JobName=run.glue_job_name), GlueEntityNotFound, create, update)
     run.state["glue_job"] = {
         "name": run.glue_job_name,
         "script": definition["Command"]["ScriptLocation"],
@@ -108,41 +132,48 @@ def deploy_functions(run: Run) -> dict[str, str]:
     """Create both functions from one archive, or update what differs; returns {function: outcome}."""
     archive = archives.function_archive()
     bucket, key = split_s3_uri(stage_code(run, "functions.zip", archive))
-    code_sha256 = base64.b64encode(hashlib.sha256(archive).digest()).decode()
-    lambda_client = run.backend.client("lambda")
-    roles = {"query": run.params["lambda_role"], "registry": run.params["model_registry_lambda_role"]}
-    outcomes = {}
-    for role, module in names.FUNCTION_MODULES.items():
-        name = run.function_name(role)
-        settings = {
-            "Role": roles[role],
-            "Handler": f"{module}.handler",
-            "Runtime": run.params["lambda_runtime"],
-            "Timeout": 60,
-            "MemorySize": 256,
-            "Environment": {"Variables": run.backend.function_environment(run.registry_table)},
-        }
-        try:  # read it once ready: an update a previous build started may still be in progress
-            current = wait_for_function(run, name)
-        except Exception as exc:
-            if not LambdaResourceNotFound.matches(exc):
-                raise
-            lambda_client.create_function(FunctionName=name, Code={"S3Bucket": bucket, "S3Key": key}, **settings)
-            wait_for_function(run, name)
-            outcomes[name] = "created"
-            continue
-        outcomes[name] = "unchanged"
-        if current.get("CodeSha256") != code_sha256:
-            lambda_client.update_function_code(FunctionName=name, S3Bucket=bucket, S3Key=key)
-            wait_for_function(run, name)
-            outcomes[name] = "updated"
-        if _differs(settings, current):
-            lambda_client.update_function_configuration(FunctionName=name, **settings)
-            wait_for_function(run, name)
-            outcomes[name] = "updated"
+    code = {"S3Bucket": bucket, "S3Key": key, "CodeSha256": base64.b64encode(hashlib.sha256(archive).digest()).decode()}
+    outcomes = {run.function_name(role): _deploy_function(run, role, code) for role in names.FUNCTION_MODULES}
     run.state["functions"] = outcomes
     run.save()
     return outcomes
+
+
+def _deploy_function(run: Run, role: str, code: dict[str, str]) -> str:
+    """One function created, or its code and settings updated where they differ (each change waited for:
+    Lambda refuses a change while another is in progress)."""
+    functions = run.backend.client("lambda")
+    name = run.function_name(role)
+    roles = {"query": run.params["lambda_role"], "registry": run.params["model_registry_lambda_role"]}
+    settings = {
+        "Role": roles[role],
+        "Handler": f"{names.FUNCTION_MODULES[role]}.handler",
+        "Runtime": run.params["lambda_runtime"],
+        "Timeout": 60,
+        "MemorySize": 256,
+        "Environment": {"Variables": run.backend.function_environment(run.registry_table)},
+    }
+    location = {"S3Bucket": code["S3Bucket"], "S3Key": code["S3Key"]}
+
+    def create() -> str:
+        functions.create_function(FunctionName=name, Code=location, **settings)
+        wait_for_function(run, name)
+        return "created"
+
+    def update(current: dict[str, Any]) -> str:
+        outcome = "unchanged"
+        if current.get("CodeSha256") != code["CodeSha256"]:
+            functions.update_function_code(FunctionName=name, **location)
+            wait_for_function(run, name)
+            outcome = "updated"
+        if _differs(settings, current):
+            functions.update_function_configuration(FunctionName=name, **settings)
+            wait_for_function(run, name)
+            outcome = "updated"
+        return outcome
+
+    # read once ready: an update a previous build started may still be in progress
+    return create_or_update(lambda: wait_for_function(run, name), LambdaResourceNotFound, create, update)
 
 
 def _latest_version(sfn, arn: str) -> dict[str, Any] | None:
@@ -175,25 +206,24 @@ def deploy_state_machine(run: Run, definition: dict[str, Any], name: str | None 
     text = statemachine.definition_json(definition)
     role = run.params["workflow_execution_role"]
     arn = run.backend.state_machine_arn(name)
-    try:
-        current = sfn.describe_state_machine(stateMachineArn=arn)
-    except Exception as exc:
-        if not StateMachineDoesNotExist.matches(exc):
-            raise
-        version_arn = sfn.create_state_machine(name=name, definition=text, roleArn=role, publish=True)[
-            "stateMachineVersionArn"
-        ]
-        outcome = "created"
-    else:
+
+    def create() -> tuple[str, str]:
+        created = sfn.create_state_machine(name=name, definition=text, roleArn=role, publish=True)
+        return "created", created["stateMachineVersionArn"]
+
+    def update(current: dict[str, Any]) -> tuple[str, str]:
         outcome = "unchanged"
         if current["definition"] != text or current["roleArn"] != role:
             sfn.update_state_machine(stateMachineArn=arn, definition=text, roleArn=role)
             outcome = "updated"
         latest = _latest_version(sfn, arn)
         if latest is not None and latest["definition"] == text and latest["roleArn"] == role:
-            version_arn = latest["stateMachineArn"]
-        else:
-            version_arn = sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"]
+            return outcome, latest["stateMachineArn"]
+        return outcome, sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"]
+
+    outcome, version_arn = create_or_update(
+        lambda: sfn.describe_state_machine(stateMachineArn=arn), StateMachineDoesNotExist, create, update
+    )
     deleted = prune_versions(sfn, arn, run.params["state_machine_versions_to_keep"])
     run.state["state_machine"] = {
         "name": name,

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from .. import statemachine, workspace
 from ..aws_errors import ExecutionAlreadyExists, ExecutionNotRedrivable
 from ..errors import ExecutionFailed, PipelineError
@@ -100,7 +102,7 @@ def start_or_rejoin(run: Run) -> str:
         return sfn.start_execution(
             stateMachineArn=version_arn, name=run.run_id, input=json.dumps(execution_input(run))
         )["executionArn"]
-    except Exception as exc:
+    except ClientError as exc:
         if not ExecutionAlreadyExists.matches(exc):
             raise
     existing = execution_arn(version_arn, run.run_id)
@@ -125,7 +127,7 @@ def start_or_rejoin(run: Run) -> str:
         )
     try:
         sfn.redrive_execution(executionArn=existing)
-    except Exception as exc:
+    except ClientError as exc:
         if not ExecutionNotRedrivable.matches(exc):
             raise
         raise PipelineError(f"{ended}; it cannot be redriven: {exc}. Start a new run.") from exc
