@@ -135,11 +135,11 @@ def run_pipeline(
 
 def synthetic_file(rows: int, seed: int = 42) -> Path:
     """A cached synthetic data file of ``rows`` customers."""
-    from churn_pipeline import data
+    from churn_pipeline import synthetic
 
     path = OUT / "data" / f"synthetic-{rows}-{seed}.csv"
     if not path.exists():
-        data.write_synthetic(path, rows, seed)
+        synthetic.write_synthetic(path, rows, seed)
     return path
 
 

@@ -27,6 +27,9 @@ from pathlib import Path
 
 from common import ROOT, synthetic_file, write_figures
 
+from churn_pipeline.etl import job as etl_job
+from churn_pipeline.etl.session import spark_session
+
 
 def percentile(values, q):
     ordered = sorted(values)
@@ -79,10 +82,10 @@ def generate_load(port: int, body: bytes, concurrency: int, seconds: float, expl
 
 
 def train_model(scratch: Path, rows: int) -> tuple[Path, Path, Path]:
-    from churn_pipeline import config, etl, training
+    from churn_pipeline import config, training
 
-    spark = etl.spark_session("local[*]")
-    etl.transform(spark, str(synthetic_file(rows)), str(scratch / "etl"))
+    spark = spark_session("local[*]")
+    etl_job.run_etl(spark, str(synthetic_file(rows)), str(scratch / "etl"))
     spark.stop()
     booster, _ = training.train(
         scratch / "etl" / "train", scratch / "etl" / "validation", training.hyperparameters_from(config.DEFAULTS)

@@ -23,6 +23,9 @@ import time
 
 from common import PeakMemory, run_pipeline, synthetic_file, write_figures
 
+from churn_pipeline.etl import job as etl_job
+from churn_pipeline.etl.session import spark_session
+
 #: the in-memory comparison loads whole channels: only up to this size
 IN_MEMORY_MAX_ROWS = 1_000_000
 
@@ -31,14 +34,14 @@ def bare(path, scratch, rows: int) -> dict:
     """The pipeline's work without notebooks, kernels, state machine, staging or processes of its own."""
     import xgboost as xgb
 
-    from churn_pipeline import config, etl, evaluation, training
+    from churn_pipeline import config, evaluation, training
 
     timings = {}
     hyperparameters = training.hyperparameters_from(config.DEFAULTS)
     with PeakMemory() as memory:
         started = time.perf_counter()
-        spark = etl.spark_session("local[*]")
-        etl.transform(spark, str(path), f"{scratch}/etl")
+        spark = spark_session("local[*]")
+        etl_job.run_etl(spark, str(path), f"{scratch}/etl")
         spark.stop()
         timings["etl_seconds"] = time.perf_counter() - started
         t0 = time.perf_counter()

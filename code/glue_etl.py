@@ -60,7 +60,7 @@ def parse_arguments(argv):
 
 
 def main(argv=None):
-    from churn_pipeline import etl
+    from churn_pipeline.etl import job, session
 
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     if _in_glue():
@@ -69,7 +69,7 @@ def main(argv=None):
 
         spark = GlueContext(SparkContext.getOrCreate()).spark_session
     else:
-        spark = etl.spark_session(arguments["SPARK_MASTER"])
+        spark = session.spark_session(arguments["SPARK_MASTER"])
     if arguments["MODE"] == "score":
         from churn_pipeline import scoring, storage
 
@@ -79,7 +79,7 @@ def main(argv=None):
         encoded = scoring.encode_for_transform(spark, arguments["S3_SOURCE"], manifest, arguments["S3_DEST"])
         print(json.dumps(encoded))
         return encoded
-    manifest = etl.transform(
+    manifest = job.run_etl(
         spark,
         source=arguments["S3_SOURCE"],
         dest=arguments["S3_DEST"],
@@ -91,7 +91,7 @@ def main(argv=None):
         seed=int(arguments["SPLIT_SEED"]),
     )
     if arguments["ETL_RECORD"]:  # last: a record names only output that is complete
-        etl.write_etl_record(
+        job.write_etl_record(
             arguments["ETL_RECORD"], key=arguments["ETL_KEY"], run_id=arguments["RUN_ID"], manifest=manifest
         )
     print(json.dumps({"rows": manifest["rows"], "features": len(manifest["features"])}))

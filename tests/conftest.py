@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
+from helpers import CHURN_TXT, ROOT, create_account_resources, fake_aws_credentials
 
-from churn_pipeline import data
-
-ROOT = Path(__file__).resolve().parents[1]
-CHURN_TXT = ROOT.parent / "shared" / "data" / "churn.txt"
-
+from churn_pipeline import synthetic
+from churn_pipeline.etl import job as etl_job
+from churn_pipeline.etl.session import spark_session
 
 #: modules that run whole pipelines or notebooks (kernels, Spark, the CLI)
 PIPELINE_MODULES = {
@@ -34,24 +32,23 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def spark():
-    from churn_pipeline import etl
 
-    return etl.spark_session("local[2]")
+    return spark_session("local[2]")
 
 
 @pytest.fixture(scope="session")
 def synthetic_csv(tmp_path_factory) -> Path:
-    return data.write_synthetic(tmp_path_factory.mktemp("data") / "synthetic.csv", rows=1500, seed=7)
+    return synthetic.write_synthetic(tmp_path_factory.mktemp("data") / "synthetic.csv", rows=1500, seed=7)
 
 
 @pytest.fixture(scope="session")
 def small_model(spark, synthetic_csv, tmp_path_factory):
     """A model trained on the synthetic data (30 rounds): its ``model.tar.gz``, manifest and ETL folder
     (built once per test process; read only)."""
-    from churn_pipeline import config, etl, training
+    from churn_pipeline import config, training
 
     out = tmp_path_factory.mktemp("model")
-    etl.transform(spark, str(synthetic_csv), str(out / "etl"))
+    etl_job.run_etl(spark, str(synthetic_csv), str(out / "etl"))
     booster, _ = training.train(
         out / "etl" / "train",
         out / "etl" / "validation",
@@ -75,53 +72,6 @@ def churn_txt() -> Path:
     if not CHURN_TXT.exists():
         pytest.skip("the public churn dataset is not present beside the project")
     return CHURN_TXT
-
-
-ROLE_NAMES = (
-    "workflow_execution_role",
-    "sagemaker_execution_role",
-    "glue_role",
-    "lambda_role",
-    "model_registry_lambda_role",
-)
-ACCOUNT = "123456789012"
-
-
-def fake_aws_credentials(monkeypatch, **extra: str) -> None:
-    """Credentials and a region that only moto accepts (never a real account's)."""
-    for name, value in {
-        "AWS_DEFAULT_REGION": "eu-west-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        **extra,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-
-def create_account_resources(monkeypatch) -> None:
-    """What the CI/CD stack provides: the five roles (trusted by their services), their variables, the table."""
-    import boto3
-
-    from churn_pipeline.doctor import ROLE_SERVICES
-
-    iam = boto3.client("iam")
-    for name in ROLE_NAMES:
-        role = f"churn-dev-{name.replace('_', '-')}"
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": ROLE_SERVICES[name]}}
-            ],
-        }
-        iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
-        monkeypatch.setenv(name, f"  arn:aws:iam::{ACCOUNT}:role/{role}\n")  # stray white space, as pasted
-    boto3.client("dynamodb").create_table(
-        TableName="churn-dev-model-registry",
-        KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
 
 
 @pytest.fixture

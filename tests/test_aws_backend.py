@@ -7,14 +7,15 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
+from helpers import ROLE_NAMES, ROOT
 
 from churn_pipeline import config, statemachine, workflow
 from churn_pipeline.backends.aws import normalise_history
 from churn_pipeline.backends.local import LocalBackend, asl
 from churn_pipeline.errors import ConfigError, ExecutionFailed, PipelineError
+from churn_pipeline.etl import job as etl_job
 from churn_pipeline.pipeline import deploy as pipeline_deploy
 from churn_pipeline.pipeline import execution
-from conftest import ROLE_NAMES, ROOT
 
 BUCKET = "sagemaker-eu-west-1-123456789012"
 
@@ -310,7 +311,7 @@ def test_resource_names_respect_service_limits(aws_env, synthetic_csv):
 
 
 def test_local_backend_ignores_role_variables(monkeypatch):
-    monkeypatch.delenv("glue_role", raising=False)
+    monkeypatch.setenv("glue_role", "arn:aws:iam::123456789012:role/some-account-glue")
     assert config.load(ROOT / "parameters" / "local.yaml")["glue_role"].startswith("arn:aws:iam::000000000000")
 
 
@@ -337,14 +338,13 @@ def test_waiting_shows_the_state_the_execution_is_in(aws_env, synthetic_csv, mon
 def test_a_run_on_the_same_data_reuses_the_recorded_etl_output(aws_env, synthetic_csv):
     """SFN-CHOICE-REUSE on the aws backend: the record a finished Glue job writes sends the next run with the
     same inputs past the ETL, to the first run's channels."""
-    from churn_pipeline import etl
 
     first, _, _ = deploy(dev_params(run_id="first"), synthetic_csv)
     assert not first.state["etl"]["reused"]
     s3 = boto3.client("s3")
     # what code/glue_etl.py leaves when the first run's ETL job finishes (moto runs no Glue job)
     s3.put_object(Bucket=BUCKET, Key="churn/first/etl/manifest.json", Body=json.dumps({"features": ["a"]}))
-    etl.write_etl_record(
+    etl_job.write_etl_record(
         first.state["etl"]["record_uri"], first.state["etl"]["key"], "first", {"rows": {"train": 1}}, s3
     )
     second, _, _ = deploy(dev_params(run_id="second"), synthetic_csv)

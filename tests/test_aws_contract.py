@@ -15,9 +15,9 @@ import zipfile
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from helpers import ACCOUNT, ROOT
 
 from churn_pipeline.backends.local import LocalBackend
-from conftest import ACCOUNT, ROOT
 
 BUCKET = "contract-bucket"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/churn-dev-lambda-role"
@@ -259,7 +259,7 @@ def test_the_roles_grant_what_these_behaviours_need():
     """IAM-DESCRIBE-ALARMS, SFN-VERSION-QUOTA, SFN-REDRIVE: blue/green reads the rollback alarm with the
     SageMaker execution role; the build lists and deletes old state-machine versions and redrives a
     failed execution when a run is resumed."""
-    from test_cloudformation import template
+    from helpers import template
 
     resources = template("pipeline.yml")["Resources"]
 

@@ -1,6 +1,6 @@
 """The scaling benchmark runs on a tiny size (its own file, so `pytest -n` runs it beside the others)."""
 
-from test_benchmarks import run_benchmark
+from helpers import run_benchmark
 
 
 def test_scaling_benchmark_runs_on_a_tiny_size(tmp_path):

@@ -1,12 +1,7 @@
 """Each benchmark runs, on a tiny size (its figures are reported, never asserted)."""
 
-import json
-import subprocess
-import sys
-
 import pytest
-
-from conftest import ROOT
+from helpers import run_benchmark
 
 
 @pytest.mark.parametrize(
@@ -38,19 +33,3 @@ def test_benchmark_runs_on_a_tiny_size(script, arguments, tmp_path):
     figures = run_benchmark(script, arguments, tmp_path)
     if script == "e2e.py":
         assert figures["pairs"][0]["second"]["etl_reused"] and not figures["pairs"][0]["first"]["etl_reused"]
-
-
-def run_benchmark(script, arguments, tmp_path) -> dict:
-    """Run one benchmark script; its figures (never asserted on their values)."""
-    out = tmp_path / "figures.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), *arguments, "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    figures = json.loads(out.read_text())
-    assert figures["cpu_count"] >= 1 and result.stdout.strip()
-    return figures

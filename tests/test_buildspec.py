@@ -4,9 +4,9 @@ import shlex
 
 import tomllib
 import yaml
+from helpers import ROOT
 
 from churn_pipeline import cli, export
-from conftest import ROOT
 
 
 def buildspec():

@@ -5,32 +5,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from helpers import ROOT, template
 
 from churn_pipeline import config
 from churn_pipeline.doctor import ROLE_SERVICES
-from conftest import ROOT
-
-
-class _CfnLoader(yaml.SafeLoader):
-    """Keeps CloudFormation's short-form tags as {"!Tag": value}."""
-
-
-def _tag(loader, suffix, node):
-    if isinstance(node, yaml.ScalarNode):
-        value = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {f"!{suffix}": value}
-
-
-_CfnLoader.add_multi_constructor("!", _tag)
-
-
-def template(name):
-    return yaml.load((ROOT / "cloudformation" / name).read_text(), Loader=_CfnLoader)
 
 
 @pytest.mark.parametrize("name", ["deploy-model.yml", "pipeline.yml"])

@@ -1,13 +1,11 @@
 import json
 import re
-from pathlib import Path
 
 import pytest
+from helpers import ROOT
 
 from churn_pipeline import config
 from churn_pipeline.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_are_valid_and_complete():

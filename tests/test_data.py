@@ -2,18 +2,14 @@ import csv
 
 import numpy as np
 import pytest
-from helpers import write_lines
+from helpers import BAD_ENCODED, BAD_RAW, CHURNER, GOOD, HEADER, write_lines
 
-from churn_pipeline import data
+from churn_pipeline import data, profiling, synthetic
 from churn_pipeline.errors import DataValidationError
-
-HEADER = ",".join(data.RAW_COLUMNS)
-GOOD = "KS,128,415,382-4657,no,yes,25,265.1,110,45.07,197.4,99,16.78,244.7,91,11.01,10,3,2.7,1,False."
-CHURNER = "OH,107,415,371-7191,yes,no,0,161.6,123,27.47,195.5,103,16.62,254.4,103,11.45,13.7,3,3.7,5,True."
 
 
 def test_synthetic_data_resembles_the_public_dataset():
-    columns = data.generate_synthetic(20000, seed=1)
+    columns = synthetic.generate_synthetic(20000, seed=1)
     churn = columns[data.LABEL] == "True."
     assert 0.11 < churn.mean() < 0.17
     intl = columns["Int'l Plan"] == "yes"
@@ -27,14 +23,14 @@ def test_synthetic_data_resembles_the_public_dataset():
 
 
 def test_synthetic_data_is_seeded(tmp_path):
-    a = data.write_synthetic(tmp_path / "a.csv", 300, 3).read_bytes()
-    b = data.write_synthetic(tmp_path / "b.csv", 300, 3).read_bytes()
-    c = data.write_synthetic(tmp_path / "c.csv", 300, 4).read_bytes()
+    a = synthetic.write_synthetic(tmp_path / "a.csv", 300, 3).read_bytes()
+    b = synthetic.write_synthetic(tmp_path / "b.csv", 300, 3).read_bytes()
+    c = synthetic.write_synthetic(tmp_path / "c.csv", 300, 4).read_bytes()
     assert a == b != c
 
 
 def test_synthetic_file_validates_as_raw(synthetic_csv):
-    summary = data.validate_file(str(synthetic_csv))
+    summary = profiling.validate_file(str(synthetic_csv))
     assert summary.format == "raw" and summary.rows == 1500
     assert summary.categories["Int'l Plan"] == ["no", "yes"]
 
@@ -45,30 +41,15 @@ def test_columns_are_found_by_name_not_position(tmp_path):
     path = tmp_path / "shuffled.csv"
     with open(path, "w", newline="") as out:
         csv.writer(out).writerows([[r[i] for i in order] for r in rows])
-    summary = data.validate_file(str(path))
+    summary = profiling.validate_file(str(path))
     assert summary.rows == 2 and summary.positives == 1
-
-
-BAD_RAW = [
-    ([HEADER.replace(",Night Calls", "")], "line 1", "missing columns: Night Calls"),
-    ([HEADER + ",Extra", GOOD + ",1"], "line 1", "unknown columns: Extra"),
-    ([HEADER, GOOD, CHURNER.replace("161.6", "lots")], "line 3, column 'Day Mins'", "'lots' is not a number"),
-    ([HEADER, GOOD, CHURNER.replace("True.", "Maybe.")], "line 3, column 'Churn?'", "is not binary"),
-    ([HEADER, GOOD, CHURNER + ",9"], "line 3", "has 22 fields, the header has 21"),
-    ([HEADER, GOOD, GOOD], "", "only one class"),
-    ([HEADER], "", "no data rows"),
-    ([HEADER, GOOD, CHURNER.replace(",yes,no,", ",maybe,no,")], 'column "Int\'l Plan"', "not yes/no"),
-    ([HEADER, GOOD, CHURNER.replace(",13.7,", ",nan,")], "line 3, column 'Intl Mins'", "'nan' is not a number"),
-    ([HEADER, GOOD, CHURNER.replace(",13.7,", ",1_3,")], "line 3, column 'Intl Mins'", "'1_3' is not a number"),
-    ([HEADER, GOOD, CHURNER.replace("OH,", " ,")], "line 3, column 'State'", "empty value"),
-]
 
 
 @pytest.mark.parametrize("lines, where, problem", BAD_RAW)
 def test_bad_raw_input_names_file_line_and_column(tmp_path, lines, where, problem):
     path = write_lines(tmp_path / "bad.csv", lines)
     with pytest.raises(DataValidationError) as caught:
-        data.validate_file(path)
+        profiling.validate_file(path)
     message = str(caught.value)
     assert message.startswith(path)
     assert where in message and problem in message
@@ -77,71 +58,63 @@ def test_bad_raw_input_names_file_line_and_column(tmp_path, lines, where, proble
 def test_empty_file_is_refused(tmp_path):
     path = write_lines(tmp_path / "empty.csv", [])
     with pytest.raises(DataValidationError, match="empty"):
-        data.validate_file(path)
+        profiling.validate_file(path)
 
 
 def test_missing_file_is_refused(tmp_path):
     with pytest.raises(DataValidationError, match="cannot open"):
-        data.validate_file(str(tmp_path / "nope.csv"))
+        profiling.validate_file(str(tmp_path / "nope.csv"))
 
 
 def test_encoded_input_including_rows_quoted_whole(tmp_path):
     path = write_lines(tmp_path / "enc.csv", ["1,0.5,3", '"0,0.25,4"', "0,1,2"])
-    summary = data.validate_file(path)
+    summary = profiling.validate_file(path)
     assert (summary.format, summary.rows, summary.positives) == ("encoded", 3, 1)
     assert summary.columns == ["label", "f1", "f2"]
-
-
-BAD_ENCODED = [
-    (["1,0.5,3", "0,0.25"], "line 2", "has 2 fields, earlier rows have 3"),
-    (["1,0.5,3", "2,0.25,1"], "line 2, column 'label'", "not binary"),
-    (["1,0.5,3", "0,x,1"], "line 2, column 'feature 1'", "'x' is not a number"),
-    (["1,0.5,3", "", "0,1.5d,1"], "line 3, column 'feature 1'", "'1.5d' is not a number"),
-]
 
 
 @pytest.mark.parametrize("lines, where, problem", BAD_ENCODED)
 def test_bad_encoded_input(tmp_path, lines, where, problem):
     path = write_lines(tmp_path / "enc.csv", lines)
     with pytest.raises(DataValidationError) as caught:
-        data.validate_file(path)
+        profiling.validate_file(path)
     assert where in str(caught.value) and problem in str(caught.value)
 
 
 def test_public_dataset_validates(churn_txt):
-    summary = data.validate_file(str(churn_txt))
+    summary = profiling.validate_file(str(churn_txt))
     assert (summary.format, summary.rows, summary.positives) == ("raw", 3333, 483)
 
 
 def test_the_profile_checks_the_first_rows_and_estimates_the_rest(tmp_path):
-    path = data.write_synthetic(tmp_path / "big.csv", 3000, 2)
+    path = synthetic.write_synthetic(tmp_path / "big.csv", 3000, 2)
     lines = path.read_text().splitlines()
-    whole = data.profile_file(str(path))
-    assert whole.complete and whole.rows == 3000 and whole.summary == data.validate_file(str(path))
+    whole = profiling.profile_file(str(path))
+    assert whole.complete and whole.rows == 3000 and whole.summary == profiling.validate_file(str(path))
     lines[2500] = lines[2500].replace(".", ",", 1)  # a bad row past the first 1,000
     bad = write_lines(tmp_path / "bad.csv", lines)
-    profile = data.profile_file(bad, rows=1000)
+    profile = profiling.profile_file(bad, rows=1000)
     assert not profile.complete and profile.summary.rows == 1000 and len(profile.sample) == 1001
     assert abs(profile.rows - 3000) < 60 and f"about {profile.rows:,} rows" in profile.describe()
     with pytest.raises(DataValidationError, match="line 2501"):
-        data.profile_file(bad, rows=2600)
+        profiling.profile_file(bad, rows=2600)
 
 
 def test_synthetic_files_are_written_block_by_block(tmp_path, monkeypatch):
     """generate-data streams: each block of customers is drawn and written on its own (memory is one
     block's whatever the row count), from a generator seeded by (seed, block), so the bytes depend only
     on the row count and the seed; a file of up to one block is the single draw it always was."""
-    one_block = data.write_synthetic(tmp_path / "one.csv", 1000, 5).read_bytes()
+    one_block = synthetic.write_synthetic(tmp_path / "one.csv", 1000, 5).read_bytes()
     drawn = []
-    real = data.generate_synthetic
-    monkeypatch.setattr(data, "generate_synthetic", lambda rows, rng: drawn.append(rows) or real(rows, rng))
-    monkeypatch.setattr(data, "SYNTHETIC_BLOCK_ROWS", 1000)
-    written = data.generate_file(tmp_path / "many.csv", 2500, 5)
+    real = synthetic.generate_synthetic
+    monkeypatch.setattr(synthetic, "generate_synthetic", lambda rows, rng: drawn.append(rows) or real(rows, rng))
+    monkeypatch.setattr(synthetic, "SYNTHETIC_BLOCK_ROWS", 1000)
+    written = synthetic.generate_file(tmp_path / "many.csv", 2500, 5)
     assert drawn == [1000, 1000, 500]
     many = written.path.read_bytes()
     assert many.splitlines()[:1001] == one_block.splitlines()  # block 0 is the one-block file
-    assert data.generate_file(tmp_path / "again.csv", 2500, 5).path.read_bytes() == many
-    summary = data.validate_file(str(written.path))
+    assert synthetic.generate_file(tmp_path / "again.csv", 2500, 5).path.read_bytes() == many
+    summary = profiling.validate_file(str(written.path))
     assert (summary.rows, summary.format) == (2500, "raw")
     assert written.churned == summary.positives and abs(written.churn_rate - summary.churn_rate) < 1e-12
     blocks = many.splitlines()[1:]

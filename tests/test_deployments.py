@@ -5,11 +5,12 @@ import urllib.error
 import urllib.request
 
 import pytest
-from test_registry import make_record
+from helpers import make_record
 
-from churn_pipeline import cli, config, etl, export, training
+from churn_pipeline import cli, config, export, training
 from churn_pipeline.backends.local import LocalBackend
 from churn_pipeline.deployments import LocalEndpoints, free_port
+from churn_pipeline.etl import job as etl_job
 from churn_pipeline.workspace import process_alive as _alive
 
 
@@ -17,7 +18,7 @@ from churn_pipeline.workspace import process_alive as _alive
 def trained(spark, synthetic_csv, tmp_path_factory):
     """Two models that answer differently, with their manifest."""
     out = tmp_path_factory.mktemp("versions")
-    etl.transform(spark, str(synthetic_csv), str(out / "etl"))
+    etl_job.run_etl(spark, str(synthetic_csv), str(out / "etl"))
     archives = {}
     for name, rounds in (("small", 5), ("large", 60)):
         booster, _ = training.train(

@@ -1,8 +1,8 @@
 import boto3
+from helpers import ROOT, make_record
 
 from churn_pipeline import cli, config
 from churn_pipeline.doctor import run_checks
-from conftest import ROOT
 
 
 def params():
@@ -47,7 +47,6 @@ def test_a_registry_table_with_the_wrong_key_fails(aws_env):
 
 
 def test_registry_cli_reads_the_dynamodb_registry_of_a_parameters_file(aws_env, capsys):
-    from test_registry import make_record
 
     from churn_pipeline.registry import DynamoDbRegistry
 

@@ -4,12 +4,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import write_lines
+from helpers import BAD_ENCODED, BAD_RAW, ROOT, write_lines
 
-from churn_pipeline import data, etl, training
+from churn_pipeline import data, profiling, synthetic, training
 from churn_pipeline.errors import DataValidationError, EnvironmentProblem
-
-ROOT = Path(__file__).resolve().parents[1]
+from churn_pipeline.etl import job as etl_job
+from churn_pipeline.etl import validation as etl_validation
+from churn_pipeline.etl.encoding import encoded_frame
+from churn_pipeline.etl.session import require_java
+from churn_pipeline.etl.source import Source
+from churn_pipeline.etl.split import _rows_below
+from churn_pipeline.names import FEATURE_MANIFEST
+from churn_pipeline.storage import keep_only_csv_parts
 
 
 def _split_bytes(dest: Path) -> dict[str, bytes]:
@@ -20,14 +26,14 @@ def _split_bytes(dest: Path) -> dict[str, bytes]:
 
 
 def test_transform_encodes_splits_and_writes_manifest(spark, synthetic_csv, tmp_path):
-    manifest = etl.transform(spark, str(synthetic_csv), str(tmp_path / "out"), seed=11)
+    manifest = etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "out"), seed=11)
     assert sum(manifest["rows"].values()) == 1500
     assert abs(manifest["rows"]["train"] - 1050) <= 2 and abs(manifest["rows"]["validation"] - 300) <= 2
     assert "Phone" not in manifest["features"]
     assert not any("Charge" in f for f in manifest["features"])
     assert manifest["features"][: len(data.NUMERIC)] == data.NUMERIC
     assert "State_KS" in manifest["features"] and "Int'l Plan_yes" in manifest["features"]
-    on_disk = json.loads((tmp_path / "out" / etl.MANIFEST_NAME).read_text())
+    on_disk = json.loads((tmp_path / "out" / FEATURE_MANIFEST).read_text())
     assert on_disk["features"] == manifest["features"]
     features, labels = training.read_channel(tmp_path / "out" / "train")
     assert features.shape[1] == len(manifest["features"])
@@ -38,17 +44,17 @@ def test_transform_encodes_splits_and_writes_manifest(spark, synthetic_csv, tmp_
 
 
 def test_split_is_stratified(spark, synthetic_csv, tmp_path):
-    etl.transform(spark, str(synthetic_csv), str(tmp_path / "out"), seed=11)
+    etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "out"), seed=11)
     rates = {key: training.read_channel(tmp_path / "out" / key)[1].mean() for key in ("train", "validation", "test")}
-    overall = data.validate_file(str(synthetic_csv)).churn_rate
+    overall = profiling.validate_file(str(synthetic_csv)).churn_rate
     for key, rate in rates.items():
         assert abs(rate - overall) < 0.015, (key, rate, overall)
 
 
 def test_split_is_deterministic_for_a_seed(spark, synthetic_csv, tmp_path):
-    etl.transform(spark, str(synthetic_csv), str(tmp_path / "a"), seed=5)
-    etl.transform(spark, str(synthetic_csv), str(tmp_path / "b"), seed=5)
-    etl.transform(spark, str(synthetic_csv), str(tmp_path / "c"), seed=6)
+    etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "a"), seed=5)
+    etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "b"), seed=5)
+    etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "c"), seed=6)
     assert _split_bytes(tmp_path / "a") == _split_bytes(tmp_path / "b")
     assert _split_bytes(tmp_path / "a") != _split_bytes(tmp_path / "c")
 
@@ -56,7 +62,7 @@ def test_split_is_deterministic_for_a_seed(spark, synthetic_csv, tmp_path):
 def test_encoded_input_passes_through(spark, tmp_path):
     lines = [f'"{i % 2},{i * 0.5},{i % 7}"' if i % 3 == 0 else f"{i % 2},{i * 0.5},{i % 7}" for i in range(200)]
     source = write_lines(tmp_path / "enc.csv", lines)
-    manifest = etl.transform(spark, source, str(tmp_path / "out"))
+    manifest = etl_job.run_etl(spark, source, str(tmp_path / "out"))
     assert manifest["format"] == "encoded" and manifest["features"] == ["f1", "f2"]
     features, labels = training.read_channel(tmp_path / "out" / "train")
     assert features.shape[1] == 2 and set(labels) == {0.0, 1.0}
@@ -65,7 +71,7 @@ def test_encoded_input_passes_through(spark, tmp_path):
 def test_bad_input_stops_before_anything_is_written(spark, tmp_path):
     source = write_lines(tmp_path / "bad.csv", [",".join(data.RAW_COLUMNS), "x" * 3])
     with pytest.raises(DataValidationError, match="line 2"):
-        etl.transform(spark, source, str(tmp_path / "out"))
+        etl_job.run_etl(spark, source, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
 
@@ -73,7 +79,7 @@ def test_missing_java_says_how_to_install(monkeypatch):
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(EnvironmentProblem, match="apt-get install openjdk-17"):
-        etl.require_java()
+        require_java()
 
 
 @pytest.mark.spark  # the script starts its own Spark
@@ -114,7 +120,7 @@ def test_python_and_spark_apply_the_same_manifest_transform(spark, synthetic_csv
 
     from churn_pipeline import features
 
-    manifest = etl.transform(spark, str(synthetic_csv), str(tmp_path / "out"), seed=2)
+    manifest = etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "out"), seed=2)
     with open(synthetic_csv, newline="") as handle:
         in_python = features.encode_records(manifest["transform"], csv.DictReader(handle))
     from_spark = np.vstack(
@@ -127,7 +133,7 @@ def test_python_and_spark_apply_the_same_manifest_transform(spark, synthetic_csv
 def test_split_folders_hold_only_the_csv_parts(spark, synthetic_csv, tmp_path):
     """SM-CHANNEL-FILES: No _SUCCESS, no checksum files, no empty parts: a training channel is
     every file of its folder."""
-    etl.transform(spark, str(synthetic_csv), str(tmp_path / "out"), seed=11)
+    etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "out"), seed=11)
     for key in ("train", "validation", "test"):
         files = list((tmp_path / "out" / key).iterdir())
         assert files and all(
@@ -138,9 +144,8 @@ def test_split_folders_hold_only_the_csv_parts(spark, synthetic_csv, tmp_path):
 def test_markers_beside_the_parts_are_removed_on_s3(monkeypatch):
     """S3-PREFIX-LIST: On S3 (Glue, EMRFS) Spark can leave ``<folder>_$folder$`` and ``<folder>/_SUCCESS``."""
     import boto3
+    from helpers import fake_aws_credentials
     from moto import mock_aws
-
-    from conftest import fake_aws_credentials
 
     fake_aws_credentials(monkeypatch)
     with mock_aws():
@@ -155,7 +160,7 @@ def test_markers_beside_the_parts_are_removed_on_s3(monkeypatch):
             "etl/train/sub/part-0.csv": b"1",
         }.items():
             s3.put_object(Bucket="bucket-1", Key=key, Body=body)
-        removed = etl.keep_only_csv_parts("s3://bucket-1/etl/train", s3)
+        removed = keep_only_csv_parts("s3://bucket-1/etl/train", s3)
         left = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="bucket-1")["Contents"])
     assert sorted(removed) == ["etl/train/_SUCCESS", "etl/train/part-00001-a.csv", "etl/train_$folder$"]
     assert left == ["etl/train/part-00000-a.csv", "etl/train/sub/part-0.csv", "etl/training-notes/part-0.csv"]
@@ -167,8 +172,8 @@ def test_large_splits_are_written_as_several_parts_the_same_for_the_same_data_an
     from churn_pipeline import training
 
     part_bytes = synthetic_csv.stat().st_size / 10  # as if the file were ten parts' worth
-    first = etl.transform(spark, str(synthetic_csv), str(tmp_path / "a"), seed=5, part_bytes=part_bytes)
-    second = etl.transform(spark, str(synthetic_csv), str(tmp_path / "b"), seed=5, part_bytes=part_bytes)
+    first = etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "a"), seed=5, part_bytes=part_bytes)
+    second = etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "b"), seed=5, part_bytes=part_bytes)
     assert first["parts"]["train"] >= 7 and first["parts"]["validation"] >= 2  # about 0.7 and 0.2 of ten
     for split, parts in first["parts"].items():
         a = sorted((tmp_path / "a" / split).iterdir())
@@ -177,13 +182,10 @@ def test_large_splits_are_written_as_several_parts_the_same_for_the_same_data_an
         assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
         features, labels = training.read_channel(tmp_path / "a" / split)
         assert len(labels) == first["rows"][split] == second["rows"][split]
-    one = etl.transform(spark, str(synthetic_csv), str(tmp_path / "one"), seed=5)
+    one = etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "one"), seed=5)
     assert one["parts"] == {"train": 1, "validation": 1, "test": 1} and one["rows"] == first["rows"]
     merged = sorted(line for p in (tmp_path / "a" / "train").iterdir() for line in p.read_text().splitlines())
     assert merged == sorted(next((tmp_path / "one" / "train").iterdir()).read_text().splitlines())
-
-
-from test_data import BAD_ENCODED, BAD_RAW  # noqa: E402
 
 
 @pytest.mark.parametrize("lines, where, problem", BAD_RAW + BAD_ENCODED)
@@ -192,21 +194,21 @@ def test_spark_validation_refuses_what_the_python_checks_refuse_in_the_same_word
 ):
     path = write_lines(tmp_path / "bad.csv", lines)
     with pytest.raises(DataValidationError) as in_python:
-        data.validate_file(path)
+        profiling.validate_file(path)
     with pytest.raises(DataValidationError) as on_spark:
-        etl.validate(spark, path)
+        etl_validation.validate(spark, path)
     assert str(on_spark.value) == str(in_python.value)
 
 
 def test_spark_validation_counts_what_the_python_checks_count(spark, synthetic_csv, churn_txt):
     for path in (str(synthetic_csv), str(churn_txt)):
-        assert etl.validate(spark, path) == data.validate_file(path)
+        assert etl_validation.validate(spark, path) == profiling.validate_file(path)
 
 
 def test_spark_validation_names_the_lines_of_the_first_bad_rows_across_partitions(spark, tmp_path):
     """Every row is checked in parallel; the error names the first bad row's line and column, how many
     rows are bad, and where the next ones are (line numbers counted across the file's partitions)."""
-    path = data.write_synthetic(tmp_path / "big.csv", 20000, 9)
+    path = synthetic.write_synthetic(tmp_path / "big.csv", 20000, 9)
     lines = path.read_bytes().split(b"\n")
     for line in (19001, 15002, 16003):
         fields = lines[line - 1].split(b",")
@@ -218,7 +220,7 @@ def test_spark_validation_names_the_lines_of_the_first_bad_rows_across_partition
     try:
         assert spark.read.text(str(path)).rdd.getNumPartitions() >= 4
         with pytest.raises(DataValidationError) as caught:
-            etl.validate(spark, str(path))
+            etl_validation.validate(spark, str(path))
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
     assert str(caught.value) == (
@@ -232,7 +234,7 @@ def test_a_bad_row_stops_the_etl_before_anything_is_written(spark, tmp_path):
     lines[5] = lines[5].replace("False.", "Nope.").replace("True.", "Nope.")
     path = write_lines(tmp_path / "bad.csv", lines)
     with pytest.raises(DataValidationError, match="line 6, column 'Churn\\?'"):
-        etl.transform(spark, path, str(tmp_path / "out"))
+        etl_job.run_etl(spark, path, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
 
@@ -245,11 +247,11 @@ def test_the_split_cuts_are_the_percent_ranks_of_each_class_ties_included(spark,
 
     lines = synthetic_csv.read_text().splitlines()
     path = Path(write_lines(tmp_path / "dups.csv", lines[:700] + lines[1:120] * 5))  # tied hashes
-    monkeypatch.setattr(etl, "ORDER_BUCKETS", 8)
+    monkeypatch.setattr(etl_validation, "ORDER_BUCKETS", 8)
     part_bytes = path.stat().st_size / 6
-    manifest = etl.transform(spark, str(path), str(tmp_path / "out"), seed=3, part_bytes=part_bytes)
-    summary = etl.validate(spark, str(path))
-    frame, _ = etl.encoded_frame(etl.Source(spark, str(path)), summary, 3)
+    manifest = etl_job.run_etl(spark, str(path), str(tmp_path / "out"), seed=3, part_bytes=part_bytes)
+    summary = etl_validation.validate(spark, str(path))
+    frame, _ = encoded_frame(Source(spark, str(path)), summary, 3)
     ranked = frame.withColumn("pr", F.percent_rank().over(Window.partitionBy("label").orderBy("_order")))
     split = F.when(F.col("pr") < 0.7, "train").when(F.col("pr") < 0.9, "validation").otherwise("test")
     expected = {
@@ -268,4 +270,4 @@ def test_rows_below_a_quantile_are_those_whose_percent_rank_is_below_it():
     for rows in (1, 2, 3, 10, 101, 1000):
         for quantile in [i / 100 for i in range(0, 101)] + [0.7 + 0.15, 0.07, 0.14]:
             expected = sum(1 for r in range(rows) if (r / (rows - 1) if rows > 1 else 0.0) < quantile)
-            assert etl._rows_below(quantile, rows) == expected, (rows, quantile)
+            assert _rows_below(quantile, rows) == expected, (rows, quantile)

@@ -1,8 +1,7 @@
 import json
 
 import pytest
-from test_cloudformation import template
-from test_registry import make_record
+from helpers import make_record, template
 
 from churn_pipeline import config, export
 from churn_pipeline.errors import PipelineError

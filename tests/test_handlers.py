@@ -1,15 +1,12 @@
 """The Lambda handlers in code/, called as the local backend calls them."""
 
 import importlib.util
-from pathlib import Path
 
 import pytest
-from test_registry import make_record
+from helpers import ROOT, make_record
 
 from churn_pipeline.backends.local import LocalBackend
-from churn_pipeline.errors import DuplicateRunError
-
-ROOT = Path(__file__).resolve().parents[1]
+from churn_pipeline.errors import ConfigError, DuplicateRunError
 
 
 def load_handler(name):
@@ -71,5 +68,5 @@ def test_update_model_registry_writes_once(local_env, monkeypatch):
 def test_update_model_registry_needs_a_table(monkeypatch):
     monkeypatch.delenv("MODEL_REGISTRY_URL", raising=False)
     monkeypatch.delenv("MODEL_REGISTRY_TABLE", raising=False)
-    with pytest.raises(Exception, match="MODEL_REGISTRY_TABLE"):
+    with pytest.raises(ConfigError, match="MODEL_REGISTRY_TABLE"):
         load_handler("update_model_registry")(make_record().to_dict(), None)

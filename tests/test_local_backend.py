@@ -7,6 +7,7 @@ from botocore.exceptions import ClientError
 
 from churn_pipeline import names
 from churn_pipeline.backends.local import LocalBackend
+from churn_pipeline.errors import StateMachineError
 from churn_pipeline.pipeline.execution import execution_arn
 
 
@@ -95,7 +96,7 @@ def test_state_machine_create_update_and_execution_names(backend):
 def test_unsupported_definition_is_refused_at_deploy_time(backend):
     sfn = backend.client("stepfunctions")
     definition = json.dumps({"StartAt": "M", "States": {"M": {"Type": "Parallel", "End": True}}})
-    with pytest.raises(Exception, match="not supported"):
+    with pytest.raises(StateMachineError, match="not supported"):
         sfn.create_state_machine(name="m", definition=definition, roleArn="r")
 
 

@@ -1,16 +1,15 @@
 """requirements.lock is what every install uses, and it agrees with pyproject.toml."""
 
 import re
-from pathlib import Path
 
 import tomllib
 import yaml
+from helpers import ROOT
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements.lock"
 PIN = re.compile(r"^([A-Za-z0-9_.\-]+)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
 ENVIRONMENT_311 = {

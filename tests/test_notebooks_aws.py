@@ -7,10 +7,10 @@ import nbformat
 import papermill
 import pytest
 import strict_aws
+from helpers import ROOT, create_account_resources, fake_aws_credentials
 
 from churn_pipeline import config
 from churn_pipeline.deployments import free_port
-from conftest import ROOT, create_account_resources, fake_aws_credentials
 
 
 @pytest.fixture

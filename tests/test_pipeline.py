@@ -8,11 +8,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import ROOT
 
-from churn_pipeline import export, runner
+from churn_pipeline import export, runner, synthetic
 from churn_pipeline.registry import SqliteRegistry
 
-ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_ARTIFACTS = {
     "01-etl-setup.ipynb",
     "01-etl-setup.html",
@@ -200,7 +200,7 @@ def test_a_bad_row_past_the_first_rows_stops_the_etl_naming_file_line_and_column
     the job's own message as the cause (SFN-SYNC-CAUSE)."""
     from churn_pipeline import data
 
-    path = data.write_synthetic(tmp_path / "customers.csv", data.PROFILE_ROWS + 2000, 3)
+    path = synthetic.write_synthetic(tmp_path / "customers.csv", data.PROFILE_ROWS + 2000, 3)
     lines = path.read_text().splitlines()
     fields = lines[data.PROFILE_ROWS + 500].split(",")
     fields[7] = "n/a"  # Day Mins
@@ -281,9 +281,8 @@ def test_the_deploy_stack_serves_the_pipelines_model_and_updates_blue_green(defa
     (SageMaker refuses an existing model name; the strict layer holds moto to that and to ModelName)."""
     import boto3
     import strict_aws
+    from helpers import fake_aws_credentials
     from moto import mock_aws
-
-    from conftest import fake_aws_credentials
 
     strict_aws.apply(monkeypatch)
     fake_aws_credentials(monkeypatch)
@@ -336,9 +335,8 @@ def test_a_template_that_creates_the_model_again_fails_under_the_strict_layer(mo
     import strict_aws
     import yaml
     from botocore.exceptions import ClientError
+    from helpers import fake_aws_credentials
     from moto import mock_aws
-
-    from conftest import fake_aws_credentials
 
     strict_aws.apply(monkeypatch)
     fake_aws_credentials(monkeypatch)

@@ -5,33 +5,11 @@ import sqlite3
 
 import boto3
 import pytest
+from helpers import DECISION, fake_aws_credentials, make_record
 from moto import mock_aws
 
 from churn_pipeline.errors import ConfigError, DecisionExists, DuplicateRunError, RecordNotFound, RegistryError
 from churn_pipeline.registry import RegistryRecord, SqliteRegistry, open_registry
-from conftest import fake_aws_credentials
-
-
-def make_record(run_id: str = "run-1", **changes) -> RegistryRecord:
-    values = dict(
-        run_id=run_id,
-        created_at="2026-01-01T00:00:00+00:00",
-        environment="test",
-        algorithm="xgboost",
-        model_name=f"churn-test-{run_id}",
-        model_data_url=f"s3://b/{run_id}/model.tar.gz",
-        training_job_name=f"churn-test-{run_id}",
-        metrics={"validation:accuracy": 0.95},
-        hyperparameters={"max_depth": "5"},
-        data_uri="s3://b/raw.csv",
-        data_sha256="ab" * 32,
-        threshold=0.9,
-        status="approved",
-        image="img:1",
-        git_commit=None,
-    )
-    values.update(changes)
-    return RegistryRecord(**values)
 
 
 @pytest.fixture(params=["sqlite", "dynamodb"])
@@ -73,17 +51,6 @@ def test_second_write_for_a_run_fails_and_changes_nothing(registry):
         registry.register(make_record(metrics={"validation:accuracy": 0.5}))
     assert registry.get("run-1").metrics == {"validation:accuracy": 0.95}
     assert len(registry.list()) == 1
-
-
-DECISION = {
-    "cutoff": 0.1834,
-    "expected_cost": 2100.0,
-    "expected_cost_per_customer": 4.2,
-    "cost_offering_nobody": 35000.0,
-    "cost_offering_everybody": 50000.0,
-    "retention_offer_cost": 100.0,
-    "churn_loss": 500.0,
-}
 
 
 def test_a_decision_is_added_once_and_never_replaced(registry):

@@ -2,7 +2,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from churn_pipeline import reports  # noqa: E402
+from churn_pipeline import (
+    profiling,
+    reports,  # noqa: E402
+)
 
 HISTORY = {
     "states": [
@@ -52,9 +55,8 @@ def test_plots_draw_what_they_say():
 
 
 def test_data_profile(synthetic_csv):
-    from churn_pipeline import data
 
-    profile = reports.data_profile(data.profile_file(str(synthetic_csv)).sample)
+    profile = reports.data_profile(profiling.profile_file(str(synthetic_csv)).sample)
     assert profile.loc["Churn?", "type"] == "categorical"
     assert profile.loc["Day Mins", "type"] == "numeric" and 150 < profile.loc["Day Mins", "mean"] < 210
 
@@ -63,9 +65,8 @@ def test_nbval_sanitiser_makes_the_state_table_independent_of_durations():
     """A state taking 10 s or more widens its cell; the committed output must still match."""
     import re
 
+    from helpers import ROOT
     from nbval.plugin import get_sanitize_patterns
-
-    from conftest import ROOT
 
     patterns = get_sanitize_patterns((ROOT / "tests" / "nbval-sanitize.cfg").read_text())
 

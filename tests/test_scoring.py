@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from churn_pipeline import container, data, decisions, explain, features, scoring, serving, training
+from churn_pipeline import container, decisions, explain, features, scoring, serving, synthetic, training
 from churn_pipeline.errors import DataValidationError, PipelineError
 from churn_pipeline.pipeline import scoring as batch_scoring
 
@@ -61,7 +61,7 @@ def test_score_keeps_every_public_row_with_its_phone_in_input_order(spark, small
 def test_score_reads_records_without_the_label_and_keeps_order_across_partitions(spark, small_model, tmp_path):
     archive, manifest_path, _ = small_model
     manifest = json.loads(manifest_path.read_text())
-    source = data.write_synthetic(tmp_path / "labelled.csv", rows=6000, seed=11)
+    source = synthetic.write_synthetic(tmp_path / "labelled.csv", rows=6000, seed=11)
     unlabelled = tmp_path / "customers.csv"
     with open(source, newline="") as handle, open(unlabelled, "w", newline="") as out:
         writer = csv.writer(out)

@@ -13,10 +13,10 @@ import numpy as np
 import psutil
 import pytest
 import xgboost as xgb
+from helpers import DECISION, ROOT, make_record
 
 from churn_pipeline import serving, training
 from churn_pipeline.deployments import free_port
-from conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +178,6 @@ def test_reasons_with_the_explain_custom_attribute(endpoint, model, synthetic_cs
 def test_a_served_model_decides_at_its_runs_recorded_cutoff(model, tmp_path):
     """`serve --model RUN_ID` (what a deploy starts) loads the cutoff notebook 03 recorded; `--cutoff`
     overrides it; a model without a decision decides at 0.5 and says so."""
-    from test_registry import DECISION, make_record
 
     from churn_pipeline.backends.local import LocalBackend
     from churn_pipeline.registry import SqliteRegistry

@@ -2,11 +2,11 @@
 
 import boto3
 import pytest
+from helpers import fake_aws_credentials
 from moto import mock_aws
 
-from churn_pipeline import config, data, storage, workflow
+from churn_pipeline import config, profiling, storage, workflow
 from churn_pipeline.errors import ConfigError, DataValidationError
-from conftest import fake_aws_credentials
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_local_store_mirrors_s3_layout(tmp_path):
 
 def test_s3_data_is_validated_and_staged(s3, synthetic_csv, tmp_path):
     s3.upload_file(str(synthetic_csv), "customers", "2026/churn.csv")
-    summary = data.validate_file("s3://customers/2026/churn.csv", s3)
+    summary = profiling.validate_file("s3://customers/2026/churn.csv", s3)
     assert summary.rows == 1500
     copied = storage.copy_to_local("s3://customers/2026/churn.csv", tmp_path / "copy.csv", s3)
     assert storage.sha256_of(copied) == storage.sha256_of(synthetic_csv)
@@ -47,7 +47,7 @@ def test_s3_data_is_validated_and_staged(s3, synthetic_csv, tmp_path):
 
 def test_missing_s3_object_names_the_uri(s3):
     with pytest.raises(DataValidationError, match="s3://customers/nope.csv: cannot read from S3"):
-        data.validate_file("s3://customers/nope.csv", s3)
+        profiling.validate_file("s3://customers/nope.csv", s3)
 
 
 def test_a_run_stages_s3_input_on_the_local_backend(s3, synthetic_csv, isolated):

@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from churn_pipeline import config, etl, evaluation, training
+from churn_pipeline import config, evaluation, training
 from churn_pipeline.errors import DataValidationError
+from churn_pipeline.etl import job as etl_job
 
 
 @pytest.fixture(scope="module")
 def splits(spark, synthetic_csv, tmp_path_factory):
     out = tmp_path_factory.mktemp("etl")
-    etl.transform(spark, str(synthetic_csv), str(out), seed=3)
+    etl_job.run_etl(spark, str(synthetic_csv), str(out), seed=3)
     return out
 
 

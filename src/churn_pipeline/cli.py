@@ -8,11 +8,12 @@ import os
 import sys
 from collections.abc import Sequence
 
-from . import config, data, etl, scoring, serving
+from . import config, scoring, serving, synthetic
 from .backends import open_backend
 from .deployments import LocalEndpoints, route
 from .doctor import run_checks
 from .errors import ConfigError, PipelineError
+from .etl.session import spark_session
 from .names import registry_table
 from .pipeline.scoring import batch_transform
 from .registry import open_registry
@@ -44,7 +45,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_generate(args) -> int:
-    written = data.generate_file(args.out, args.rows, args.seed)  # counted as written: no second pass
+    written = synthetic.generate_file(args.out, args.rows, args.seed)  # counted as written: no second pass
     print(f"wrote {written.rows} rows to {written.path} (churn rate {written.churn_rate:.1%})")
     return 0
 
@@ -110,7 +111,7 @@ def _cmd_score(args) -> int:
     if not os.path.isfile(data_location):
         raise PipelineError(f"--data {args.data}: no such file")
     manifest = json.loads(model.manifest.read_text())
-    spark = etl.spark_session(args.spark_master)
+    spark = spark_session(args.spark_master)
     scored = scoring.score_file(
         spark, model.model, manifest, model.cutoff, data_location, args.out, args.explain, args.overwrite
     )

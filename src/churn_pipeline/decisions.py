@@ -8,10 +8,6 @@ from typing import Any
 from . import explain
 from .errors import PipelineError
 
-#: the identifier column of pre-encoded input: the row's line in the file
-ROW_NUMBER = "row"
-
-
 #: decimals of the written score
 SCORE_DECIMALS = 6
 

@@ -1,4 +1,5 @@
-"""Resource names: ``<project>-<environment>-<suffix>``, so two environments never share one."""
+"""Names: resources are ``<project>-<environment>-<suffix>``, so two environments never share one;
+and the files a run writes, each name with one meaning."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from typing import Any
 
 from .errors import PipelineError
 
+#: the ETL output's feature manifest: the format, features, encoding and categories a model takes
+FEATURE_MANIFEST = "manifest.json"
 #: the modules of ``code/`` that are the two functions' handlers, by the role each plays
 FUNCTION_MODULES = {"query": "query_training_status", "registry": "update_model_registry"}
 

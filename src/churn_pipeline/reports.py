@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pandas as pd
 
-from . import data
+from . import formats
 
 
 def data_profile(lines: list[str], source: str = "data") -> pd.DataFrame:
     """Per-column summary of the first lines of a raw or encoded CSV (``DataProfile.sample``)."""
-    import io
-
-    raw = data.detect_format(lines[0], source) == "raw"
-    frame = pd.read_csv(io.StringIO("\n".join(lines)), header=0 if raw else None)
+    header = formats.detect(lines[0], source).has_header
+    frame = pd.read_csv(io.StringIO("\n".join(lines)), header=0 if header else None)
     rows = []
     for column in frame.columns:
         series = frame[column]

@@ -30,8 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import data, decisions, etl, features, training
-from .errors import DataValidationError, PipelineError
+from . import decisions, formats, training
+from .errors import PipelineError
+from .etl.encoding import feature_frame
+from .etl.source import Source
+from .etl.validation import check_rows
+from .storage import keep_only_csv_parts
 
 #: Spark's CSV writes as RFC 4180 (a quote in a field doubled, as Batch Transform and Python's csv read
 #: it), values as they are (Spark trims white space by default)
@@ -50,7 +54,7 @@ class ScoredFile:
 def _output_schema(identifier: str, explain_count: int) -> str:
     """Numbers are formatted by the batch (fixed decimals; Spark would write 1.0E-4)."""
     return ", ".join(
-        f"{name} {'long' if name == decisions.ROW_NUMBER else 'int' if name == 'decision' else 'string'}"
+        f"{name} {'long' if name == formats.ROW_NUMBER else 'int' if name == 'decision' else 'string'}"
         for name in decisions.output_columns(identifier, explain_count)
     )
 
@@ -89,44 +93,14 @@ def batch_scorer(
     return score
 
 
-def _transform_for(source: etl.Source, manifest: dict[str, Any]) -> features.Transform:
-    """The manifest's transform for raw records; by position for pre-encoded rows of the model's width."""
-    trained_on_raw = manifest.get("format", "raw") == "raw"
-    if source.format == "raw":
-        if not trained_on_raw:
-            raise DataValidationError(
-                source.location,
-                "raw customer records, but the model was trained on pre-encoded rows: score rows encoded the same way",
-                line=1,
-            )
-        return manifest["transform"]
-    if source.width - 1 != len(manifest["features"]):
-        raise DataValidationError(
-            source.location,
-            f"pre-encoded rows have {source.width - 1} features after "
-            f"the label, the model takes {len(manifest['features'])}",
-            line=1,
-        )
-    return features.encoded_transform(source.width)
-
-
-def _identifier(source: etl.Source):
-    """(name, Spark column) of the identifier: ``Phone`` of raw records, the line of pre-encoded rows."""
-    from pyspark.sql import functions as F
-
-    if source.format == "raw":
-        return data.IDENTIFIER[0], F.trim(F.col(f"`{data.IDENTIFIER[0]}`"))
-    return decisions.ROW_NUMBER, source.line_number(source.partition_offsets())
-
-
 def encoded_customers(spark, data_location: str, manifest: dict[str, Any], s3_client=None):
     """(identifier name, Spark frame of identifier and features): every row checked by the run's rules
-    (a bad row raises, naming its line), then encoded by the model's transform, in input order."""
-    source = etl.Source(spark, data_location, s3_client, labelled=False)
-    transform_spec = _transform_for(source, manifest)
-    etl.check_rows(source)  # the run's rules, the run's words; nothing is written for a bad file
-    identifier, key = _identifier(source)
-    return identifier, etl.feature_frame(source, transform_spec, key.alias(identifier))
+    (a bad row raises, naming its line), then encoded by the model's encoding, in input order."""
+    source = Source(spark, data_location, s3_client, labelled=False)
+    encoding = source.format.scoring_encoding(manifest, source.location)
+    check_rows(source)  # the run's rules, the run's words; nothing is written for a bad file
+    identifier = source.format.identifier
+    return identifier, feature_frame(source, encoding, source.format.spark_identifier(source).alias(identifier))
 
 
 def encode_for_transform(
@@ -136,7 +110,7 @@ def encode_for_transform(
     in input order (part names sort as the input), what the scoring Batch Transform reads."""
     identifier, frame = encoded_customers(spark, data_location, manifest, s3_client)
     frame.write.mode("overwrite").options(**CSV_WRITE).csv(dest, header=False)
-    etl.keep_only_csv_parts(dest, s3_client)
+    keep_only_csv_parts(dest, s3_client)
     return {"identifier": identifier, "features": len(frame.columns) - 1}
 
 

@@ -183,3 +183,34 @@ def move_folder(source: str, target: str, s3_client=None) -> None:
     for name in objects_under(client, bucket, key + "/"):
         client.copy({"Bucket": bucket, "Key": name}, target_bucket, target_key + name[len(key) :])
     remove_folder(source, s3_client)
+
+
+def _is_csv_part(name: str, size: int) -> bool:
+    return name.startswith("part-") and name.endswith(".csv") and size > 0
+
+
+def keep_only_csv_parts(folder: str, s3_client=None) -> list[str]:
+    """Remove what Spark leaves beside the CSV parts; return what was removed.
+
+    ``_SUCCESS``, checksum files (``.part-*.crc``), EMRFS's ``<folder>_$folder$``
+    and empty parts: the SageMaker XGBoost container reads every file of a
+    channel and fails on these (hidden file; no delimiter to detect).
+    """
+    removed = []
+    if folder.startswith("s3://"):
+        client = s3_client or _s3_client()
+        bucket, key = split_s3_uri(folder.rstrip("/"))
+        marker = f"{key}_$folder$"
+        for found, size in objects_under(client, bucket, key).items():
+            name = found[len(key) :]
+            inside = name.startswith("/") and "/" not in name[1:]
+            if found == marker or (inside and not _is_csv_part(name[1:], size)):
+                client.delete_object(Bucket=bucket, Key=found)
+                removed.append(found)
+        return removed
+    local = folder[len("file://") :] if folder.startswith("file://") else folder
+    for entry in os.scandir(local):
+        if entry.is_file() and not _is_csv_part(entry.name, entry.stat().st_size):
+            os.remove(entry.path)
+            removed.append(entry.path)
+    return removed

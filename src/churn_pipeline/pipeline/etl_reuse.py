@@ -6,8 +6,8 @@ import hashlib
 import json
 from typing import Any
 
-from .. import etl
 from ..errors import PipelineError
+from ..names import FEATURE_MANIFEST
 from .run import Run
 
 
@@ -53,14 +53,14 @@ def plan_etl(run: Run) -> dict[str, Any]:
     else:
         source = json.loads(run.backend.local_copy(plan["record_uri"]).read_text())["run_id"]
         output_uri = f"{run.run_prefix(source)}/etl"
-        manifest_uri = f"{output_uri}/{etl.MANIFEST_NAME}"
+        manifest_uri = f"{output_uri}/{FEATURE_MANIFEST}"
         if source == run.run_id or not run.backend.object_exists(manifest_uri):
             plan["reason"] = f"the earlier ETL output of run {source} is gone"
         else:
             manifest = json.loads(run.backend.local_copy(manifest_uri).read_text())
             manifest["reused_from"] = {"run_id": source, "output_uri": output_uri}
             run.backend.stage_bytes(
-                json.dumps(manifest, indent=2).encode(), f"{run.own_etl_output_uri}/{etl.MANIFEST_NAME}"
+                json.dumps(manifest, indent=2).encode(), f"{run.own_etl_output_uri}/{FEATURE_MANIFEST}"
             )
             plan.update(
                 reused=True,

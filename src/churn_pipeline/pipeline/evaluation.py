@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import etl, evaluation, explain, training
+from .. import evaluation, explain, training
 from ..errors import PipelineError, RecordNotFound
+from ..names import FEATURE_MANIFEST
 from ..registry import check_decision
 from .run import Run
 
@@ -39,7 +40,7 @@ def evaluate_model(run: Run, record) -> dict[str, Any]:
     A run whose record holds another decision (other costs) is refused before anything is written."""
     import numpy as np
 
-    manifest = json.loads(run.backend.local_copy(f"{run.own_etl_output_uri}/{etl.MANIFEST_NAME}").read_text())
+    manifest = json.loads(run.backend.local_copy(f"{run.own_etl_output_uri}/{FEATURE_MANIFEST}").read_text())
     rows = sum(manifest["rows"].values())  # every row, counted by the ETL job
     run.state.update(data_rows=rows, data_rows_counted=True, churn_rate=round(manifest["positives"] / rows, 4))
     run.save()

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .. import archives, container, data, decisions, names, serving, statemachine, workspace
+from .. import archives, container, decisions, formats, names, serving, statemachine, workspace
 from ..backends import open_backend
 from ..errors import PipelineError
 from .deploy import deploy_etl_job, deploy_state_machine
@@ -159,5 +159,4 @@ def _identifier_of(location: str, backend) -> str:
     lines = backend.text_lines(location)
     first = next(lines, "")
     lines.close()
-    raw = data.detect_format(first, location, labelled=False) == "raw"
-    return data.IDENTIFIER[0] if raw else decisions.ROW_NUMBER
+    return formats.detect(first, location, labelled=False).identifier

@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from .. import data, workspace
+from .. import profiling, synthetic, workspace
 from .run import Run
 
 
-def stage_data(run: Run) -> data.DataProfile:
+def stage_data(run: Run) -> profiling.DataProfile:
     """Check the header and the first rows of the input and copy it to the run's prefix; generate
     synthetic data when none is named. Every row is validated by the ETL job, on Spark."""
     params = run.params
@@ -17,8 +17,8 @@ def stage_data(run: Run) -> data.DataProfile:
     if not source:
         source = str(workspace.home() / "data" / f"synthetic-{params['synthetic_rows']}-{params['synthetic_seed']}.csv")
         if not Path(source).exists():
-            data.write_synthetic(source, params["synthetic_rows"], params["synthetic_seed"])
-    profile = data.profile_file(source, run.backend.s3_client() if source.startswith("s3://") else None)
+            synthetic.write_synthetic(source, params["synthetic_rows"], params["synthetic_seed"])
+    profile = profiling.profile_file(source, run.backend.s3_client() if source.startswith("s3://") else None)
     name = Path(source.split("?")[0]).name or "data.csv"
     staged_uri = f"{run.prefix}/raw/{name}"
     digest = run.backend.stage_file(source, staged_uri)

@@ -1,0 +1,75 @@
+"""The ETL job: raw CSV -> every row validated -> encoded -> stratified train/validation/test CSV parts
+(label first, no header) + the feature manifest (column order, categories); and its record for reuse."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..names import FEATURE_MANIFEST
+from ..storage import size_of, write_text
+from .encoding import encoded_frame
+from .source import Source
+from .split import PART_BYTES, cut_values, plan_segments, rows_per_split, write_splits
+from .validation import scan
+
+
+def run_etl(
+    spark,
+    source: str,
+    dest: str,
+    train_key: str = "train",
+    validation_key: str = "validation",
+    test_key: str = "test",
+    train_fraction: float = 0.7,
+    validation_fraction: float = 0.2,
+    seed: int = 42,
+    s3_client=None,
+    part_bytes: float = PART_BYTES,
+) -> dict[str, Any]:
+    """Validate ``source``, encode it and write the three splits and the feature manifest under ``dest``.
+
+    Stratified split: the rows of each class are ordered by a seeded hash of
+    their line, and a row's split and part follow from its percent rank in that
+    order (``split``). Three passes over the input: check and count, fetch the
+    cut buckets, write.
+    """
+    lines = Source(spark, source, s3_client)
+    summary, counts = scan(lines, seed)
+    frame, encoding = encoded_frame(lines, summary, seed)
+    bounds = {
+        train_key: (0.0, train_fraction),
+        validation_key: (train_fraction, train_fraction + validation_fraction),
+        test_key: (train_fraction + validation_fraction, 1.0),
+    }
+    segments, quantiles = plan_segments(bounds, size_of(source, s3_client), part_bytes)
+    # the last segment takes every row left: its upper quantile is no cut
+    cuts, below_counts = cut_values(lines, seed, counts, quantiles[:-1])
+    base = dest.rstrip("/")
+    parts = write_splits(spark, frame, cuts, segments, base, s3_client)
+    manifest = {
+        "format": lines.format.name,
+        "source": source,
+        "label": lines.format.label,
+        "features": [step["feature"] for step in encoding],
+        "transform": encoding,
+        "categories": summary.categories,
+        "dropped": list(lines.format.dropped),
+        "rows": rows_per_split(bounds, segments, counts, below_counts),
+        "parts": parts,
+        "positives": summary.positives,
+        "splits": {"train": train_key, "validation": validation_key, "test": test_key},
+        "seed": seed,
+    }
+    write_text(f"{base}/{FEATURE_MANIFEST}", json.dumps(manifest, indent=2), s3_client)
+    return manifest
+
+
+def write_etl_record(
+    record_uri: str, key: str, run_id: str, manifest: dict[str, Any], s3_client=None
+) -> dict[str, Any]:
+    """Record a finished ETL output under its key, so a later run with the same inputs reuses it
+    (the output is that run's ETL folder)."""
+    record = {"etl_key": key, "run_id": run_id, "rows": manifest["rows"]}
+    write_text(record_uri, json.dumps(record, indent=2, sort_keys=True), s3_client)
+    return record

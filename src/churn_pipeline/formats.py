@@ -1,0 +1,363 @@
+"""Input formats: how a file of customers is read, each format owning its rules.
+
+* ``RawRecords``: the AWS churn sample's CSV with a header; columns are found by
+  name. Customers to score (``labelled=False``) need their identifier and no
+  label (one present is not read).
+* ``EncodedRows``: SageMaker-style CSV, label first, no header, all numeric
+  (rows may each be quoted as one whole string).
+
+``detect`` reads a file's first line and returns its format. A format checks a
+row in Python (``check_row``: the first rows in notebook 01, and the words that
+name a bad row) and by the same rules as Spark expressions over every row in
+the ETL job (``spark_fields``, ``spark_problems``), so a problem names the file,
+line and column and a bad file never reaches training.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+
+from . import data, features
+from .errors import DataValidationError
+
+#: what Spark reads in place of bytes that are not UTF-8
+REPLACEMENT_CHARACTER = "\ufffd"
+#: the identifier column of pre-encoded rows' scores: the row's line in the file
+ROW_NUMBER = "row"
+_NUMBER = re.compile(data.NUMBER_PATTERN)
+
+
+def is_number(text: str) -> bool:
+    return _NUMBER.fullmatch(text) is not None
+
+
+def split_encoded(line: str) -> list[str]:
+    """The fields of a pre-encoded row (which may be quoted whole, as one string)."""
+    fields = next(csv.reader([line]))
+    if len(fields) == 1 and "," in fields[0]:  # the whole row quoted as one string
+        fields = fields[0].split(",")
+    return [f.strip() for f in fields]
+
+
+class InputFormat(ABC):
+    """One format's rules; ``detect`` builds the format of a file from its first line."""
+
+    #: the name manifests and run states record
+    name: ClassVar[str]
+    #: the label column's name
+    label: ClassVar[str]
+    #: line 1 is a header, not a row
+    has_header: ClassVar[bool]
+    #: the name of the identifier column of scores
+    identifier: ClassVar[str]
+    #: the file's columns
+    columns: list[str]
+    #: columns collected per value (the one-hot encoding's categories)
+    categorical: Sequence[str] = ()
+    #: columns no feature is made of
+    dropped: list[str]
+
+    @abstractmethod
+    def split(self, line: str) -> list[str]:
+        """A line's fields, as Python reads them."""
+
+    @abstractmethod
+    def check_row(self, fields: list[str], source: str, line: int) -> int:
+        """Check one row (``line`` of ``source``); its label (0 for customers to score)."""
+
+    @abstractmethod
+    def encoding(self, categories: Mapping[str, Sequence[str]]) -> features.Transform:
+        """The features a model trained on this format takes."""
+
+    @abstractmethod
+    def scoring_encoding(self, manifest: Mapping[str, Any], source: str) -> features.Transform:
+        """How rows of this format are encoded for a model with feature manifest ``manifest``."""
+
+    @abstractmethod
+    def spark_fields(self):
+        """(a line's fields as a Spark array of strings, true when the line has the wrong width)."""
+
+    @abstractmethod
+    def _spark_checks(self) -> tuple[list, Any, dict[str, Any]]:
+        """(checks true for a bad row, true for a churner, categorical values), over ``_fields`` and
+        ``_wrong_width``."""
+
+    @abstractmethod
+    def spark_named(self) -> list:
+        """The file's columns by name as Spark columns, over ``_fields`` (what an encoding names)."""
+
+    @abstractmethod
+    def spark_label(self):
+        """A row's label as a 0/1 Spark column named ``label``, over ``_fields``."""
+
+    @abstractmethod
+    def spark_identifier(self, source):
+        """A row's identifier as a Spark column, over the rows of an ``etl.Source``."""
+
+    def data_rows(self, lines: Iterator[str]) -> Iterator[tuple[int, list[str]]]:
+        """(line number, fields) of every row of a file's lines (the first line included)."""
+        for number, line in enumerate(lines, start=1):
+            if line.strip() and not (self.has_header and number == 1):
+                yield number, self.split(line)
+
+    def spark_problems(self):
+        """(a Spark column true for a bad row, its label as 0/1, its categorical values) by the rules
+        of ``check_row``."""
+        from pyspark.sql import functions as F
+
+        checks, positive, categories = self._spark_checks()
+        bad = F.col("value").contains(REPLACEMENT_CHARACTER)
+        for check in checks:
+            bad = check | bad
+        return bad, F.coalesce(positive, F.lit(False)).cast("int"), categories
+
+    def bad_line_error(self, text: str, source: str, line: int) -> DataValidationError:
+        """The error the Python checks give for a line Spark flagged (the same rules, so the same words)."""
+        if REPLACEMENT_CHARACTER in text:
+            return DataValidationError(source, "not UTF-8 text (a byte sequence that is not UTF-8)", line=line)
+        try:
+            self.check_row(self.split(text), source, line)
+        except DataValidationError as error:
+            return error
+        return DataValidationError(
+            source,
+            "the ETL job's checks reject this row and the Python checks do not; please report it with the row",
+            line=line,
+        )
+
+
+class RawRecords(InputFormat):
+    name = "raw"
+    label = data.LABEL
+    has_header = True
+    identifier = data.IDENTIFIER[0]
+    categorical = data.CATEGORICAL
+    dropped = data.IDENTIFIER + data.CHARGES
+
+    def __init__(self, header: list[str], source: str, labelled: bool = True):
+        """``header``, checked: every column once (the label optional when not ``labelled``), nothing
+        unknown."""
+        expected = expected_columns(labelled)
+        missing = [c for c in expected if c not in header]
+        unknown = [c for c in header if c not in data.RAW_COLUMNS]
+        if missing:
+            raise DataValidationError(source, f"missing columns: {', '.join(missing)}", line=1)
+        if unknown:
+            raise DataValidationError(source, f"unknown columns: {', '.join(unknown)}", line=1)
+        duplicated = sorted({c for c in header if header.count(c) > 1})
+        if duplicated:
+            raise DataValidationError(source, f"duplicated columns: {', '.join(duplicated)}", line=1)
+        self.columns, self.labelled = header, labelled
+        self.index = {name: header.index(name) for name in data.RAW_COLUMNS if name in header}
+
+    def split(self, line: str) -> list[str]:
+        return next(csv.reader([line]), [])
+
+    def data_rows(self, lines: Iterator[str]) -> Iterator[tuple[int, list[str]]]:
+        """Rows as Python's csv module reads the lines after the header."""
+        next(lines, None)
+        for number, row in enumerate(csv.reader(lines), start=2):
+            if row:
+                yield number, row
+
+    def check_row(self, fields: list[str], source: str, line: int) -> int:
+        if len(fields) != len(self.columns):
+            raise DataValidationError(
+                source, f"has {len(fields)} fields, the header has {len(self.columns)}", line=line
+            )
+        for name in data.NUMERIC + data.CHARGES:
+            if not is_number(fields[self.index[name]]):
+                raise DataValidationError(
+                    source, f"value {fields[self.index[name]]!r} is not a number", line=line, column=name
+                )
+        for name in data.CATEGORICAL:
+            value = fields[self.index[name]].strip()
+            if not value:
+                raise DataValidationError(source, "empty value", line=line, column=name)
+            if name in data.YES_NO_COLUMNS and value not in data.YES_NO:
+                raise DataValidationError(source, f"value {value!r} is not yes/no", line=line, column=name)
+        if not self.labelled:
+            if re.fullmatch(data.BLANK_PATTERN, fields[self.index[self.identifier]]):
+                raise DataValidationError(
+                    source, "empty value: the scores name each customer by it", line=line, column=self.identifier
+                )
+            return 0
+        return _label_value(fields[self.index[data.LABEL]].strip(), source, line)
+
+    def encoding(self, categories: Mapping[str, Sequence[str]]) -> features.Transform:
+        return features.raw_transform(categories)
+
+    def scoring_encoding(self, manifest: Mapping[str, Any], source: str) -> features.Transform:
+        if manifest.get("format", self.name) != self.name:
+            raise DataValidationError(
+                source,
+                "raw customer records, but the model was trained on pre-encoded rows: score rows encoded the same way",
+                line=1,
+            )
+        return manifest["transform"]
+
+    def spark_fields(self):
+        """Lines are split on commas unless they hold a quote, which only the CSV parser reads right
+        (slower, and most files have none)."""
+        from pyspark.sql import functions as F
+
+        width = len(self.columns)
+        quoted = F.col("value").contains('"')
+        schema = ", ".join(f"c{i} STRING" for i in range(width)) + ", _bad STRING"
+        # RFC 4180 quoting, as Python's csv reads it: a quote inside a quoted field is doubled
+        parsed = F.from_csv(
+            F.col("value"), schema, {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": "_bad", "escape": '"'}
+        )
+        plain = F.split(F.col("value"), ",")
+        fields = F.when(quoted, F.array(*[parsed.getField(f"c{i}") for i in range(width)])).otherwise(plain)
+        wrong_width = F.when(quoted, parsed.getField("_bad").isNotNull()).otherwise(F.size(plain) != width)
+        return fields, wrong_width
+
+    def _field(self, name: str):
+        from pyspark.sql import functions as F
+
+        return F.col("_fields").getItem(self.index[name])
+
+    def _spark_checks(self):
+        from pyspark.sql import functions as F
+
+        number = f"^{data.NUMBER_PATTERN}$"
+        checks = [F.col("_wrong_width")]
+        checks += [~F.coalesce(self._field(n).rlike(number), F.lit(False)) for n in data.NUMERIC + data.CHARGES]
+        checks += [F.coalesce(F.trim(self._field(n)), F.lit("")) == "" for n in data.CATEGORICAL]
+        checks += [~F.coalesce(F.trim(self._field(n)).isin(*data.YES_NO), F.lit(False)) for n in data.YES_NO_COLUMNS]
+        positive = F.lit(False)
+        if not self.labelled:  # customers to score: named by their identifier; a label is not read
+            blank = f"^{data.BLANK_PATTERN}$"
+            checks.append(F.coalesce(self._field(self.identifier).rlike(blank), F.lit(True)))
+        else:
+            label = F.trim(self._field(data.LABEL))
+            checks.append(~F.coalesce(label.isin(*data.TRUE_LABELS, *data.FALSE_LABELS), F.lit(False)))
+            positive = label.isin(*data.TRUE_LABELS)
+        return checks, positive, {name: F.trim(self._field(name)) for name in data.CATEGORICAL}
+
+    def spark_named(self) -> list:
+        return [self._field(name).alias(name) for name in self.columns]
+
+    def spark_label(self):
+        from pyspark.sql import functions as F
+
+        label = F.trim(self._field(data.LABEL))
+        return F.when(label.isin(*data.TRUE_LABELS), 1).otherwise(0).cast("int").alias("label")
+
+    def spark_identifier(self, source):
+        from pyspark.sql import functions as F
+
+        return F.trim(self._field(self.identifier))
+
+
+class EncodedRows(InputFormat):
+    name = "encoded"
+    label = "label"
+    has_header = False
+    identifier = ROW_NUMBER
+    dropped: list[str] = []
+
+    def __init__(self, width: int, source: str):
+        if width < 2:
+            raise DataValidationError(source, "needs a label and at least one feature", line=1)
+        self.width = width
+        self.columns = ["label"] + [f"f{i}" for i in range(1, width)]
+
+    def split(self, line: str) -> list[str]:
+        return split_encoded(line)
+
+    def check_row(self, fields: list[str], source: str, line: int) -> int:
+        if len(fields) != self.width:
+            raise DataValidationError(source, f"has {len(fields)} fields, earlier rows have {self.width}", line=line)
+        for position, value in enumerate(fields):
+            if not is_number(value):
+                column = "label" if position == 0 else f"feature {position}"
+                raise DataValidationError(source, f"value {value!r} is not a number", line=line, column=column)
+        label = float(fields[0])
+        if label not in (0.0, 1.0):
+            raise DataValidationError(
+                source, f"label {fields[0]!r} is not binary (expected 0 or 1)", line=line, column="label"
+            )
+        return int(label)
+
+    def encoding(self, categories: Mapping[str, Sequence[str]]) -> features.Transform:
+        return features.encoded_transform(self.width)
+
+    def scoring_encoding(self, manifest: Mapping[str, Any], source: str) -> features.Transform:
+        if self.width - 1 != len(manifest["features"]):
+            raise DataValidationError(
+                source,
+                f"pre-encoded rows have {self.width - 1} features after the label, the model takes "
+                f"{len(manifest['features'])}",
+                line=1,
+            )
+        return features.encoded_transform(self.width)
+
+    def spark_fields(self):
+        from pyspark.sql import functions as F
+
+        return F.split(F.regexp_replace(F.col("value"), '"', ""), ","), F.lit(False)
+
+    def _spark_checks(self):
+        from pyspark.sql import functions as F
+
+        fields, number = F.col("_fields"), f"^{data.NUMBER_PATTERN}$"
+        label = F.trim(fields.getItem(0)).cast("double")
+        checks = [
+            F.size(fields) != self.width,
+            F.exists(fields, lambda value: ~value.rlike(number)),
+            ~F.coalesce(label.isin(0.0, 1.0), F.lit(False)),
+        ]
+        return checks, label == 1.0, {}
+
+    def spark_named(self) -> list:
+        return []
+
+    def spark_label(self):
+        from pyspark.sql import functions as F
+
+        return F.trim(F.col("_fields").getItem(0)).cast("double").cast("int").alias("label")
+
+    def spark_identifier(self, source):
+        return source.line_number(source.partition_offsets())
+
+
+def expected_columns(labelled: bool = True) -> list[str]:
+    """The raw format's columns; customers to score need not have the label."""
+    return data.RAW_COLUMNS if labelled else [c for c in data.RAW_COLUMNS if c != data.LABEL]
+
+
+def detect(first_line: str, source: str, labelled: bool = True) -> InputFormat:
+    """The format of a file whose first line is ``first_line``: raw (a header with the churn columns)
+    or pre-encoded (label-first numeric rows). ``labelled=False`` (customers to score) takes a raw
+    header without the label column too."""
+    fields = next(csv.reader([first_line]), [])
+    if not fields or not any(f.strip() for f in fields):
+        raise DataValidationError(source, "the file is empty", line=1)
+    names = [f.strip() for f in fields]
+    if data.LABEL in names or not labelled and data.IDENTIFIER[0] in names:
+        return RawRecords(names, source, labelled)
+    if all(is_number(f) for f in split_encoded(first_line)):
+        return EncodedRows(len(split_encoded(first_line)), source)
+    missing = [c for c in expected_columns(labelled) if c not in names]
+    raise DataValidationError(
+        source,
+        "unrecognised header: expected the raw churn header or label-first numeric rows; "
+        f"missing columns: {', '.join(missing)}",
+        line=1,
+    )
+
+
+def _label_value(text: str, source: str, line: int) -> int:
+    if text in data.TRUE_LABELS:
+        return 1
+    if text in data.FALSE_LABELS:
+        return 0
+    raise DataValidationError(
+        source, f"label {text!r} is not binary (expected True./False. or 1/0)", line=line, column=data.LABEL
+    )

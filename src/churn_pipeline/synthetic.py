@@ -1,0 +1,165 @@
+"""Seeded synthetic customers in the raw churn format: the data a run uses when none is named."""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import LABEL, RAW_COLUMNS
+from .errors import DataValidationError
+
+STATES = [
+    "AK",
+    "AL",
+    "AR",
+    "AZ",
+    "CA",
+    "CO",
+    "CT",
+    "DC",
+    "DE",
+    "FL",
+    "GA",
+    "HI",
+    "IA",
+    "ID",
+    "IL",
+    "IN",
+    "KS",
+    "KY",
+    "LA",
+    "MA",
+    "MD",
+    "ME",
+    "MI",
+    "MN",
+    "MO",
+    "MS",
+    "MT",
+    "NC",
+    "ND",
+    "NE",
+    "NH",
+    "NJ",
+    "NM",
+    "NV",
+    "NY",
+    "OH",
+    "OK",
+    "OR",
+    "PA",
+    "RI",
+    "SC",
+    "SD",
+    "TN",
+    "TX",
+    "UT",
+    "VA",
+    "VT",
+    "WA",
+    "WI",
+    "WV",
+    "WY",
+]
+
+
+#: customers are drawn in blocks of this many, each from its own seeded generator, so a file of any
+#: size is written in bounded memory and its content does not depend on how it is written
+SYNTHETIC_BLOCK_ROWS = 100_000
+
+
+def _block_generator(seed: int, block: int) -> np.random.Generator:
+    """Block 0 draws from ``seed`` itself (a file of up to one block is what one draw gives)."""
+    return np.random.default_rng(seed if block == 0 else [seed, block])
+
+
+def generate_synthetic(rows: int, seed: int | np.random.Generator) -> dict[str, np.ndarray]:
+    """Draw customers whose marginals and churn drivers resemble the public churn data.
+
+    Churn rises steeply with heavy daytime use, an international plan (with
+    many international minutes), and four or more customer-service calls; a
+    voice-mail plan lowers it. The rate lands near 14 %.
+    """
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    n = rows
+    intl_plan = rng.random(n) < 0.097
+    vmail_plan = rng.random(n) < 0.277
+    day_mins = np.clip(rng.normal(179.8, 54.5, n), 0, 351).round(1)
+    eve_mins = np.clip(rng.normal(201.0, 50.7, n), 0, 364).round(1)
+    night_mins = np.clip(rng.normal(200.9, 50.6, n), 23, 395).round(1)
+    intl_mins = np.clip(rng.normal(10.2, 2.8, n), 0, 20).round(1)
+    custserv = np.minimum(rng.poisson(1.56, n), 9)
+    intl_calls = np.minimum(rng.poisson(4.48, n), 20)
+    total_mins = day_mins + eve_mins
+    risk = np.full(n, -4.5)
+    risk += np.where(day_mins > 264, 6.0, 0.0)
+    risk += np.where((day_mins > 225) & (total_mins > 470), 5.0, 0.0)
+    risk += np.where(intl_plan & ((intl_mins > 13) | (intl_calls < 3)), 7.0, 0.0)
+    risk += np.where(custserv >= 4, np.where(day_mins < 160, 6.5, 1.0), 0.0)
+    risk += np.where(vmail_plan, -1.5, 0.0)
+    churn = rng.random(n) < 1.0 / (1.0 + np.exp(-risk))
+    vmail_msgs = np.where(vmail_plan, np.clip(rng.normal(29.3, 7.6, n), 4, 51), 0).round().astype(int)
+    return {
+        "State": rng.choice(STATES, n),
+        "Account Length": np.clip(rng.normal(101, 39.8, n), 1, 243).round().astype(int),
+        "Area Code": rng.choice(np.array([408, 415, 510]), n, p=[0.25, 0.50, 0.25]),
+        "Phone": np.array([f"{a}-{b:04d}" for a, b in zip(rng.integers(327, 423, n), rng.integers(0, 10000, n))]),
+        "Int'l Plan": np.where(intl_plan, "yes", "no"),
+        "VMail Plan": np.where(vmail_plan, "yes", "no"),
+        "VMail Message": vmail_msgs,
+        "Day Mins": day_mins,
+        "Day Calls": np.clip(rng.normal(100.4, 20.1, n), 0, 165).round().astype(int),
+        "Day Charge": (day_mins * 0.17).round(2),
+        "Eve Mins": eve_mins,
+        "Eve Calls": np.clip(rng.normal(100.1, 19.9, n), 0, 170).round().astype(int),
+        "Eve Charge": (eve_mins * 0.085).round(2),
+        "Night Mins": night_mins,
+        "Night Calls": np.clip(rng.normal(100.1, 19.6, n), 33, 175).round().astype(int),
+        "Night Charge": (night_mins * 0.045).round(2),
+        "Intl Mins": intl_mins,
+        "Intl Calls": intl_calls,
+        "Intl Charge": (intl_mins * 0.27).round(2),
+        "CustServ Calls": custserv,
+        LABEL: np.where(churn, "True.", "False."),
+    }
+
+
+@dataclass(frozen=True)
+class SyntheticFile:
+    path: Path
+    rows: int
+    churned: int
+
+    @property
+    def churn_rate(self) -> float:
+        return self.churned / self.rows
+
+
+def generate_file(path: str | os.PathLike, rows: int, seed: int) -> SyntheticFile:
+    """Write ``rows`` synthetic customers in the raw format, block by block (memory is one block's,
+    whatever ``rows``), atomically; the same ``rows`` and ``seed`` give the same bytes."""
+    if rows < 1:
+        raise DataValidationError(str(path), f"cannot generate {rows} rows; need at least 1")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    churned = 0
+    with open(tmp, "w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(RAW_COLUMNS)
+        for block, start in enumerate(range(0, rows, SYNTHETIC_BLOCK_ROWS)):
+            size = min(SYNTHETIC_BLOCK_ROWS, rows - start)
+            columns = generate_synthetic(size, _block_generator(seed, block))
+            churned += int(np.count_nonzero(columns[LABEL] == "True."))
+            writer.writerows(zip(*(columns[name].tolist() for name in RAW_COLUMNS)))
+    os.replace(tmp, path)
+    return SyntheticFile(path, rows, churned)
+
+
+def write_synthetic(path: str | os.PathLike, rows: int, seed: int) -> Path:
+    """``generate_file``, returning the path."""
+    return generate_file(path, rows, seed).path
