@@ -72,7 +72,7 @@ clean:
 
 # Re-execute the committed notebooks (fresh home, default parameters): the outputs nbval checks.
 notebooks: check-java install
-	$(BIN)/python -c 'from churn_pipeline.runner import refresh_committed_notebooks as r; r()'
+	$(BIN)/python -c 'from churn_pipeline.notebooks import refresh_committed_notebooks as r; r()'
 
 # Benchmarks print a table and write JSON figures under benchmarks/out/.
 bench: check-java install

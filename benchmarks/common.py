@@ -121,7 +121,7 @@ def run_pipeline(
             command += ["--data", data]
         measured = measure_process(command, f"run {run_id}", env)
         out = Path(scratch) / "art" / run_id
-        manifest = json.loads((out / "manifest.json").read_text())
+        manifest = json.loads((out / "summary.json").read_text())
         history = json.loads((out / "execution-history.json").read_text())
         metrics = json.loads((out / "metrics.json").read_text())
         return {

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from helpers import ROLE_NAMES, ROOT
 
-from churn_pipeline import config, statemachine, workflow
+from churn_pipeline import config, sdk, statemachine, workflow
 from churn_pipeline.backends.aws import normalise_history
 from churn_pipeline.backends.local import LocalBackend, asl
 from churn_pipeline.errors import ConfigError, ExecutionFailed, PipelineError
@@ -72,7 +72,7 @@ def test_the_deployed_definition_is_byte_for_byte_the_local_executors(aws_env, s
     assert deployed == saved
     # the very text the local executor interprets, mapped onto local runners
     executor = asl.LocalExecutor(saved, LocalBackend(None, aws_env / "local").runners())
-    assert statemachine.definition_json(executor.definition) == saved
+    assert sdk.definition_json(executor.definition) == saved
 
 
 def test_second_run_changes_nothing_and_publishes_no_version(aws_env, synthetic_csv):

@@ -6,7 +6,7 @@ import tomllib
 import yaml
 from helpers import ROOT
 
-from churn_pipeline import cli, export
+from churn_pipeline import cli, names
 
 
 def buildspec():
@@ -46,11 +46,11 @@ def test_published_artifacts_are_where_the_run_writes_them():
     variables = {**spec["env"]["variables"], "CODEBUILD_BUILD_NUMBER": "17"}
     copy = shlex.split(_substitute(spec["phases"]["post_build"]["commands"][0], variables))
     assert copy[0] == "cp"
-    assert copy[1] == f"{variables['CHURN_PIPELINE_ARTIFACTS']}/build-17/{export.PARAMETERS_FILE}"
+    assert copy[1] == f"{variables['CHURN_PIPELINE_ARTIFACTS']}/build-17/{names.DEPLOY_PARAMETERS}"
     files = spec["artifacts"]["files"]
-    assert copy[2] == export.PARAMETERS_FILE  # at the root, where the deploy action reads it
-    assert export.PARAMETERS_FILE in files
+    assert copy[2] == names.DEPLOY_PARAMETERS  # at the root, where the deploy action reads it
+    assert names.DEPLOY_PARAMETERS in files
     assert f"{variables['CHURN_PIPELINE_ARTIFACTS']}/**/*" in files  # executed notebooks and HTML
     for path in files:
         if "*" not in path:
-            assert path == export.PARAMETERS_FILE or (ROOT / path).exists(), path
+            assert path == names.DEPLOY_PARAMETERS or (ROOT / path).exists(), path

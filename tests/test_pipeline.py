@@ -10,7 +10,7 @@ import nbformat
 import pytest
 from helpers import ROOT
 
-from churn_pipeline import export, runner, synthetic
+from churn_pipeline import names, notebooks, runner, synthetic
 from churn_pipeline.registry import SqliteRegistry
 
 EXPECTED_ARTIFACTS = {
@@ -24,7 +24,7 @@ EXPECTED_ARTIFACTS = {
     "execution-history.json",
     "metrics.json",
     "cloudformation_parameters.json",
-    "manifest.json",
+    names.RUN_SUMMARY,
     "run.json",
     "parameters.json",
 }
@@ -85,12 +85,12 @@ def test_default_run_registers_the_model_and_exports_it(default_run, env):
     assert record.metrics["validation:accuracy"] > 0.9
     assert record.model_name == "churn-local-e2e-default"
     assert record.training_job_name == "churn-local-e2e-default-0"  # -<redrive count>
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / names.RUN_SUMMARY).read_text())
     assert manifest["status"] == "succeeded" and manifest["execution_status"] == "SUCCEEDED"
     assert record.data_sha256 == manifest["data"]["data_sha256"]
     assert manifest["packages"]["xgboost"].startswith("3.0.")
-    assert [n["notebook"] for n in manifest["notebooks"]] == list(runner.NOTEBOOKS)
-    exported = json.loads((out / export.PARAMETERS_FILE).read_text())
+    assert [n["notebook"] for n in manifest["notebooks"]] == list(notebooks.NOTEBOOKS)
+    exported = json.loads((out / names.DEPLOY_PARAMETERS).read_text())
     assert exported["Parameters"]["ModelDataUrl"] == record.model_data_url
     assert exported["Parameters"]["TrainingImage"].endswith("/sagemaker-xgboost:3.0-5")
     metrics = json.loads((out / "metrics.json").read_text())
@@ -136,7 +136,7 @@ def test_executed_notebooks_hold_no_absolute_paths_or_secrets(default_run, env):
         "aws_secret_access_key",
         "AWS_SECRET",
     ]
-    for name in runner.NOTEBOOKS:
+    for name in notebooks.NOTEBOOKS:
         text = notebook_text(out / name)
         for value in forbidden:
             assert value not in text, (name, value)
@@ -167,14 +167,14 @@ def test_gate_failure_registers_nothing_and_keeps_the_notebooks(env):
     assert "02-train-workflow.ipynb failed" in result.stderr
     assert "ModelAccuracyBelowThreshold" in result.stderr
     out = artifacts(env, "e2e-gate")
-    assert not (out / export.PARAMETERS_FILE).exists() and not (out / "03-register-and-export.ipynb").exists()
+    assert not (out / names.DEPLOY_PARAMETERS).exists() and not (out / "03-register-and-export.ipynb").exists()
     assert (out / "02-train-workflow.html").exists()
     executed = notebook_text(out / "02-train-workflow.ipynb")
     assert "Accuracy Below Threshold" in executed and "ExecutionFailed" in executed
     assert "e2e-gate" not in [r.run_id for r in registry(env).list()]
     history = json.loads((out / "execution-history.json").read_text())
     assert (history["status"], history["failedState"]) == ("FAILED", "Accuracy Below Threshold")
-    assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
+    assert json.loads((out / names.RUN_SUMMARY).read_text())["status"] == "failed"
     again = cli(env, "run", "--resume", "e2e-gate", "--quiet")  # redriving would judge the same model again
     assert again.returncode == 1 and "did not pass the accuracy gate" in again.stderr
 
@@ -286,7 +286,7 @@ def test_the_deploy_stack_serves_the_pipelines_model_and_updates_blue_green(defa
 
     strict_aws.apply(monkeypatch)
     fake_aws_credentials(monkeypatch)
-    exported = json.loads((artifacts(env, "e2e-default") / export.PARAMETERS_FILE).read_text())["Parameters"]
+    exported = json.loads((artifacts(env, "e2e-default") / names.DEPLOY_PARAMETERS).read_text())["Parameters"]
     template = (ROOT / "cloudformation" / "deploy-model.yml").read_text()
     with mock_aws():
         cloudformation, sagemaker = boto3.client("cloudformation"), boto3.client("sagemaker")
@@ -369,7 +369,7 @@ def test_a_second_run_on_the_same_data_reuses_the_etl(default_run, env):
     result = cli(env, "run", "--run-id", "e2e-reuse", "-p", "max_depth=4", "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
     out = artifacts(env, "e2e-reuse")
-    manifest = json.loads((out / "manifest.json").read_text())
+    manifest = json.loads((out / names.RUN_SUMMARY).read_text())
     assert manifest["etl"]["reused"] and manifest["etl"]["source_run_id"] == "e2e-default"
     history = json.loads((out / "execution-history.json").read_text())
     assert [s["state"] for s in history["states"]][:2] == ["Reuse Previous ETL?", "Model Training"]
@@ -382,7 +382,7 @@ def test_a_second_run_on_the_same_data_reuses_the_etl(default_run, env):
     }
     assert "reuse the output of run e2e-default" in notebook_text(out / "02-train-workflow.ipynb")
     bucket = Path(env["CHURN_PIPELINE_HOME"]) / "s3" / "churn-pipeline-local" / "churn"
-    copied = json.loads((bucket / "e2e-reuse" / "etl" / "manifest.json").read_text())
+    copied = json.loads((bucket / "e2e-reuse" / "etl" / names.FEATURE_MANIFEST).read_text())
     assert copied["reused_from"]["run_id"] == "e2e-default"
     assert not (bucket / "e2e-reuse" / "etl" / "train").exists()
 
@@ -398,7 +398,7 @@ def test_resume_continues_a_failed_run_from_the_state_that_failed(default_run, e
     hidden = functions.with_name("lambda-away")
 
     def log(message):
-        if message.endswith(f"{runner.WORKFLOW_NOTEBOOK} ..."):
+        if message.endswith(f"{notebooks.WORKFLOW_NOTEBOOK} ..."):
             functions.rename(hidden)
 
     params = config.load(ROOT / "parameters" / "local.yaml", {"run_id": "e2e-resume"})
@@ -413,15 +413,15 @@ def test_resume_continues_a_failed_run_from_the_state_that_failed(default_run, e
     assert {p.name for p in kept.iterdir()} >= {
         "02-train-workflow.ipynb",
         "02-train-workflow.html",
-        "manifest.json",
+        names.RUN_SUMMARY,
         "execution-history.json",
         "run.json",
     }
     assert "ResourceNotFoundException" in notebook_text(kept / "02-train-workflow.ipynb")
-    assert json.loads((kept / "manifest.json").read_text())["status"] == "failed"
-    manifest = json.loads((out / "manifest.json").read_text())
+    assert json.loads((kept / names.RUN_SUMMARY).read_text())["status"] == "failed"
+    manifest = json.loads((out / names.RUN_SUMMARY).read_text())
     assert (manifest["status"], manifest["attempt"], manifest["redriven"]) == ("succeeded", 2, 1)
-    assert [n["notebook"] for n in manifest["notebooks"]] == list(runner.NOTEBOOKS)
+    assert [n["notebook"] for n in manifest["notebooks"]] == list(notebooks.NOTEBOOKS)
     history = json.loads((out / "execution-history.json").read_text())
     states = [(s["state"], s["status"]) for s in history["states"]]
     assert states.count(("Model Training", "SUCCEEDED")) == 1 and ("Query Training Results", "FAILED") in states

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from churn_pipeline import statemachine
+from churn_pipeline import sdk, statemachine
 from churn_pipeline.errors import StateMachineError
 
 
@@ -102,7 +102,7 @@ def test_everything_run_specific_comes_from_the_execution_input(definition):
     assert parameters["OutputDataConfig"] == {"S3OutputPath.$": "$$.Execution.Input['ModelOutputUri']"}
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri.$"] for c in parameters["InputDataConfig"]}
     assert channels == {"train": "$$.Execution.Input['TrainUri']", "validation": "$$.Execution.Input['ValidationUri']"}
-    assert "s3://" not in statemachine.definition_json(definition)
+    assert "s3://" not in sdk.definition_json(definition)
     assert set(statemachine.execution_input_schema()) >= {
         "DataUri",
         "EtlOutputUri",
@@ -120,16 +120,16 @@ def test_debugger_hook_is_off(definition):
 
 
 def test_serialisation_is_stable(definition):
-    text = statemachine.definition_json(definition)
+    text = sdk.definition_json(definition)
     assert json.loads(text) == definition
-    assert statemachine.definition_json(json.loads(text)) == text
+    assert sdk.definition_json(json.loads(text)) == text
 
 
 def test_statelint_rejects_an_invalid_definition(definition):
     broken = json.loads(json.dumps(definition))
     broken["States"]["Save Model"]["Next"] = "Nowhere"
     with pytest.raises(StateMachineError, match="Nowhere"):
-        statemachine.validate_definition(broken)
+        sdk.validate_definition(broken)
 
 
 def test_several_training_instances_each_read_a_share_of_the_train_parts():

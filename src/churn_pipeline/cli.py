@@ -10,13 +10,14 @@ from collections.abc import Sequence
 
 from . import config, scoring, serving, synthetic
 from .backends import open_backend
-from .deployments import LocalEndpoints, route
+from .deployments import LocalEndpoints
 from .doctor import run_checks
 from .errors import ConfigError, PipelineError
 from .etl.session import spark_session
 from .names import registry_table
 from .pipeline.scoring import batch_transform
 from .registry import open_registry
+from .router import route
 from .runner import resume_notebooks, run_notebooks
 
 

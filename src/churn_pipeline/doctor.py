@@ -12,7 +12,7 @@ from urllib.parse import unquote
 from . import config
 from .errors import ConfigError
 from .names import registry_table
-from .statemachine import import_sdks
+from .sdk import import_sdks
 
 #: the service that must be able to assume each role
 ROLE_SERVICES = {

@@ -68,4 +68,15 @@ class TaskFailed(PipelineError):
 
 
 class NotebookFailed(PipelineError):
-    """A notebook cell raised; names the notebook and the cell."""
+    """A notebook cell raised: the notebook, the cell (1-based, as a person counts it; None when the
+    kernel died), its source, and the error's name and value."""
+
+    def __init__(self, notebook: str, cell: int | None, source: str, ename: str, evalue: str):
+        self.notebook, self.cell, self.source, self.ename, self.evalue = notebook, cell, source, ename, evalue
+        super().__init__(f"notebook {notebook} failed in {self.where}")
+
+    @property
+    def where(self) -> str:
+        first_line = next((line.strip() for line in self.source.splitlines() if line.strip()), "")
+        cell = f"cell {self.cell} (`{first_line[:60]}`): " if self.cell is not None else ""
+        return f"{cell}{self.ename}: {self.evalue}"

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from . import names
 from .errors import PipelineError
 
-PARAMETERS_FILE = "cloudformation_parameters.json"
 PARAMETER_NAMES = ("ModelName", "ModelDataUrl", "TrainingImage", "InstanceType", "InstanceCount", "RoleArn")
 
 
@@ -34,9 +34,9 @@ def deploy_parameters(record, params: dict[str, Any]) -> dict[str, dict[str, str
 def write_parameters(run, record) -> Path:
     """Write the run's ``cloudformation_parameters.json``; never replace a different one."""
     content = json.dumps(deploy_parameters(record, run.params), indent=2, sort_keys=True) + "\n"
-    target = run.artifacts_dir / PARAMETERS_FILE
+    target = run.artifacts_dir / names.DEPLOY_PARAMETERS
     if target.exists() and target.read_text() != content:
         raise PipelineError(
             f"{target} exists with other content; it is this run's deploy record and is not overwritten"
         )
-    return run.write_artifact(PARAMETERS_FILE, content)
+    return run.write_artifact(names.DEPLOY_PARAMETERS, content)

@@ -9,6 +9,15 @@ from .errors import PipelineError
 
 #: the ETL output's feature manifest: the format, features, encoding and categories a model takes
 FEATURE_MANIFEST = "manifest.json"
+#: a run's artifacts (``artifacts/<run-id>/``): what each notebook hands to the next, the parameters the
+#: run started with (what ``--resume`` uses), its summary (parameters, packages, data, timings, status),
+#: and the deploy stage's parameters (only for a model that passed the gate)
+RUN_STATE = "run.json"
+RUN_PARAMETERS = "parameters.json"
+RUN_SUMMARY = "summary.json"
+DEPLOY_PARAMETERS = "cloudformation_parameters.json"
+#: in the local home: the run notebook 01 started last
+CURRENT_RUN = "current-run"
 #: the modules of ``code/`` that are the two functions' handlers, by the role each plays
 FUNCTION_MODULES = {"query": "query_training_status", "registry": "update_model_registry"}
 

@@ -2,7 +2,7 @@
 
 ``artifacts/<run-id>/`` receives the executed notebooks and their HTML, the
 state machine and its execution history, the metrics, the CloudFormation
-parameters (only when the model passed the gate) and ``manifest.json``
+parameters (only when the model passed the gate) and ``summary.json``
 (parameters, package versions, data hash, timings, status). A failed run keeps
 its executed notebooks, with the failure visible in them.
 
@@ -31,14 +31,12 @@ from typing import Any
 from . import backends, names, workspace
 from .aws_errors import ExecutionDoesNotExist
 from .errors import NotebookFailed, PipelineError
+from .notebooks import NOTEBOOKS, WORKFLOW_NOTEBOOK, execute_notebook, kernel_environment
 from .pipeline.execution import current_state, elapsed, execution_arn
-from .pipeline.run import RUN_FILE
+from .storage import write_atomic
 
-NOTEBOOKS = ("01-etl-setup.ipynb", "02-train-workflow.ipynb", "03-register-and-export.ipynb")
-WORKFLOW_NOTEBOOK = NOTEBOOKS[1]
-PARAMETERS_FILE = "parameters.json"
 #: what a new attempt replaces; the earlier attempt's copies move to attempt-<n>/
-ATTEMPT_FILES = ("manifest.json", "execution-history.json", "metrics.json", "cloudformation_parameters.json")
+ATTEMPT_FILES = (names.RUN_SUMMARY, "execution-history.json", "metrics.json", names.DEPLOY_PARAMETERS)
 PACKAGES = (
     "churn-pipeline",
     "xgboost",
@@ -51,6 +49,8 @@ PACKAGES = (
     "pandas",
     "numpy",
 )
+#: what the run's summary keeps of its state
+DATA_KEYS = ("data_source", "data_uri", "data_sha256", "data_format", "data_rows", "data_rows_counted", "churn_rate")
 
 
 @dataclass
@@ -59,11 +59,16 @@ class RunResult:
     artifacts_dir: Path
     status: str
     notebooks: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None
+    #: the cell that failed, with its source and error
+    failure: NotebookFailed | None = None
 
     @property
     def succeeded(self) -> bool:
         return self.status == "succeeded"
+
+    @property
+    def error(self) -> str | None:
+        return str(self.failure) if self.failure else None
 
 
 def package_versions() -> dict[str, str | None]:
@@ -76,51 +81,17 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def scrub(text: str, replacements: list[tuple[str, str]]) -> str:
-    for old, new in replacements:
-        text = text.replace(old, new)
-    return text
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
-def path_replacements(root: Path) -> list[tuple[str, str]]:
-    """Absolute paths that must not appear in a kept notebook, longest first, with what replaces them."""
-    pairs = {str(root): ".", str(Path.home()): "~"}
-    for name in (workspace.HOME_ENV, workspace.ARTIFACTS_ENV):
-        value = os.environ.get(name)
-        if value:
-            pairs[str(Path(value).resolve())] = f"${name}"
-    return sorted(((k, v) for k, v in pairs.items() if k not in ("", "/")), key=lambda kv: -len(kv[0]))
-
-
-def sanitise_notebook(path: Path, replacements: list[tuple[str, str]]) -> None:
-    """Replace absolute paths in an executed notebook (outputs and metadata), in place."""
-    text = path.read_text()
-    escaped = [(json.dumps(old)[1:-1], json.dumps(new)[1:-1]) for old, new in replacements]
-    path.write_text(scrub(text, escaped))
-
-
-def render_html(notebook: Path) -> Path:
-    import nbformat
-    from nbconvert import HTMLExporter
-
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
-    target = notebook.with_suffix(".html")
-    target.write_text(body)
-    return target
-
-
-def describe_failure(executed: Path, error: Exception) -> str:
-    """Name the failing cell (1-based, as a person counts in the executed notebook) and its error."""
-    if executed.exists():
-        import nbformat
-
-        notebook = nbformat.read(executed, as_version=4)
-        for number, cell in enumerate(notebook.cells, start=1):
-            for output in cell.get("outputs", []):
-                if output.get("output_type") == "error":
-                    first_line = next((line for line in cell.source.splitlines() if line.strip()), "")
-                    return f"cell {number} (`{first_line.strip()[:60]}`): {output.get('ename')}: {output.get('evalue')}"
-    return f"{type(error).__name__}: {error}"
+def migrate_run_folder(out: Path) -> None:
+    """A run folder written before the run's summary had a name of its own (``manifest.json``, the name
+    the ETL's feature manifest keeps): renamed, in the run and in its earlier attempts."""
+    for folder in (out, *sorted(out.glob("attempt-*"))):
+        old, new = folder / "manifest.json", folder / names.RUN_SUMMARY
+        if old.is_file() and not new.exists():
+            os.replace(old, new)
 
 
 class ExecutionProgress:
@@ -156,7 +127,7 @@ class ExecutionProgress:
             try:
                 status = sfn.describe_execution(executionArn=arn)["status"]
                 state = current_state(sfn, arn) if status == "RUNNING" else status.lower()
-            except Exception as exc:
+            except Exception as exc:  # a courtesy: any failure to look is reported, never raised
                 if not ExecutionDoesNotExist.matches(exc) and str(exc) != shown:  # not started yet: quiet
                     self.log(f"[{run_id}] execution progress: {exc}")
                     shown = str(exc)
@@ -175,77 +146,45 @@ def run_notebooks(
 ) -> RunResult:
     """Execute 01, 02, 03 with ``params`` (already validated); stop at the first failure.
 
-    ``notebooks`` and ``earlier`` (the previous attempt's manifest) are for
+    ``notebooks`` and ``earlier`` (the previous attempt's summary) are for
     ``resume_notebooks``: the notebooks not run again keep their earlier entries.
     """
-    import papermill
-
-    root = workspace.project_root()
     params = dict(params, run_id=workspace.check_run_id(params["run_id"] or workspace.new_run_id()))
     run_id = params["run_id"]
     out = workspace.artifacts_root() / run_id
-    if (out / "manifest.json").exists():
+    migrate_run_folder(out)
+    if (out / names.RUN_SUMMARY).exists():
         raise PipelineError(f"artifacts for run {run_id!r} exist already ({out}); choose another run id")
     out.mkdir(parents=True, exist_ok=True)
-    (out / PARAMETERS_FILE).write_text(json.dumps(params, indent=2, sort_keys=True))
-    # Kernels are started by name: make sure "python3" is this interpreter and finds this checkout.
-    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-    os.environ[workspace.PROJECT_ENV] = str(root)
-    replacements = path_replacements(root)
+    write_atomic(out / names.RUN_PARAMETERS, json.dumps(params, indent=2, sort_keys=True))
+    kernel_environment(workspace.project_root())
     result = RunResult(run_id, out, "running")
-    kept = {e["notebook"]: e for e in (earlier or {}).get("notebooks", []) if e["notebook"] not in notebooks}
-    result.notebooks.extend(kept.values())
+    result.notebooks.extend(e for e in (earlier or {}).get("notebooks", []) if e["notebook"] not in notebooks)
     started = time.time()
     for name in notebooks:
         log(f"[{run_id}] {name} ...")
-        t0 = time.perf_counter()
-        entry: dict[str, Any] = {"notebook": name, "status": "succeeded"}
         following = ExecutionProgress(params, log) if name == WORKFLOW_NOTEBOOK else contextlib.nullcontext()
-        try:
-            with following:
-                papermill.execute_notebook(
-                    str(root / "notebooks" / name),
-                    str(out / name),
-                    parameters=params,
-                    cwd=str(root / "notebooks"),
-                    kernel_name="python3",
-                    progress_bar=progress,
-                    log_output=False,
-                    # the kernel's start-up warnings are noise on the run's console
-                    extra_arguments=["--IPKernelApp.log_level=ERROR"],
-                )
-        except Exception as exc:  # papermill raises its own errors and kernel failures alike
-            entry.update(status="failed", error=describe_failure(out / name, exc))
-            result.error = f"notebook {name} failed in {entry['error']}"
-        finally:
-            entry["seconds"] = round(time.perf_counter() - t0, 2)
-            if (out / name).exists():
-                sanitise_notebook(out / name, replacements)
-                render_html(out / name)
-            result.notebooks.append(entry)
+        with following:
+            entry, result.failure = execute_notebook(name, params, out, progress)
+        result.notebooks.append(entry)
         log(f"[{run_id}] {name} {entry['status']} in {entry['seconds']:.1f} s")
-        if result.error:
+        if result.failure:
             break
-    result.status = "failed" if result.error else "succeeded"
-    run_state = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
-    manifest = {
-        "run_id": run_id,
+    result.status = "failed" if result.failure else "succeeded"
+    summary = _summary(result, params, _read_json(out / names.RUN_STATE), earlier, started)
+    write_atomic(out / names.RUN_SUMMARY, json.dumps(summary, indent=2, sort_keys=True, default=str))
+    return result
+
+
+def _summary(result: RunResult, params, run_state, earlier, started: float) -> dict[str, Any]:
+    """The run's ``summary.json``: parameters, package versions, data, decisions, timings, status."""
+    return {
+        "run_id": result.run_id,
         "status": result.status,
         "error": result.error,
         "parameters": params,
         "packages": package_versions(),
-        "data": {
-            k: run_state.get(k)
-            for k in (
-                "data_source",
-                "data_uri",
-                "data_sha256",
-                "data_format",
-                "data_rows",
-                "data_rows_counted",
-                "churn_rate",
-            )
-        },
+        "data": {k: run_state.get(k) for k in DATA_KEYS},
         "git_commit": run_state.get("git_commit"),
         "etl": run_state.get("etl"),
         "decision": run_state.get("decision"),
@@ -256,8 +195,6 @@ def run_notebooks(
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 2),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
-    return result
 
 
 def resume_notebooks(
@@ -271,16 +208,16 @@ def resume_notebooks(
     """
     workspace.check_run_id(run_id)
     out = workspace.artifacts_root() / run_id
-    if not (out / PARAMETERS_FILE).exists():
+    if not (out / names.RUN_PARAMETERS).exists():
         raise PipelineError(
-            f"run {run_id!r} has no {PARAMETERS_FILE} in {out}: it was not started by "
+            f"run {run_id!r} has no {names.RUN_PARAMETERS} in {out}: it was not started by "
             "`churn-pipeline run`, so there is nothing to resume"
         )
-    earlier = json.loads((out / "manifest.json").read_text()) if (out / "manifest.json").exists() else {}
+    migrate_run_folder(out)
+    earlier = _read_json(out / names.RUN_SUMMARY)
     if earlier.get("status") == "succeeded":
         raise PipelineError(f"run {run_id!r} succeeded: there is nothing to resume (start a new run to train again)")
-    state = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).exists() else {}
-    notebooks = NOTEBOOKS[1:] if "functions" in state else NOTEBOOKS
+    notebooks = NOTEBOOKS[1:] if "functions" in _read_json(out / names.RUN_STATE) else NOTEBOOKS
     number = _next_attempt(out)
     attempt = out / f"attempt-{number}"
     attempt.mkdir()
@@ -291,10 +228,10 @@ def resume_notebooks(
     for name in ATTEMPT_FILES:
         if (out / name).exists():
             shutil.move(str(out / name), attempt / name)
-    for name in (RUN_FILE, PARAMETERS_FILE):
+    for name in (names.RUN_STATE, names.RUN_PARAMETERS):
         if (out / name).exists():
             shutil.copy2(out / name, attempt / name)
-    params = dict(json.loads((out / PARAMETERS_FILE).read_text()), resume=True)
+    params = dict(json.loads((out / names.RUN_PARAMETERS).read_text()), resume=True)
     log(f"[{run_id}] resuming: the earlier attempt is kept in {attempt.name}/; running {', '.join(notebooks)}")
     return run_notebooks(
         params, progress=progress, log=log, notebooks=notebooks, earlier={**earlier, "attempt": number}
@@ -304,40 +241,3 @@ def resume_notebooks(
 def _next_attempt(out: Path) -> int:
     numbers = [int(p.name.split("-")[1]) for p in out.glob("attempt-*") if p.name.split("-")[1].isdigit()]
     return max(numbers, default=0) + 1
-
-
-def raise_for_result(result: RunResult) -> RunResult:
-    if not result.succeeded:
-        raise NotebookFailed(result.error or "the run failed")
-    return result
-
-
-def refresh_committed_notebooks(names: tuple[str, ...] = NOTEBOOKS) -> None:
-    """Re-execute the committed notebooks in place with their default parameters, in a fresh home.
-
-    These outputs are what nbval compares every later run against.
-    """
-    import tempfile
-
-    import nbformat
-    from nbclient import NotebookClient
-
-    root = workspace.project_root()
-    with tempfile.TemporaryDirectory(prefix="churn-notebooks-") as scratch:
-        os.environ[workspace.HOME_ENV] = os.path.join(scratch, "home")
-        os.environ[workspace.ARTIFACTS_ENV] = os.path.join(scratch, "artifacts")
-        os.environ[workspace.PROJECT_ENV] = str(root)
-        os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
-        replacements = path_replacements(root)
-        for name in names:
-            path = root / "notebooks" / name
-            notebook = nbformat.read(path, as_version=4)
-            NotebookClient(
-                notebook,
-                timeout=900,
-                kernel_name="python3",
-                record_timing=False,
-                resources={"metadata": {"path": str(path.parent)}},
-            ).execute()
-            nbformat.write(notebook, path)
-            sanitise_notebook(path, replacements)

@@ -9,21 +9,12 @@ local executor interprets the very same JSON.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
-import logging
-import os
-import sys
-import warnings
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .errors import StateMachineError
-from .storage import write_atomic
+from .sdk import import_sdks, memoised, validate_definition
 
 ACCURACY_PATH = "$.TrainingResults.Payload.metrics['validation:accuracy']"
 STATE_REUSE = "Reuse Previous ETL?"
@@ -47,43 +38,6 @@ LAMBDA_RETRY = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ]
-
-
-_TRACEBACK_HOOKS = ("_showtraceback", "showtraceback", "showsyntaxerror")
-
-
-@contextlib.contextmanager
-def _standard_tracebacks():
-    """Undo what an import does to traceback printing.
-
-    sagemaker-core installs rich's traceback hook (for Python and IPython) at
-    import; in a notebook that turns every error into display output, which
-    hides it from papermill, nbval and the person reading the notebook.
-    """
-    saved_hook = sys.excepthook
-    shell = sys.modules["IPython"].get_ipython() if "IPython" in sys.modules else None
-    saved = {name: shell.__dict__.get(name) for name in _TRACEBACK_HOOKS} if shell is not None else {}
-    try:
-        yield
-    finally:
-        sys.excepthook = saved_hook
-        for name, value in saved.items():
-            if value is None:
-                shell.__dict__.pop(name, None)
-            else:
-                shell.__dict__[name] = value
-
-
-def import_sdks():
-    """Import the SageMaker and Step Functions SDKs quietly, leaving tracebacks as they were."""
-    os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-    logging.getLogger("sagemaker.config").setLevel(logging.WARNING)
-    with _standard_tracebacks(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*pkg_resources.*")
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
-        import sagemaker  # noqa: F401
-        import stepfunctions  # noqa: F401
-    logging.getLogger("stepfunctions").setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -134,31 +88,18 @@ def execution_input_schema() -> dict[str, type]:
     }
 
 
-def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
-    """The ASL definition as a dict (serialise with ``definition_json``)."""
-    import_sdks()
+def _session(region: str):
+    """A SageMaker SDK session for ``region`` only: no call is made while a definition is built."""
     import boto3
     import sagemaker
-    from sagemaker.estimator import Estimator
-    from sagemaker.inputs import TrainingInput
-    from stepfunctions import steps
-    from stepfunctions.inputs import ExecutionInput
 
-    execution_input = ExecutionInput(schema=execution_input_schema())
-    # The SDK needs a session for its region only: no call is made while building.
-    session = sagemaker.Session(boto_session=boto3.Session(region_name=spec.region))
-    # The 3.0-5 container ignores the debugger hook: leave it out (disable_profiler likewise).
-    estimator = Estimator(
-        image_uri=spec.training_image,
-        role=spec.sagemaker_role,
-        instance_count=spec.instance_count,
-        instance_type=spec.instance_type,
-        output_path=OUTPUT_PATH_FROM_INPUT,
-        sagemaker_session=session,
-        disable_profiler=True,
-        debugger_hook_config=False,
-    )
-    etl = steps.GlueStartJobRunStep(
+    return sagemaker.Session(boto_session=boto3.Session(region_name=region))
+
+
+def _etl_step(spec: WorkflowSpec, execution_input):
+    from stepfunctions import steps
+
+    return steps.GlueStartJobRunStep(
         STATE_ETL,
         result_path="$.EtlResult",
         parameters={
@@ -177,6 +118,25 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
                 "--SPLIT_SEED": str(spec.split_seed),
             },
         },
+    )
+
+
+def _training_steps(spec: WorkflowSpec, execution_input):
+    """(Model Training, Save Model)."""
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+    from stepfunctions import steps
+
+    # The 3.0-5 container ignores the debugger hook: leave it out (disable_profiler likewise).
+    estimator = Estimator(
+        image_uri=spec.training_image,
+        role=spec.sagemaker_role,
+        instance_count=spec.instance_count,
+        instance_type=spec.instance_type,
+        output_path=OUTPUT_PATH_FROM_INPUT,
+        sagemaker_session=_session(spec.region),
+        disable_profiler=True,
+        debugger_hook_config=False,
     )
     train = steps.TrainingStep(
         STATE_TRAIN,
@@ -201,12 +161,13 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
         model_name=execution_input["ModelName"],
         result_path="$.ModelStepResults",
     )
-    query = steps.LambdaStep(
-        STATE_QUERY,
-        result_path="$.TrainingResults",
-        parameters={"FunctionName": spec.query_function, "Payload": {"TrainingJobName.$": "$.TrainingJobName"}},
-    )
-    register = steps.LambdaStep(
+    return train, save
+
+
+def _registry_step(spec: WorkflowSpec, execution_input):
+    from stepfunctions import steps
+
+    return steps.LambdaStep(
         STATE_REGISTER,
         result_path="$.RegistryResult",
         parameters={
@@ -235,6 +196,23 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
             },
         },
     )
+
+
+def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
+    """The ASL definition as a dict (serialise with ``sdk.definition_json``)."""
+    import_sdks()
+    from stepfunctions import steps
+    from stepfunctions.inputs import ExecutionInput
+
+    execution_input = ExecutionInput(schema=execution_input_schema())
+    etl = _etl_step(spec, execution_input)
+    train, save = _training_steps(spec, execution_input)
+    query = steps.LambdaStep(
+        STATE_QUERY,
+        result_path="$.TrainingResults",
+        parameters={"FunctionName": spec.query_function, "Payload": {"TrainingJobName.$": "$.TrainingJobName"}},
+    )
+    register = _registry_step(spec, execution_input)
     for step in (query, register):
         step.add_retry(steps.Retry(error_equals=LAMBDA_RETRY, interval_seconds=2, max_attempts=3, backoff_rate=2.0))
     too_low = steps.Fail(STATE_TOO_LOW, error=GATE_ERROR, cause=f"validation accuracy is not above {spec.threshold}")
@@ -249,8 +227,7 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
     reuse = steps.Choice(STATE_REUSE)
     reuse.add_choice(steps.ChoiceRule.BooleanEquals(variable="$.ReuseEtl", value=True), next_step=train)
     reuse.default_choice(etl)
-    graph = steps.Graph(reuse)
-    definition = json.loads(graph.to_json())
+    definition = json.loads(steps.Graph(reuse).to_json())
     # SageMaker refuses a second training job of the same name, and a redriven execution runs the
     # failed training state again: each attempt's job is named after the redrive count.
     definition["States"][STATE_TRAIN]["Parameters"]["TrainingJobName.$"] = TRAINING_JOB_NAME
@@ -308,19 +285,46 @@ def scoring_input_schema() -> dict[str, type]:
     }
 
 
+def _transform_step(spec: ScoringSpec, execution_input):
+    """Score Customers: a Batch Transform that joins each answer to its input row."""
+    from sagemaker.transformer import Transformer
+    from stepfunctions import steps
+
+    transformer = Transformer(
+        model_name="replaced-by-execution-input",
+        instance_count=spec.instance_count,
+        instance_type=spec.instance_type,
+        strategy="MultiRecord",
+        assemble_with="Line",
+        output_path=OUTPUT_PATH_FROM_INPUT,
+        accept="text/csv",
+        max_payload=6,
+        sagemaker_session=_session(spec.region),
+    )
+    return steps.TransformStep(
+        STATE_SCORE,
+        transformer=transformer,
+        job_name=execution_input["TransformJobName"],
+        model_name=execution_input["ModelName"],
+        data=execution_input["EncodedUri"],
+        content_type="text/csv",
+        split_type="Line",
+        input_filter="$[1:]",
+        join_source="Input",
+        output_filter=execution_input["OutputFilter"],
+        result_path="$.TransformResult",
+    )
+
+
 def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
     """Batch scoring as a state machine: the ETL job in its scoring mode (every row checked, encoded
-    with the model's transform, in input order), a scoring model in the XGBoost container's script
+    with the model's encoding, in input order), a scoring model in the XGBoost container's script
     mode, and a Batch Transform (the SDK's ``TransformStep``) that joins each answer to its row."""
     import_sdks()
-    import boto3
-    import sagemaker
-    from sagemaker.transformer import Transformer
     from stepfunctions import steps
     from stepfunctions.inputs import ExecutionInput
 
     execution_input = ExecutionInput(schema=scoring_input_schema())
-    session = sagemaker.Session(boto_session=boto3.Session(region_name=spec.region))
     prepare = steps.GlueStartJobRunStep(
         STATE_PREPARE,
         result_path="$.PrepareResult",
@@ -348,30 +352,7 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
             },
         },
     )
-    transformer = Transformer(
-        model_name="replaced-by-execution-input",
-        instance_count=spec.instance_count,
-        instance_type=spec.instance_type,
-        strategy="MultiRecord",
-        assemble_with="Line",
-        output_path=OUTPUT_PATH_FROM_INPUT,
-        accept="text/csv",
-        max_payload=6,
-        sagemaker_session=session,
-    )
-    score = steps.TransformStep(
-        STATE_SCORE,
-        transformer=transformer,
-        job_name=execution_input["TransformJobName"],
-        model_name=execution_input["ModelName"],
-        data=execution_input["EncodedUri"],
-        content_type="text/csv",
-        split_type="Line",
-        input_filter="$[1:]",
-        join_source="Input",
-        output_filter=execution_input["OutputFilter"],
-        result_path="$.TransformResult",
-    )
+    score = _transform_step(spec, execution_input)
     definition = json.loads(steps.Graph(steps.Chain([prepare, model, score])).to_json())
     output = definition["States"][STATE_SCORE]["Parameters"]["TransformOutput"]
     output.pop("S3OutputPath")
@@ -382,66 +363,13 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
 
 def scoring_definition_for(spec: ScoringSpec, cache_dir: Path | None = None) -> dict[str, Any]:
     """``build_scoring_definition(spec)``, built once per spec and validated every time."""
-    definition = _memoised(cache_dir, "scoring-definition", asdict(spec), lambda: build_scoring_definition(spec))
+    definition = memoised(cache_dir, "scoring-definition", asdict(spec), lambda: build_scoring_definition(spec))
     validate_definition(definition)
     return definition
-
-
-def _sdk_fingerprint() -> str:
-    """What an SDK-built value depends on besides its inputs: this module and the SDKs' versions."""
-    digest = hashlib.sha256(Path(__file__).read_bytes())
-    for package in ("sagemaker", "stepfunctions"):
-        digest.update(f"{package}=={metadata.version(package)}".encode())
-    return digest.hexdigest()
-
-
-def _memoised(cache_dir: Path | None, kind: str, inputs: dict[str, Any], build: Callable[[], Any]) -> Any:
-    """``build()``'s JSON value, kept under a key of its inputs and the SDK fingerprint.
-
-    Importing the SageMaker SDK takes seconds; a run whose definition (or image) is
-    one already built skips the import. A change of inputs, of this module or of
-    an SDK version is a new key, so a kept value is never stale.
-    """
-    if cache_dir is None:
-        return build()
-    key = hashlib.sha256((_sdk_fingerprint() + json.dumps(inputs, sort_keys=True)).encode()).hexdigest()[:32]
-    path = Path(cache_dir) / f"{kind}-{key}.json"
-    if path.exists():
-        with contextlib.suppress(ValueError):  # a damaged entry is built again
-            return json.loads(path.read_text())
-    value = build()
-    write_atomic(path, json.dumps(value, sort_keys=True))
-    return value
 
 
 def definition_for(spec: WorkflowSpec, cache_dir: Path | None = None) -> dict[str, Any]:
     """``build_definition(spec)``, built once per spec (kept in ``cache_dir``) and validated every time."""
-    definition = _memoised(cache_dir, "definition", asdict(spec), lambda: build_definition(spec))
+    definition = memoised(cache_dir, "definition", asdict(spec), lambda: build_definition(spec))
     validate_definition(definition)
     return definition
-
-
-def training_image_uri(region: str, version: str, cache_dir: Path | None = None) -> str:
-    """The SageMaker XGBoost image of ``version`` in ``region``, as the SDK names it."""
-
-    def retrieve() -> str:
-        import_sdks()
-        from sagemaker import image_uris
-
-        return image_uris.retrieve("xgboost", region, version)
-
-    return _memoised(cache_dir, "xgboost-image", {"region": region, "version": version}, retrieve)
-
-
-def definition_json(definition: dict[str, Any]) -> str:
-    """The one serialisation both backends receive (stable key order, so it diffs cleanly)."""
-    return json.dumps(definition, indent=2, sort_keys=True)
-
-
-def validate_definition(definition: dict[str, Any]) -> None:
-    """Validate with statelint, the Amazon States Language validator."""
-    from statelint.linter import Linter
-
-    problems = Linter.validate(definition)
-    if problems:
-        raise StateMachineError("invalid state-machine definition:\n" + "\n".join(f"- {p}" for p in problems))

@@ -44,14 +44,11 @@ def _maybe_json(text: str | None) -> Any:
         return text
 
 
-def normalise_history(described: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
-    """Step Functions' event history in the shape the local executor records (one row per state)."""
+def _state_rows(events: list[dict[str, Any]], error: str | None, cause: str | None):
+    """(one row per state entered, the execution's last error and cause) from its events."""
     states: list[dict[str, Any]] = []
-    error = described.get("error")
-    cause = described.get("cause")
     for event in events:
-        kind = event["type"]
-        stamp = event["timestamp"]
+        kind, stamp = event["type"], event["timestamp"]
         if kind.endswith("StateEntered"):
             details = event.get("stateEnteredEventDetails", {})
             states.append(
@@ -84,6 +81,12 @@ def normalise_history(described: dict[str, Any], events: list[dict[str, Any]]) -
                     row.update(status="FAILED", ended=stamp.isoformat())
         elif kind == "ExecutionRedriven":
             error = cause = None
+    return states, error, cause
+
+
+def normalise_history(described: dict[str, Any], events: list[dict[str, Any]]) -> dict[str, Any]:
+    """Step Functions' event history in the shape the local executor records (one row per state)."""
+    states, error, cause = _state_rows(events, described.get("error"), described.get("cause"))
     failed_state = None
     if described["status"] != "SUCCEEDED":
         unfinished = [s for s in states if s["status"] in ("RUNNING", "FAILED")]

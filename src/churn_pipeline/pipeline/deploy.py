@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from .. import archives, names, statemachine, workspace
+from .. import archives, names, sdk, workspace
 from ..aws_errors import AwsErrorCode, GlueEntityNotFound, LambdaResourceNotFound, StateMachineDoesNotExist
 from ..errors import PipelineError
 from ..storage import split_s3_uri
@@ -203,7 +203,7 @@ def deploy_state_machine(run: Run, definition: dict[str, Any], name: str | None 
     """
     sfn = run.backend.client("stepfunctions")
     name = name or run.state_machine_name
-    text = statemachine.definition_json(definition)
+    text = sdk.definition_json(definition)
     role = run.params["workflow_execution_role"]
     arn = run.backend.state_machine_arn(name)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import statemachine, workspace
+from .. import sdk, statemachine, workspace
 from ..aws_errors import ExecutionAlreadyExists, ExecutionNotRedrivable
 from ..errors import ExecutionFailed, PipelineError
 from ..training import hyperparameters_from
@@ -42,7 +42,7 @@ def build_state_machine(run: Run) -> dict[str, Any]:
     if "data_uri" not in run.state:
         raise PipelineError(f"run {run.run_id!r} has no staged data: run notebook 01 first")
     definition = statemachine.definition_for(workflow_spec(run), workspace.sdk_cache())
-    run.write_artifact("statemachine.json", statemachine.definition_json(definition))
+    run.write_artifact("statemachine.json", sdk.definition_json(definition))
     return definition
 
 

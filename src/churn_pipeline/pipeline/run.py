@@ -12,14 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import backends, names, statemachine, workspace
+from .. import backends, names, sdk, statemachine, workspace
 from ..errors import PipelineError
 from ..storage import write_atomic
-
-RUN_FILE = "run.json"
-
-
-CURRENT_RUN_FILE = "current-run"
 
 
 @dataclass
@@ -103,16 +98,14 @@ class Run:
 
     @property
     def training_image(self) -> str:
-        return statemachine.training_image_uri(
-            self.params["region"], self.params["xgboost_version"], workspace.sdk_cache()
-        )
+        return sdk.training_image_uri(self.params["region"], self.params["xgboost_version"], workspace.sdk_cache())
 
     def registry(self):
         return self.backend.registry(self.registry_table)
 
     def save(self) -> None:
         document = {"run_id": self.run_id, "backend": self.params["backend"], **self.state}
-        write_atomic(self.artifacts_dir / RUN_FILE, json.dumps(document, indent=2, sort_keys=True))
+        write_atomic(self.artifacts_dir / names.RUN_STATE, json.dumps(document, indent=2, sort_keys=True))
 
     def write_artifact(self, name: str, content: Any) -> Path:
         """Write a JSON (or text) artifact of this run atomically."""
@@ -126,7 +119,7 @@ def start_run(params: dict[str, Any]) -> Run:
     run = Run(params, run_id, backends.open_backend(params), workspace.artifacts_root() / run_id)
     run.state = {"git_commit": workspace.git_commit()}
     run.save()
-    marker = workspace.home() / CURRENT_RUN_FILE
+    marker = workspace.home() / names.CURRENT_RUN
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(run_id)
     return run
@@ -136,17 +129,17 @@ def resume_run(params: dict[str, Any]) -> Run:
     """Continue a run (notebooks 02, 03): the given run id, or the one notebook 01 started last."""
     run_id = params["run_id"]
     if not run_id:
-        marker = workspace.home() / CURRENT_RUN_FILE
+        marker = workspace.home() / names.CURRENT_RUN
         if not marker.exists():
             raise PipelineError("no run id given and no current run: run notebook 01 first")
         run_id = marker.read_text().strip()
     workspace.check_run_id(run_id)
     artifacts = workspace.artifacts_root() / run_id
-    if not (artifacts / RUN_FILE).exists():
+    if not (artifacts / names.RUN_STATE).exists():
         raise PipelineError(
-            f"run {run_id!r} has not been started (no {RUN_FILE} in its artifacts); run notebook 01 first"
+            f"run {run_id!r} has not been started (no {names.RUN_STATE} in its artifacts); run notebook 01 first"
         )
-    state = json.loads((artifacts / RUN_FILE).read_text())
+    state = json.loads((artifacts / names.RUN_STATE).read_text())
     state.pop("run_id", None)
     state.pop("backend", None)
     return Run(params, run_id, backends.open_backend(params), artifacts, state)

@@ -50,10 +50,7 @@ def batch_transform(
     identifier = _identifier_of(data_location, run.backend)
     version_arn = _deploy_scoring(run)
     scratch = f"{run.project_prefix}/scoring/{stamp}"
-    if not data_location.startswith(run.project_prefix + "/"):  # where the Glue role reads: copied there
-        file_name = data_location.rstrip("/").rsplit("/", 1)[-1]
-        run.backend.stage_file(data_location, f"{scratch}/{file_name}")  # an s3:// input is copied inside S3
-        data_location = f"{scratch}/{file_name}"
+    data_location = _where_the_etl_reads(run, data_location, scratch)
     name = names.resource_name(params, f"score-{stamp}")
     execution_input = {
         "DataUri": data_location,
@@ -88,6 +85,16 @@ def batch_transform(
     if params["wait_for_execution"]:
         result["status"] = _wait_and_describe(run, arn, result, scratch, progress)
     return result
+
+
+def _where_the_etl_reads(run: Run, data_location: str, scratch: str) -> str:
+    """The customers where the Glue role reads them: under the project's prefix, copied there if not
+    (an ``s3://`` input is copied inside S3)."""
+    if data_location.startswith(run.project_prefix + "/"):
+        return data_location
+    file_name = data_location.rstrip("/").rsplit("/", 1)[-1]
+    run.backend.stage_file(data_location, f"{scratch}/{file_name}")
+    return f"{scratch}/{file_name}"
 
 
 def _checked_out_uri(run: Run, out_uri: str, overwrite: bool) -> str:

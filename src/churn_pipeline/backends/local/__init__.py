@@ -23,7 +23,8 @@ from .common import arn
 from .glue import LocalGlue
 from .s3 import LocalS3
 from .sagemaker import LocalSageMaker
-from .stepfunctions import LocalStepFunctions, task_runners
+from .stepfunctions import LocalStepFunctions
+from .tasks import task_runners
 
 SERVICES = {"glue": LocalGlue, "lambda": LocalLambda, "sagemaker": LocalSageMaker, "stepfunctions": LocalStepFunctions}
 

@@ -1,0 +1,138 @@
+"""The three notebooks: executed by papermill, kept as audit pages without volatile paths, and a
+failing cell named as a person counts it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from . import workspace
+from .errors import NotebookFailed
+from .storage import write_atomic
+
+NOTEBOOKS = ("01-etl-setup.ipynb", "02-train-workflow.ipynb", "03-register-and-export.ipynb")
+WORKFLOW_NOTEBOOK = NOTEBOOKS[1]
+
+
+def scrub(text: str, replacements: list[tuple[str, str]]) -> str:
+    for old, new in replacements:
+        text = text.replace(old, new)
+    return text
+
+
+def path_replacements(root: Path) -> list[tuple[str, str]]:
+    """Absolute paths that must not appear in a kept notebook, longest first, with what replaces them."""
+    pairs = {str(root): ".", str(Path.home()): "~"}
+    for name in (workspace.HOME_ENV, workspace.ARTIFACTS_ENV):
+        value = os.environ.get(name)
+        if value:
+            pairs[str(Path(value).resolve())] = f"${name}"
+    return sorted(((k, v) for k, v in pairs.items() if k not in ("", "/")), key=lambda kv: -len(kv[0]))
+
+
+def sanitise_notebook(path: Path, replacements: list[tuple[str, str]]) -> None:
+    """Replace absolute paths in an executed notebook (outputs and metadata), in place."""
+    escaped = [(json.dumps(old)[1:-1], json.dumps(new)[1:-1]) for old, new in replacements]
+    write_atomic(path, scrub(path.read_text(), escaped))
+
+
+def render_html(notebook: Path) -> Path:
+    """The executed notebook as the HTML page a reviewer opens from the build's artifacts."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    return write_atomic(notebook.with_suffix(".html"), body)
+
+
+def notebook_failure(executed: Path, error: Exception) -> NotebookFailed:
+    """The failing cell (1-based, as a person counts in the executed notebook), its source and error."""
+    if executed.exists():
+        import nbformat
+
+        notebook = nbformat.read(executed, as_version=4)
+        for number, cell in enumerate(notebook.cells, start=1):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    return NotebookFailed(executed.name, number, cell.source, output.get("ename"), output.get("evalue"))
+    # papermill's own error names the cell it stopped in; a kernel that died names none
+    return NotebookFailed(
+        executed.name,
+        getattr(error, "cell_index", None),
+        getattr(error, "source", ""),
+        getattr(error, "ename", type(error).__name__),
+        getattr(error, "evalue", str(error)),
+    )
+
+
+def execute_notebook(
+    name: str, params: dict[str, Any], out: Path, progress: bool
+) -> tuple[dict[str, Any], NotebookFailed | None]:
+    """Run notebook ``name`` with ``params`` into ``out`` and keep it (sanitised, with its HTML); its
+    entry for the run's summary, and its failure if a cell raised."""
+    import papermill
+
+    root = workspace.project_root()
+    started = time.perf_counter()
+    entry: dict[str, Any] = {"notebook": name, "status": "succeeded"}
+    failure = None
+    try:
+        papermill.execute_notebook(
+            str(root / "notebooks" / name),
+            str(out / name),
+            parameters=params,
+            cwd=str(root / "notebooks"),
+            kernel_name="python3",
+            progress_bar=progress,
+            log_output=False,
+            # the kernel's start-up warnings are noise on the run's console
+            extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        )
+    except Exception as exc:  # papermill raises its own errors and kernel failures alike
+        failure = notebook_failure(out / name, exc)
+        entry.update(status="failed", error=failure.where)
+    finally:
+        entry["seconds"] = round(time.perf_counter() - started, 2)
+        if (out / name).exists():
+            sanitise_notebook(out / name, path_replacements(root))
+            render_html(out / name)
+    return entry, failure
+
+
+def kernel_environment(root: Path) -> None:
+    """Kernels are started by name: make ``python3`` this interpreter, finding this checkout."""
+    os.environ["PATH"] = os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")
+    os.environ[workspace.PROJECT_ENV] = str(root)
+
+
+def refresh_committed_notebooks(names: tuple[str, ...] = NOTEBOOKS) -> None:
+    """Re-execute the committed notebooks in place with their default parameters, in a fresh home.
+
+    These outputs are what nbval compares every later run against.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    root = workspace.project_root()
+    with tempfile.TemporaryDirectory(prefix="churn-notebooks-") as scratch:
+        os.environ[workspace.HOME_ENV] = os.path.join(scratch, "home")
+        os.environ[workspace.ARTIFACTS_ENV] = os.path.join(scratch, "artifacts")
+        kernel_environment(root)
+        replacements = path_replacements(root)
+        for name in names:
+            path = root / "notebooks" / name
+            notebook = nbformat.read(path, as_version=4)
+            NotebookClient(
+                notebook,
+                timeout=900,
+                kernel_name="python3",
+                record_timing=False,
+                resources={"metadata": {"path": str(path.parent)}},
+            ).execute()
+            nbformat.write(notebook, path)
+            sanitise_notebook(path, replacements)

@@ -1,0 +1,72 @@
+"""The shape of the package: small modules and functions, imports at the top.
+
+The layers themselves are import-linter's contracts (``make lint``, pyproject.toml);
+these checks hold what it does not see.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from helpers import ROOT
+
+PACKAGE = ROOT / "src" / "churn_pipeline"
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+#: declarative parser set-up, long by nature
+LONG_BY_NATURE = {("cli.py", "build_parser")}
+#: third-party packages that are heavy, or absent where part of the package runs (the functions'
+#: runtime has no numpy, Glue no IPython): imported where they are used
+DEFERRED_IMPORTS = {
+    "boto3", "botocore", "gunicorn", "IPython", "matplotlib", "multiprocessing", "nbclient", "nbconvert",
+    "nbformat", "numpy", "pandas", "papermill", "pyarrow", "pyspark", "sagemaker", "statelint",
+    "stepfunctions", "tarfile", "xgboost",
+}  # fmt: skip
+
+
+def _modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _functions(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+
+
+def test_no_module_is_over_the_limit():
+    long = {
+        str(p.relative_to(PACKAGE)): n for p in _modules() if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
+def test_no_function_is_over_the_limit():
+    long = []
+    for path in _modules():
+        for node in _functions(ast.parse(path.read_text())):
+            length = node.end_lineno - node.lineno + 1
+            if length > MAX_FUNCTION_LINES and (path.name, node.name) not in LONG_BY_NATURE:
+                long.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name} ({length} lines)")
+    assert not long, f"functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_function_level_imports_are_heavy_third_party_packages_only():
+    """A deferred import of the package's own modules would hide a cycle from import-linter's reader."""
+    misplaced = []
+    for path in _modules():
+        for function in _functions(ast.parse(path.read_text())):
+            for node in ast.walk(function):
+                if isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""] if not node.level else ["(the package)"]
+                elif isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                else:
+                    continue
+                misplaced += [
+                    f"{path.relative_to(PACKAGE)}:{node.lineno} {name}"
+                    for name in names
+                    if name.split(".")[0] not in DEFERRED_IMPORTS
+                ]
+    assert not misplaced, f"function-level imports that belong at the top: {misplaced}"
