@@ -71,9 +71,10 @@ def main(argv=None):
     else:
         spark = session.spark_session(arguments["SPARK_MASTER"])
     if arguments["MODE"] == "score":
-        from churn_pipeline import scoring, storage
+        from churn_pipeline import scoring
+        from churn_pipeline.s3 import s3_storage
 
-        manifest = json.loads(storage.read_text_or_none(arguments["MANIFEST"]) or "null")
+        manifest = json.loads(s3_storage().read_text(arguments["MANIFEST"]) or "null")
         if manifest is None:
             raise SystemExit(f"no feature manifest at {arguments['MANIFEST']}")
         encoded = scoring.encode_for_transform(spark, arguments["S3_SOURCE"], manifest, arguments["S3_DEST"])

@@ -16,6 +16,7 @@ from churn_pipeline.errors import ConfigError, ExecutionFailed, PipelineError
 from churn_pipeline.etl import job as etl_job
 from churn_pipeline.pipeline import deploy as pipeline_deploy
 from churn_pipeline.pipeline import execution
+from churn_pipeline.s3 import s3_storage
 
 BUCKET = "sagemaker-eu-west-1-123456789012"
 
@@ -345,7 +346,7 @@ def test_a_run_on_the_same_data_reuses_the_recorded_etl_output(aws_env, syntheti
     # what code/glue_etl.py leaves when the first run's ETL job finishes (moto runs no Glue job)
     s3.put_object(Bucket=BUCKET, Key="churn/first/etl/manifest.json", Body=json.dumps({"features": ["a"]}))
     etl_job.write_etl_record(
-        first.state["etl"]["record_uri"], first.state["etl"]["key"], "first", {"rows": {"train": 1}}, s3
+        first.state["etl"]["record_uri"], first.state["etl"]["key"], "first", {"rows": {"train": 1}}, s3_storage(s3)
     )
     second, _, _ = deploy(dev_params(run_id="second"), synthetic_csv)
     assert second.state["etl"]["reused"] and second.state["etl"]["source_run_id"] == "first"
@@ -363,13 +364,14 @@ def test_a_run_on_the_same_data_reuses_the_recorded_etl_output(aws_env, syntheti
 def test_s3_input_is_copied_inside_s3_and_its_sha256_computed_by_s3(aws_env, synthetic_csv, monkeypatch):
     """S3-COPY-CHECKSUM: notebook 01 reads the header and the first rows of an s3:// input; the object itself is
     copied by S3 (CopyObject), which computes its SHA-256: the file never passes through CodeBuild."""
-    from churn_pipeline import storage
+    from churn_pipeline import s3 as s3_store
 
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket="customers-1", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     s3.upload_file(str(synthetic_csv), "customers-1", "2026/churn.csv")
-    monkeypatch.setattr(storage, "copy_to_local", lambda *a, **k: pytest.fail("the object was downloaded"))
-    monkeypatch.setattr(storage, "sha256_of", lambda *a, **k: pytest.fail("the object was hashed here"))
+    monkeypatch.setattr(s3_store.S3Objects, "local_path", lambda *a, **k: pytest.fail("the object was downloaded"))
+    monkeypatch.setattr(s3_store.S3Objects, "put_stream", lambda *a, **k: pytest.fail("the object was streamed"))
+    monkeypatch.setattr(s3_store, "sha256_of", lambda *a, **k: pytest.fail("the object was hashed here"))
     run = workflow.start_run(dev_params(run_id="s3-source", data="s3://customers-1/2026/churn.csv"))
     profile = workflow.stage_data(run)
     assert profile.complete and profile.rows == 1500

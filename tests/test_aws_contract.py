@@ -35,7 +35,7 @@ class Target:
 def target(request, tmp_path):
     if request.param == "local":
         backend = LocalBackend(None, tmp_path / "home")
-        yield Target("local", backend.client, lambda key, body: backend.stage_bytes(body, f"s3://{BUCKET}/{key}"))
+        yield Target("local", backend.client, lambda key, body: backend.store.put(f"s3://{BUCKET}/{key}", body))
         return
     request.getfixturevalue("aws_env")
     s3 = boto3.client("s3")

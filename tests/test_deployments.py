@@ -34,8 +34,8 @@ def register(home, run_id, archive, manifest_text):
     backend = LocalBackend(None, home)
     prefix = f"s3://churn-pipeline-local/churn/{run_id}"
     model_uri = f"{prefix}/models/churn-local-{run_id}/output/model.tar.gz"
-    backend.stage_bytes(archive.read_bytes(), model_uri)
-    backend.stage_bytes(manifest_text.encode(), f"{prefix}/etl/manifest.json")
+    backend.store.put(model_uri, archive.read_bytes())
+    backend.store.put(f"{prefix}/etl/manifest.json", manifest_text.encode())
     record = make_record(run_id, model_name=f"churn-local-{run_id}", model_data_url=model_uri)
     backend.registry("t").register(record)
     path = home / f"{run_id}-parameters.json"

@@ -15,7 +15,7 @@ from churn_pipeline.etl.session import require_java
 from churn_pipeline.etl.source import Source
 from churn_pipeline.etl.split import _rows_below
 from churn_pipeline.names import FEATURE_MANIFEST
-from churn_pipeline.storage import keep_only_csv_parts
+from churn_pipeline.s3 import S3Objects
 
 
 def _split_bytes(dest: Path) -> dict[str, bytes]:
@@ -160,9 +160,11 @@ def test_markers_beside_the_parts_are_removed_on_s3(monkeypatch):
             "etl/train/sub/part-0.csv": b"1",
         }.items():
             s3.put_object(Bucket="bucket-1", Key=key, Body=body)
-        removed = keep_only_csv_parts("s3://bucket-1/etl/train", s3)
+        removed = S3Objects(s3).keep_only_csv_parts("s3://bucket-1/etl/train")
         left = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="bucket-1")["Contents"])
-    assert sorted(removed) == ["etl/train/_SUCCESS", "etl/train/part-00001-a.csv", "etl/train_$folder$"]
+    assert sorted(removed) == [
+        f"s3://bucket-1/{key}" for key in ("etl/train/_SUCCESS", "etl/train/part-00001-a.csv", "etl/train_$folder$")
+    ]
     assert left == ["etl/train/part-00000-a.csv", "etl/train/sub/part-0.csv", "etl/training-notes/part-0.csv"]
 
 

@@ -34,7 +34,7 @@ def test_glue_create_then_update_and_not_found(backend):
 
 
 def test_glue_job_failure_is_reported_with_the_error(backend):
-    backend.stage_bytes(b"raise ValueError('bad column Day Mins')\n", "s3://b/fail.py")
+    backend.store.put("s3://b/fail.py", b"raise ValueError('bad column Day Mins')\n")
     glue = backend.client("glue")
     glue.create_job(Name="j", Role="r", Command={"ScriptLocation": "s3://b/fail.py"})
     run_id = glue.start_job_run(JobName="j")["JobRunId"]
@@ -55,7 +55,7 @@ def test_lambda_invokes_the_staged_handler_with_its_environment(backend):
             "    return {'got': event['x'], 'table': os.environ['TABLE']}\n"
             "def broken(event, context):\n    raise KeyError('x')\n",
         )
-    backend.stage_bytes(buffer.getvalue(), "s3://b/fn.zip")
+    backend.store.put("s3://b/fn.zip", buffer.getvalue())
     functions = backend.client("lambda")
     code = {"S3Bucket": "b", "S3Key": "fn.zip"}
     functions.create_function(
@@ -256,8 +256,8 @@ def test_a_training_job_runs_in_a_process_of_its_own_in_the_container_layout(bac
     rows = [(i % 2, (i % 2) * 3.0 + (i % 7) * 0.1, (i % 5) * 1.0) for i in range(200)]
     text = "".join(f"{label},{a},{b}\n" for label, a, b in rows).encode()
     for part in ("part-00000-a.csv", "part-00001-a.csv"):
-        backend.stage_bytes(text, f"s3://b/etl/train/{part}")
-    backend.stage_bytes(text, "s3://b/etl/validation/part-00000-a.csv")
+        backend.store.put(f"s3://b/etl/train/{part}", text)
+    backend.store.put("s3://b/etl/validation/part-00000-a.csv", text)
     hyperparameters = {**training.hyperparameters_from(config.DEFAULTS), "num_round": "5"}
     sagemaker = backend.client("sagemaker")
     sagemaker.create_training_job(**_training_request("ok-0", hyperparameters))
@@ -265,7 +265,7 @@ def test_a_training_job_runs_in_a_process_of_its_own_in_the_container_layout(bac
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     metrics = training.metrics_by_name(job["FinalMetricDataList"])
     assert metrics["validation:accuracy"] == 1.0 and "train:auc" in metrics
-    booster = training.load_model_archive(backend.store.localize(job["ModelArtifacts"]["S3ModelArtifacts"]))
+    booster = training.load_model_archive(backend.mirror.localize(job["ModelArtifacts"]["S3ModelArtifacts"]))
     assert booster.num_boosted_rounds() == 5 and booster.num_features() == 2
     folder = backend.home / "sagemaker" / "jobs" / "ok-0"
     assert sorted(p.name for p in (folder / "input" / "data" / "train").iterdir()) == [
@@ -273,7 +273,7 @@ def test_a_training_job_runs_in_a_process_of_its_own_in_the_container_layout(bac
         "part-00001-a.csv",
     ]
 
-    backend.stage_bytes(b"", "s3://b/etl/train/_SUCCESS")
+    backend.store.put("s3://b/etl/train/_SUCCESS", b"")
     sagemaker.create_training_job(**_training_request("bad-0", hyperparameters))
     job = sagemaker.describe_training_job(TrainingJobName="bad-0")
     assert job["TrainingJobStatus"] == "Failed" and "ModelArtifacts" not in job

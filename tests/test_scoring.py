@@ -165,12 +165,12 @@ def test_a_batch_transform_gives_the_same_columns_as_the_local_score(spark, smal
     manifest = json.loads(manifest_path.read_text())
     backend = open_backend(DEFAULTS)
     bucket = "s3://churn-pipeline-local/scoring"
-    backend.stage_file(str(archive), f"{bucket}/model.tar.gz")
-    backend.stage_bytes(archives.scoring_source_dir(manifest), f"{bucket}/code/sourcedir.tar.gz")
+    backend.store.stage(f"{bucket}/model.tar.gz", str(archive))
+    backend.store.put(f"{bucket}/code/sourcedir.tar.gz", archives.scoring_source_dir(manifest))
     spark.conf.set("spark.sql.files.maxPartitionBytes", str(128 * 1024))
     try:
         encoded = scoring.encode_for_transform(
-            spark, str(churn_txt), manifest, str(backend.store.path(f"{bucket}/customers"))
+            spark, str(churn_txt), manifest, str(backend.mirror.path(f"{bucket}/customers"))
         )
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
@@ -201,8 +201,8 @@ def test_a_batch_transform_gives_the_same_columns_as_the_local_score(spark, smal
     )
     job = sagemaker.describe_transform_job(TransformJobName="scoring-1")
     assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
-    outputs = sorted(backend.store.path(f"{bucket}/scores").glob("*.out"))
-    parts = sorted(p.name for p in backend.store.path(f"{bucket}/customers").glob("part-*.csv"))
+    outputs = sorted(backend.mirror.path(f"{bucket}/scores").glob("*.out"))
+    parts = sorted(p.name for p in backend.mirror.path(f"{bucket}/customers").glob("part-*.csv"))
     assert [p.name for p in outputs] == [f"{name}.out" for name in parts] and len(parts) > 1
     transformed = [line for path in outputs for line in path.read_text().splitlines()]
     local = scoring.score_file(spark, archive, manifest, 0.3, str(churn_txt), tmp_path / "scores.csv", explain_count=2)
@@ -221,8 +221,8 @@ def test_a_failing_transform_job_says_why_and_writes_nothing(small_model, isolat
     archive, _, _ = small_model
     backend = open_backend(DEFAULTS)
     bucket = "s3://churn-pipeline-local/scoring"
-    backend.stage_file(str(archive), f"{bucket}/model.tar.gz")
-    backend.stage_bytes(b"555-0101,1.0,2.0\n", f"{bucket}/customers/part-00000.csv")
+    backend.store.stage(f"{bucket}/model.tar.gz", str(archive))
+    backend.store.put(f"{bucket}/customers/part-00000.csv", b"555-0101,1.0,2.0\n")
     sagemaker = backend.client("sagemaker")
     sagemaker.create_model(
         ModelName="built-in",
@@ -251,7 +251,7 @@ def test_a_failing_transform_job_says_why_and_writes_nothing(small_model, isolat
     assert (
         "only single range filters" in sagemaker.describe_transform_job(TransformJobName="two-ranges")["FailureReason"]
     )
-    assert not backend.store.path(f"{bucket}/scores").exists()
+    assert not backend.mirror.path(f"{bucket}/scores").exists()
 
 
 def test_score_as_on_aws_runs_the_etl_job_and_a_batch_transform_from_a_state_machine(
@@ -267,8 +267,8 @@ def test_score_as_on_aws_runs_the_etl_job_and_a_batch_transform_from_a_state_mac
     params = config.load(None, {"execution_timeout_minutes": 10})
     backend = open_backend(params)
     model_uri = "s3://churn-pipeline-local/churn/trained/models/job/output/model.tar.gz"
-    backend.stage_file(str(archive), model_uri)
-    backend.stage_file(str(manifest_path), "s3://churn-pipeline-local/churn/trained/etl/manifest.json")
+    backend.store.stage(model_uri, str(archive))
+    backend.store.stage("s3://churn-pipeline-local/churn/trained/etl/manifest.json", str(manifest_path))
     scores_uri = "s3://churn-pipeline-local/churn/scores/today/"
     for outside in (
         "s3://churn-pipeline-local/scores/",
@@ -280,16 +280,16 @@ def test_score_as_on_aws_runs_the_etl_job_and_a_batch_transform_from_a_state_mac
             PipelineError, match="scores go to a folder of their own under s3://churn-pipeline-local/churn/scores/"
         ):
             batch_scoring.batch_transform(params, model_uri, str(churn_txt), outside, overwrite=True)
-    assert backend.object_exists(model_uri)  # nothing was removed
+    assert backend.store.exists(model_uri)  # nothing was removed
     result = batch_scoring.batch_transform(
         params, model_uri, str(churn_txt), scores_uri, explain_count=3, cutoff=0.3, progress=lambda line: None
     )
     assert result["columns"] == decisions.output_columns("Phone", 3) and result["cutoff"] == 0.3
-    outputs = sorted(backend.store.path(scores_uri).glob("*.csv.out"))
-    described = json.loads(backend.store.path(scores_uri + batch_scoring.SCORES_DESCRIPTION).read_text())
+    outputs = sorted(backend.mirror.path(scores_uri).glob("*.csv.out"))
+    described = json.loads(backend.mirror.path(scores_uri + batch_scoring.SCORES_DESCRIPTION).read_text())
     assert described["columns"] == result["columns"]
-    assert not backend.store.path("s3://churn-pipeline-local/churn/scoring").exists() or not any(
-        backend.store.path("s3://churn-pipeline-local/churn/scoring").rglob("*.csv")
+    assert not backend.mirror.path("s3://churn-pipeline-local/churn/scoring").exists() or not any(
+        backend.mirror.path("s3://churn-pipeline-local/churn/scoring").rglob("*.csv")
     )  # encoded rows removed
     with pytest.raises(PipelineError, match="holds earlier scores"):
         batch_scoring.batch_transform(params, model_uri, str(churn_txt), scores_uri)

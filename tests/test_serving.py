@@ -185,8 +185,8 @@ def test_a_served_model_decides_at_its_runs_recorded_cutoff(model, tmp_path):
     archive, manifest, _ = model
     backend = LocalBackend(None, tmp_path / "home")
     model_uri = "s3://churn-pipeline-local/churn/run-1/models/job/output/model.tar.gz"
-    backend.stage_file(str(archive), model_uri)
-    backend.stage_file(str(manifest), "s3://churn-pipeline-local/churn/run-1/etl/manifest.json")
+    backend.store.stage(model_uri, str(archive))
+    backend.store.stage("s3://churn-pipeline-local/churn/run-1/etl/manifest.json", str(manifest))
     registry = SqliteRegistry(tmp_path / "registry.db")
     registry.register(make_record(model_data_url=model_uri))
     undecided = serving.resolve_model("run-1", backend, registry)

@@ -6,7 +6,9 @@ from helpers import fake_aws_credentials
 from moto import mock_aws
 
 from churn_pipeline import config, profiling, storage, workflow
-from churn_pipeline.errors import ConfigError, DataValidationError
+from churn_pipeline.errors import ConfigError, DataValidationError, StorageError
+from churn_pipeline.s3 import S3Objects, s3_storage
+from churn_pipeline.storage import LocalFiles, Storage
 
 
 @pytest.fixture
@@ -31,23 +33,55 @@ def test_write_atomic_leaves_no_partial_file(tmp_path):
     assert target.read_text() == "{}" and not list(tmp_path.rglob("*.partial"))
 
 
-def test_local_store_mirrors_s3_layout(tmp_path):
-    store = storage.LocalObjectStore(tmp_path)
+def test_the_mirror_keeps_s3s_layout_and_prefix_rules(tmp_path):
+    store = storage.MirroredS3(tmp_path)
     assert store.path("s3://bucket/a/b.csv") == tmp_path / "bucket" / "a" / "b.csv"
     assert store.localize("not-a-uri") == "not-a-uri"
+    for key in ("etl/train/part-0.csv", "etl/train_$folder$", "etl/train.csv", "etl/test/part-0.csv"):
+        store.put(f"s3://bucket/{key}", b"1,2\n")
+    assert sorted(store.objects_under("s3://bucket/etl/train")) == [
+        "s3://bucket/etl/train.csv",
+        "s3://bucket/etl/train/part-0.csv",
+        "s3://bucket/etl/train_$folder$",
+    ]
+    assert list(store.objects_under("s3://bucket/etl/train/")) == ["s3://bucket/etl/train/part-0.csv"]
+
+
+def test_one_storage_resolves_each_uri_by_its_scheme(tmp_path):
+    """A path is this machine's file, ``s3://`` the store given for S3, whatever the caller."""
+    local = Storage(storage.MirroredS3(tmp_path / "s3"))
+    local.put("s3://bucket/a.csv", b"x\n")
+    local.put(str(tmp_path / "b.csv"), b"y\n")
+    assert (tmp_path / "s3" / "bucket" / "a.csv").read_bytes() == b"x\n" and (tmp_path / "b.csv").exists()
+    digest = local.stage("s3://bucket/copy.csv", str(tmp_path / "b.csv"))
+    assert digest == storage.sha256_of(tmp_path / "b.csv") and list(local.lines("s3://bucket/copy.csv")) == ["y"]
 
 
 def test_s3_data_is_validated_and_staged(s3, synthetic_csv, tmp_path):
     s3.upload_file(str(synthetic_csv), "customers", "2026/churn.csv")
-    summary = profiling.validate_file("s3://customers/2026/churn.csv", s3)
+    summary = profiling.validate_file("s3://customers/2026/churn.csv", s3_storage(s3))
     assert summary.rows == 1500
-    copied = storage.copy_to_local("s3://customers/2026/churn.csv", tmp_path / "copy.csv", s3)
-    assert storage.sha256_of(copied) == storage.sha256_of(synthetic_csv)
+    copied = LocalFiles().stage(str(tmp_path / "copy.csv"), "s3://customers/2026/churn.csv", s3_storage(s3))
+    assert copied == storage.sha256_of(synthetic_csv) == storage.sha256_of(tmp_path / "copy.csv")
 
 
 def test_missing_s3_object_names_the_uri(s3):
     with pytest.raises(DataValidationError, match="s3://customers/nope.csv: cannot read from S3"):
-        profiling.validate_file("s3://customers/nope.csv", s3)
+        profiling.validate_file("s3://customers/nope.csv", s3_storage(s3))
+
+
+def test_an_s3_refusal_is_named_as_the_stores_not_as_bad_data(s3, monkeypatch):
+    """Access denied, throttling or missing credentials are the store's problem: a StorageError naming the
+    URI, never a data error that sends the user looking at their file."""
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+    monkeypatch.setattr(s3, "get_object", lambda **_: (_ for _ in ()).throw(denied))
+    with pytest.raises(StorageError, match="s3://customers/churn.csv: S3 refused to read from it: .*AccessDenied"):
+        profiling.validate_file("s3://customers/churn.csv", s3_storage(s3))
+    monkeypatch.setattr(s3, "get_object", lambda **_: (_ for _ in ()).throw(NoCredentialsError()))
+    with pytest.raises(StorageError, match="cannot reach S3 to read from it"):
+        profiling.validate_file("s3://customers/churn.csv", s3_storage(s3))
 
 
 def test_a_run_stages_s3_input_on_the_local_backend(s3, synthetic_csv, isolated):
@@ -58,7 +92,7 @@ def test_a_run_stages_s3_input_on_the_local_backend(s3, synthetic_csv, isolated)
     assert summary.rows == 1500
     assert run.state["data_uri"] == "s3://churn-pipeline-local/churn/s3-input/raw/churn.csv"
     assert run.state["data_sha256"] == storage.sha256_of(synthetic_csv)
-    assert run.backend.local_copy(run.state["data_uri"]).read_bytes() == synthetic_csv.read_bytes()
+    assert run.backend.store.local_path(run.state["data_uri"]).read_bytes() == synthetic_csv.read_bytes()
 
 
 def test_a_folder_moves_on_s3_by_copy_then_delete(s3):
@@ -72,8 +106,9 @@ def test_a_folder_moves_on_s3_by_copy_then_delete(s3):
         "etl/train_$folder$": b"",
     }.items():
         s3.put_object(Bucket="customers", Key=key, Body=body)
-    storage.move_folder("s3://customers/etl/_staging/split=train", "s3://customers/etl/train", s3)
-    storage.remove_folder("s3://customers/etl/_staging/split=test", s3)
+    objects = S3Objects(s3)
+    objects.move_prefix("s3://customers/etl/_staging/split=train", "s3://customers/etl/train")
+    objects.remove_prefix("s3://customers/etl/_staging/split=test")
     left = {
         o["Key"]: s3.get_object(Bucket="customers", Key=o["Key"])["Body"].read()
         for o in s3.list_objects_v2(Bucket="customers")["Contents"]

@@ -108,7 +108,7 @@ def _cmd_score(args) -> int:
         return 0
     backend, registry = _backend_and_registry(args)
     model = serving.resolve_model(args.model, backend, registry, args.manifest, args.cutoff)
-    data_location = str(backend.local_copy(args.data)) if args.data.startswith("s3://") else args.data
+    data_location = str(backend.store.local_path(args.data)) if args.data.startswith("s3://") else args.data
     if not os.path.isfile(data_location):
         raise PipelineError(f"--data {args.data}: no such file")
     manifest = json.loads(model.manifest.read_text())

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from . import workspace
 from .errors import PipelineError, RecordNotFound
+from .storage import write_atomic
 
 DEFAULT_PORTS = {"staging": 8080, "prod": 8081}
 PING_TIMEOUT_SECONDS = 60.0
@@ -184,11 +185,7 @@ class LocalEndpoints:
         return port, pid
 
     def _switch(self, environment: str, port: int) -> None:
-        target = self._folder(environment) / "active.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_suffix(".partial")
-        tmp.write_text(json.dumps({"port": port}))
-        os.replace(tmp, target)
+        write_atomic(self._folder(environment) / "active.json", json.dumps({"port": port}))
 
     def deploy(self, record, environment: str, port: int | None = None) -> Deployment:
         """Blue/green: the new version takes traffic only after it answers /ping."""

@@ -31,6 +31,15 @@ class DataValidationError(PipelineError):
         super().__init__(f"{', '.join(where)}: {problem}")
 
 
+class StorageError(PipelineError):
+    """The object store refused or failed an operation (access denied, throttling, no credentials);
+    names the URI. A missing input is a DataValidationError instead: the data's problem, not the store's."""
+
+    def __init__(self, uri: str, problem: str):
+        self.uri, self.problem = uri, problem
+        super().__init__(f"{uri}: {problem}")
+
+
 class RegistryError(PipelineError):
     """The model registry refused or failed an operation."""
 

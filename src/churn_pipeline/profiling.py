@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from . import formats
 from .data import PROFILE_ROWS, DataSummary, check_classes
 from .errors import DataValidationError
-from .storage import iter_text_lines, size_of
+from .s3 import s3_storage
+from .storage import Storage
 
 
 def summarise(lines: Iterator[str], location: str, labelled: bool = True) -> DataSummary:
@@ -30,10 +31,10 @@ def summarise(lines: Iterator[str], location: str, labelled: bool = True) -> Dat
     return DataSummary(location, fmt.name, rows, fmt.columns, positives, {k: sorted(v) for k, v in categories.items()})
 
 
-def validate_file(location: str, s3_client=None) -> DataSummary:
+def validate_file(location: str, storage: Storage | None = None) -> DataSummary:
     """Validate every row of a raw or encoded churn CSV in this process; raise DataValidationError at
     the first problem. (The pipeline validates on Spark, in the ETL job: ``etl.validation``.)"""
-    return check_classes(summarise(iter_text_lines(location, s3_client), location))
+    return check_classes(summarise((storage or s3_storage()).lines(location), location))
 
 
 @dataclass
@@ -63,9 +64,10 @@ class DataProfile:
         )
 
 
-def profile_file(location: str, s3_client=None, rows: int = PROFILE_ROWS) -> DataProfile:
+def profile_file(location: str, storage: Storage | None = None, rows: int = PROFILE_ROWS) -> DataProfile:
     """Check the header and the first ``rows`` rows (the rest of the file is not read)."""
-    lines = iter_text_lines(location, s3_client)
+    storage = storage or s3_storage()
+    lines = storage.lines(location)
     sample = list(itertools.islice(lines, rows + 1))
     complete = next(lines, None) is None
     lines.close()
@@ -74,4 +76,4 @@ def profile_file(location: str, s3_client=None, rows: int = PROFILE_ROWS) -> Dat
         check_classes(summary)
     elif summary.rows == 0:
         raise DataValidationError(location, f"the first {rows} lines hold no data rows")
-    return DataProfile(summary, complete, size_of(location, s3_client), sample)
+    return DataProfile(summary, complete, storage.size(location), sample)

@@ -35,7 +35,8 @@ from .errors import PipelineError
 from .etl.encoding import feature_frame
 from .etl.source import Source
 from .etl.validation import check_rows
-from .storage import keep_only_csv_parts
+from .s3 import s3_storage
+from .storage import Storage, atomic_file
 
 #: Spark's CSV writes as RFC 4180 (a quote in a field doubled, as Batch Transform and Python's csv read
 #: it), values as they are (Spark trims white space by default)
@@ -93,10 +94,10 @@ def batch_scorer(
     return score
 
 
-def encoded_customers(spark, data_location: str, manifest: dict[str, Any], s3_client=None):
+def encoded_customers(spark, data_location: str, manifest: dict[str, Any], storage: Storage | None = None):
     """(identifier name, Spark frame of identifier and features): every row checked by the run's rules
     (a bad row raises, naming its line), then encoded by the model's encoding, in input order."""
-    source = Source(spark, data_location, s3_client, labelled=False)
+    source = Source(spark, data_location, storage, labelled=False)
     encoding = source.format.scoring_encoding(manifest, source.location)
     check_rows(source)  # the run's rules, the run's words; nothing is written for a bad file
     identifier = source.format.identifier
@@ -104,13 +105,13 @@ def encoded_customers(spark, data_location: str, manifest: dict[str, Any], s3_cl
 
 
 def encode_for_transform(
-    spark, data_location: str, manifest: dict[str, Any], dest: str, s3_client=None
+    spark, data_location: str, manifest: dict[str, Any], dest: str, storage: Storage | None = None
 ) -> dict[str, Any]:
     """The ETL job's scoring mode: ``<identifier>,<features>`` parts without a header under ``dest``,
     in input order (part names sort as the input), what the scoring Batch Transform reads."""
-    identifier, frame = encoded_customers(spark, data_location, manifest, s3_client)
+    identifier, frame = encoded_customers(spark, data_location, manifest, storage)
     frame.write.mode("overwrite").options(**CSV_WRITE).csv(dest, header=False)
-    keep_only_csv_parts(dest, s3_client)
+    (storage or s3_storage()).keep_only_csv_parts(dest)
     return {"identifier": identifier, "features": len(frame.columns) - 1}
 
 
@@ -120,7 +121,7 @@ def join_parts(folder: Path, header: str, target: Path, explain_count: int) -> t
     do not."""
     rows = offers = 0
     from_right = 2 * explain_count + 1
-    with open(target, "wb") as out:
+    with atomic_file(target) as out:
         out.write(header.encode() + b"\n")
         for part in sorted(folder.glob("part-*.csv")):
             with open(part, "rb") as lines:
@@ -163,9 +164,7 @@ def score_file(
     try:
         scored.write.mode("overwrite").options(**CSV_WRITE).csv(str(staging / "parts"), header=False)
         columns = decisions.output_columns(identifier, explain_count)
-        partial = staging / out.name
-        rows, offers = join_parts(staging / "parts", ",".join(columns), partial, explain_count)
-        os.replace(partial, out)
+        rows, offers = join_parts(staging / "parts", ",".join(columns), out, explain_count)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return ScoredFile(out, rows, offers, cutoff, columns)

@@ -27,6 +27,7 @@ from typing import Any
 
 from . import explain, features, training
 from .errors import DataValidationError, PipelineError
+from .names import FEATURE_MANIFEST
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
 ACCEPTED_OUTPUTS = ("text/csv", "application/json", "application/jsonlines")
@@ -62,7 +63,7 @@ def manifest_uri_for(model_data_url: str) -> str:
             f"{model_data_url} is not a model this pipeline trained (no /models/ in the path); "
             "name its manifest with --manifest"
         )
-    return f"{run_prefix}/etl/manifest.json"
+    return f"{run_prefix}/etl/{FEATURE_MANIFEST}"
 
 
 def load_bundle(
@@ -345,8 +346,8 @@ def resolve_model(
         model_path, manifest_path = Path(reference), Path(manifest)
     else:
         model_uri, record = model_in_store(reference, registry)
-        manifest_path = Path(manifest) if manifest else backend.local_copy(manifest_uri_for(model_uri))
-        model_path = backend.local_copy(model_uri)
+        manifest_path = Path(manifest) if manifest else backend.store.local_path(manifest_uri_for(model_uri))
+        model_path = backend.store.local_path(model_uri)
     return ModelSource(model_path, manifest_path, *decision_cutoff(record, cutoff))
 
 

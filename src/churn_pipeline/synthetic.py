@@ -11,6 +11,7 @@ import numpy as np
 
 from .data import LABEL, RAW_COLUMNS
 from .errors import DataValidationError
+from .storage import atomic_file
 
 STATES = [
     "AK",
@@ -145,10 +146,8 @@ def generate_file(path: str | os.PathLike, rows: int, seed: int) -> SyntheticFil
     if rows < 1:
         raise DataValidationError(str(path), f"cannot generate {rows} rows; need at least 1")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
     churned = 0
-    with open(tmp, "w", newline="") as out:
+    with atomic_file(path, "w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(RAW_COLUMNS)
         for block, start in enumerate(range(0, rows, SYNTHETIC_BLOCK_ROWS)):
@@ -156,7 +155,6 @@ def generate_file(path: str | os.PathLike, rows: int, seed: int) -> SyntheticFil
             columns = generate_synthetic(size, _block_generator(seed, block))
             churned += int(np.count_nonzero(columns[LABEL] == "True."))
             writer.writerows(zip(*(columns[name].tolist() for name in RAW_COLUMNS)))
-    os.replace(tmp, path)
     return SyntheticFile(path, rows, churned)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataValidationError, PipelineError
+from .storage import atomic_file
 
 MODEL_FILE = "xgboost-model"
 #: hyper-parameters that are not XGBoost booster parameters
@@ -236,12 +237,9 @@ def save_model(booster, model_dir: str | os.PathLike) -> Path:
 def archive_model_dir(model_dir: str | os.PathLike, archive: str | os.PathLike) -> Path:
     """Write ``model.tar.gz`` from a model folder, atomically (what SageMaker uploads from ``/opt/ml/model``)."""
     archive = Path(archive)
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    tmp = archive.with_name(archive.name + ".partial")
-    with tarfile.open(tmp, "w:gz") as tar:
+    with atomic_file(archive) as out, tarfile.open(fileobj=out, mode="w:gz") as tar:
         for path in sorted(Path(model_dir).iterdir()):
             tar.add(path, arcname=path.name)
-    os.replace(tmp, archive)
     return archive
 
 

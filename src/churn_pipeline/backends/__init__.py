@@ -1,7 +1,7 @@
 """Backends: one interface, one implementation per backend, looked up by name.
 
-A backend supplies clients (the boto3 subset the pipeline uses), storage and
-task runners; it holds no pipeline logic. Cloud SDKs are imported only by the
+A backend supplies clients (the boto3 subset the pipeline uses), an object store
+composed for its URIs (``storage``) and task runners; it holds no pipeline logic. Cloud SDKs are imported only by the
 ``aws`` backend.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from .. import workspace
 from ..errors import ConfigError
+from ..storage import Storage
 
 BACKENDS = {"local": "churn_pipeline.backends.local:LocalBackend", "aws": "churn_pipeline.backends.aws:AwsBackend"}
 
@@ -23,36 +23,17 @@ class Backend(Protocol):
     """What the pipeline asks of a backend; both are built as ``Backend(params, home)``."""
 
     name: str
+    #: where the pipeline's objects live (``s3://`` URIs and local paths)
+    store: Storage
+    #: where a user's data is read from (a path, or an ``s3://`` URI on S3)
+    inputs: Storage
 
     def __init__(self, params: Mapping[str, Any] | None, home: str | os.PathLike) -> None: ...
 
     def client(self, service: str) -> Any:
         """A client for ``glue``, ``lambda``, ``sagemaker``, ``stepfunctions`` with boto3's calls and errors."""
 
-    def s3_client(self) -> Any:
-        """The client that reads a user's ``s3://`` input."""
-
     def default_bucket(self) -> str: ...
-
-    def stage_file(self, source: str, uri: str) -> str:
-        """Copy a local file or S3 object to ``uri``; return its SHA-256."""
-
-    def stage_bytes(self, content: bytes, uri: str) -> str:
-        """Write ``content`` to ``uri``; return its SHA-256."""
-
-    def object_exists(self, uri: str) -> bool: ...
-
-    def local_copy(self, uri: str) -> Path:
-        """A local path holding the object or every object under the prefix ``uri``."""
-
-    def keys_under(self, uri: str) -> list[str]:
-        """The keys of the objects under the prefix ``uri``."""
-
-    def remove_prefix(self, uri: str) -> None:
-        """Remove every object under the prefix ``uri/``."""
-
-    def text_lines(self, location: str) -> Iterator[str]:
-        """The lines of a local file or an ``s3://`` object, read as they are needed."""
 
     def registry(self, table: str) -> Any: ...
 

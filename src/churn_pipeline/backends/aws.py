@@ -6,8 +6,6 @@ order, with which definition) is the same code that drives the local backend.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 from collections.abc import Mapping
@@ -18,13 +16,9 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..aws_errors import s3_not_found
-from ..errors import PipelineError
 from ..registry import DynamoDbRegistry
-from ..storage import iter_text_lines, objects_under, remove_folder, sha256_of, split_s3_uri
-
-#: the largest object one CopyObject copies; a larger one is copied in parts of COPY_PART_BYTES
-COPY_OBJECT_LIMIT = 5 * 2**30
-COPY_PART_BYTES = 512 * 2**20
+from ..s3 import S3Objects
+from ..storage import Storage
 
 
 def _json_safe(value: Any) -> Any:
@@ -138,6 +132,7 @@ class AwsBackend:
         self.home = Path(home) / "cache"  # downloads of S3 objects the notebooks show
         self._clients: dict[str, Any] = {}
         self._identity: dict[str, str] | None = None
+        self._store: Storage | None = None
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -174,94 +169,17 @@ class AwsBackend:
     def registry(self, table: str):
         return DynamoDbRegistry(table, self.client("dynamodb"))
 
-    # --- staging --------------------------------------------------------------------------------
+    @property
+    def store(self) -> Storage:
+        """S3 through this backend's client (downloads for the notebooks kept in the home's cache)."""
+        if self._store is None:
+            self._store = Storage(S3Objects(self.client("s3"), self.home))
+        return self._store
 
-    def s3_client(self):
-        return self.client("s3")
-
-    def stage_file(self, source: str, uri: str) -> str:
-        """Upload a local file (or copy an S3 object, server-side) to ``uri``; return the SHA-256 of its content."""
-        bucket, key = split_s3_uri(uri)
-        if source.startswith("s3://"):
-            return self._copy_within_s3(source, bucket, key)
-        digest = sha256_of(source)
-        self.s3_client().upload_file(source, bucket, key, ExtraArgs={"Metadata": {"sha256": digest}})
-        return digest
-
-    def _copy_within_s3(self, source: str, bucket: str, key: str) -> str:
-        """Copy an object inside S3 (its bytes never pass through this machine) and let S3 compute its
-        SHA-256 as it copies. Up to 5 GB one CopyObject makes a single-part object, whose checksum is
-        the SHA-256 of the whole content; a larger object is copied in parts, and its checksum (a
-        checksum of the parts' checksums) is kept as ``composite-sha256:<value>``: still a fingerprint
-        of the content, for the same part size."""
-        from boto3.s3.transfer import TransferConfig
-
-        s3 = self.s3_client()
-        source_bucket, source_key = split_s3_uri(source)
-        copy_source = {"Bucket": source_bucket, "Key": source_key}
-        size = s3.head_object(**copy_source)["ContentLength"]
-        if size <= COPY_OBJECT_LIMIT:
-            copied = s3.copy_object(Bucket=bucket, Key=key, CopySource=copy_source, ChecksumAlgorithm="SHA256")[
-                "CopyObjectResult"
-            ]
-        else:
-            s3.copy(
-                copy_source,
-                bucket,
-                key,
-                ExtraArgs={"ChecksumAlgorithm": "SHA256"},
-                Config=TransferConfig(multipart_threshold=COPY_OBJECT_LIMIT, multipart_chunksize=COPY_PART_BYTES),
-            )
-            copied = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-        checksum = copied.get("ChecksumSHA256")
-        if not checksum:
-            raise PipelineError(f"S3 returned no SHA-256 checksum for the copy of {source} to s3://{bucket}/{key}")
-        if "-" in checksum or copied.get("ChecksumType", "FULL_OBJECT") != "FULL_OBJECT":
-            return f"composite-sha256:{checksum}"
-        return base64.b64decode(checksum).hex()
-
-    def stage_bytes(self, content: bytes, uri: str) -> str:
-        bucket, key = split_s3_uri(uri)
-        self.s3_client().put_object(Bucket=bucket, Key=key, Body=content)
-        return hashlib.sha256(content).hexdigest()
-
-    def local_copy(self, uri: str) -> Path:
-        """Download an object, or every object under a prefix, to the cache; return the local path."""
-        bucket, key = split_s3_uri(uri)
-        target = self.home / bucket / key
-        s3 = self.s3_client()
-        listing = s3.list_objects_v2(Bucket=bucket, Prefix=key.rstrip("/") + "/")
-        if listing.get("KeyCount", 0):
-            paginator = s3.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=bucket, Prefix=key.rstrip("/") + "/"):
-                for item in page.get("Contents", []):
-                    destination = self.home / bucket / item["Key"]
-                    destination.parent.mkdir(parents=True, exist_ok=True)
-                    s3.download_file(bucket, item["Key"], str(destination))
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, key, str(target))
-        return target
-
-    def keys_under(self, uri: str) -> list[str]:
-        bucket, key = split_s3_uri(uri)
-        return list(objects_under(self.s3_client(), bucket, key))
-
-    def remove_prefix(self, uri: str) -> None:
-        remove_folder(uri, self.s3_client())
-
-    def text_lines(self, location: str):
-        return iter_text_lines(location, self.s3_client() if location.startswith("s3://") else None)
-
-    def object_exists(self, uri: str) -> bool:
-        bucket, key = split_s3_uri(uri)
-        try:
-            self.s3_client().head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if not s3_not_found(exc):
-                raise
-            return False
-        return True
+    @property
+    def inputs(self) -> Storage:
+        """Where a user's data is read from: the same S3."""
+        return self.store
 
     # --- what the pipeline steps ask of a backend ---------------------------------------------
 

@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 from ..names import FEATURE_MANIFEST
-from ..storage import size_of, write_text
+from ..s3 import s3_storage
+from ..storage import Storage
 from .encoding import encoded_frame
 from .source import Source
 from .split import PART_BYTES, cut_values, plan_segments, rows_per_split, write_splits
@@ -24,7 +25,7 @@ def run_etl(
     train_fraction: float = 0.7,
     validation_fraction: float = 0.2,
     seed: int = 42,
-    s3_client=None,
+    storage: Storage | None = None,
     part_bytes: float = PART_BYTES,
 ) -> dict[str, Any]:
     """Validate ``source``, encode it and write the three splits and the feature manifest under ``dest``.
@@ -34,7 +35,8 @@ def run_etl(
     order (``split``). Three passes over the input: check and count, fetch the
     cut buckets, write.
     """
-    lines = Source(spark, source, s3_client)
+    storage = storage or s3_storage()
+    lines = Source(spark, source, storage)
     summary, counts = scan(lines, seed)
     frame, encoding = encoded_frame(lines, summary, seed)
     bounds = {
@@ -42,11 +44,11 @@ def run_etl(
         validation_key: (train_fraction, train_fraction + validation_fraction),
         test_key: (train_fraction + validation_fraction, 1.0),
     }
-    segments, quantiles = plan_segments(bounds, size_of(source, s3_client), part_bytes)
+    segments, quantiles = plan_segments(bounds, storage.size(source), part_bytes)
     # the last segment takes every row left: its upper quantile is no cut
     cuts, below_counts = cut_values(lines, seed, counts, quantiles[:-1])
     base = dest.rstrip("/")
-    parts = write_splits(spark, frame, cuts, segments, base, s3_client)
+    parts = write_splits(spark, frame, cuts, segments, base, storage)
     manifest = {
         "format": lines.format.name,
         "source": source,
@@ -61,15 +63,15 @@ def run_etl(
         "splits": {"train": train_key, "validation": validation_key, "test": test_key},
         "seed": seed,
     }
-    write_text(f"{base}/{FEATURE_MANIFEST}", json.dumps(manifest, indent=2), s3_client)
+    storage.write_text(f"{base}/{FEATURE_MANIFEST}", json.dumps(manifest, indent=2))
     return manifest
 
 
 def write_etl_record(
-    record_uri: str, key: str, run_id: str, manifest: dict[str, Any], s3_client=None
+    record_uri: str, key: str, run_id: str, manifest: dict[str, Any], storage: Storage | None = None
 ) -> dict[str, Any]:
     """Record a finished ETL output under its key, so a later run with the same inputs reuses it
     (the output is that run's ETL folder)."""
     record = {"etl_key": key, "run_id": run_id, "rows": manifest["rows"]}
-    write_text(record_uri, json.dumps(record, indent=2, sort_keys=True), s3_client)
+    (storage or s3_storage()).write_text(record_uri, json.dumps(record, indent=2, sort_keys=True))
     return record

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from .. import formats
 from ..errors import DataValidationError
-from ..storage import iter_text_lines
+from ..s3 import s3_storage
+from ..storage import Storage
 
 
 class Source:
     """An input's lines as every pass reads them: header and blank lines left out, fields split.
     ``labelled=False``: customers to score (a raw file's label is then optional and not read)."""
 
-    def __init__(self, spark, location: str, s3_client=None, labelled: bool = True):
+    def __init__(self, spark, location: str, storage: Storage | None = None, labelled: bool = True):
         from pyspark.sql import functions as F
 
-        lines = iter_text_lines(location, s3_client)
+        lines = (storage or s3_storage()).lines(location)
         first = next(lines, None)
         lines.close()
         if first is None or not first.strip():

@@ -12,7 +12,7 @@ import bisect
 import math
 
 from ..errors import EnvironmentProblem
-from ..storage import keep_only_csv_parts, move_folder, remove_folder
+from ..storage import Storage
 from .source import Source
 from .validation import bucket
 
@@ -172,7 +172,7 @@ def rows_per_split(bounds: Bounds, segments, counts: dict[int, dict[int, int]], 
     return rows
 
 
-def write_splits(spark, frame, cuts, segments, base: str, s3_client=None) -> dict[str, int]:
+def write_splits(spark, frame, cuts, segments, base: str, storage: Storage) -> dict[str, int]:
     """Every row into its segment's part, in order, all splits in one pass; each split moved to
     ``<base>/<split>/`` with only its CSV parts. The parts written per split."""
     from pyspark.sql import functions as F
@@ -195,8 +195,8 @@ def write_splits(spark, frame, cuts, segments, base: str, s3_client=None) -> dic
     )
     parts_written = {}
     for key in dict.fromkeys(name for name, _ in segments):
-        move_folder(f"{staging}/split={key}", f"{base}/{key}", s3_client)
-        keep_only_csv_parts(f"{base}/{key}", s3_client)
+        storage.move_prefix(f"{staging}/split={key}", f"{base}/{key}")
+        storage.keep_only_csv_parts(f"{base}/{key}")
         parts_written[key] = sum(1 for name, _ in segments if name == key)
-    remove_folder(staging, s3_client)
+    storage.remove_prefix(staging)
     return parts_written

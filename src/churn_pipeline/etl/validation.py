@@ -7,6 +7,7 @@ import math
 
 from .. import data
 from ..errors import DataValidationError
+from ..storage import Storage
 from .source import Source
 
 #: bad rows named in a validation error, besides the first
@@ -93,7 +94,7 @@ def check_rows(source: Source) -> None:
         raise bad_rows_error(source, rows, bad_rows)
 
 
-def validate(spark, source: str, s3_client=None) -> data.DataSummary:
+def validate(spark, source: str, storage: Storage | None = None) -> data.DataSummary:
     """Check every row of ``source`` on Spark (so on Glue's workers in the cloud) by its format's
     rules; raise DataValidationError naming the file, line and column of the first bad rows."""
-    return scan(Source(spark, source, s3_client), seed=0)[0]
+    return scan(Source(spark, source, storage), seed=0)[0]

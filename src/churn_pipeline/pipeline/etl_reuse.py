@@ -48,19 +48,19 @@ def plan_etl(run: Run) -> dict[str, Any]:
     }
     if not run.params["reuse_etl"]:
         plan["reason"] = "reuse_etl is false"
-    elif not run.backend.object_exists(plan["record_uri"]):
+    elif not run.backend.store.exists(plan["record_uri"]):
         plan["reason"] = "no earlier ETL with this data, ETL code, split fractions and seed"
     else:
-        source = json.loads(run.backend.local_copy(plan["record_uri"]).read_text())["run_id"]
+        source = json.loads(run.backend.store.read_text(plan["record_uri"]))["run_id"]
         output_uri = f"{run.run_prefix(source)}/etl"
         manifest_uri = f"{output_uri}/{FEATURE_MANIFEST}"
-        if source == run.run_id or not run.backend.object_exists(manifest_uri):
+        if source == run.run_id or not run.backend.store.exists(manifest_uri):
             plan["reason"] = f"the earlier ETL output of run {source} is gone"
         else:
-            manifest = json.loads(run.backend.local_copy(manifest_uri).read_text())
+            manifest = json.loads(run.backend.store.read_text(manifest_uri))
             manifest["reused_from"] = {"run_id": source, "output_uri": output_uri}
-            run.backend.stage_bytes(
-                json.dumps(manifest, indent=2).encode(), f"{run.own_etl_output_uri}/{FEATURE_MANIFEST}"
+            run.backend.store.put(
+                f"{run.own_etl_output_uri}/{FEATURE_MANIFEST}", json.dumps(manifest, indent=2).encode()
             )
             plan.update(
                 reused=True,

@@ -40,13 +40,13 @@ def evaluate_model(run: Run, record) -> dict[str, Any]:
     A run whose record holds another decision (other costs) is refused before anything is written."""
     import numpy as np
 
-    manifest = json.loads(run.backend.local_copy(f"{run.own_etl_output_uri}/{FEATURE_MANIFEST}").read_text())
+    manifest = json.loads(run.backend.store.local_path(f"{run.own_etl_output_uri}/{FEATURE_MANIFEST}").read_text())
     rows = sum(manifest["rows"].values())  # every row, counted by the ETL job
     run.state.update(data_rows=rows, data_rows_counted=True, churn_rate=round(manifest["positives"] / rows, 4))
     run.save()
-    booster = training.load_model_archive(run.backend.local_copy(record.model_data_url))
+    booster = training.load_model_archive(run.backend.store.local_path(record.model_data_url))
     tally, sample, sampled = evaluation.ScoreTally(), [], 0
-    for features, labels in training.iter_channel(run.backend.local_copy(run.channel_uri("test"))):
+    for features, labels in training.iter_channel(run.backend.store.local_path(run.channel_uri("test"))):
         tally.add(labels, booster.inplace_predict(features))
         if sampled < REASONS_SAMPLE_ROWS:
             sample.append(features[: REASONS_SAMPLE_ROWS - sampled])

@@ -44,7 +44,7 @@ def batch_transform(
     out_uri = _checked_out_uri(run, out_uri, overwrite)
     model_uri, record = serving.model_in_store(reference, run.registry())
     manifest_uri = serving.manifest_uri_for(model_uri)
-    manifest = json.loads(run.backend.local_copy(manifest_uri).read_text())
+    manifest = json.loads(run.backend.store.local_path(manifest_uri).read_text())
     decisions.check_explain_count(explain_count, manifest)
     cutoff, cutoff_origin = serving.decision_cutoff(record, cutoff)
     identifier = _identifier_of(data_location, run.backend)
@@ -66,7 +66,7 @@ def batch_transform(
         "OutputFilter": container.transform_data_processing(len(manifest["features"]))["OutputFilter"],
     }
     if overwrite:
-        run.backend.remove_prefix(out_uri)
+        run.backend.store.remove_prefix(out_uri)
     sfn = run.backend.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=version_arn, name=stamp, input=json.dumps(execution_input))[
         "executionArn"
@@ -93,7 +93,7 @@ def _where_the_etl_reads(run: Run, data_location: str, scratch: str) -> str:
     if data_location.startswith(run.project_prefix + "/"):
         return data_location
     file_name = data_location.rstrip("/").rsplit("/", 1)[-1]
-    run.backend.stage_file(data_location, f"{scratch}/{file_name}")
+    run.backend.store.stage(f"{scratch}/{file_name}", data_location, run.backend.inputs)
     return f"{scratch}/{file_name}"
 
 
@@ -107,7 +107,7 @@ def _checked_out_uri(run: Run, out_uri: str, overwrite: bool) -> str:
             "SageMaker role writes under the project's prefix, where runs, models and code also "
             "live: --overwrite must never reach those)"
         )
-    if run.backend.keys_under(out_uri) and not overwrite:
+    if run.backend.store.objects_under(out_uri) and not overwrite:
         raise PipelineError(
             f"--out {out_uri} holds earlier scores; they are not mixed with new ones (choose "
             "another --out, or pass --overwrite to replace them)"
@@ -119,8 +119,8 @@ def _staged_source_dir(run: Run, manifest: dict[str, Any]) -> str:
     """The scoring model's source directory, staged once under its content hash."""
     source_dir = archives.scoring_source_dir(manifest)
     uri = f"{run.code_prefix}/scoring-{hashlib.sha256(source_dir).hexdigest()[:16]}.tar.gz"
-    if not run.backend.object_exists(uri):
-        run.backend.stage_bytes(source_dir, uri)
+    if not run.backend.store.exists(uri):
+        run.backend.store.put(uri, source_dir)
     return uri
 
 
@@ -156,14 +156,14 @@ def _wait_and_describe(run: Run, arn: str, result: dict[str, Any], scratch: str,
     run.write_artifact("execution-history.json", history)
     raise_if_failed(history)
     described = {k: result[k] for k in ("columns", "cutoff", "cutoff_origin", "execution_arn", "transform_job")}
-    run.backend.stage_bytes(json.dumps(described, indent=2).encode(), f"{result['output_uri']}{SCORES_DESCRIPTION}")
-    run.backend.remove_prefix(scratch + "/")
+    run.backend.store.put(f"{result['output_uri']}{SCORES_DESCRIPTION}", json.dumps(described, indent=2).encode())
+    run.backend.store.remove_prefix(scratch + "/")
     return status
 
 
 def _identifier_of(location: str, backend) -> str:
     """The identifier column of a file's scores, from its first line (the rest is read where it is)."""
-    lines = backend.text_lines(location)
+    lines = backend.inputs.lines(location)
     first = next(lines, "")
     lines.close()
     return formats.detect(first, location, labelled=False).identifier

@@ -18,10 +18,10 @@ def stage_data(run: Run) -> profiling.DataProfile:
         source = str(workspace.home() / "data" / f"synthetic-{params['synthetic_rows']}-{params['synthetic_seed']}.csv")
         if not Path(source).exists():
             synthetic.write_synthetic(source, params["synthetic_rows"], params["synthetic_seed"])
-    profile = profiling.profile_file(source, run.backend.s3_client() if source.startswith("s3://") else None)
+    profile = profiling.profile_file(source, run.backend.inputs)
     name = Path(source.split("?")[0]).name or "data.csv"
     staged_uri = f"{run.prefix}/raw/{name}"
-    digest = run.backend.stage_file(source, staged_uri)
+    digest = run.backend.store.stage(staged_uri, source, run.backend.inputs)
     run.state.update(
         data_source=params["data"] or f"synthetic(rows={params['synthetic_rows']}, seed={params['synthetic_seed']})",
         data_uri=staged_uri,
@@ -39,6 +39,6 @@ def stage_code(run: Run, name: str, content: bytes) -> str:
     """Stage ``content`` at ``<code prefix>/<stem>-<sha256[:16]><suffix>`` (once; the key names the content)."""
     stem, dot, suffix = name.partition(".")
     uri = f"{run.code_prefix}/{stem}-{hashlib.sha256(content).hexdigest()[:16]}{dot}{suffix}"
-    if not run.backend.object_exists(uri):
-        run.backend.stage_bytes(content, uri)
+    if not run.backend.store.exists(uri):
+        run.backend.store.put(uri, content)
     return uri

@@ -1,6 +1,6 @@
 """The embedded local backend: one module per emulated service, as moto has one package per service.
 
-``s3``: a folder mirroring buckets; ``glue``: jobs run by local Spark;
+the object store: a folder mirroring buckets (``storage.MirroredS3``); ``glue``: jobs run by local Spark;
 ``awslambda``: handlers called in process; ``sagemaker``: XGBoost trained in
 process; ``stepfunctions``: the local ASL executor and its task integrations;
 the registry is SQLite. Each client implements the subset of the boto3 client
@@ -17,11 +17,12 @@ from typing import Any
 
 from ...errors import PipelineError
 from ...registry import open_registry
+from ...s3 import s3_storage
+from ...storage import MirroredS3, Storage
 from . import asl
 from .awslambda import LocalLambda
 from .common import arn
 from .glue import LocalGlue
-from .s3 import LocalS3
 from .sagemaker import LocalSageMaker
 from .stepfunctions import LocalStepFunctions
 from .tasks import task_runners
@@ -29,13 +30,16 @@ from .tasks import task_runners
 SERVICES = {"glue": LocalGlue, "lambda": LocalLambda, "sagemaker": LocalSageMaker, "stepfunctions": LocalStepFunctions}
 
 
-class LocalBackend(LocalS3):
-    """Everything the local backend keeps lives under one folder, ``home``."""
+class LocalBackend:
+    """Everything the local backend keeps lives under one folder, ``home``: its S3 is a mirror there
+    (``store``); a user's ``s3://`` data is read from S3 itself (``inputs``)."""
 
     name = "local"
 
     def __init__(self, params: Mapping[str, Any] | None, home: str | os.PathLike):
-        super().__init__(Path(home))
+        self.home = Path(home)
+        self.mirror = MirroredS3(self.home / "s3")
+        self.store, self.inputs = Storage(self.mirror), s3_storage()
         self.params = dict(params or {})
         self.registry_url = f"sqlite:///{(self.home / 'registry.db').resolve()}"
         self._clients: dict[str, Any] = {}
@@ -46,6 +50,9 @@ class LocalBackend(LocalS3):
         if service not in self._clients:
             self._clients[service] = SERVICES[service](self)
         return self._clients[service]
+
+    def default_bucket(self) -> str:
+        return "churn-pipeline-local"
 
     def registry(self, table: str):
         """The SQLite registry (one file serves every table name locally)."""

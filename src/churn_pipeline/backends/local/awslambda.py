@@ -32,7 +32,7 @@ class LocalLambda:
         self.functions = JsonStore(backend.home / "lambda" / "functions")
 
     def _code_sha256(self, code: dict) -> str:
-        content = self.backend.store.path(f"s3://{code['S3Bucket']}/{code['S3Key']}").read_bytes()
+        content = self.backend.mirror.path(f"s3://{code['S3Bucket']}/{code['S3Key']}").read_bytes()
         return base64.b64encode(hashlib.sha256(content).digest()).decode()
 
     def create_function(
@@ -129,7 +129,7 @@ class LocalLambda:
                 "Invoke",
             )
         module_file, _, handler_name = function["Handler"].rpartition(".")
-        bundle = self.backend.store.path(f"s3://{function['Code']['S3Bucket']}/{function['Code']['S3Key']}")
+        bundle = self.backend.mirror.path(f"s3://{function['Code']['S3Bucket']}/{function['Code']['S3Key']}")
         unpacked = self._unpack(bundle)
         spec = importlib.util.spec_from_file_location(f"local_lambda_{module_file}", unpacked / f"{module_file}.py")
         module = importlib.util.module_from_spec(spec)

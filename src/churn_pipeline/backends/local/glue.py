@@ -110,7 +110,7 @@ class LocalGlue:
             raise GlueConcurrentRunsExceeded.error(f"Concurrent runs exceeded for {JobName}", "StartJobRun")
         arguments = {**job.get("DefaultArguments", {}), **(Arguments or {})}
         run_id = "jr_" + hashlib.sha256(f"{JobName}{time.time_ns()}".encode()).hexdigest()[:32]
-        store = self.backend.store
+        store = self.backend.mirror
         script = store.localize(job["Command"]["ScriptLocation"])
         command = [sys.executable, script, "--JOB_NAME", JobName, "--JOB_RUN_ID", run_id]
         for name, value in arguments.items():

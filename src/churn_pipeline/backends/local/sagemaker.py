@@ -102,7 +102,7 @@ class LocalSageMaker:
                 raise PipelineError(f"channels {', '.join(sorted(missing))} are missing")
             folder = self._job_folder(TrainingJobName, channels, job["HyperParameters"])
             final = self._run_container(folder)
-            training.archive_model_dir(folder / training.MODEL_DIR, self.backend.store.localize(output_uri))
+            training.archive_model_dir(folder / training.MODEL_DIR, self.backend.mirror.localize(output_uri))
             job.update(
                 TrainingJobStatus="Completed",
                 SecondaryStatus="Completed",
@@ -139,13 +139,14 @@ class LocalSageMaker:
         """The channel folder as the container sees it (``/opt/ml/input/data/<channel>``): every object
         whose key starts with the S3Uri prefix, at its key relative to the prefix."""
         _, prefix = split_s3_uri(uri)
-        objects = self.backend.objects_under(uri)
+        objects = self.backend.mirror.objects_under(uri)
         if not objects:
             raise PipelineError(f"channel {channel}: no S3 objects found under {uri}")
-        for key, path in objects:
+        for found in objects:
+            _, key = split_s3_uri(found)
             target = folder / (key[len(prefix) :].lstrip("/") or os.path.basename(key))
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(path)
+            target.symlink_to(self.backend.mirror.path(found))
         return folder
 
     def describe_training_job(self, TrainingJobName: str) -> dict:
@@ -231,11 +232,16 @@ class LocalSageMaker:
         shutil.rmtree(folder, ignore_errors=True)
         container = model["PrimaryContainer"]
         environment = {**container.get("Environment", {}), **job["Environment"]}
-        _extract(self.backend.local_copy(container["ModelDataUrl"]), folder / transform.MODEL_DIR)
+        _extract(self.backend.store.local_path(container["ModelDataUrl"]), folder / transform.MODEL_DIR)
         if environment.get("SAGEMAKER_SUBMIT_DIRECTORY", "").startswith("s3://"):
-            _extract(self.backend.local_copy(environment["SAGEMAKER_SUBMIT_DIRECTORY"]), folder / transform.CODE_DIR)
+            _extract(
+                self.backend.store.local_path(environment["SAGEMAKER_SUBMIT_DIRECTORY"]), folder / transform.CODE_DIR
+            )
         _, prefix = split_s3_uri(input_uri)
-        inputs = [(key[len(prefix) :].lstrip("/"), str(path)) for key, path in self.backend.objects_under(input_uri)]
+        inputs = [
+            (split_s3_uri(found)[1][len(prefix) :].lstrip("/"), str(self.backend.mirror.path(found)))
+            for found in self.backend.mirror.objects_under(input_uri)
+        ]
         if not inputs:
             raise PipelineError(f"no S3 objects found under {input_uri}")
         (folder / transform.JOB_FILE).write_text(
@@ -257,7 +263,7 @@ class LocalSageMaker:
             transform.__name__, folder, folder / "transform.log", folder / transform.FAILURE_FILE, "transform"
         )
         for result in sorted((folder / transform.OUTPUT_DIR).glob("*.out")):
-            self.backend.stage_file(str(result), f"{output_uri.rstrip('/')}/{result.name}")
+            self.backend.store.stage(f"{output_uri.rstrip('/')}/{result.name}", str(result))
 
     def describe_transform_job(self, TransformJobName: str) -> dict:
         if not self.transform_jobs.exists(TransformJobName):

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ...container import csv_input
 from ...errors import PipelineError
+from ...storage import atomic_file
 from ...training import load_model_dir
 
 JOB_FILE = "job.json"
@@ -142,9 +143,8 @@ def run_job(folder: Path) -> None:
 
     for name, path in job["Inputs"]:
         target = folder / OUTPUT_DIR / f"{name}.out"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staged = target.with_name(target.name + ".partial")
-        with open(path, encoding="utf-8") as records, open(staged, "w", encoding="utf-8") as out:
+        # whole or not at all
+        with open(path, encoding="utf-8") as records, atomic_file(target, "w", encoding="utf-8") as out:
             batch, size = [], 0  # one mini-batch in memory at a time
             for line in records:
                 record = line.rstrip("\r\n")
@@ -157,7 +157,6 @@ def run_job(folder: Path) -> None:
                 size += len(record) + 1
             if batch:
                 out.writelines(answer(batch, name))
-        os.replace(staged, target)  # whole or not at all
 
 
 def main(argv: list[str]) -> int:
