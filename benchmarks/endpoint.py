@@ -100,12 +100,12 @@ def train_model(scratch: Path, rows: int) -> tuple[Path, Path, Path]:
 def in_process_ceiling(model, manifest, matrix, seconds: float, explain: int = 0) -> dict:
     from churn_pipeline import serving
 
-    bundle = serving.load_bundle(model, manifest)
+    served = serving.load_served_model(model, manifest)
     latencies = []
     stop_at = time.perf_counter() + seconds
     while time.perf_counter() < stop_at:
         t0 = time.perf_counter()
-        serving.explained_rows(bundle, matrix, explain) if explain else bundle.predict(matrix)
+        serving.explained_rows(served, matrix, explain) if explain else served.predict(matrix)
         latencies.append(time.perf_counter() - t0)
     return {
         "calls": len(latencies),

@@ -57,7 +57,7 @@ def floor(model: Path, manifest: Path, data: Path, rows: int) -> dict:
     spec = json.loads(manifest.read_text())
     with open(data, newline="") as handle:
         records = [r for _, r in zip(range(rows), csv.DictReader(handle))]
-    matrix = features.encode_records(spec["transform"], records)
+    matrix = features.encode_records(features.encoding_of(spec), records)
     booster = training.load_model_archive(model)
     t0 = time.perf_counter()
     booster.inplace_predict(matrix)

@@ -389,10 +389,10 @@ def tiny_model(folder):
 
     from churn_pipeline import data, features, training
 
-    transform = features.raw_transform({column: ["no", "yes"] for column in data.CATEGORICAL})
+    transform = features.raw_encoding({column: ["no", "yes"] for column in data.CATEGORICAL})
     manifest_path = folder / "manifest.json"
     manifest_path.write_text(
-        json.dumps({"format": "raw", "features": [s["feature"] for s in transform], "transform": transform})
+        json.dumps({"format": "raw", "features": [s["feature"] for s in transform], "encoding": transform})
     )
     matrix = np.random.default_rng(0).random((20, len(transform)))
     booster = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(matrix, label=[0, 1] * 10), 2)

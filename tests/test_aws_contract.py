@@ -102,7 +102,7 @@ def test_glue_refuses_the_streaming_worker_type_for_spark_jobs(target):
 
 
 # --- Lambda ----------------------------------------------------------------------------------------
-def _bundle() -> bytes:
+def _function_archive() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("fn.py", "def handler(event, context):\n    return event\n")
@@ -111,7 +111,7 @@ def _bundle() -> bytes:
 
 def test_lambda_function_is_pending_after_create_and_refuses_changes_until_ready(target):
     """LAMBDA-PENDING, LAMBDA-UPDATE-IN-PROGRESS, LAMBDA-CREATE-EXISTING"""
-    target.put_object("fn.zip", _bundle())
+    target.put_object("fn.zip", _function_archive())
     functions = target.client("lambda")
     settings = {
         "Role": ROLE,

@@ -122,7 +122,7 @@ def test_python_and_spark_apply_the_same_manifest_transform(spark, synthetic_csv
 
     manifest = etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "out"), seed=2)
     with open(synthetic_csv, newline="") as handle:
-        in_python = features.encode_records(manifest["transform"], csv.DictReader(handle))
+        in_python = features.encode_records(features.encoding_of(manifest), csv.DictReader(handle))
     from_spark = np.vstack(
         [training.read_channel(tmp_path / "out" / key)[0] for key in ("train", "validation", "test")]
     )

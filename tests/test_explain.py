@@ -45,7 +45,7 @@ def test_many_customer_service_calls_are_among_the_reasons_of_such_a_customer(mo
             "NJ,95,415,350-1234,no,no,0,120.5,98,20.49,180.2,102,15.32,190.4,99,8.57,9.8,4,2.65,8,False.".split(","),
         )
     )
-    matrix = features.encode_records(manifest["transform"], [caller])
+    matrix = features.encode_records(features.encoding_of(manifest), [caller])
     per_column, _ = explain.contributions(booster, matrix, manifest)
     reasons = explain.top_reasons(per_column, explain.reason_columns(manifest), 3)[0]
     assert "CustServ Calls" in [r["column"] for r in reasons]

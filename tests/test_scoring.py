@@ -18,10 +18,10 @@ def read_scores(path):
 
 def expected_scores(archive, manifest, lines):
     """The endpoint's own encoding and prediction of raw lines (header first)."""
-    bundle = serving.load_bundle(archive, manifest)
+    served = serving.load_served_model(archive, manifest)
     records = list(csv.DictReader(lines))
-    matrix = features.encode_records(bundle.manifest["transform"], records)
-    return [r["Phone"].strip() for r in records], np.asarray(bundle.predict(matrix)), matrix, bundle
+    matrix = features.encode_records(features.encoding_of(served.manifest), records)
+    return [r["Phone"].strip() for r in records], np.asarray(served.predict(matrix)), matrix, served
 
 
 def test_score_keeps_every_public_row_with_its_phone_in_input_order(spark, small_model, churn_txt, tmp_path):
@@ -31,7 +31,7 @@ def test_score_keeps_every_public_row_with_its_phone_in_input_order(spark, small
     scored = scoring.score_file(spark, archive, manifest, 0.3, str(churn_txt), out, explain_count=3)
     rows = read_scores(out)
     lines = churn_txt.read_text().splitlines()
-    phones, scores, matrix, bundle = expected_scores(archive, manifest_path, lines)
+    phones, scores, matrix, served = expected_scores(archive, manifest_path, lines)
     assert scored.rows == len(rows) == len(lines) - 1 == 3333
     assert [r["Phone"] for r in rows] == phones
     assert list(rows[0]) == [
@@ -49,7 +49,7 @@ def test_score_keeps_every_public_row_with_its_phone_in_input_order(spark, small
     np.testing.assert_allclose(written, scores, atol=1e-6)
     assert [r["decision"] for r in rows] == ["1" if s > 0.3 else "0" for s in scores]  # the model's own scores
     assert scored.offers == sum(r["decision"] == "1" for r in rows) > 0
-    per_column, _ = explain.contributions(bundle.booster, matrix, bundle.manifest)
+    per_column, _ = explain.contributions(served.booster, matrix, served.manifest)
     for row, expected in zip(rows[:50], explain.top_reasons(per_column, explain.reason_columns(manifest), 3)):
         assert [row[f"reason_{i}"] for i in (1, 2, 3)] == [reason["column"] for reason in expected]
         assert [float(row[f"contribution_{i}"]) for i in (1, 2, 3)] == pytest.approx(

@@ -13,10 +13,11 @@ import numpy as np
 import psutil
 import pytest
 import xgboost as xgb
-from helpers import DECISION, ROOT, make_record
+from helpers import CHURNER, DECISION, GOOD, HEADER, ROOT, make_record
 
 from churn_pipeline import serving, training
 from churn_pipeline.deployments import free_port
+from churn_pipeline.features import ENCODING_KEY, LEGACY_ENCODING_KEY
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +93,8 @@ def test_csv_predictions_equal_in_process_predictions(endpoint, model):
     status, kind, text = post(url, body)
     assert (status, kind) == (200, "text/csv")
     served = [float(line) for line in text.splitlines()]
-    bundle = serving.load_bundle(archive, manifest)
-    assert served == bundle.predict(rows)
+    in_process = serving.load_served_model(archive, manifest)
+    assert served == in_process.predict(rows)
     assert np.allclose(served, training.load_model_archive(archive).predict(xgb.DMatrix(rows)), atol=1e-6)
 
 
@@ -117,7 +118,7 @@ def test_raw_records_are_scored_with_the_training_transform(endpoint, model, syn
     lines = synthetic_csv.read_text().splitlines()[:6]
     status, _, raw_scores = post(url, "\n".join(lines).encode(), "text/csv; header=present")
     assert status == 200 and len(raw_scores.split()) == 5
-    transform = json.loads(model[1].read_text())["transform"]
+    transform = features.encoding_of(json.loads(model[1].read_text()))
     encoded = features.encode_records(transform, csv.DictReader(io.StringIO("\n".join(lines))))
     body = "\n".join(",".join(repr(float(v)) for v in row) for row in encoded).encode()
     assert post(url, body)[2] == raw_scores
@@ -196,9 +197,23 @@ def test_a_served_model_decides_at_its_runs_recorded_cutoff(model, tmp_path):
     assert source.cutoff == DECISION["cutoff"] and "chosen by cost in run run-1" in source.cutoff_origin
     assert serving.resolve_model(model_uri, backend, registry).cutoff == DECISION["cutoff"]  # by its URI too
     assert serving.resolve_model("run-1", backend, registry, cutoff=0.9).cutoff == 0.9
-    bundle = source.load()
+    served = source.load()
     features, _ = training.read_channel(sorted((model[2] / "test").glob("part-*.csv"))[0])
-    rows = serving.explained_rows(bundle, features, 1)
+    rows = serving.explained_rows(served, features, 1)
     assert [row["decision"] for row in rows] == [row["score"] > DECISION["cutoff"] for row in rows]
     between = [row for row in rows if DECISION["cutoff"] < row["score"] <= 0.5]
     assert between and all(row["decision"] for row in between)  # offered here, not at the default 0.5
+
+
+def test_a_feature_manifest_written_before_the_encoding_had_its_name_is_served_the_same(model, tmp_path):
+    """Manifests of earlier runs call the encoding ``transform``: their models are served and explained alike."""
+    archive, manifest, _ = model
+    legacy = json.loads(manifest.read_text())
+    legacy[LEGACY_ENCODING_KEY] = legacy.pop(ENCODING_KEY)
+    (tmp_path / "manifest.json").write_text(json.dumps(legacy))
+    current = serving.load_served_model(archive, manifest)
+    older = serving.load_served_model(archive, tmp_path / "manifest.json")
+    body = "\n".join([HEADER, GOOD, CHURNER]).encode()
+    matrix = serving.parse_request(current, "text/csv; header=present", body)
+    assert np.array_equal(serving.parse_request(older, "text/csv; header=present", body), matrix)
+    assert serving.explained_rows(older, matrix, 2) == serving.explained_rows(current, matrix, 2)

@@ -72,7 +72,7 @@ def _backend_and_registry(args):
 def _cmd_serve(args) -> int:
     backend, registry = _backend_and_registry(args)
     model = serving.resolve_model(args.model, backend, registry, args.manifest, args.cutoff)
-    serving.check_bundle(model.model, model.manifest)  # fail here, clearly, rather than in every worker
+    serving.check_served_model(model.model, model.manifest)  # fail here, clearly, rather than in every worker
     print(
         f"serving {args.model} on http://{args.host}:{args.port} (/ping, /invocations); decisions above "
         f"cutoff {model.cutoff:g} ({model.cutoff_origin})",

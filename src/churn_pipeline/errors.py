@@ -40,6 +40,15 @@ class StorageError(PipelineError):
         super().__init__(f"{uri}: {problem}")
 
 
+class MissingColumns(DataValidationError):
+    """A header lacks columns the format or the model's encoding needs (the request is well formed: the
+    endpoint answers 400, as for rows of the wrong width)."""
+
+    def __init__(self, source: str, missing: list[str]):
+        self.missing = missing
+        super().__init__(source, f"missing columns: {', '.join(missing)}", line=1)
+
+
 class RegistryError(PipelineError):
     """The model registry refused or failed an operation."""
 

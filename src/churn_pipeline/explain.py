@@ -13,19 +13,22 @@ from typing import Any
 
 import numpy as np
 
+from . import features
+
 
 def reason_columns(manifest: Mapping[str, Any]) -> list[str]:
     """The raw columns the model's features come from, in first-seen order (the feature itself for
     pre-encoded input)."""
-    return list(dict.fromkeys(step.get("column", step["feature"]) for step in manifest["transform"]))
+    return list(dict.fromkeys(step.get("column", step["feature"]) for step in features.encoding_of(manifest)))
 
 
 def column_matrix(manifest: Mapping[str, Any]) -> np.ndarray:
     """A 0/1 matrix (features x raw columns) that sums feature contributions into their raw column."""
     columns = reason_columns(manifest)
     index = {name: i for i, name in enumerate(columns)}
-    matrix = np.zeros((len(manifest["transform"]), len(columns)), dtype=np.float32)
-    for row, step in enumerate(manifest["transform"]):
+    encoding = features.encoding_of(manifest)
+    matrix = np.zeros((len(encoding), len(columns)), dtype=np.float32)
+    for row, step in enumerate(encoding):
         matrix[row, index[step.get("column", step["feature"])]] = 1.0
     return matrix
 

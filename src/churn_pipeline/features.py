@@ -1,10 +1,10 @@
-"""The feature transform, defined once as data in the manifest and applied by Spark or by Python.
+"""The feature encoding, defined once as data in the feature manifest and applied by Spark or by Python.
 
-``raw_transform`` builds the list of features (numeric columns, then one-hot
+``raw_encoding`` builds the list of features (numeric columns, then one-hot
 columns for each category seen in training) that the ETL writes into the
-manifest. The ETL applies it with Spark column expressions; the endpoint
-applies the very same list to raw customer records; neither holds a feature
-definition of its own.
+feature manifest. The ETL applies it with Spark column expressions; the
+endpoint applies the very same list to raw customer records; neither holds a
+feature definition of its own.
 """
 
 from __future__ import annotations
@@ -13,32 +13,40 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from . import data
-from .errors import DataValidationError
+from .errors import DataValidationError, MissingColumns
 
-Transform = list[dict[str, Any]]
+Encoding = list[dict[str, Any]]
+#: the feature manifest's key of the encoding (manifests written before it had its name used ``transform``)
+ENCODING_KEY = "encoding"
+LEGACY_ENCODING_KEY = "transform"
 
 
-def raw_transform(categories: Mapping[str, Sequence[str]]) -> Transform:
+def raw_encoding(categories: Mapping[str, Sequence[str]]) -> Encoding:
     """Numeric columns as they are, then one 0/1 column per (categorical column, value seen)."""
-    transform: Transform = [{"feature": name, "column": name} for name in data.NUMERIC]
+    encoding: Encoding = [{"feature": name, "column": name} for name in data.NUMERIC]
     for column in data.CATEGORICAL:
-        transform += [
+        encoding += [
             {"feature": f"{column}_{value}", "column": column, "equals": value} for value in categories[column]
         ]
-    return transform
+    return encoding
 
 
-def encoded_transform(width: int) -> Transform:
+def encoding_of(manifest: Mapping[str, Any]) -> Encoding | None:
+    """A feature manifest's encoding, whichever name it was written under; None when it has none."""
+    return manifest.get(ENCODING_KEY, manifest.get(LEGACY_ENCODING_KEY))
+
+
+def position_encoding(width: int) -> Encoding:
     """Pre-encoded rows: feature i is field i (field 0 is the label)."""
     return [{"feature": f"f{i}", "position": i} for i in range(1, width)]
 
 
-def spark_columns(transform: Transform, fields=None) -> list:
-    """Spark column expressions for ``transform`` (``fields``: the split text of pre-encoded rows)."""
+def spark_columns(encoding: Encoding, fields=None) -> list:
+    """Spark column expressions for ``encoding`` (``fields``: the split text of pre-encoded rows)."""
     from pyspark.sql import functions as F
 
     columns = []
-    for step in transform:
+    for step in encoding:
         if "position" in step:
             value = F.trim(fields.getItem(step["position"])).cast("double")
         elif "equals" in step:
@@ -49,18 +57,18 @@ def spark_columns(transform: Transform, fields=None) -> list:
     return columns
 
 
-def encode_records(transform: Transform, records: Iterable[Mapping[str, str]], source: str = "request"):
-    """Apply ``transform`` to raw records (dicts of column -> text); a float32 matrix, one row per record."""
+def encode_records(encoding: Encoding, records: Iterable[Mapping[str, str]], source: str = "request"):
+    """Apply ``encoding`` to raw records (dicts of column -> text); a float32 matrix, one row per record."""
     import numpy as np
 
-    needed = sorted({step["column"] for step in transform if "column" in step})
+    needed = sorted({step["column"] for step in encoding if "column" in step})
     rows = []
     for line, record in enumerate(records, start=2):
         missing = [c for c in needed if c not in record]
         if missing:
-            raise DataValidationError(source, f"missing columns: {', '.join(missing)}", line=1)
+            raise MissingColumns(source, missing)
         row = []
-        for step in transform:
+        for step in encoding:
             text = str(record[step["column"]]).strip()
             if "equals" in step:
                 row.append(1.0 if text == step["equals"] else 0.0)
@@ -72,4 +80,4 @@ def encode_records(transform: Transform, records: Iterable[Mapping[str, str]], s
                     source, f"value {text!r} is not a number", line=line, column=step["column"]
                 ) from None
         rows.append(row)
-    return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(transform))
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(encoding))

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from . import data, features
-from .errors import DataValidationError
+from .errors import DataValidationError, MissingColumns
 
 #: what Spark reads in place of bytes that are not UTF-8
 REPLACEMENT_CHARACTER = "\ufffd"
@@ -70,11 +70,11 @@ class InputFormat(ABC):
         """Check one row (``line`` of ``source``); its label (0 for customers to score)."""
 
     @abstractmethod
-    def encoding(self, categories: Mapping[str, Sequence[str]]) -> features.Transform:
+    def encoding(self, categories: Mapping[str, Sequence[str]]) -> features.Encoding:
         """The features a model trained on this format takes."""
 
     @abstractmethod
-    def scoring_encoding(self, manifest: Mapping[str, Any], source: str) -> features.Transform:
+    def scoring_encoding(self, manifest: Mapping[str, Any], source: str) -> features.Encoding:
         """How rows of this format are encoded for a model with feature manifest ``manifest``."""
 
     @abstractmethod
@@ -145,7 +145,7 @@ class RawRecords(InputFormat):
         missing = [c for c in expected if c not in header]
         unknown = [c for c in header if c not in data.RAW_COLUMNS]
         if missing:
-            raise DataValidationError(source, f"missing columns: {', '.join(missing)}", line=1)
+            raise MissingColumns(source, missing)
         if unknown:
             raise DataValidationError(source, f"unknown columns: {', '.join(unknown)}", line=1)
         duplicated = sorted({c for c in header if header.count(c) > 1})
@@ -188,17 +188,17 @@ class RawRecords(InputFormat):
             return 0
         return _label_value(fields[self.index[data.LABEL]].strip(), source, line)
 
-    def encoding(self, categories: Mapping[str, Sequence[str]]) -> features.Transform:
-        return features.raw_transform(categories)
+    def encoding(self, categories: Mapping[str, Sequence[str]]) -> features.Encoding:
+        return features.raw_encoding(categories)
 
-    def scoring_encoding(self, manifest: Mapping[str, Any], source: str) -> features.Transform:
+    def scoring_encoding(self, manifest: Mapping[str, Any], source: str) -> features.Encoding:
         if manifest.get("format", self.name) != self.name:
             raise DataValidationError(
                 source,
                 "raw customer records, but the model was trained on pre-encoded rows: score rows encoded the same way",
                 line=1,
             )
-        return manifest["transform"]
+        return features.encoding_of(manifest)
 
     def spark_fields(self):
         """Lines are split on commas unless they hold a quote, which only the CSV parser reads right
@@ -285,10 +285,10 @@ class EncodedRows(InputFormat):
             )
         return int(label)
 
-    def encoding(self, categories: Mapping[str, Sequence[str]]) -> features.Transform:
-        return features.encoded_transform(self.width)
+    def encoding(self, categories: Mapping[str, Sequence[str]]) -> features.Encoding:
+        return features.position_encoding(self.width)
 
-    def scoring_encoding(self, manifest: Mapping[str, Any], source: str) -> features.Transform:
+    def scoring_encoding(self, manifest: Mapping[str, Any], source: str) -> features.Encoding:
         if self.width - 1 != len(manifest["features"]):
             raise DataValidationError(
                 source,
@@ -296,7 +296,7 @@ class EncodedRows(InputFormat):
                 f"{len(manifest['features'])}",
                 line=1,
             )
-        return features.encoded_transform(self.width)
+        return features.position_encoding(self.width)
 
     def spark_fields(self):
         from pyspark.sql import functions as F

@@ -1,6 +1,6 @@
 """Batch scoring: every customer of a file scored where the data is, in input order.
 
-The rows are checked by the run's rules, encoded with the transform in the
+The rows are checked by the run's rules, encoded with the encoding in the
 model's manifest and scored on Spark: ``mapInPandas`` hands each task Arrow
 batches, and each Python worker loads the model once, so memory does not grow
 with the file. Spark's parts, written in input order, are joined into one CSV:

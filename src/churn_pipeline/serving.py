@@ -3,7 +3,7 @@
 ``GET /ping`` answers 200 once the model is loaded; ``POST /invocations`` takes
 ``text/csv`` (rows of features in the manifest's order, no header, no label),
 ``text/csv; header=present`` (raw customer records, encoded with the
-manifest's transform) or ``application/json``, and answers one churn
+manifest's encoding) or ``application/json``, and answers one churn
 probability per row in the ``Accept`` type. Bad requests get the container's
 statuses: 415 unparsable body, 400 wrong number of features, 406 unsupported
 ``Accept``, 413 body over 6 MiB. Served by gunicorn (pre-fork workers).
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from . import explain, features, training
-from .errors import DataValidationError, PipelineError
+from .errors import DataValidationError, MissingColumns, PipelineError
 from .names import FEATURE_MANIFEST
 
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -36,7 +36,7 @@ DEFAULT_CUTOFF = 0.5
 
 
 @dataclass
-class ModelBundle:
+class ServedModel:
     """A booster with the manifest that says what its features are."""
 
     booster: Any
@@ -66,15 +66,15 @@ def manifest_uri_for(model_data_url: str) -> str:
     return f"{run_prefix}/etl/{FEATURE_MANIFEST}"
 
 
-def load_bundle(
+def load_served_model(
     model_path: str | os.PathLike, manifest_path: str | os.PathLike, cutoff: float = DEFAULT_CUTOFF
-) -> ModelBundle:
+) -> ServedModel:
     booster = training.load_model_archive(model_path)
     booster.set_param({"nthread": 1})  # one request, one thread: workers give the parallelism
     manifest = json.loads(Path(manifest_path).read_text())
-    if "transform" not in manifest:
+    if features.encoding_of(manifest) is None:
         raise PipelineError(
-            f"manifest {manifest_path} has no feature transform (written by an older ETL); "
+            f"manifest {manifest_path} has no feature encoding (written by an older ETL); "
             "re-run the pipeline to serve this model"
         )
     if booster.num_features() != len(manifest["features"]):
@@ -82,10 +82,10 @@ def load_bundle(
             f"model {model_path} expects {booster.num_features()} features, manifest "
             f"{manifest_path} lists {len(manifest['features'])}"
         )
-    return ModelBundle(booster, manifest, cutoff)
+    return ServedModel(booster, manifest, cutoff)
 
 
-def check_bundle(model_path: str | os.PathLike, manifest_path: str | os.PathLike) -> None:
+def check_served_model(model_path: str | os.PathLike, manifest_path: str | os.PathLike) -> None:
     """Check a model and manifest in a child process: the server's master must not load XGBoost
     itself, since its OpenMP runtime does not survive the fork into workers."""
     import multiprocessing
@@ -95,7 +95,7 @@ def check_bundle(model_path: str | os.PathLike, manifest_path: str | os.PathLike
 
 
 def _load_and_discard(model_path: str, manifest_path: str) -> None:
-    load_bundle(model_path, manifest_path)
+    load_served_model(model_path, manifest_path)
 
 
 class RequestError(Exception):
@@ -118,7 +118,7 @@ def _check_width(rows: list[list[float]] | Any, expected: int) -> None:
             )
 
 
-def parse_request(bundle: ModelBundle, content_type: str, body: bytes):
+def parse_request(served: ServedModel, content_type: str, body: bytes):
     """The request body as a float32 feature matrix, or a RequestError with the container's status."""
     import numpy as np
 
@@ -134,17 +134,17 @@ def parse_request(bundle: ModelBundle, content_type: str, body: bytes):
     if kind == "text/csv" and options.get("header") == "present":
         try:
             return features.encode_records(
-                bundle.manifest["transform"], csv.DictReader(io.StringIO(text)), source="request body"
+                features.encoding_of(served.manifest), csv.DictReader(io.StringIO(text)), source="request body"
             )
         except DataValidationError as exc:
-            status = HTTPStatus.BAD_REQUEST if "missing columns" in exc.problem else HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+            status = HTTPStatus.BAD_REQUEST if isinstance(exc, MissingColumns) else HTTPStatus.UNSUPPORTED_MEDIA_TYPE
             raise RequestError(status, str(exc)) from None
     if kind == "text/csv":
         try:
             rows = [[float(value) for value in line.split(",")] for line in text.splitlines() if line.strip()]
         except ValueError as exc:
             raise RequestError(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"CSV body is not numeric: {exc}") from None
-        _check_width(rows, bundle.n_features)
+        _check_width(rows, served.n_features)
         return np.asarray(rows, dtype=np.float32)
     if kind == "application/json":
         try:
@@ -164,7 +164,7 @@ def parse_request(bundle: ModelBundle, content_type: str, body: bytes):
             raise RequestError(
                 HTTPStatus.UNSUPPORTED_MEDIA_TYPE, 'each instance must be a list of numbers or {"features": [numbers]}'
             )
-        _check_width(rows, bundle.n_features)
+        _check_width(rows, served.n_features)
         return np.asarray(rows, dtype=np.float32)
     raise RequestError(
         HTTPStatus.UNSUPPORTED_MEDIA_TYPE,
@@ -189,13 +189,13 @@ def choose_output(accept: str | None) -> str:
     )
 
 
-def explain_count(attributes: str | None, bundle: ModelBundle) -> int | None:
+def explain_count(attributes: str | None, served: ServedModel) -> int | None:
     """K from ``explain=K`` among the custom attributes (``key=value`` pairs split by ``,`` or ``;``)."""
     for pair in (attributes or "").replace(";", ",").split(","):
         key, _, value = pair.partition("=")
         if key.strip().lower() != "explain":
             continue
-        columns = len(explain.reason_columns(bundle.manifest))
+        columns = len(explain.reason_columns(served.manifest))
         if not value.strip().isdecimal() or not value.strip().isascii() or not 1 <= int(value) <= columns:
             raise RequestError(
                 HTTPStatus.BAD_REQUEST, f"custom attribute explain={value.strip()!r}: ask for 1 to {columns} reasons"
@@ -204,14 +204,14 @@ def explain_count(attributes: str | None, bundle: ModelBundle) -> int | None:
     return None
 
 
-def explained_rows(bundle: ModelBundle, matrix, count: int) -> list[dict[str, Any]]:
+def explained_rows(served: ServedModel, matrix, count: int) -> list[dict[str, Any]]:
     """Probability, decision and the ``count`` largest reasons of each row."""
-    scores = bundle.predict(matrix)
+    scores = served.predict(matrix)
     if not scores:
         return []
-    per_column, _ = explain.contributions(bundle.booster, matrix, bundle.manifest)
-    reasons = explain.top_reasons(per_column, explain.reason_columns(bundle.manifest), count)
-    return [{"score": score, "decision": score > bundle.cutoff, "reasons": why} for score, why in zip(scores, reasons)]
+    per_column, _ = explain.contributions(served.booster, matrix, served.manifest)
+    reasons = explain.top_reasons(per_column, explain.reason_columns(served.manifest), count)
+    return [{"score": score, "decision": score > served.cutoff, "reasons": why} for score, why in zip(scores, reasons)]
 
 
 def format_explained(kind: str, rows: list[dict[str, Any]]) -> bytes:
@@ -242,9 +242,9 @@ def _discard(stream, length: int, limit: int = 64 * 1024 * 1024) -> None:
         remaining -= len(chunk)
 
 
-def make_app(load: Callable[[], ModelBundle]) -> Callable:
+def make_app(load: Callable[[], ServedModel]) -> Callable:
     """The WSGI application; the model is loaded when the worker starts."""
-    bundle = load()
+    served = load()
 
     def respond(start_response, status: HTTPStatus, body: bytes, kind: str = "text/plain") -> Iterable[bytes]:
         start_response(f"{status.value} {status.phrase}", [("Content-Type", kind), ("Content-Length", str(len(body)))])
@@ -266,7 +266,7 @@ def make_app(load: Callable[[], ModelBundle]) -> Callable:
                     HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                     f"body of {length} bytes is over the {MAX_BODY_BYTES}-byte limit",
                 )
-            count = explain_count(environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"), bundle)
+            count = explain_count(environ.get("HTTP_X_AMZN_SAGEMAKER_CUSTOM_ATTRIBUTES"), served)
             accept = environ.get("HTTP_ACCEPT")
             if count and (not accept or choose_output(accept) == "text/csv" and "text/csv" not in accept):
                 accept = "application/json"  # reasons have no CSV form; */* and no Accept get JSON
@@ -274,11 +274,11 @@ def make_app(load: Callable[[], ModelBundle]) -> Callable:
             body = environ["wsgi.input"].read(length) if length else environ["wsgi.input"].read(MAX_BODY_BYTES + 1)
             if len(body) > MAX_BODY_BYTES:
                 raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body is over the {MAX_BODY_BYTES}-byte limit")
-            matrix = parse_request(bundle, environ.get("CONTENT_TYPE", ""), body)
+            matrix = parse_request(served, environ.get("CONTENT_TYPE", ""), body)
             if count:
-                answer = format_explained(kind, explained_rows(bundle, matrix, count))
+                answer = format_explained(kind, explained_rows(served, matrix, count))
             else:
-                answer = format_predictions(kind, bundle.predict(matrix))
+                answer = format_predictions(kind, served.predict(matrix))
             return respond(start_response, HTTPStatus.OK, answer, kind)
         except RequestError as error:
             return respond(start_response, error.status, (error.message + "\n").encode())
@@ -287,7 +287,7 @@ def make_app(load: Callable[[], ModelBundle]) -> Callable:
 
 
 def serve(
-    load: Callable[[], ModelBundle],
+    load: Callable[[], ServedModel],
     host: str = "127.0.0.1",
     port: int = 8080,
     workers: int | None = None,
@@ -330,8 +330,8 @@ class ModelSource:
     cutoff: float
     cutoff_origin: str
 
-    def load(self) -> ModelBundle:
-        return load_bundle(self.model, self.manifest, self.cutoff)
+    def load(self) -> ServedModel:
+        return load_served_model(self.model, self.manifest, self.cutoff)
 
 
 def resolve_model(

@@ -6,7 +6,7 @@ from .. import data, features
 from .source import Source
 
 
-def feature_frame(source: Source, encoding: features.Transform, *leading):
+def feature_frame(source: Source, encoding: features.Encoding, *leading):
     """Every row's features by ``encoding``, after the ``leading`` columns (which may use ``_id``,
     ``value``, ``_fields`` and the format's columns by name)."""
     from pyspark.sql import functions as F

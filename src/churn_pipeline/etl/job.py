@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import features
 from ..names import FEATURE_MANIFEST
 from ..s3 import s3_storage
 from ..storage import Storage
@@ -54,7 +55,7 @@ def run_etl(
         "source": source,
         "label": lines.format.label,
         "features": [step["feature"] for step in encoding],
-        "transform": encoding,
+        features.ENCODING_KEY: encoding,
         "categories": summary.categories,
         "dropped": list(lines.format.dropped),
         "rows": rows_per_split(bounds, segments, counts, below_counts),

@@ -109,13 +109,13 @@ class LocalLambda:
     def get_function(self, FunctionName: str) -> dict:
         return {"Configuration": self.get_function_configuration(FunctionName)}
 
-    def _unpack(self, bundle: Path) -> Path:
+    def _unpack(self, archive: Path) -> Path:
         """Unpack a deployment zip once per content hash, as Lambda does per code version."""
-        target = self.backend.home / "lambda" / "code" / sha256_of(bundle)[:16]
+        target = self.backend.home / "lambda" / "code" / sha256_of(archive)[:16]
         if not target.exists():
             partial = target.with_name(target.name + ".partial")
-            with zipfile.ZipFile(bundle) as archive:
-                archive.extractall(partial)
+            with zipfile.ZipFile(archive) as zipped:
+                zipped.extractall(partial)
             os.replace(partial, target)
         return target
 
@@ -129,8 +129,8 @@ class LocalLambda:
                 "Invoke",
             )
         module_file, _, handler_name = function["Handler"].rpartition(".")
-        bundle = self.backend.mirror.path(f"s3://{function['Code']['S3Bucket']}/{function['Code']['S3Key']}")
-        unpacked = self._unpack(bundle)
+        archive = self.backend.mirror.path(f"s3://{function['Code']['S3Bucket']}/{function['Code']['S3Key']}")
+        unpacked = self._unpack(archive)
         spec = importlib.util.spec_from_file_location(f"local_lambda_{module_file}", unpacked / f"{module_file}.py")
         module = importlib.util.module_from_spec(spec)
         event = json.loads(Payload) if isinstance(Payload, (str, bytes)) else (Payload or {})
