@@ -7,6 +7,7 @@ these checks hold what it does not see.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from helpers import ROOT
@@ -70,3 +71,31 @@ def test_function_level_imports_are_heavy_third_party_packages_only():
                     if name.split(".")[0] not in DEFERRED_IMPORTS
                 ]
     assert not misplaced, f"function-level imports that belong at the top: {misplaced}"
+
+
+def _module_map() -> list[tuple[set[str], set[str]]]:
+    """(modules named in the second column, every backticked name of the row) per row of the README's map."""
+    text = (ROOT / "README.md").read_text()
+    table = text[text.index("## Module map") : text.index("## Layout")]
+    rows = []
+    for line in table.splitlines():
+        cells = line.split("|")
+        if len(cells) > 3 and "`" in cells[2]:
+            rows.append((set(re.findall(r"`([^`]+)`", cells[2])), set(re.findall(r"`([^`]+)`", line))))
+    return rows
+
+
+def test_the_readmes_module_map_matches_the_tree():
+    rows = _module_map()
+    named = set().union(*(modules for modules, _ in rows))
+    tree = {p.relative_to(PACKAGE).with_suffix("").as_posix().removesuffix("/__init__") for p in _modules()}
+    tree.discard("__init__")
+
+    def mapped(module: str) -> bool:
+        package, _, name = module.rpartition("/")
+        in_row = any(f"{package}/*" in modules and name in row for modules, row in rows)
+        return module in named or in_row or any(m.startswith(f"{module}/") for m in named)
+
+    assert [m for m in sorted(tree) if not mapped(m) and f"{m}/*" not in named] == []
+    listed = {m for m in named if not m.endswith("/*")} | {m[:-2] for m in named if m.endswith("/*")}
+    assert sorted(listed - tree) == []
