@@ -14,6 +14,8 @@ import pytest
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult, EmptyResult
 
+from churn_pipeline.backends.local.glue import SPARK_WORKER_TYPES
+
 _ORIGINALS: dict[tuple[type, str], object] = {}
 
 
@@ -28,20 +30,8 @@ def _original(cls: type, name: str):
 
 
 # --- Glue ----------------------------------------------------------------------------------------
-GLUE_SPARK_WORKER_TYPES = {
-    "Standard",
-    "G.1X",
-    "G.2X",
-    "G.4X",
-    "G.8X",
-    "G.12X",
-    "G.16X",
-    "R.1X",
-    "R.2X",
-    "R.4X",
-    "R.8X",
-    "Z.2X",
-}
+#: worker types Glue runs Spark jobs on: the local Glue service's list, one source for both
+GLUE_SPARK_WORKER_TYPES = set(SPARK_WORKER_TYPES)
 _JOB_FIELDS = {
     "Description": "description",
     "LogUri": "log_uri",

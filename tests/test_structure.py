@@ -99,3 +99,50 @@ def test_the_readmes_module_map_matches_the_tree():
     assert [m for m in sorted(tree) if not mapped(m) and f"{m}/*" not in named] == []
     listed = {m for m in named if not m.endswith("/*")} | {m[:-2] for m in named if m.endswith("/*")}
     assert sorted(listed - tree) == []
+
+
+def import_cycles(package: str = "churn_pipeline") -> tuple[dict[str, set[str]], list[list[str]]]:
+    """(every module's direct imports within the package, the groups of modules that import each other
+    in a cycle), over every import, deferred ones included (grimp reads them all)."""
+    import grimp
+
+    graph = grimp.build_graph(package)
+    edges = {m: graph.find_modules_directly_imported_by(m) for m in sorted(graph.modules)}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(module: str) -> None:  # Tarjan's strongly connected components
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for other in edges[module]:
+            if other not in index:
+                visit(other)
+                low[module] = min(low[module], low[other])
+            elif other in stack:
+                low[module] = min(low[module], index[other])
+        if low[module] == index[module]:
+            group = []
+            while not group or group[-1] != module:
+                group.append(stack.pop())
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for module in edges:
+        if module not in index:
+            visit(module)
+    return edges, cycles
+
+
+def test_the_package_has_no_import_cycle():
+    """The layers contract keeps imports between layers downward; within a layer, siblings may import
+    each other, but never round in a circle."""
+    assert import_cycles()[1] == []
+
+
+if __name__ == "__main__":  # the import graph in figures: python tests/test_structure.py
+    edges, cycles = import_cycles()
+    print(f"{len(edges)} modules, {sum(len(e) for e in edges.values())} imports, {len(cycles)} cycles")
+    for group in cycles:
+        print(f"  cycle of {len(group)}: {' '.join(m.removeprefix('churn_pipeline.') for m in group)}")
