@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import multiprocessing
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -88,8 +89,6 @@ def load_served_model(
 def check_served_model(model_path: str | os.PathLike, manifest_path: str | os.PathLike) -> None:
     """Check a model and manifest in a child process: the server's master must not load XGBoost
     itself, since its OpenMP runtime does not survive the fork into workers."""
-    import multiprocessing
-
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         pool.apply(_load_and_discard, (str(model_path), str(manifest_path)))
 

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -40,8 +41,6 @@ def _run_job_process(module: str, folder: Path, log: Path, failure: Path, kind: 
 
 def _extract(archive: Path, target: Path) -> None:
     """A ``.tar.gz`` unpacked as the container unpacks the model and the source directory."""
-    import tarfile
-
     target.mkdir(parents=True, exist_ok=True)
     try:
         with tarfile.open(archive, "r:gz") as tar:
