@@ -15,7 +15,8 @@ def test_every_check_passes_on_a_ready_account(aws_env, capsys):
     )
     assert cli.main(["doctor", "--params", str(ROOT / "parameters" / "dev.yaml")]) == 0
     out = capsys.readouterr().out
-    assert out.count("ok  ") == 9 and "9 of 9 checks passed" in out
+    assert out.count("ok  ") == 10 and "10 of 10 checks passed" in out
+    assert "s3://sagemaker-eu-west-1-123456789012 is reachable, in eu-west-1, and writable under churn/" in out
     assert "account 123456789012" in out and "assumable by glue.amazonaws.com" in out
 
 
@@ -27,7 +28,7 @@ def test_each_problem_is_its_own_failing_line(aws_env, monkeypatch, capsys):
     assert not checks["role lambda_role"].ok and "lambda_role is not set" in checks["role lambda_role"].detail
     assert not checks["role glue_role"].ok and "glue.amazonaws.com cannot assume it" in checks["role glue_role"].detail
     assert not checks["registry table"].ok and "ResourceNotFoundException" in checks["registry table"].detail
-    assert not checks["bucket"].ok
+    assert checks["bucket"].ok and "does not exist yet: the first run creates it" in checks["bucket"].detail
     assert checks["credentials and account"].ok and checks["role sagemaker_execution_role"].ok
     assert cli.main(["doctor", "--params", str(ROOT / "parameters" / "dev.yaml")]) == 1
     assert "FAIL  role lambda_role" in capsys.readouterr().out
@@ -53,3 +54,50 @@ def test_registry_cli_reads_the_dynamodb_registry_of_a_parameters_file(aws_env, 
     DynamoDbRegistry("churn-dev-model-registry", boto3.client("dynamodb")).register(make_record("aws-run"))
     assert cli.main(["registry", "--params", str(ROOT / "parameters" / "dev.yaml"), "show", "aws-run", "--json"]) == 0
     assert '"run_id": "aws-run"' in capsys.readouterr().out
+
+
+def test_a_bucket_the_run_would_create_is_not_a_failure_but_one_named_must_exist(aws_env):
+    """S3-HEAD-BUCKET: the account's SageMaker default bucket is created by the first run; a bucket named
+    in the parameters is the user's and must exist, in the run's region."""
+    checks = {c.name: c for c in run_checks(params())}
+    assert checks["bucket"].ok and "sagemaker-eu-west-1-123456789012 does not exist yet" in checks["bucket"].detail
+    first_use = checks["resources the run creates"]
+    assert first_use.ok and first_use.detail == (
+        "the run creates churn-dev-etl, churn-dev-query-training-status, churn-dev-update-model-registry, "
+        "churn-dev-training-pipeline"
+    )
+    named = next(c for c in run_checks({**params(), "bucket": "team-churn-data"}) if c.name == "bucket")
+    assert not named.ok and "s3://team-churn-data, named by bucket in the parameters, does not exist" in named.detail
+    boto3.client("s3", region_name="us-west-2").create_bucket(
+        Bucket="team-churn-data", CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
+    )
+    elsewhere = next(c for c in run_checks({**params(), "bucket": "team-churn-data"}) if c.name == "bucket")
+    assert not elsewhere.ok and "is in us-west-2, the run's region is eu-west-1" in elsewhere.detail
+
+
+def _bucket_check(parameters, session):
+    return next(c for c in run_checks(parameters, session=session) if c.name == "bucket")
+
+
+def test_a_bucket_this_role_may_not_read_or_write_fails_saying_which(aws_env, monkeypatch):
+    """S3-HEAD-BUCKET: 403 is another account's bucket, or no s3:ListBucket; a refused write under the
+    project is said as such."""
+    from botocore.exceptions import ClientError
+
+    session = boto3.Session(region_name="eu-west-1")
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket="team-churn-data", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    monkeypatch.setattr(session, "client", lambda service, **_: s3 if service == "s3" else boto3.client(service))
+    forbidden = ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadBucket")
+    monkeypatch.setattr(s3, "head_bucket", lambda **_: (_ for _ in ()).throw(forbidden))
+    check = next(
+        c for c in run_checks({**params(), "bucket": "team-churn-data"}, session=session) if c.name == "bucket"
+    )
+    assert not check.ok and "exists but this role may not read it (403): it belongs to another account" in check.detail
+    monkeypatch.setattr(s3, "head_bucket", lambda **_: {"ResponseMetadata": {"HTTPHeaders": {}}})
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "PutObject")
+    monkeypatch.setattr(s3, "put_object", lambda **_: (_ for _ in ()).throw(denied))
+    check = next(
+        c for c in run_checks({**params(), "bucket": "team-churn-data"}, session=session) if c.name == "bucket"
+    )
+    assert not check.ok and "may not write under churn/ (AccessDenied)" in check.detail

@@ -1,16 +1,21 @@
 """Notebooks 01 and 02, run headlessly with the aws backend against a moto server on loopback."""
 
 import json
+import re
+import shlex
+import urllib.request
 
 import boto3
 import nbformat
 import papermill
 import pytest
 import strict_aws
+import yaml
 from helpers import ROOT, create_account_resources, fake_aws_credentials
 
-from churn_pipeline import config
+from churn_pipeline import cli, config, runner
 from churn_pipeline.deployments import free_port
+from churn_pipeline.notebooks import NOTEBOOKS
 
 
 @pytest.fixture
@@ -21,6 +26,8 @@ def moto_server(monkeypatch, isolated):
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    # moto keeps its state in the process, not in the server: each test starts from an empty account
+    urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/moto-api/reset", method="POST"))
     fake_aws_credentials(monkeypatch, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
     create_account_resources(monkeypatch)
     yield isolated
@@ -72,3 +79,33 @@ def test_two_builds_in_a_row_update_in_place_and_publish_no_new_version(moto_ser
         run_state = json.loads((moto_server / "artifacts" / run_id / "run.json").read_text())
         deployed = sfn.describe_state_machine(stateMachineArn=run_state["state_machine"]["version_arn"])["definition"]
         assert deployed == (moto_server / "artifacts" / run_id / "statemachine.json").read_text()
+
+
+def test_the_first_build_on_a_fresh_account_passes_doctor_and_creates_what_it_needs(moto_server, capsys):
+    """A fresh account holds only what pipeline.yml creates (the five roles, their trust, the registry
+    table): no bucket, no job, no function, no state machine. buildspec.yml's commands from pre_build on,
+    as far as moto takes them: doctor passes, then the run's notebooks 01 and 02 create the rest."""
+    spec = yaml.safe_load((ROOT / "buildspec.yml").read_text())
+    variables = {**spec["env"]["variables"], "CODEBUILD_BUILD_NUMBER": "1"}
+
+    def command(phase: str) -> list[str]:
+        (line,) = spec["phases"][phase]["commands"]
+        argv = [re.sub(r"\$(\w+)", lambda m: variables[m.group(1)], word) for word in shlex.split(line)]
+        assert argv[0] == "churn-pipeline"
+        return argv[1:]
+
+    assert boto3.client("s3").list_buckets()["Buckets"] == []
+    assert cli.main(command("pre_build")) == 0
+    said = capsys.readouterr().out
+    assert "10 of 10 checks passed" in said and "sagemaker-eu-west-1-123456789012 does not exist yet" in said
+    assert "the run creates churn-dev-etl" in said
+
+    run = cli.build_parser().parse_args(command("build"))
+    params = config.load(run.params, {"run_id": run.run_id, "wait_for_execution": False})  # moto runs no job
+    result = runner.run_notebooks(params, progress=not run.quiet, notebooks=NOTEBOOKS[:2])
+    assert result.succeeded, result.error
+    assert [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]] == ["sagemaker-eu-west-1-123456789012"]
+    assert cli.main(command("pre_build")) == 0
+    said = capsys.readouterr().out
+    assert "is reachable, in eu-west-1, and writable under churn/" in said
+    assert "churn-dev-etl, churn-dev-query-training-status, churn-dev-update-model-registry, " in said
