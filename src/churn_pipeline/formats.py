@@ -1,8 +1,8 @@
 """Input formats: how a file of customers is read, each format owning its rules.
 
 * ``RawRecords``: the AWS churn sample's CSV with a header; columns are found by
-  name. Customers to score (``labelled=False``) need their identifier and no
-  label (one present is not read).
+  name. ``CustomersToScore``: the same records, each needing its identifier and
+  no label (one present is not read).
 * ``EncodedRows``: SageMaker-style CSV, label first, no header, all numeric
   (rows may each be quoted as one whole string).
 
@@ -138,11 +138,12 @@ class RawRecords(InputFormat):
     categorical = data.CATEGORICAL
     dropped = data.IDENTIFIER + data.CHARGES
 
-    def __init__(self, header: list[str], source: str, labelled: bool = True):
-        """``header``, checked: every column once (the label optional when not ``labelled``), nothing
-        unknown."""
-        expected = expected_columns(labelled)
-        missing = [c for c in expected if c not in header]
+    #: the columns a header must hold
+    expected = data.RAW_COLUMNS
+
+    def __init__(self, header: list[str], source: str):
+        """``header``, checked: every expected column once, nothing unknown."""
+        missing = [c for c in self.expected if c not in header]
         unknown = [c for c in header if c not in data.RAW_COLUMNS]
         if missing:
             raise MissingColumns(source, missing)
@@ -151,7 +152,7 @@ class RawRecords(InputFormat):
         duplicated = sorted({c for c in header if header.count(c) > 1})
         if duplicated:
             raise DataValidationError(source, f"duplicated columns: {', '.join(duplicated)}", line=1)
-        self.columns, self.labelled = header, labelled
+        self.columns = header
         self.index = {name: header.index(name) for name in data.RAW_COLUMNS if name in header}
 
     def split(self, line: str) -> list[str]:
@@ -165,6 +166,11 @@ class RawRecords(InputFormat):
                 yield number, row
 
     def check_row(self, fields: list[str], source: str, line: int) -> int:
+        self._check_fields(fields, source, line)
+        return _label_value(fields[self.index[data.LABEL]].strip(), source, line)
+
+    def _check_fields(self, fields: list[str], source: str, line: int) -> None:
+        """The checks every raw row takes, labelled or not."""
         if len(fields) != len(self.columns):
             raise DataValidationError(
                 source, f"has {len(fields)} fields, the header has {len(self.columns)}", line=line
@@ -180,13 +186,6 @@ class RawRecords(InputFormat):
                 raise DataValidationError(source, "empty value", line=line, column=name)
             if name in data.YES_NO_COLUMNS and value not in data.YES_NO:
                 raise DataValidationError(source, f"value {value!r} is not yes/no", line=line, column=name)
-        if not self.labelled:
-            if re.fullmatch(data.BLANK_PATTERN, fields[self.index[self.identifier]]):
-                raise DataValidationError(
-                    source, "empty value: the scores name each customer by it", line=line, column=self.identifier
-                )
-            return 0
-        return _label_value(fields[self.index[data.LABEL]].strip(), source, line)
 
     def encoding(self, categories: Mapping[str, Sequence[str]]) -> features.Encoding:
         return features.raw_encoding(categories)
@@ -222,7 +221,8 @@ class RawRecords(InputFormat):
 
         return F.col("_fields").getItem(self.index[name])
 
-    def _spark_checks(self):
+    def _spark_field_checks(self) -> list:
+        """``_check_fields`` as Spark columns."""
         from pyspark.sql import functions as F
 
         number = f"^{data.NUMBER_PATTERN}$"
@@ -230,15 +230,16 @@ class RawRecords(InputFormat):
         checks += [~F.coalesce(self._field(n).rlike(number), F.lit(False)) for n in data.NUMERIC + data.CHARGES]
         checks += [F.coalesce(F.trim(self._field(n)), F.lit("")) == "" for n in data.CATEGORICAL]
         checks += [~F.coalesce(F.trim(self._field(n)).isin(*data.YES_NO), F.lit(False)) for n in data.YES_NO_COLUMNS]
-        positive = F.lit(False)
-        if not self.labelled:  # customers to score: named by their identifier; a label is not read
-            blank = f"^{data.BLANK_PATTERN}$"
-            checks.append(F.coalesce(self._field(self.identifier).rlike(blank), F.lit(True)))
-        else:
-            label = F.trim(self._field(data.LABEL))
-            checks.append(~F.coalesce(label.isin(*data.TRUE_LABELS, *data.FALSE_LABELS), F.lit(False)))
-            positive = label.isin(*data.TRUE_LABELS)
-        return checks, positive, {name: F.trim(self._field(name)) for name in data.CATEGORICAL}
+        return checks
+
+    def _spark_checks(self):
+        from pyspark.sql import functions as F
+
+        label = F.trim(self._field(data.LABEL))
+        checks = self._spark_field_checks()
+        checks.append(~F.coalesce(label.isin(*data.TRUE_LABELS, *data.FALSE_LABELS), F.lit(False)))
+        categories = {name: F.trim(self._field(name)) for name in data.CATEGORICAL}
+        return checks, label.isin(*data.TRUE_LABELS), categories
 
     def spark_named(self) -> list:
         return [self._field(name).alias(name) for name in self.columns]
@@ -253,6 +254,29 @@ class RawRecords(InputFormat):
         from pyspark.sql import functions as F
 
         return F.trim(self._field(self.identifier))
+
+
+class CustomersToScore(RawRecords):
+    """Raw records of customers to score: each named by its identifier; a label column, if there is
+    one, is not read."""
+
+    expected = [c for c in data.RAW_COLUMNS if c != data.LABEL]
+
+    def check_row(self, fields: list[str], source: str, line: int) -> int:
+        self._check_fields(fields, source, line)
+        if re.fullmatch(data.BLANK_PATTERN, fields[self.index[self.identifier]]):
+            raise DataValidationError(
+                source, "empty value: the scores name each customer by it", line=line, column=self.identifier
+            )
+        return 0
+
+    def _spark_checks(self):
+        from pyspark.sql import functions as F
+
+        blank = f"^{data.BLANK_PATTERN}$"
+        checks = self._spark_field_checks()
+        checks.append(F.coalesce(self._field(self.identifier).rlike(blank), F.lit(True)))
+        return checks, F.lit(False), {name: F.trim(self._field(name)) for name in data.CATEGORICAL}
 
 
 class EncodedRows(InputFormat):
@@ -327,11 +351,6 @@ class EncodedRows(InputFormat):
         return source.line_number(source.partition_offsets())
 
 
-def expected_columns(labelled: bool = True) -> list[str]:
-    """The raw format's columns; customers to score need not have the label."""
-    return data.RAW_COLUMNS if labelled else [c for c in data.RAW_COLUMNS if c != data.LABEL]
-
-
 def detect(first_line: str, source: str, labelled: bool = True) -> InputFormat:
     """The format of a file whose first line is ``first_line``: raw (a header with the churn columns)
     or pre-encoded (label-first numeric rows). ``labelled=False`` (customers to score) takes a raw
@@ -340,11 +359,12 @@ def detect(first_line: str, source: str, labelled: bool = True) -> InputFormat:
     if not fields or not any(f.strip() for f in fields):
         raise DataValidationError(source, "the file is empty", line=1)
     names = [f.strip() for f in fields]
+    raw = RawRecords if labelled else CustomersToScore
     if data.LABEL in names or not labelled and data.IDENTIFIER[0] in names:
-        return RawRecords(names, source, labelled)
+        return raw(names, source)
     if all(is_number(f) for f in split_encoded(first_line)):
         return EncodedRows(len(split_encoded(first_line)), source)
-    missing = [c for c in expected_columns(labelled) if c not in names]
+    missing = [c for c in raw.expected if c not in names]
     raise DataValidationError(
         source,
         "unrecognised header: expected the raw churn header or label-first numeric rows; "
