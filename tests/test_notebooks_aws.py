@@ -7,7 +7,6 @@ import urllib.request
 
 import boto3
 import nbformat
-import papermill
 import pytest
 import strict_aws
 import yaml
@@ -34,32 +33,25 @@ def moto_server(monkeypatch, isolated):
     server.stop()
 
 
-def _run_notebooks(folder, run_id, synthetic_csv):
+def _run_notebooks(run_id, synthetic_csv):
+    """Notebooks 01 and 02 of a build, run by the runner as ``churn-pipeline run`` runs them."""
     params = config.load(
         ROOT / "parameters" / "dev.yaml", {"run_id": run_id, "data": str(synthetic_csv), "wait_for_execution": False}
     )
-    out = folder / "executed" / run_id
-    out.mkdir(parents=True)
-    for name in ("01-etl-setup.ipynb", "02-train-workflow.ipynb"):
-        papermill.execute_notebook(
-            str(ROOT / "notebooks" / name),
-            str(out / name),
-            parameters=params,
-            cwd=str(ROOT / "notebooks"),
-            kernel_name="python3",
-            progress_bar=False,
-        )
+    result = runner.run_notebooks(params, progress=False, notebooks=NOTEBOOKS[:2])
+    assert result.succeeded, result.error
+    out = result.artifacts_dir
     nbformat.validate(nbformat.read(out / "02-train-workflow.ipynb", as_version=4))
     return (out / "01-etl-setup.ipynb").read_text() + (out / "02-train-workflow.ipynb").read_text()
 
 
 def test_two_builds_in_a_row_update_in_place_and_publish_no_new_version(moto_server, synthetic_csv):
     """Notebooks 01 and 02 twice (two run ids, same parameters), as two CodeBuild builds would."""
-    first = _run_notebooks(moto_server, "moto-run-1", synthetic_csv)
+    first = _run_notebooks("moto-run-1", synthetic_csv)
     assert "execution moto-run-1: RUNNING" in first
     assert "ETL job churn-dev-etl: created" in first
 
-    second = _run_notebooks(moto_server, "moto-run-2", synthetic_csv)
+    second = _run_notebooks("moto-run-2", synthetic_csv)
     assert "execution moto-run-2: RUNNING" in second
     assert "ETL job churn-dev-etl: unchanged" in second
     assert "function churn-dev-query-training-status: unchanged" in second
