@@ -38,14 +38,14 @@ def deploy(params, synthetic_csv):
 def test_first_run_creates_every_resource(aws_env, synthetic_csv):
     run, outcomes, history = deploy(dev_params(run_id="first"), synthetic_csv)
     assert set(outcomes.values()) == {"created"}
-    assert run.prefix == f"s3://{BUCKET}/churn/first"
+    assert run.prefix == f"s3://{BUCKET}/churn/dev/first"
     keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]}
-    assert "churn/first/raw/synthetic.csv" in keys
-    code = sorted(k for k in keys if k.startswith("churn/code/"))  # shared by runs, named by content
+    assert "churn/dev/first/raw/synthetic.csv" in keys
+    code = sorted(k for k in keys if k.startswith("churn/dev/code/"))  # shared by runs, named by content
     assert [k.rsplit("-", 1)[0] for k in code] == [
-        "churn/code/churn_pipeline",
-        "churn/code/functions",
-        "churn/code/glue_etl",
+        "churn/dev/code/churn_pipeline",
+        "churn/dev/code/functions",
+        "churn/dev/code/glue_etl",
     ]
 
     job = boto3.client("glue").get_job(JobName="churn-dev-etl")["Job"]
@@ -100,8 +100,8 @@ def test_second_run_changes_nothing_and_publishes_no_version(aws_env, synthetic_
     inputs = {
         e["name"]: json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"]) for e in executions
     }
-    assert inputs["two"]["DataUri"] == f"s3://{BUCKET}/churn/two/raw/synthetic.csv"
-    assert inputs["two"]["TrainUri"] == f"s3://{BUCKET}/churn/two/etl/train/"
+    assert inputs["two"]["DataUri"] == f"s3://{BUCKET}/churn/dev/two/raw/synthetic.csv"
+    assert inputs["two"]["TrainUri"] == f"s3://{BUCKET}/churn/dev/two/etl/train/"
 
 
 def test_a_changed_definition_updates_in_place_and_publishes_one_version(aws_env, synthetic_csv):
@@ -344,7 +344,7 @@ def test_a_run_on_the_same_data_reuses_the_recorded_etl_output(aws_env, syntheti
     assert not first.state["etl"]["reused"]
     s3 = boto3.client("s3")
     # what code/glue_etl.py leaves when the first run's ETL job finishes (moto runs no Glue job)
-    s3.put_object(Bucket=BUCKET, Key="churn/first/etl/manifest.json", Body=json.dumps({"features": ["a"]}))
+    s3.put_object(Bucket=BUCKET, Key="churn/dev/first/etl/manifest.json", Body=json.dumps({"features": ["a"]}))
     etl_job.write_etl_record(
         first.state["etl"]["record_uri"], first.state["etl"]["key"], "first", {"rows": {"train": 1}}, s3_storage(s3)
     )
@@ -354,9 +354,9 @@ def test_a_run_on_the_same_data_reuses_the_recorded_etl_output(aws_env, syntheti
         boto3.client("stepfunctions").describe_execution(executionArn=second.state["execution_arn"])["input"]
     )
     assert started["ReuseEtl"] is True and started["EtlSourceRunId"] == "first"
-    assert started["TrainUri"] == f"s3://{BUCKET}/churn/first/etl/train/"
-    copied = json.loads(s3.get_object(Bucket=BUCKET, Key="churn/second/etl/manifest.json")["Body"].read())
-    assert copied["reused_from"] == {"run_id": "first", "output_uri": f"s3://{BUCKET}/churn/first/etl"}
+    assert started["TrainUri"] == f"s3://{BUCKET}/churn/dev/first/etl/train/"
+    copied = json.loads(s3.get_object(Bucket=BUCKET, Key="churn/dev/second/etl/manifest.json")["Body"].read())
+    assert copied["reused_from"] == {"run_id": "first", "output_uri": f"s3://{BUCKET}/churn/dev/first/etl"}
     third, _, _ = deploy(dev_params(run_id="third", reuse_etl=False), synthetic_csv)
     assert not third.state["etl"]["reused"] and third.state["etl"]["reason"] == "reuse_etl is false"
 
@@ -378,7 +378,7 @@ def test_s3_input_is_copied_inside_s3_and_its_sha256_computed_by_s3(aws_env, syn
     import hashlib
 
     assert run.state["data_sha256"] == hashlib.sha256(synthetic_csv.read_bytes()).hexdigest()
-    staged = s3.get_object(Bucket=BUCKET, Key="churn/s3-source/raw/churn.csv")["Body"].read()
+    staged = s3.get_object(Bucket=BUCKET, Key="churn/dev/s3-source/raw/churn.csv")["Body"].read()
     assert staged == synthetic_csv.read_bytes()
 
 
@@ -415,7 +415,7 @@ def test_scoring_on_aws_deploys_its_state_machine_and_starts_the_transform(aws_e
         dev_params(),
         f"s3://{BUCKET}/churn/trained/models/job/output/model.tar.gz",
         f"s3://{BUCKET}/customers/today.csv",
-        f"s3://{BUCKET}/churn/scores/today/",
+        f"s3://{BUCKET}/churn/dev/scores/today/",
         explain_count=3,
         cutoff=0.4,
     )
@@ -426,7 +426,7 @@ def test_scoring_on_aws_deploys_its_state_machine_and_starts_the_transform(aws_e
     manifest = json.loads(manifest_path.read_text())
     assert sent["OutputFilter"] == f"$[0,{len(manifest['features']) + 1}:]"
     assert sent["ManifestUri"] == f"s3://{BUCKET}/churn/trained/etl/manifest.json" and sent["Cutoff"] == "0.4"
-    assert sent["SourceDirUri"].startswith(f"s3://{BUCKET}/churn/code/scoring-")
+    assert sent["SourceDirUri"].startswith(f"s3://{BUCKET}/churn/dev/code/scoring-")
     # the input lay outside the roles' prefix: copied inside S3 to where the Glue role reads
     assert sent["DataUri"].startswith(f"s3://{BUCKET}/churn/scoring/") and sent["DataUri"].endswith("/today.csv")
     assert boto3.client("glue").get_job(JobName="churn-dev-etl")["Job"]["Command"]["ScriptLocation"].endswith(".py")

@@ -16,7 +16,7 @@ def test_every_check_passes_on_a_ready_account(aws_env, capsys):
     assert cli.main(["doctor", "--params", str(ROOT / "parameters" / "dev.yaml")]) == 0
     out = capsys.readouterr().out
     assert out.count("ok  ") == 10 and "10 of 10 checks passed" in out
-    assert "s3://sagemaker-eu-west-1-123456789012 is reachable, in eu-west-1, and writable under churn/" in out
+    assert "s3://sagemaker-eu-west-1-123456789012 is reachable, in eu-west-1, and writable under churn/dev/" in out
     assert "account 123456789012" in out and "assumable by glue.amazonaws.com" in out
 
 
@@ -100,4 +100,4 @@ def test_a_bucket_this_role_may_not_read_or_write_fails_saying_which(aws_env, mo
     check = next(
         c for c in run_checks({**params(), "bucket": "team-churn-data"}, session=session) if c.name == "bucket"
     )
-    assert not check.ok and "may not write under churn/ (AccessDenied)" in check.detail
+    assert not check.ok and "may not write under churn/dev/ (AccessDenied)" in check.detail

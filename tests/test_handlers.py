@@ -56,7 +56,7 @@ def test_query_training_status_without_error_metric_fails_clearly(local_env):
 
 
 def test_update_model_registry_writes_once(local_env, monkeypatch):
-    monkeypatch.setenv("MODEL_REGISTRY_URL", local_env.registry_url)
+    monkeypatch.setenv("MODEL_REGISTRY_URL", local_env.registry_url("churn-test-model-registry"))
     event = make_record("r-9").to_dict()
     event.pop("created_at")
     handler = load_handler("update_model_registry")

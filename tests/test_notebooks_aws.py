@@ -99,5 +99,34 @@ def test_the_first_build_on_a_fresh_account_passes_doctor_and_creates_what_it_ne
     assert [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]] == ["sagemaker-eu-west-1-123456789012"]
     assert cli.main(command("pre_build")) == 0
     said = capsys.readouterr().out
-    assert "is reachable, in eu-west-1, and writable under churn/" in said
+    assert "is reachable, in eu-west-1, and writable under churn/dev/" in said
     assert "churn-dev-etl, churn-dev-query-training-status, churn-dev-update-model-registry, " in said
+
+
+def test_dev_and_prod_builds_of_one_push_keep_apart_in_one_bucket(moto_server, synthetic_csv, monkeypatch):
+    """Both pipelines follow one branch and number their builds from 1: dev's and prod's build-1 run in one
+    account and one bucket. Each writes only under its own folder, and its execution reads only from it."""
+    boto3.client("dynamodb").create_table(
+        TableName="churn-prod-model-registry",
+        KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "run_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for environment in ("dev", "prod"):
+        monkeypatch.setenv("CHURN_PIPELINE_ARTIFACTS", str(moto_server / f"artifacts-{environment}"))
+        overrides = {"run_id": "build-1", "data": str(synthetic_csv), "wait_for_execution": False}
+        params = config.load(ROOT / "parameters" / f"{environment}.yaml", overrides)
+        result = runner.run_notebooks(params, progress=False, notebooks=NOTEBOOKS[:2])
+        assert result.succeeded, result.error
+    s3 = boto3.client("s3")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="sagemaker-eu-west-1-123456789012")["Contents"]]
+    assert {k.split("/")[1] for k in keys} == {"dev", "prod"} and all(k.startswith("churn/") for k in keys)
+    sfn = boto3.client("stepfunctions")
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        environment = machine["name"].split("-")[1]
+        (execution,) = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+        sent = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+        uris = [v for v in sent.values() if isinstance(v, str) and v.startswith("s3://")]
+        assert uris and all(
+            u.startswith(f"s3://sagemaker-eu-west-1-123456789012/churn/{environment}/") for u in uris
+        ), uris

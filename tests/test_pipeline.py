@@ -57,7 +57,8 @@ def artifacts(env, run_id) -> Path:
 
 
 def registry(env):
-    return SqliteRegistry(Path(env["CHURN_PIPELINE_HOME"]) / "registry.db")
+    """The local registry of the local environment (``parameters/local.yaml``)."""
+    return SqliteRegistry(Path(env["CHURN_PIPELINE_HOME"]) / "registries" / "churn-local-model-registry.db")
 
 
 def notebook_text(path: Path) -> str:

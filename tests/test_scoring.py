@@ -269,15 +269,16 @@ def test_score_as_on_aws_runs_the_etl_job_and_a_batch_transform_from_a_state_mac
     model_uri = "s3://churn-pipeline-local/churn/trained/models/job/output/model.tar.gz"
     backend.store.stage(model_uri, str(archive))
     backend.store.stage("s3://churn-pipeline-local/churn/trained/etl/manifest.json", str(manifest_path))
-    scores_uri = "s3://churn-pipeline-local/churn/scores/today/"
+    scores_uri = "s3://churn-pipeline-local/churn/local/scores/today/"
     for outside in (
         "s3://churn-pipeline-local/scores/",
         "s3://churn-pipeline-local/churn/",
-        "s3://churn-pipeline-local/churn/scores/",
+        "s3://churn-pipeline-local/churn/local/scores/",
         "s3://churn-pipeline-local/churn/trained/",
     ):
         with pytest.raises(
-            PipelineError, match="scores go to a folder of their own under s3://churn-pipeline-local/churn/scores/"
+            PipelineError,
+            match="scores go to a folder of their own under s3://churn-pipeline-local/churn/local/scores/",
         ):
             batch_scoring.batch_transform(params, model_uri, str(churn_txt), outside, overwrite=True)
     assert backend.store.exists(model_uri)  # nothing was removed
@@ -288,8 +289,8 @@ def test_score_as_on_aws_runs_the_etl_job_and_a_batch_transform_from_a_state_mac
     outputs = sorted(backend.mirror.path(scores_uri).glob("*.csv.out"))
     described = json.loads(backend.mirror.path(scores_uri + batch_scoring.SCORES_DESCRIPTION).read_text())
     assert described["columns"] == result["columns"]
-    assert not backend.mirror.path("s3://churn-pipeline-local/churn/scoring").exists() or not any(
-        backend.mirror.path("s3://churn-pipeline-local/churn/scoring").rglob("*.csv")
+    assert not backend.mirror.path("s3://churn-pipeline-local/churn/local/scoring").exists() or not any(
+        backend.mirror.path("s3://churn-pipeline-local/churn/local/scoring").rglob("*.csv")
     )  # encoded rows removed
     with pytest.raises(PipelineError, match="holds earlier scores"):
         batch_scoring.batch_transform(params, model_uri, str(churn_txt), scores_uri)

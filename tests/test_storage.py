@@ -90,7 +90,7 @@ def test_a_run_stages_s3_input_on_the_local_backend(s3, synthetic_csv, isolated)
     run = workflow.start_run(params)
     summary = workflow.stage_data(run)
     assert summary.rows == 1500
-    assert run.state["data_uri"] == "s3://churn-pipeline-local/churn/s3-input/raw/churn.csv"
+    assert run.state["data_uri"] == "s3://churn-pipeline-local/churn/local/s3-input/raw/churn.csv"
     assert run.state["data_sha256"] == storage.sha256_of(synthetic_csv)
     assert run.backend.store.local_path(run.state["data_uri"]).read_bytes() == synthetic_csv.read_bytes()
 

@@ -20,7 +20,7 @@ from .aws_errors import (
 from .errors import ConfigError
 from .sdk import import_sdks
 
-#: the object the bucket check writes, under the project's prefix, to know the run may write there
+#: the object the bucket check writes, in the environment's folder, to know the run may write there
 DOCTOR_PROBE = ".doctor-probe"
 #: the service that must be able to assume each role
 ROLE_SERVICES = {
@@ -117,8 +117,8 @@ def run_checks(params: dict[str, Any], environ: Mapping[str, str] | None = None,
 
 
 def bucket(session, params: dict[str, Any]) -> str:
-    """The bucket exists, in the run's region, and this role may read and write under the project's
-    prefix; or it is the account's SageMaker default bucket, which the first run creates (as the SDK
+    """The bucket exists, in the run's region, and this role may read and write under the environment's
+    folder; or it is the account's SageMaker default bucket, which the first run creates (as the SDK
     does). A bucket named in the parameters must exist."""
     from botocore.exceptions import ClientError
 
@@ -154,14 +154,15 @@ def bucket(session, params: dict[str, Any]) -> str:
         )
     # one empty object, written again at every check (the build role may not delete; no run id starts
     # with a dot, so no run's folder holds it)
+    folder = f"{params['project']}/{params['environment']}/"
     try:
-        s3.put_object(Bucket=name, Key=f"{params['project']}/{DOCTOR_PROBE}", Body=b"")
+        s3.put_object(Bucket=name, Key=f"{folder}{DOCTOR_PROBE}", Body=b"")
     except ClientError as exc:
         raise ValueError(
-            f"s3://{name} is readable but this role may not write under {params['project']}/ "
+            f"s3://{name} is readable but this role may not write under {folder} "
             f"({error_code(exc)}): grant it s3:PutObject there"
         ) from exc
-    return f"s3://{name} is reachable, in {region}, and writable under {params['project']}/"
+    return f"s3://{name} is reachable, in {region}, and writable under {folder}"
 
 
 def created_on_first_use(session, params: dict[str, Any]) -> str:

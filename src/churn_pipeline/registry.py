@@ -11,6 +11,7 @@ on record.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -310,6 +311,27 @@ class DynamoDbRegistry(ModelRegistry):
             if not start:
                 break
         return sorted(records, key=lambda r: (r.created_at, r.run_id), reverse=True)
+
+
+def migrate_registry(legacy: str | os.PathLike, target: str | os.PathLike, environment: str) -> int:
+    """Copy ``environment``'s records of a registry file every environment shared into ``target`` (a
+    new file, whole or not at all); how many were copied. The shared file is left as it was."""
+    SqliteRegistry(legacy)  # brings an older file's columns up to date
+    staged = f"{os.fspath(target)}.partial"
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(staged)
+    os.makedirs(os.path.dirname(os.path.abspath(staged)), exist_ok=True)
+    with contextlib.closing(sqlite3.connect(legacy)) as source, contextlib.closing(sqlite3.connect(staged)) as out:
+        source.backup(out)
+        out.execute("PRAGMA journal_mode=DELETE")  # one file, nothing left in a write-ahead log
+        out.execute("DELETE FROM models WHERE environment IS NOT ?", (environment,))
+        others = out.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name != 'models'").fetchall()
+        for (table,) in others:
+            out.execute(f'DROP TABLE "{table}"')
+        out.commit()
+        copied = out.execute("SELECT COUNT(*) FROM models").fetchone()[0]
+    os.replace(staged, target)
+    return copied
 
 
 REGISTRIES: dict[str, Callable[[str], ModelRegistry]] = {

@@ -34,13 +34,16 @@ class Run:
         return self.state["bucket"]
 
     @property
-    def project_prefix(self) -> str:
-        """``s3://<bucket>/<project>``: every run, the staged code and the ETL records live under it."""
-        return f"s3://{self.bucket}/{self.params['project']}"
+    def environment_prefix(self) -> str:
+        """``s3://<bucket>/<project>/<environment>``: the environment's runs, staged code, ETL records and
+        scores. Nothing of another environment lies under it, even with the same run id in one bucket."""
+        return f"s3://{self.bucket}/{self.params['project']}/{self.params['environment']}"
 
     @property
     def prefix(self) -> str:
-        return self.run_prefix(self.run_id)
+        """The run's folder, kept in its state from its start; a run begun before environments had folders
+        of their own goes on in the one it began in (``s3://<bucket>/<project>/<run-id>``)."""
+        return self.state.get("prefix") or f"s3://{self.bucket}/{self.params['project']}/{self.run_id}"
 
     @property
     def model_name(self) -> str:
@@ -69,7 +72,7 @@ class Run:
     @property
     def code_prefix(self) -> str:
         """Where code is staged, under its content hash: shared by runs, never rewritten."""
-        return f"{self.project_prefix}/code"
+        return f"{self.environment_prefix}/code"
 
     @property
     def own_etl_output_uri(self) -> str:
@@ -83,10 +86,11 @@ class Run:
 
     def etl_record_uri(self, key: str) -> str:
         """Where a finished ETL with inputs ``key`` records which run's output it is."""
-        return f"{self.project_prefix}/etl-records/{key}.json"
+        return f"{self.environment_prefix}/etl-records/{key}.json"
 
     def run_prefix(self, run_id: str) -> str:
-        return f"{self.project_prefix}/{run_id}"
+        """The folder of a run of this environment."""
+        return f"{self.environment_prefix}/{run_id}"
 
     def channel_uri(self, split: str) -> str:
         """A split's folder as a training channel: the trailing slash keeps ``<split>_$folder$`` out."""
@@ -118,6 +122,7 @@ def start_run(params: dict[str, Any]) -> Run:
     run_id = workspace.check_run_id(params["run_id"] or workspace.new_run_id())
     run = Run(params, run_id, backends.open_backend(params), workspace.artifacts_root() / run_id)
     run.state = {"git_commit": workspace.git_commit()}
+    run.state["prefix"] = run.run_prefix(run_id)
     run.save()
     marker = workspace.home() / names.CURRENT_RUN
     marker.parent.mkdir(parents=True, exist_ok=True)

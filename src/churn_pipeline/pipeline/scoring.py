@@ -21,7 +21,7 @@ from .deploy import deploy_etl_job, deploy_state_machine
 from .execution import raise_if_failed, wait_for_execution
 from .run import Run
 
-#: where batch scores go, one folder per scoring: under the project's prefix, apart from runs and code
+#: where batch scores go, one folder per scoring: under the environment's prefix, apart from runs and code
 SCORES_FOLDER = "scores"
 #: written beside the ``.out`` parts once every part is scored
 SCORES_DESCRIPTION = "_scores.json"
@@ -49,7 +49,7 @@ def batch_transform(
     cutoff, cutoff_origin = serving.decision_cutoff(record, cutoff)
     identifier = _identifier_of(data_location, run.backend)
     version_arn = _deploy_scoring(run)
-    scratch = f"{run.project_prefix}/scoring/{stamp}"
+    scratch = f"{run.environment_prefix}/scoring/{stamp}"
     data_location = _where_the_etl_reads(run, data_location, scratch)
     name = names.resource_name(params, f"score-{stamp}")
     execution_input = {
@@ -88,9 +88,9 @@ def batch_transform(
 
 
 def _where_the_etl_reads(run: Run, data_location: str, scratch: str) -> str:
-    """The customers where the Glue role reads them: under the project's prefix, copied there if not
+    """The customers where the Glue role reads them: under the environment's prefix, copied there if not
     (an ``s3://`` input is copied inside S3)."""
-    if data_location.startswith(run.project_prefix + "/"):
+    if data_location.startswith(run.environment_prefix + "/"):
         return data_location
     file_name = data_location.rstrip("/").rsplit("/", 1)[-1]
     run.backend.store.stage(f"{scratch}/{file_name}", data_location, run.backend.inputs)
@@ -100,11 +100,11 @@ def _where_the_etl_reads(run: Run, data_location: str, scratch: str) -> str:
 def _checked_out_uri(run: Run, out_uri: str, overwrite: bool) -> str:
     """``--out`` as a folder of its own under the project's scores, empty unless ``overwrite``."""
     out_uri = out_uri.rstrip("/") + "/"
-    scores_root = f"{run.project_prefix}/{SCORES_FOLDER}/"
+    scores_root = f"{run.environment_prefix}/{SCORES_FOLDER}/"
     if not out_uri.startswith(scores_root) or out_uri == scores_root:
         raise PipelineError(
             f"--out {out_uri}: scores go to a folder of their own under {scores_root} (the stack's "
-            "SageMaker role writes under the project's prefix, where runs, models and code also "
+            "SageMaker role writes under the environment's prefix, where runs, models and code also "
             "live: --overwrite must never reach those)"
         )
     if run.backend.store.objects_under(out_uri) and not overwrite:

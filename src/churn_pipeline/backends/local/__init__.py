@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import PipelineError
-from ...registry import open_registry
+from ...registry import migrate_registry, open_registry
 from ...s3 import s3_storage
 from ...storage import MirroredS3, Storage
 from . import asl
@@ -26,6 +26,9 @@ from .glue import LocalGlue
 from .sagemaker import LocalSageMaker
 from .stepfunctions import LocalStepFunctions
 from .tasks import task_runners
+
+#: the one registry file every environment shared before each had its own
+LEGACY_REGISTRY = "registry.db"
 
 SERVICES = {"glue": LocalGlue, "lambda": LocalLambda, "sagemaker": LocalSageMaker, "stepfunctions": LocalStepFunctions}
 
@@ -41,7 +44,6 @@ class LocalBackend:
         self.mirror = MirroredS3(self.home / "s3")
         self.store, self.inputs = Storage(self.mirror), s3_storage()
         self.params = dict(params or {})
-        self.registry_url = f"sqlite:///{(self.home / 'registry.db').resolve()}"
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
@@ -54,15 +56,26 @@ class LocalBackend:
     def default_bucket(self) -> str:
         return "churn-pipeline-local"
 
+    def registry_url(self, table: str) -> str:
+        """One SQLite file per registry table, as each environment has a DynamoDB table of its own."""
+        return f"sqlite:///{(self.home / 'registries' / f'{table}.db').resolve()}"
+
     def registry(self, table: str):
-        """The SQLite registry (one file serves every table name locally)."""
-        return open_registry(self.registry_url)
+        """The SQLite registry of ``table``; records of this environment kept in the single file of
+        earlier versions are copied into it when it is first opened."""
+        url = self.registry_url(table)
+        legacy = self.home / LEGACY_REGISTRY
+        path = Path(url[len("sqlite:///") :])
+        if not path.exists() and legacy.exists() and self.params.get("environment"):
+            migrate_registry(legacy, path, self.params["environment"])
+        return open_registry(url)
 
     def glue_default_arguments(self) -> dict[str, str]:
         return {"--SPARK_MASTER": self.params.get("spark_master", "local[*]")}
 
     def function_environment(self, registry_table: str) -> dict[str, str]:
-        return {"MODEL_REGISTRY_TABLE": registry_table, "MODEL_REGISTRY_URL": self.registry_url}
+        self.registry(registry_table)  # the function writes the file a migration has prepared
+        return {"MODEL_REGISTRY_TABLE": registry_table, "MODEL_REGISTRY_URL": self.registry_url(registry_table)}
 
     def function_poll_seconds(self) -> float:
         return 0.0
