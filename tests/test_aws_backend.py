@@ -428,7 +428,7 @@ def test_scoring_on_aws_deploys_its_state_machine_and_starts_the_transform(aws_e
     assert sent["ManifestUri"] == f"s3://{BUCKET}/churn/trained/etl/manifest.json" and sent["Cutoff"] == "0.4"
     assert sent["SourceDirUri"].startswith(f"s3://{BUCKET}/churn/dev/code/scoring-")
     # the input lay outside the roles' prefix: copied inside S3 to where the Glue role reads
-    assert sent["DataUri"].startswith(f"s3://{BUCKET}/churn/scoring/") and sent["DataUri"].endswith("/today.csv")
+    assert sent["DataUri"].startswith(f"s3://{BUCKET}/churn/dev/scoring/") and sent["DataUri"].endswith("/today.csv")
     assert boto3.client("glue").get_job(JobName="churn-dev-etl")["Job"]["Command"]["ScriptLocation"].endswith(".py")
     definition = json.loads(
         sfn.describe_state_machine(

@@ -382,7 +382,7 @@ def test_a_second_run_on_the_same_data_reuses_the_etl(default_run, env):
         "source_run_id": "e2e-default",
     }
     assert "reuse the output of run e2e-default" in notebook_text(out / "02-train-workflow.ipynb")
-    bucket = Path(env["CHURN_PIPELINE_HOME"]) / "s3" / "churn-pipeline-local" / "churn"
+    bucket = Path(env["CHURN_PIPELINE_HOME"]) / "s3" / "churn-pipeline-local" / "churn" / "local"
     copied = json.loads((bucket / "e2e-reuse" / "etl" / names.FEATURE_MANIFEST).read_text())
     assert copied["reused_from"]["run_id"] == "e2e-default"
     assert not (bucket / "e2e-reuse" / "etl" / "train").exists()
@@ -431,3 +431,41 @@ def test_resume_continues_a_failed_run_from_the_state_that_failed(default_run, e
 
     again = cli(env, "run", "--resume", "e2e-resume", "--quiet")
     assert again.returncode != 0 and "succeeded: there is nothing to resume" in again.stderr
+
+
+def test_a_redriven_etl_runs_the_code_its_run_deployed_not_the_jobs_current_code(default_run, env, monkeypatch):
+    """GLUE-RUN-CODE: the ETL state fails (its script is away while notebook 02 runs); before --resume the
+    job is redeployed with other code; the redriven ETL state runs the script and package of its own run,
+    named by the execution input, and the job's current definition is never run."""
+    from churn_pipeline import config
+    from churn_pipeline.backends.local import LocalBackend
+
+    for name in ("CHURN_PIPELINE_HOME", "CHURN_PIPELINE_ARTIFACTS", "CHURN_PIPELINE_PROJECT"):
+        monkeypatch.setenv(name, env[name])
+    params = config.load(ROOT / "parameters" / "local.yaml", {"run_id": "e2e-pinned", "reuse_etl": False})
+    backend = LocalBackend(params, env["CHURN_PIPELINE_HOME"])
+    glue = backend.client("glue")
+    moved = []
+
+    def log(message):  # notebook 01 has staged and deployed the code: take the script away
+        if message.endswith(f"{notebooks.WORKFLOW_NOTEBOOK} ..."):
+            script = backend.mirror.path(glue.get_job(JobName="churn-local-etl")["Job"]["Command"]["ScriptLocation"])
+            moved.append((script, script.rename(script.with_name("away.py"))))
+
+    failed = runner.run_notebooks(params, progress=False, log=log)
+    ((script, away),) = moved
+    away.rename(script)
+    assert failed.status == "failed" and "in state 'ETL'" in failed.error
+    other = "s3://churn-pipeline-local/churn/local/code/other-code.py"
+    backend.store.put(other, b"raise SystemExit('the redeployed code ran')\n")
+    job = glue.get_job(JobName="churn-local-etl")["Job"]
+    update = {k: v for k, v in job.items() if k not in ("Name", "CreatedOn", "LastModifiedOn")}
+    glue.update_job(
+        JobName="churn-local-etl", JobUpdate={**update, "Command": {**job["Command"], "ScriptLocation": other}}
+    )
+
+    result = cli(env, "run", "--resume", "e2e-pinned", "--quiet")
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = [glue.runs.read(name) for name in glue.runs.names()]
+    pinned = [r["Arguments"]["--scriptLocation"] for r in runs if r["Arguments"].get("--RUN_ID") == "e2e-pinned"]
+    assert len(pinned) == 2 and set(pinned) == {job["Command"]["ScriptLocation"]} != {other}

@@ -67,7 +67,9 @@ def execution_input_schema() -> dict[str, type]:
     would also match the ``train_$folder$`` marker beside the folder. ``ReuseEtl``
     (with ``EtlSourceRunId``, the run whose ETL output ``EtlOutputUri`` is) sends the
     execution past the ETL; ``EtlRecordUri`` is where a fresh ETL records itself
-    for later runs to reuse.
+    for later runs to reuse. ``EtlScript`` and ``EtlPackage`` are the ETL code the
+    run deployed, at content-addressed keys: the job runs them, not whatever the
+    job's definition holds when a redrive or an overlapping build starts it.
     """
     return {
         "RunId": str,
@@ -81,6 +83,8 @@ def execution_input_schema() -> dict[str, type]:
         "EtlKey": str,
         "EtlRecordUri": str,
         "EtlOutputUri": str,
+        "EtlScript": str,
+        "EtlPackage": str,
         "TrainUri": str,
         "ValidationUri": str,
         "ModelOutputUri": str,
@@ -110,6 +114,9 @@ def _etl_step(spec: WorkflowSpec, execution_input):
                 "--ETL_RECORD": execution_input["EtlRecordUri"],
                 "--ETL_KEY": execution_input["EtlKey"],
                 "--RUN_ID": execution_input["RunId"],
+                # the code this execution runs, pinned (contract row GLUE-RUN-CODE)
+                "--scriptLocation": execution_input["EtlScript"],
+                "--extra-py-files": execution_input["EtlPackage"],
                 "--TRAIN_KEY": "train",
                 "--VAL_KEY": "validation",
                 "--TEST_KEY": "test",
@@ -281,6 +288,8 @@ def scoring_input_schema() -> dict[str, type]:
         "Cutoff": str,
         "Explain": str,
         "TransformJobName": str,
+        "EtlScript": str,
+        "EtlPackage": str,
         "OutputFilter": str,
     }
 
@@ -332,6 +341,8 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
             "JobName": spec.glue_job_name,
             "Arguments": {
                 "--MODE": "score",
+                "--scriptLocation": execution_input["EtlScript"],
+                "--extra-py-files": execution_input["EtlPackage"],
                 "--S3_SOURCE": execution_input["DataUri"],
                 "--S3_DEST": execution_input["EncodedUri"],
                 "--MANIFEST": execution_input["ManifestUri"],

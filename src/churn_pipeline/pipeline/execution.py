@@ -61,6 +61,9 @@ def execution_input(run: Run) -> dict[str, Any]:
         "EtlKey": plan["key"],
         "EtlRecordUri": plan["record_uri"],
         "EtlOutputUri": run.etl_output_uri,
+        # the ETL code this run deployed: a redrive or a later deploy never runs other code
+        "EtlScript": run.state["glue_job"]["script"],
+        "EtlPackage": run.state["glue_job"]["package"],
         "TrainUri": run.channel_uri("train"),
         "ValidationUri": run.channel_uri("validation"),
         "ModelOutputUri": run.model_output_uri,

@@ -54,6 +54,8 @@ def batch_transform(
     name = names.resource_name(params, f"score-{stamp}")
     execution_input = {
         "DataUri": data_location,
+        "EtlScript": run.state["glue_job"]["script"],
+        "EtlPackage": run.state["glue_job"]["package"],
         "EncodedUri": f"{scratch}/customers/",
         "OutputUri": out_uri,
         "ManifestUri": manifest_uri,

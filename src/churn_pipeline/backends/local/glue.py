@@ -102,7 +102,8 @@ class LocalGlue:
         """Run the job's script to completion on local Spark (Glue runs it asynchronously).
 
         ``Arguments`` override the job's ``DefaultArguments`` for this run only;
-        ``--extra-py-files`` goes on the script's import path, as on Glue.
+        ``--scriptLocation`` overrides the job's script and ``--extra-py-files`` goes on the script's
+        import path, as on Glue (contract row GLUE-RUN-CODE).
         """
         job = self.get_job(JobName)["Job"]
         limit = job.get("ExecutionProperty", {}).get("MaxConcurrentRuns", 1)
@@ -111,7 +112,7 @@ class LocalGlue:
         arguments = {**job.get("DefaultArguments", {}), **(Arguments or {})}
         run_id = "jr_" + hashlib.sha256(f"{JobName}{time.time_ns()}".encode()).hexdigest()[:32]
         store = self.backend.mirror
-        script = store.localize(job["Command"]["ScriptLocation"])
+        script = store.localize(arguments.get("--scriptLocation") or job["Command"]["ScriptLocation"])
         command = [sys.executable, script, "--JOB_NAME", JobName, "--JOB_RUN_ID", run_id]
         for name, value in arguments.items():
             command += [name, store.localize(str(value))]
