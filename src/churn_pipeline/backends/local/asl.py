@@ -25,7 +25,7 @@ from .asl_paths import PathError, error_matches, evaluate_rule, read_path, resol
 
 Runner = Callable[[dict[str, Any]], Any]
 SUPPORTED_STATES = {"Task", "Choice", "Pass", "Succeed", "Fail"}
-#: statuses RedriveExecution accepts (a Standard workflow, within 14 days of its start)
+#: statuses RedriveExecution accepts (a Standard workflow, within 14 days of when it closed)
 REDRIVABLE = ("FAILED", "ABORTED", "TIMED_OUT")
 
 
