@@ -236,6 +236,8 @@ def test_a_failing_task_names_the_state_error_and_cause(env):
         (["-p", "max_depth=deep"], "'max_depth' must be int"),
         (["-p", "import=1"], "is not a Python identifier"),
         (["--run-id", "no spaces"], "run id 'no spaces'"),
+        (["-p", "environment=dev_1"], "parameters project and environment: resource name 'churn-dev_1-"),
+        (["-p", "project=" + "p" * 50], "letters, digits and hyphens; shorten project or environment"),
     ],
 )
 def test_invalid_parameters_are_refused_before_anything_runs(env, args, message):

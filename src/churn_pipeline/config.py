@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
+from . import names, workspace
+from .errors import ConfigError, PipelineError
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,27 @@ def validate(values: Mapping[str, Any], source: str = "parameters") -> dict[str,
             f"{source}: train_fraction + validation_fraction must leave at least 1 % for the test split; "
             f"got {merged['train_fraction']} + {merged['validation_fraction']}"
         )
+    _check_names(merged, source)
     return merged
+
+
+#: a new run id's length (``workspace.new_run_id``): the longest name a run forms without one given
+NEW_RUN_ID_LENGTH = 20
+
+
+def _check_names(params: Mapping[str, Any], source: str) -> None:
+    """Every resource name ``project`` and ``environment`` form, checked before anything runs (a name
+    too long or with other characters than letters, digits and hyphens stops the run here)."""
+    run_id = workspace.check_run_id(params["run_id"]) if params["run_id"] else "r" * NEW_RUN_ID_LENGTH
+    try:
+        names.state_machine_name(params)
+        names.registry_table(params)
+        for role in names.FUNCTION_MODULES:
+            names.function_name(params, role)
+        names.resource_name(params, "etl")
+        names.training_job_name(params, run_id)
+    except PipelineError as exc:
+        raise ConfigError(f"{source}: parameters project and environment: {exc}") from None
 
 
 def read_parameters_file(path: str | os.PathLike) -> dict[str, Any]:

@@ -48,3 +48,13 @@ def scoring_state_machine_name(params: dict[str, Any]) -> str:
 def function_name(params: dict[str, Any], role: str) -> str:
     """The function of ``role`` (``query`` or ``registry``), named after its handler module."""
     return resource_name(params, FUNCTION_MODULES[role].replace("_", "-"), limit=64)
+
+
+#: what the state machine appends to a training job's name (``-<redrive count>``; an execution can be
+#: redriven 1,000 times): SageMaker names are at most 63 characters
+TRAINING_JOB_SUFFIX_LENGTH = 5
+
+
+def training_job_name(params: dict[str, Any], run_id: str) -> str:
+    """The base of a run's training job names: the state machine appends ``-<redrive count>``."""
+    return resource_name(params, run_id, limit=63 - TRAINING_JOB_SUFFIX_LENGTH)

@@ -30,8 +30,6 @@ GATE_ERROR = "ModelAccuracyBelowThreshold"
 #: training state replaces it with the execution input's ModelOutputUri, so it never reaches AWS.
 OUTPUT_PATH_FROM_INPUT = "s3://replaced-by-execution-input/"
 TRAINING_JOB_NAME = "States.Format('{}-{}', $$.Execution.Input.TrainingJobName, $$.Execution.RedriveCount)"
-#: what that adds to the run's name: SageMaker names are at most 63 characters
-TRAINING_JOB_SUFFIX_LENGTH = 5  # "-1000": an execution can be redriven 1,000 times
 LAMBDA_RETRY = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",

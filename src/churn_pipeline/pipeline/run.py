@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import backends, names, sdk, statemachine, workspace
+from .. import backends, names, sdk, workspace
 from ..errors import PipelineError
 from ..storage import write_atomic
 
@@ -52,7 +52,7 @@ class Run:
     @property
     def training_job_name(self) -> str:
         """The base of the training job names: the state machine appends ``-<redrive count>``."""
-        return names.resource_name(self.params, self.run_id, limit=63 - statemachine.TRAINING_JOB_SUFFIX_LENGTH)
+        return names.training_job_name(self.params, self.run_id)
 
     @property
     def glue_job_name(self) -> str:
