@@ -148,3 +148,52 @@ def test_several_training_instances_each_read_a_share_of_the_train_parts():
         "train": "FullyReplicated",
         "validation": "FullyReplicated",
     }
+
+
+def _scoring_definition():
+    from churn_pipeline import container
+
+    environment = container.transform_environment(
+        statemachine.input_path("SourceDirUri"),
+        statemachine.input_path("Cutoff"),
+        statemachine.input_path("Explain"),
+        "eu-west-1",
+    )
+    scoring = statemachine.ScoringSpec(
+        "churn-test-etl", "img", "eu-west-1", "arn:aws:iam::123456789012:role/sm", "ml.m5.large", 1,
+        tuple(environment.items()),
+    )  # fmt: skip
+    return statemachine.build_scoring_definition(scoring)
+
+
+def test_both_definitions_run_the_etl_code_of_their_execution(definition):
+    """GLUE-RUN-CODE: the script and package come from the execution input, never the job's definition."""
+    for state in (definition["States"]["ETL"], _scoring_definition()["States"][statemachine.STATE_PREPARE]):
+        arguments = state["Parameters"]["Arguments"]
+        assert arguments["--scriptLocation.$"] == "$$.Execution.Input['EtlScript']"
+        assert arguments["--extra-py-files.$"] == "$$.Execution.Input['EtlPackage']"
+
+
+def test_a_busy_etl_job_is_waited_for_with_backoff_not_failed(definition):
+    """SFN-GLUE-BUSY: training and scoring share one Glue job; a start refused while its concurrent runs
+    are all taken is tried again, with backoff, in both definitions (here on the local executor)."""
+    from churn_pipeline.backends.local import asl
+    from churn_pipeline.errors import TaskFailed
+
+    for state in (definition["States"]["ETL"], _scoring_definition()["States"][statemachine.STATE_PREPARE]):
+        (busy,) = [r for r in state["Retry"] if r["ErrorEquals"] == [statemachine.GLUE_BUSY]]
+        assert (busy["IntervalSeconds"], busy["MaxAttempts"], busy["BackoffRate"]) == (60, 5, 2.0)
+    refusals, slept = [TaskFailed(statemachine.GLUE_BUSY, "Concurrent runs exceeded")] * 2, []
+
+    def start_glue_job(parameters):
+        if refusals:
+            raise refusals.pop()
+        raise TaskFailed("States.TaskFailed", "stop here: the job started")
+
+    machine = {"StartAt": "ETL", "States": {"ETL": {**definition["States"]["ETL"], "End": True}}}
+    machine["States"]["ETL"].pop("Next", None)
+    executor = asl.LocalExecutor(
+        machine, {"arn:aws:states:::glue:startJobRun.sync": start_glue_job}, sleep=slept.append
+    )
+    execution = executor.run({key: "x" for key in statemachine.execution_input_schema()}, name="busy")
+    assert slept == [60, 120] and execution.error == "States.TaskFailed"

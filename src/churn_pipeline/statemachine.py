@@ -36,6 +36,10 @@ LAMBDA_RETRY = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ]
+#: training and scoring share one ETL job: a start while MaxConcurrentRuns are busy waits and tries again
+#: (about 31 minutes over five tries) instead of failing the execution (contract row SFN-GLUE-BUSY)
+GLUE_BUSY = "Glue.ConcurrentRunsExceededException"
+GLUE_BUSY_RETRY = {"interval_seconds": 60, "max_attempts": 5, "backoff_rate": 2.0}
 
 
 @dataclass(frozen=True)
@@ -98,31 +102,41 @@ def _session(region: str):
     return sagemaker.Session(boto_session=boto3.Session(region_name=region))
 
 
+def _retrying_when_busy(step):
+    """``step`` (a Glue job start) tried again while the job's concurrent runs are all taken."""
+    from stepfunctions import steps
+
+    step.add_retry(steps.Retry(error_equals=[GLUE_BUSY], **GLUE_BUSY_RETRY))
+    return step
+
+
 def _etl_step(spec: WorkflowSpec, execution_input):
     from stepfunctions import steps
 
-    return steps.GlueStartJobRunStep(
-        STATE_ETL,
-        result_path="$.EtlResult",
-        parameters={
-            "JobName": spec.glue_job_name,
-            "Arguments": {
-                "--S3_SOURCE": execution_input["DataUri"],
-                "--S3_DEST": execution_input["EtlOutputUri"],
-                "--ETL_RECORD": execution_input["EtlRecordUri"],
-                "--ETL_KEY": execution_input["EtlKey"],
-                "--RUN_ID": execution_input["RunId"],
-                # the code this execution runs, pinned (contract row GLUE-RUN-CODE)
-                "--scriptLocation": execution_input["EtlScript"],
-                "--extra-py-files": execution_input["EtlPackage"],
-                "--TRAIN_KEY": "train",
-                "--VAL_KEY": "validation",
-                "--TEST_KEY": "test",
-                "--TRAIN_FRACTION": str(spec.train_fraction),
-                "--VALIDATION_FRACTION": str(spec.validation_fraction),
-                "--SPLIT_SEED": str(spec.split_seed),
+    return _retrying_when_busy(
+        steps.GlueStartJobRunStep(
+            STATE_ETL,
+            result_path="$.EtlResult",
+            parameters={
+                "JobName": spec.glue_job_name,
+                "Arguments": {
+                    "--S3_SOURCE": execution_input["DataUri"],
+                    "--S3_DEST": execution_input["EtlOutputUri"],
+                    "--ETL_RECORD": execution_input["EtlRecordUri"],
+                    "--ETL_KEY": execution_input["EtlKey"],
+                    "--RUN_ID": execution_input["RunId"],
+                    # the code this execution runs, pinned (contract row GLUE-RUN-CODE)
+                    "--scriptLocation": execution_input["EtlScript"],
+                    "--extra-py-files": execution_input["EtlPackage"],
+                    "--TRAIN_KEY": "train",
+                    "--VAL_KEY": "validation",
+                    "--TEST_KEY": "test",
+                    "--TRAIN_FRACTION": str(spec.train_fraction),
+                    "--VALIDATION_FRACTION": str(spec.validation_fraction),
+                    "--SPLIT_SEED": str(spec.split_seed),
+                },
             },
-        },
+        )
     )
 
 
@@ -332,20 +346,22 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
     from stepfunctions.inputs import ExecutionInput
 
     execution_input = ExecutionInput(schema=scoring_input_schema())
-    prepare = steps.GlueStartJobRunStep(
-        STATE_PREPARE,
-        result_path="$.PrepareResult",
-        parameters={
-            "JobName": spec.glue_job_name,
-            "Arguments": {
-                "--MODE": "score",
-                "--scriptLocation": execution_input["EtlScript"],
-                "--extra-py-files": execution_input["EtlPackage"],
-                "--S3_SOURCE": execution_input["DataUri"],
-                "--S3_DEST": execution_input["EncodedUri"],
-                "--MANIFEST": execution_input["ManifestUri"],
+    prepare = _retrying_when_busy(
+        steps.GlueStartJobRunStep(
+            STATE_PREPARE,
+            result_path="$.PrepareResult",
+            parameters={
+                "JobName": spec.glue_job_name,
+                "Arguments": {
+                    "--MODE": "score",
+                    "--scriptLocation": execution_input["EtlScript"],
+                    "--extra-py-files": execution_input["EtlPackage"],
+                    "--S3_SOURCE": execution_input["DataUri"],
+                    "--S3_DEST": execution_input["EncodedUri"],
+                    "--MANIFEST": execution_input["ManifestUri"],
+                },
             },
-        },
+        )
     )
     model = steps.Task(
         STATE_SCORING_MODEL,
