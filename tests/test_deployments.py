@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from helpers import make_record
 
-from churn_pipeline import cli, config, export, training
+from churn_pipeline import cli, config, export, names, training
 from churn_pipeline.backends.local import LocalBackend
 from churn_pipeline.deployments import LocalEndpoints, free_port
 from churn_pipeline.etl import job as etl_job
@@ -37,7 +37,7 @@ def register(home, run_id, archive, manifest_text):
     backend.store.put(model_uri, archive.read_bytes())
     backend.store.put(f"{prefix}/etl/manifest.json", manifest_text.encode())
     record = make_record(run_id, model_name=f"churn-local-{run_id}", model_data_url=model_uri)
-    backend.registry("t").register(record)
+    backend.registry(names.registry_table(config.DEFAULTS)).register(record)  # the one deploy reads
     path = home / f"{run_id}-parameters.json"
     path.write_text(json.dumps(export.deploy_parameters(record, config.DEFAULTS)))
     return str(path)
