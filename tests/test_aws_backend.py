@@ -306,9 +306,9 @@ def test_us_east_1_is_refused_unless_allowed(aws_env):
 
 
 def test_resource_names_respect_service_limits(aws_env, synthetic_csv):
-    run = workflow.start_run(dev_params(project="a" * 40, environment="production-europe", run_id="r1"))
-    with pytest.raises(PipelineError, match="shorten project or environment"):
-        run.function_name("registry")
+    """Refused with the other parameters, before any notebook or AWS call."""
+    with pytest.raises(PipelineError, match="parameters project and environment: .* shorten project or environment"):
+        dev_params(project="a" * 40, environment="production-europe", run_id="r1")
 
 
 def test_local_backend_ignores_role_variables(monkeypatch):
