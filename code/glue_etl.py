@@ -1,5 +1,5 @@
 """ETL job: raw churn CSV -> encoded train/validation/test CSV and a feature manifest; or, with
-``--MODE score``, customers to score -> ``<identifier>,<features>`` parts for a Batch Transform.
+``--ETL_MODE score``, customers to score -> ``<identifier>,<features>`` parts for a Batch Transform.
 
 AWS Glue runs this file as it is (Glue 5.0, Spark 3.5, Python 3.11), with the
 ``churn_pipeline`` package as a zip in ``--extra-py-files`` (Glue puts it on the
@@ -21,7 +21,7 @@ import sys
 
 REQUIRED = ["S3_SOURCE", "S3_DEST"]
 OPTIONAL = {
-    "MODE": "etl",
+    "ETL_MODE": "etl",
     "MANIFEST": "",
     "TRAIN_KEY": "train",
     "VAL_KEY": "validation",
@@ -52,10 +52,10 @@ def parse_arguments(argv):
     for name, default in OPTIONAL.items():
         parser.add_argument(f"--{name}", default=default)
     arguments, _ = parser.parse_known_args(argv)
-    if arguments.MODE not in ("etl", "score"):
-        parser.error(f"--MODE must be etl or score; got {arguments.MODE!r}")
-    if arguments.MODE == "score" and not arguments.MANIFEST:
-        parser.error("--MODE score needs --MANIFEST, the model's feature manifest")
+    if arguments.ETL_MODE not in ("etl", "score"):
+        parser.error(f"--ETL_MODE must be etl or score; got {arguments.ETL_MODE!r}")
+    if arguments.ETL_MODE == "score" and not arguments.MANIFEST:
+        parser.error("--ETL_MODE score needs --MANIFEST, the model's feature manifest")
     return vars(arguments)
 
 
@@ -70,7 +70,7 @@ def main(argv=None):
         spark = GlueContext(SparkContext.getOrCreate()).spark_session
     else:
         spark = session.spark_session(arguments["SPARK_MASTER"])
-    if arguments["MODE"] == "score":
+    if arguments["ETL_MODE"] == "score":
         from churn_pipeline import scoring
         from churn_pipeline.s3 import s3_storage
 

@@ -172,6 +172,7 @@ def test_both_definitions_run_the_etl_code_of_their_execution(definition):
         arguments = state["Parameters"]["Arguments"]
         assert arguments["--scriptLocation.$"] == "$$.Execution.Input['EtlScript']"
         assert arguments["--extra-py-files.$"] == "$$.Execution.Input['EtlPackage']"
+        assert not {"--MODE", "--mode"} & set(arguments)  # the scoring mode is --ETL_MODE
 
 
 def test_a_busy_etl_job_is_waited_for_with_backoff_not_failed(definition):

@@ -353,7 +353,8 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
             parameters={
                 "JobName": spec.glue_job_name,
                 "Arguments": {
-                    "--MODE": "score",
+                    # not --MODE, which differs only by case from an argument Glue uses itself (--mode)
+                    "--ETL_MODE": "score",
                     "--scriptLocation": execution_input["EtlScript"],
                     "--extra-py-files": execution_input["EtlPackage"],
                     "--S3_SOURCE": execution_input["DataUri"],
