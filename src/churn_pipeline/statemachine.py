@@ -36,8 +36,7 @@ LAMBDA_RETRY = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ]
-#: training and scoring share one ETL job: a start while MaxConcurrentRuns are busy waits and tries again
-#: (about 31 minutes over five tries) instead of failing the execution (contract row SFN-GLUE-BUSY)
+#: training and scoring share one ETL job: a start refused while it is busy is retried (row SFN-GLUE-BUSY)
 GLUE_BUSY = "Glue.ConcurrentRunsExceededException"
 GLUE_BUSY_RETRY = {"interval_seconds": 60, "max_attempts": 5, "backoff_rate": 2.0}
 
@@ -353,7 +352,6 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
             parameters={
                 "JobName": spec.glue_job_name,
                 "Arguments": {
-                    # not --MODE, which differs only by case from an argument Glue uses itself (--mode)
                     "--ETL_MODE": "score",
                     "--scriptLocation": execution_input["EtlScript"],
                     "--extra-py-files": execution_input["EtlPackage"],
