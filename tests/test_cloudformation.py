@@ -39,6 +39,8 @@ def test_pass_role_is_always_scoped_to_its_service():
             continue
         for policy in resource["Properties"].get("Policies", []):
             for statement in policy["PolicyDocument"]["Statement"]:
+                if "!If" in statement:  # a conditional statement: its granted form is checked
+                    statement = statement["!If"][1]
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 if "iam:PassRole" in actions:
                     assert actions == ["iam:PassRole"], logical_id
@@ -72,3 +74,15 @@ def test_pipeline_stages_and_deploy_configuration():
     assert deploy["TemplatePath"] == "SourceOutput::cloudformation/deploy-model.yml"
     assert deploy["TemplateConfiguration"] == "BuildOutput::cloudformation_parameters.json"
     assert (ROOT / deploy["TemplatePath"].split("::")[1]).exists()
+
+
+def test_the_build_may_read_a_data_bucket_only_when_one_is_named():
+    """The build role reads the customers' bucket named in DataBucket, read only; none when it is empty."""
+    document = template("pipeline.yml")
+    assert document["Parameters"]["DataBucket"]["Default"] == ""
+    statements = document["Resources"]["CodeBuildRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    (conditional,) = [s for s in statements if "!If" in s]
+    condition, grant, otherwise = conditional["!If"]
+    assert condition == "ReadsDataBucket" and otherwise == {"!Ref": "AWS::NoValue"}
+    assert set(grant["Action"]) == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"}
+    assert all("${DataBucket}" in r["!Sub"] for r in grant["Resource"])

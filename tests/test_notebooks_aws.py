@@ -89,7 +89,7 @@ def test_the_first_build_on_a_fresh_account_passes_doctor_and_creates_what_it_ne
     assert boto3.client("s3").list_buckets()["Buckets"] == []
     assert cli.main(command("pre_build")) == 0
     said = capsys.readouterr().out
-    assert "10 of 10 checks passed" in said and "sagemaker-eu-west-1-123456789012 does not exist yet" in said
+    assert "11 of 11 checks passed" in said and "sagemaker-eu-west-1-123456789012 does not exist yet" in said
     assert "the run creates churn-dev-etl" in said
 
     run = cli.build_parser().parse_args(command("build"))
