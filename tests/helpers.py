@@ -145,6 +145,15 @@ def _tag(loader, suffix, node):
 _CfnLoader.add_multi_constructor("!", _tag)
 
 
+def policy_statements(resource) -> list[dict]:
+    """The statements of a template role's inline policies; a conditional one (``!If``) in its granted form."""
+    return [
+        statement["!If"][1] if "!If" in statement else statement
+        for policy in resource["Properties"].get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+    ]
+
+
 def template(name):
     return yaml.load((ROOT / "cloudformation" / name).read_text(), Loader=_CfnLoader)
 

@@ -259,15 +259,14 @@ def test_the_roles_grant_what_these_behaviours_need():
     """IAM-DESCRIBE-ALARMS, SFN-VERSION-QUOTA, SFN-REDRIVE: blue/green reads the rollback alarm with the
     SageMaker execution role; the build lists and deletes old state-machine versions and redrives a
     failed execution when a run is resumed."""
-    from helpers import template
+    from helpers import policy_statements, template
 
     resources = template("pipeline.yml")["Resources"]
 
     def actions(logical_id):
         found = set()
-        for policy in resources[logical_id]["Properties"]["Policies"]:
-            for statement in policy["PolicyDocument"]["Statement"]:
-                found |= set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
+        for statement in policy_statements(resources[logical_id]):
+            found |= set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
         return found
 
     assert "cloudwatch:DescribeAlarms" in actions("SageMakerExecutionRole")
@@ -283,8 +282,7 @@ def test_the_roles_grant_what_these_behaviours_need():
     } <= actions("WorkflowExecutionRole")
     rules = [
         statement["Resource"]
-        for policy in resources["WorkflowExecutionRole"]["Properties"]["Policies"]
-        for statement in policy["PolicyDocument"]["Statement"]
+        for statement in policy_statements(resources["WorkflowExecutionRole"])
         if "events:PutRule" in statement["Action"]
     ]
     assert "StepFunctionsGetEventsForSageMakerTransformJobsRule" in json.dumps(rules)

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, template
+from helpers import ROOT, policy_statements, template
 
 from churn_pipeline import config
 from churn_pipeline.doctor import ROLE_SERVICES
@@ -37,15 +37,12 @@ def test_pass_role_is_always_scoped_to_its_service():
     for logical_id, resource in resources.items():
         if resource["Type"] != "AWS::IAM::Role":
             continue
-        for policy in resource["Properties"].get("Policies", []):
-            for statement in policy["PolicyDocument"]["Statement"]:
-                if "!If" in statement:  # a conditional statement: its granted form is checked
-                    statement = statement["!If"][1]
-                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
-                if "iam:PassRole" in actions:
-                    assert actions == ["iam:PassRole"], logical_id
-                    assert "iam:PassedToService" in statement["Condition"]["StringEquals"], logical_id
-                    assert statement["Resource"] != "*", logical_id
+        for statement in policy_statements(resource):
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            if "iam:PassRole" in actions:
+                assert actions == ["iam:PassRole"], logical_id
+                assert "iam:PassedToService" in statement["Condition"]["StringEquals"], logical_id
+                assert statement["Resource"] != "*", logical_id
 
 
 def test_the_build_runs_the_parameters_file_of_its_environment():
