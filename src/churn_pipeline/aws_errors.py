@@ -135,3 +135,11 @@ S3_NOT_FOUND_CODES = ("404", "NoSuchBucket", "NoSuchKey", "NotFound")
 def s3_not_found(exc: BaseException) -> bool:
     """HeadObject/HeadBucket answer a bare 404; GetObject answers NoSuchKey."""
     return isinstance(exc, ClientError) and error_code(exc) in S3_NOT_FOUND_CODES
+
+
+S3_FORBIDDEN_CODES = ("403", "AccessDenied", "Forbidden")
+
+
+def s3_forbidden(exc: BaseException) -> bool:
+    """HeadObject/HeadBucket answer a bare 403; other calls AccessDenied."""
+    return isinstance(exc, ClientError) and error_code(exc) in S3_FORBIDDEN_CODES

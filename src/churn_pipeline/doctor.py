@@ -15,6 +15,7 @@ from .aws_errors import (
     LambdaResourceNotFound,
     StateMachineDoesNotExist,
     error_code,
+    s3_forbidden,
     s3_not_found,
 )
 from .errors import ConfigError
@@ -136,7 +137,7 @@ def data_readable(session, params: dict[str, Any]) -> str:
     except ClientError as exc:
         if s3_not_found(exc):
             raise ValueError(f"{data} does not exist") from exc
-        if error_code(exc) in ("403", "AccessDenied", "Forbidden"):
+        if s3_forbidden(exc):
             raise ValueError(
                 f"{data}: this role may not read it (403; S3 answers 403 for a missing object too when the role "
                 f"may not list the bucket): name {bucket} as DataBucket in pipeline.yml, which grants the build "
@@ -169,7 +170,7 @@ def bucket(session, params: dict[str, Any]) -> str:
                 f"s3://{name} answered 400 Bad Request, which S3 gives for a bucket it will not describe to this "
                 f"request: check the bucket's name, and that it is in {region}"
             ) from exc
-        if error_code(exc) in ("403", "AccessDenied", "Forbidden"):
+        if s3_forbidden(exc):
             raise ValueError(
                 f"s3://{name} exists but this role may not read it (403): it belongs to another account, or "
                 f"the role lacks s3:ListBucket on it; {'name a bucket of this account' if named else 'set bucket'} "
