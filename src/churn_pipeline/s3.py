@@ -56,9 +56,11 @@ class S3Objects(ObjectStore):
         return io.BufferedReader(body._raw_stream) if hasattr(body, "_raw_stream") else body
 
     def read_text(self, uri: str) -> str | None:
-        if not self.exists(uri):
+        try:
+            body = self.open(uri)
+        except DataValidationError:  # what open raises for a missing object alone
             return None
-        with self.open(uri) as body:
+        with body:
             return body.read().decode("utf-8")
 
     def exists(self, uri: str) -> bool:

@@ -175,7 +175,9 @@ class LocalFiles(ObjectStore):
         return os.path.getsize(self.path(uri))
 
     def objects_under(self, uri: str) -> dict[str, int]:
-        prefix = str(self.path(uri))
+        """S3's prefix rules, on files too: ``.../train`` also matches ``.../train_$folder$`` and
+        ``.../train.csv``; ``.../train/`` does not."""
+        prefix = str(self.path(uri)) + ("/" if uri.endswith("/") else "")  # a path drops a trailing slash
         start = Path(os.path.dirname(prefix))
         if not start.is_dir():
             return {}
@@ -231,20 +233,6 @@ class MirroredS3(LocalFiles):
     def localize(self, value: str) -> str:
         """Map an ``s3://`` URI to its local path; leave anything else unchanged."""
         return str(self.path(value)) if isinstance(value, str) and value.startswith("s3://") else value
-
-    def objects_under(self, uri: str) -> dict[str, int]:
-        """S3's prefix rules on the mirror: ``.../train`` also matches ``.../train_$folder$`` and
-        ``.../train.csv``; ``.../train/`` does not."""
-        bucket, prefix = split_s3_uri(uri)
-        root = self.root / bucket
-        start = root / os.path.dirname(prefix)
-        if not start.is_dir():
-            return {}
-        return {
-            f"s3://{bucket}/{key}": path.stat().st_size
-            for path in sorted(start.rglob("*"))
-            if path.is_file() and (key := path.relative_to(root).as_posix()).startswith(prefix)
-        }
 
     def local_path(self, uri: str) -> Path:
         path = self.path(uri)

@@ -9,7 +9,6 @@ each answer to its input row, keeping the identifier. The scores land under
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +19,7 @@ from ..errors import PipelineError
 from .deploy import deploy_etl_job, deploy_state_machine
 from .execution import raise_if_failed, wait_for_execution
 from .run import Run
+from .staging import stage_code
 
 #: where batch scores go, one folder per scoring: under the environment's prefix, apart from runs and code
 SCORES_FOLDER = "scores"
@@ -61,7 +61,7 @@ def batch_transform(
         "ManifestUri": manifest_uri,
         "ModelName": name,
         "ModelDataUrl": model_uri,
-        "SourceDirUri": _staged_source_dir(run, manifest),
+        "SourceDirUri": stage_code(run, "scoring.tar.gz", archives.scoring_source_dir(manifest)),
         "Cutoff": repr(float(cutoff)),
         "Explain": str(explain_count),
         "TransformJobName": name,
@@ -115,15 +115,6 @@ def _checked_out_uri(run: Run, out_uri: str, overwrite: bool) -> str:
             "another --out, or pass --overwrite to replace them)"
         )
     return out_uri
-
-
-def _staged_source_dir(run: Run, manifest: dict[str, Any]) -> str:
-    """The scoring model's source directory, staged once under its content hash."""
-    source_dir = archives.scoring_source_dir(manifest)
-    uri = f"{run.code_prefix}/scoring-{hashlib.sha256(source_dir).hexdigest()[:16]}.tar.gz"
-    if not run.backend.store.exists(uri):
-        run.backend.store.put(uri, source_dir)
-    return uri
 
 
 def _deploy_scoring(run: Run) -> str:

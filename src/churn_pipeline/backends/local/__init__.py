@@ -57,24 +57,22 @@ class LocalBackend:
         return "churn-pipeline-local"
 
     def registry_url(self, table: str) -> str:
-        """One SQLite file per registry table, as each environment has a DynamoDB table of its own."""
-        return f"sqlite:///{(self.home / 'registries' / f'{table}.db').resolve()}"
-
-    def registry(self, table: str):
-        """The SQLite registry of ``table``; records of this environment kept in the single file of
-        earlier versions are copied into it when it is first opened."""
-        url = self.registry_url(table)
+        """One SQLite file per registry table, as each environment has a DynamoDB table of its own; before
+        its first use, this environment's records of the single file of earlier versions are copied in."""
+        path = self.home / "registries" / f"{table}.db"
         legacy = self.home / LEGACY_REGISTRY
-        path = Path(url[len("sqlite:///") :])
         if not path.exists() and legacy.exists() and self.params.get("environment"):
             migrate_registry(legacy, path, self.params["environment"])
-        return open_registry(url)
+        return f"sqlite:///{path.resolve()}"
+
+    def registry(self, table: str):
+        """The SQLite registry of ``table``."""
+        return open_registry(self.registry_url(table))
 
     def glue_default_arguments(self) -> dict[str, str]:
         return {"--SPARK_MASTER": self.params.get("spark_master", "local[*]")}
 
     def function_environment(self, registry_table: str) -> dict[str, str]:
-        self.registry(registry_table)  # the function writes the file a migration has prepared
         return {"MODEL_REGISTRY_TABLE": registry_table, "MODEL_REGISTRY_URL": self.registry_url(registry_table)}
 
     def function_poll_seconds(self) -> float:
