@@ -131,6 +131,29 @@ def _lambda_refuse_while_changing(method_name: str):
     return method
 
 
+def _lambda_publish_version(self):
+    """LAMBDA-VERSIONS: refused while the function changes, and when CodeSha256 is not $LATEST's."""
+    from urllib.parse import unquote
+
+    function = self.backend.get_function(unquote(self.path.split("/")[-2]), None)
+    if function.state != "Active" or getattr(function, "strict_update_in_progress", False):
+        conflict = JsonRESTError(
+            "ResourceConflictException",
+            f"The operation cannot be performed at this time. An update is in progress for resource: "
+            f"{function.function_arn}",
+        )
+        conflict.code = 409
+        raise conflict
+    wanted = self._get_param("CodeSha256")
+    if wanted is not None and wanted != function.code_sha_256:
+        raise JsonRESTError(
+            "InvalidParameterValueException",
+            f"CodeSHA256 ({wanted}) is different from current CodeSHA256 in $LATEST ({function.code_sha_256}). "
+            "Please try again with the CodeSHA256 in $LATEST.",
+        )
+    return _original(type(self), "publish_version")(self)
+
+
 # --- Step Functions ------------------------------------------------------------------------------
 def _sfn_create_state_machine(self, name, definition, roleArn, **kwargs):
     """SFN-CREATE: idempotent only for the same definition, else StateMachineAlreadyExists."""
@@ -245,6 +268,7 @@ def _sagemaker_create_transform_job(self, transform_job_name, model_name, *args,
 def apply(monkeypatch) -> None:
     """Hold moto to the AWS behaviours the pipeline relies on, for one test."""
     from moto.awslambda.models import LambdaBackend, LambdaFunction
+    from moto.awslambda.responses import LambdaResponse
     from moto.glue.responses import GlueResponse
     from moto.sagemaker.models import FakeEndpoint, Model, SageMakerModelBackend
     from moto.stepfunctions.models import StateMachineVersion, StepFunctionBackend
@@ -256,6 +280,7 @@ def apply(monkeypatch) -> None:
     _patch(monkeypatch, LambdaFunction, "get_configuration", _lambda_get_configuration)
     for name in ("update_function_code", "update_function_configuration"):
         _patch(monkeypatch, LambdaBackend, name, _lambda_refuse_while_changing(name))
+    _patch(monkeypatch, LambdaResponse, "publish_version", _lambda_publish_version)
     _patch(monkeypatch, StepFunctionBackend, "create_state_machine", _sfn_create_state_machine)
     monkeypatch.setattr(
         StepFunctionResponse, "publish_state_machine_version", _sfn_publish_state_machine_version, raising=False

@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from helpers import ROLE_NAMES, ROOT
 
-from churn_pipeline import config, sdk, statemachine, workflow
+from churn_pipeline import config, scoring_statemachine, sdk, workflow
 from churn_pipeline.backends.aws import normalise_history
 from churn_pipeline.backends.local import LocalBackend, asl
 from churn_pipeline.errors import ConfigError, ExecutionFailed, PipelineError
@@ -435,4 +435,4 @@ def test_scoring_on_aws_deploys_its_state_machine_and_starts_the_transform(aws_e
             stateMachineArn="arn:aws:states:eu-west-1:123456789012:stateMachine:churn-dev-scoring"
         )["definition"]
     )
-    assert definition["States"][statemachine.STATE_SCORE]["Resource"].endswith("createTransformJob.sync")
+    assert definition["States"][scoring_statemachine.STATE_SCORE]["Resource"].endswith("createTransformJob.sync")

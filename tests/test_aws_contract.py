@@ -137,6 +137,41 @@ def test_lambda_function_is_pending_after_create_and_refuses_changes_until_ready
     assert code(error) == "ResourceConflictException"
 
 
+def _ready(functions, name):
+    while functions.get_function_configuration(FunctionName=name).get("LastUpdateStatus") == "InProgress":
+        pass
+
+
+def test_lambda_versions_are_published_once_per_change_and_only_for_the_code_named(target):
+    """LAMBDA-VERSIONS: PublishVersion copies $LATEST as version 1, 2, ...; with nothing changed it
+    publishes nothing new; with a CodeSha256 that is no longer $LATEST's it is refused."""
+    target.put_object("fn.zip", _function_archive())
+    target.put_object("other.zip", _function_archive().replace(b"return event", b"return None "))
+    functions = target.client("lambda")
+    created = functions.create_function(
+        FunctionName="f",
+        Role=ROLE,
+        Handler="fn.handler",
+        Runtime="python3.12",
+        Code={"S3Bucket": BUCKET, "S3Key": "fn.zip"},
+    )
+    with pytest.raises(ClientError) as error:  # still Pending
+        functions.publish_version(FunctionName="f")
+    assert code(error) == "ResourceConflictException"
+    _ready(functions, "f")
+    first = functions.publish_version(FunctionName="f", CodeSha256=created["CodeSha256"])
+    assert (first["Version"], first["FunctionArn"]) == ("1", f"{created['FunctionArn']}:1")
+    assert functions.publish_version(FunctionName="f")["Version"] == "1"  # nothing changed
+    changed = functions.update_function_code(FunctionName="f", S3Bucket=BUCKET, S3Key="other.zip")
+    _ready(functions, "f")
+    with pytest.raises(ClientError) as error:
+        functions.publish_version(FunctionName="f", CodeSha256=created["CodeSha256"])
+    assert code(error) == "InvalidParameterValueException"
+    assert functions.publish_version(FunctionName="f", CodeSha256=changed["CodeSha256"])["Version"] == "2"
+    pinned = functions.get_function_configuration(FunctionName=first["FunctionArn"])
+    assert pinned["CodeSha256"] == created["CodeSha256"] != changed["CodeSha256"]
+
+
 # --- Step Functions ------------------------------------------------------------------------------------
 def test_step_functions_create_is_idempotent_only_for_the_same_definition(target):
     """SFN-CREATE-IDEMPOTENT"""
@@ -256,9 +291,10 @@ def test_the_build_records_the_commit_codebuild_resolved(monkeypatch, tmp_path):
 
 
 def test_the_roles_grant_what_these_behaviours_need():
-    """IAM-DESCRIBE-ALARMS, SFN-VERSION-QUOTA, SFN-REDRIVE: blue/green reads the rollback alarm with the
-    SageMaker execution role; the build lists and deletes old state-machine versions and redrives a
-    failed execution when a run is resumed."""
+    """IAM-DESCRIBE-ALARMS, SFN-VERSION-QUOTA, SFN-REDRIVE, LAMBDA-VERSIONS: blue/green reads the rollback
+    alarm with the SageMaker execution role; the build lists and deletes old state-machine versions,
+    publishes function versions and redrives a failed execution when a run is resumed; executions
+    invoke function versions."""
     from helpers import policy_statements, template
 
     resources = template("pipeline.yml")["Resources"]
@@ -296,8 +332,17 @@ def test_the_roles_grant_what_these_behaviours_need():
         "states:DeleteStateMachineVersion",
         "glue:GetJob",
         "lambda:GetFunctionConfiguration",
+        "lambda:PublishVersion",
         "states:RedriveExecution",
     } <= actions(build_role)
+    # LAMBDA-VERSIONS: executions invoke qualified ARNs, which an unqualified resource does not cover
+    invoked = [
+        resource
+        for statement in policy_statements(resources["WorkflowExecutionRole"])
+        if "lambda:InvokeFunction" in statement["Action"]
+        for resource in statement["Resource"]
+    ]
+    assert len(invoked) == 2 and all(str(resource).endswith(":*'}") for resource in invoked)
 
 
 def test_a_failed_job_is_named_by_its_own_message():

@@ -392,8 +392,11 @@ def test_a_second_run_on_the_same_data_reuses_the_etl(default_run, env):
 
 def test_resume_continues_a_failed_run_from_the_state_that_failed(default_run, env, monkeypatch):
     """SFN-REDRIVE: the functions vanish while notebook 02 runs; once they are back, --resume redrives the
-    execution: training is not run again, the failed attempt is kept in attempt-1/."""
+    execution: training is not run again, the failed attempt is kept in attempt-1/. LAMBDA-VERSIONS: other
+    code deployed to the functions before the redrive is never run: the states invoke the versions the
+    run published."""
     from churn_pipeline import config
+    from churn_pipeline.backends.local import LocalBackend
 
     for name in ("CHURN_PIPELINE_HOME", "CHURN_PIPELINE_ARTIFACTS", "CHURN_PIPELINE_PROJECT"):
         monkeypatch.setenv(name, env[name])
@@ -408,6 +411,9 @@ def test_resume_continues_a_failed_run_from_the_state_that_failed(default_run, e
     failed = runner.run_notebooks(params, progress=False, log=log)
     hidden.rename(functions)
     assert failed.status == "failed" and "Query Training Results" in failed.error
+    lambdas = LocalBackend(params, env["CHURN_PIPELINE_HOME"]).client("lambda")
+    for function in ("churn-local-query-training-status", "churn-local-update-model-registry"):
+        _redeploy_failing_code(lambdas, function)
     result = cli(env, "run", "--resume", "e2e-resume", "--quiet")
     assert result.returncode == 0, result.stderr[-3000:]
     out = artifacts(env, "e2e-resume")
@@ -430,9 +436,27 @@ def test_resume_continues_a_failed_run_from_the_state_that_failed(default_run, e
     assert states.count(("Model Training", "SUCCEEDED")) == 1 and ("Query Training Results", "FAILED") in states
     assert states[-1] == ("Update Model Registry", "SUCCEEDED")
     assert registry(env).get("e2e-resume").training_job_name.endswith("-0")
+    assert history["input"]["RegistryFunction"].endswith(":function:churn-local-update-model-registry:1")
+    assert history["output"]["RegistryResult"]["ExecutedVersion"] == "1"
 
     again = cli(env, "run", "--resume", "e2e-resume", "--quiet")
     assert again.returncode != 0 and "succeeded: there is nothing to resume" in again.stderr
+
+
+def _redeploy_failing_code(lambdas, function: str) -> None:
+    """Replace a function's $LATEST with code that fails, as a later build with a bug would."""
+    import io
+    import zipfile
+
+    code = lambdas.functions.read(function)["Code"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for module in ("query_training_status.py", "update_model_registry.py"):
+            archive.writestr(module, "def handler(event, context):\n    raise RuntimeError('redeployed code ran')\n")
+    key = "churn/local/code/failing-functions.zip"
+    lambdas.backend.store.put(f"s3://{code['S3Bucket']}/{key}", buffer.getvalue())
+    lambdas.update_function_code(FunctionName=function, S3Bucket=code["S3Bucket"], S3Key=key)
+    lambdas.get_function_configuration(FunctionName=function)
 
 
 def test_a_redriven_etl_runs_the_code_its_run_deployed_not_the_jobs_current_code(default_run, env, monkeypatch):

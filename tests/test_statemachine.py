@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from churn_pipeline import sdk, statemachine
+from churn_pipeline import scoring_statemachine, sdk, statemachine
 from churn_pipeline.errors import StateMachineError
 
 
@@ -10,8 +10,6 @@ def spec(**changes):
     values = dict(
         glue_job_name="churn-test-etl",
         training_image="141502667606.dkr.ecr.eu-west-1.amazonaws.com/sagemaker-xgboost:3.0-5",
-        query_function="churn-test-query",
-        registry_function="churn-test-registry",
         threshold=0.9,
         environment="test",
         region="eu-west-1",
@@ -154,21 +152,21 @@ def _scoring_definition():
     from churn_pipeline import container
 
     environment = container.transform_environment(
-        statemachine.input_path("SourceDirUri"),
-        statemachine.input_path("Cutoff"),
-        statemachine.input_path("Explain"),
+        scoring_statemachine.input_path("SourceDirUri"),
+        scoring_statemachine.input_path("Cutoff"),
+        scoring_statemachine.input_path("Explain"),
         "eu-west-1",
     )
-    scoring = statemachine.ScoringSpec(
+    scoring = scoring_statemachine.ScoringSpec(
         "churn-test-etl", "img", "eu-west-1", "arn:aws:iam::123456789012:role/sm", "ml.m5.large", 1,
         tuple(environment.items()),
     )  # fmt: skip
-    return statemachine.build_scoring_definition(scoring)
+    return scoring_statemachine.build_scoring_definition(scoring)
 
 
 def test_both_definitions_run_the_etl_code_of_their_execution(definition):
     """GLUE-RUN-CODE: the script and package come from the execution input, never the job's definition."""
-    for state in (definition["States"]["ETL"], _scoring_definition()["States"][statemachine.STATE_PREPARE]):
+    for state in (definition["States"]["ETL"], _scoring_definition()["States"][scoring_statemachine.STATE_PREPARE]):
         arguments = state["Parameters"]["Arguments"]
         assert arguments["--scriptLocation.$"] == "$$.Execution.Input['EtlScript']"
         assert arguments["--extra-py-files.$"] == "$$.Execution.Input['EtlPackage']"
@@ -181,7 +179,7 @@ def test_a_busy_etl_job_is_waited_for_with_backoff_not_failed(definition):
     from churn_pipeline.backends.local import asl
     from churn_pipeline.errors import TaskFailed
 
-    for state in (definition["States"]["ETL"], _scoring_definition()["States"][statemachine.STATE_PREPARE]):
+    for state in (definition["States"]["ETL"], _scoring_definition()["States"][scoring_statemachine.STATE_PREPARE]):
         (busy,) = [r for r in state["Retry"] if r["ErrorEquals"] == [statemachine.GLUE_BUSY]]
         assert (busy["IntervalSeconds"], busy["MaxAttempts"], busy["BackoffRate"]) == (60, 5, 2.0)
     refusals, slept = [TaskFailed(statemachine.GLUE_BUSY, "Concurrent runs exceeded")] * 2, []

@@ -69,6 +69,13 @@ class LambdaResourceNotFound(AwsErrorCode):
     status = 404
 
 
+class LambdaCodeChanged(AwsErrorCode):
+    """PublishVersion whose ``CodeSha256`` is not the hash of the function's current code."""
+
+    code = "InvalidParameterValueException"
+    status = 400
+
+
 # --- Step Functions ----------------------------------------------------------------------------------
 class StateMachineDoesNotExist(AwsErrorCode):
     code = "StateMachineDoesNotExist"

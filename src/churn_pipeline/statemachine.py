@@ -48,8 +48,6 @@ class WorkflowSpec:
 
     glue_job_name: str
     training_image: str
-    query_function: str
-    registry_function: str
     threshold: float
     environment: str
     region: str
@@ -70,7 +68,9 @@ def execution_input_schema() -> dict[str, type]:
     execution past the ETL; ``EtlRecordUri`` is where a fresh ETL records itself
     for later runs to reuse. ``EtlScript`` and ``EtlPackage`` are the ETL code the
     run deployed, at content-addressed keys: the job runs them, not whatever the
-    job's definition holds when a redrive or an overlapping build starts it.
+    job's definition holds when a redrive or an overlapping build starts it;
+    ``QueryFunction`` and ``RegistryFunction`` are the qualified ARNs of the
+    function versions it published, for the same reason.
     """
     return {
         "RunId": str,
@@ -86,6 +86,8 @@ def execution_input_schema() -> dict[str, type]:
         "EtlOutputUri": str,
         "EtlScript": str,
         "EtlPackage": str,
+        "QueryFunction": str,
+        "RegistryFunction": str,
         "TrainUri": str,
         "ValidationUri": str,
         "ModelOutputUri": str,
@@ -93,7 +95,7 @@ def execution_input_schema() -> dict[str, type]:
     }
 
 
-def _session(region: str):
+def sdk_session(region: str):
     """A SageMaker SDK session for ``region`` only: no call is made while a definition is built."""
     import boto3
     import sagemaker
@@ -101,7 +103,7 @@ def _session(region: str):
     return sagemaker.Session(boto_session=boto3.Session(region_name=region))
 
 
-def _retrying_when_busy(step):
+def retrying_when_busy(step):
     """``step`` (a Glue job start) tried again while the job's concurrent runs are all taken."""
     from stepfunctions import steps
 
@@ -112,7 +114,7 @@ def _retrying_when_busy(step):
 def _etl_step(spec: WorkflowSpec, execution_input):
     from stepfunctions import steps
 
-    return _retrying_when_busy(
+    return retrying_when_busy(
         steps.GlueStartJobRunStep(
             STATE_ETL,
             result_path="$.EtlResult",
@@ -152,7 +154,7 @@ def _training_steps(spec: WorkflowSpec, execution_input):
         instance_count=spec.instance_count,
         instance_type=spec.instance_type,
         output_path=OUTPUT_PATH_FROM_INPUT,
-        sagemaker_session=_session(spec.region),
+        sagemaker_session=sdk_session(spec.region),
         disable_profiler=True,
         debugger_hook_config=False,
     )
@@ -189,7 +191,7 @@ def _registry_step(spec: WorkflowSpec, execution_input):
         STATE_REGISTER,
         result_path="$.RegistryResult",
         parameters={
-            "FunctionName": spec.registry_function,
+            "FunctionName": execution_input["RegistryFunction"],
             "Payload": {
                 "run_id": execution_input["RunId"],
                 "model_name": execution_input["ModelName"],
@@ -228,7 +230,10 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
     query = steps.LambdaStep(
         STATE_QUERY,
         result_path="$.TrainingResults",
-        parameters={"FunctionName": spec.query_function, "Payload": {"TrainingJobName.$": "$.TrainingJobName"}},
+        parameters={
+            "FunctionName": execution_input["QueryFunction"],
+            "Payload": {"TrainingJobName.$": "$.TrainingJobName"},
+        },
     )
     register = _registry_step(spec, execution_input)
     for step in (query, register):
@@ -249,145 +254,6 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
     # SageMaker refuses a second training job of the same name, and a redriven execution runs the
     # failed training state again: each attempt's job is named after the redrive count.
     definition["States"][STATE_TRAIN]["Parameters"]["TrainingJobName.$"] = TRAINING_JOB_NAME
-    validate_definition(definition)
-    return definition
-
-
-STATE_PREPARE = "Check and Encode Customers"
-STATE_SCORING_MODEL = "Create Scoring Model"
-STATE_SCORE = "Score Customers"
-
-
-@dataclass(frozen=True)
-class ScoringSpec:
-    """What the scoring definition needs besides the execution input (one definition per environment)."""
-
-    glue_job_name: str
-    image: str
-    region: str
-    sagemaker_role: str
-    instance_type: str
-    instance_count: int
-    #: the scoring model's environment (``container.transform_environment``); a value ``input_path(key)``
-    #: is taken from the execution input
-    environment: tuple[tuple[str, str], ...]
-
-
-def input_path(key: str) -> str:
-    """The path of an execution-input value, as a definition reads it."""
-    return f"$$.Execution.Input['{key}']"
-
-
-def _with_inputs(values: tuple[tuple[str, str], ...], execution_input) -> dict[str, Any]:
-    """``values`` with each ``input_path(key)`` replaced by the SDK's placeholder for that input."""
-    keys = {input_path(key): key for key in scoring_input_schema()}
-    return {name: execution_input[keys[value]] if value in keys else value for name, value in values}
-
-
-def scoring_input_schema() -> dict[str, type]:
-    """The scoring execution's values: the customers (``DataUri``), where their encoded rows and the
-    scores go, the model (its data, the feature manifest, the script's source directory) and the
-    decision's settings (strings: they become the scoring model's environment)."""
-    return {
-        "DataUri": str,
-        "EncodedUri": str,
-        "OutputUri": str,
-        "ManifestUri": str,
-        "ModelName": str,
-        "ModelDataUrl": str,
-        "SourceDirUri": str,
-        "Cutoff": str,
-        "Explain": str,
-        "TransformJobName": str,
-        "EtlScript": str,
-        "EtlPackage": str,
-        "OutputFilter": str,
-    }
-
-
-def _transform_step(spec: ScoringSpec, execution_input):
-    """Score Customers: a Batch Transform that joins each answer to its input row."""
-    from sagemaker.transformer import Transformer
-    from stepfunctions import steps
-
-    transformer = Transformer(
-        model_name="replaced-by-execution-input",
-        instance_count=spec.instance_count,
-        instance_type=spec.instance_type,
-        strategy="MultiRecord",
-        assemble_with="Line",
-        output_path=OUTPUT_PATH_FROM_INPUT,
-        accept="text/csv",
-        max_payload=6,
-        sagemaker_session=_session(spec.region),
-    )
-    return steps.TransformStep(
-        STATE_SCORE,
-        transformer=transformer,
-        job_name=execution_input["TransformJobName"],
-        model_name=execution_input["ModelName"],
-        data=execution_input["EncodedUri"],
-        content_type="text/csv",
-        split_type="Line",
-        input_filter="$[1:]",
-        join_source="Input",
-        output_filter=execution_input["OutputFilter"],
-        result_path="$.TransformResult",
-    )
-
-
-def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
-    """Batch scoring as a state machine: the ETL job in its scoring mode (every row checked, encoded
-    with the model's encoding, in input order), a scoring model in the XGBoost container's script
-    mode, and a Batch Transform (the SDK's ``TransformStep``) that joins each answer to its row."""
-    import_sdks()
-    from stepfunctions import steps
-    from stepfunctions.inputs import ExecutionInput
-
-    execution_input = ExecutionInput(schema=scoring_input_schema())
-    prepare = _retrying_when_busy(
-        steps.GlueStartJobRunStep(
-            STATE_PREPARE,
-            result_path="$.PrepareResult",
-            parameters={
-                "JobName": spec.glue_job_name,
-                "Arguments": {
-                    "--ETL_MODE": "score",
-                    "--scriptLocation": execution_input["EtlScript"],
-                    "--extra-py-files": execution_input["EtlPackage"],
-                    "--S3_SOURCE": execution_input["DataUri"],
-                    "--S3_DEST": execution_input["EncodedUri"],
-                    "--MANIFEST": execution_input["ManifestUri"],
-                },
-            },
-        )
-    )
-    model = steps.Task(
-        STATE_SCORING_MODEL,
-        resource="arn:aws:states:::sagemaker:createModel",
-        result_path="$.ModelResult",
-        parameters={
-            "ModelName": execution_input["ModelName"],
-            "ExecutionRoleArn": spec.sagemaker_role,
-            "PrimaryContainer": {
-                "Image": spec.image,
-                "ModelDataUrl": execution_input["ModelDataUrl"],
-                "Environment": _with_inputs(spec.environment, execution_input),
-            },
-        },
-    )
-    score = _transform_step(spec, execution_input)
-    definition = json.loads(steps.Graph(steps.Chain([prepare, model, score])).to_json())
-    output = definition["States"][STATE_SCORE]["Parameters"]["TransformOutput"]
-    output.pop("S3OutputPath")
-    output["S3OutputPath.$"] = input_path("OutputUri")
-    validate_definition(definition)
-    return definition
-
-
-def scoring_definition_for(spec: ScoringSpec, cache_dir: Path | None = None) -> dict[str, Any]:
-    """``build_scoring_definition(spec)``, built once per spec and validated every time."""
-    definition = memoised(cache_dir, "scoring-definition", asdict(spec), lambda: build_scoring_definition(spec))
     validate_definition(definition)
     return definition
 

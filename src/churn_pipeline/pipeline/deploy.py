@@ -133,10 +133,24 @@ def deploy_functions(run: Run) -> dict[str, str]:
     archive = archives.function_archive()
     bucket, key = split_s3_uri(stage_code(run, "functions.zip", archive))
     code = {"S3Bucket": bucket, "S3Key": key, "CodeSha256": base64.b64encode(hashlib.sha256(archive).digest()).decode()}
-    outcomes = {run.function_name(role): _deploy_function(run, role, code) for role in names.FUNCTION_MODULES}
+    outcomes = {}
+    versions = {}
+    for role in names.FUNCTION_MODULES:
+        outcomes[run.function_name(role)] = _deploy_function(run, role, code)
+        versions[role] = publish_function(run, run.function_name(role), code["CodeSha256"])
     run.state["functions"] = outcomes
+    run.state["function_versions"] = versions
     run.save()
     return outcomes
+
+
+def publish_function(run: Run, name: str, code_sha256: str) -> str:
+    """The qualified ARN of a version holding exactly this code (row LAMBDA-VERSIONS): the execution
+    invokes it, so a later deploy, even during a redrive, never changes what this run's states run.
+    Lambda publishes nothing new when nothing changed, and refuses when another build has replaced
+    the code in between (``CodeSha256`` no longer matches)."""
+    published = run.backend.client("lambda").publish_version(FunctionName=name, CodeSha256=code_sha256)
+    return published["FunctionArn"]
 
 
 def _deploy_function(run: Run, role: str, code: dict[str, str]) -> str:

@@ -23,8 +23,6 @@ def workflow_spec(run: Run) -> statemachine.WorkflowSpec:
     return statemachine.WorkflowSpec(
         glue_job_name=run.glue_job_name,
         training_image=run.training_image,
-        query_function=run.function_name("query"),
-        registry_function=run.function_name("registry"),
         threshold=params["accuracy_threshold"],
         environment=params["environment"],
         region=params["region"],
@@ -48,6 +46,8 @@ def build_state_machine(run: Run) -> dict[str, Any]:
 
 def execution_input(run: Run) -> dict[str, Any]:
     """Everything run-specific the definition reads (``$$.Execution.Input``)."""
+    if "function_versions" not in run.state:
+        raise PipelineError(f"run {run.run_id!r} has published no function versions: run notebook 01 again")
     plan = plan_etl(run)
     return {
         "RunId": run.run_id,
@@ -64,6 +64,9 @@ def execution_input(run: Run) -> dict[str, Any]:
         # the ETL code this run deployed: a redrive or a later deploy never runs other code
         "EtlScript": run.state["glue_job"]["script"],
         "EtlPackage": run.state["glue_job"]["package"],
+        # the function versions this run published, invoked by qualified ARN (row LAMBDA-VERSIONS)
+        "QueryFunction": run.state["function_versions"]["query"],
+        "RegistryFunction": run.state["function_versions"]["registry"],
         "TrainUri": run.channel_uri("train"),
         "ValidationUri": run.channel_uri("validation"),
         "ModelOutputUri": run.model_output_uri,

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .. import archives, container, decisions, formats, names, serving, statemachine, workspace
+from .. import archives, container, decisions, formats, names, scoring_statemachine, serving, workspace
 from ..backends import open_backend
 from ..errors import PipelineError
 from .deploy import deploy_etl_job, deploy_state_machine
@@ -122,12 +122,12 @@ def _deploy_scoring(run: Run) -> str:
     params = run.params
     deploy_etl_job(run)
     environment = container.transform_environment(
-        statemachine.input_path("SourceDirUri"),
-        statemachine.input_path("Cutoff"),
-        statemachine.input_path("Explain"),
+        scoring_statemachine.input_path("SourceDirUri"),
+        scoring_statemachine.input_path("Cutoff"),
+        scoring_statemachine.input_path("Explain"),
         params["region"],
     )
-    spec = statemachine.ScoringSpec(
+    spec = scoring_statemachine.ScoringSpec(
         run.glue_job_name,
         run.training_image,
         params["region"],
@@ -136,7 +136,7 @@ def _deploy_scoring(run: Run) -> str:
         params["endpoint_instance_count"],
         tuple(environment.items()),
     )
-    definition = statemachine.scoring_definition_for(spec, workspace.sdk_cache())
+    definition = scoring_statemachine.scoring_definition_for(spec, workspace.sdk_cache())
     deploy_state_machine(run, definition, name=names.scoring_state_machine_name(params))
     return run.state["state_machine"]["version_arn"]
 
