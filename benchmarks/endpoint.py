@@ -98,14 +98,15 @@ def train_model(scratch: Path, rows: int) -> tuple[Path, Path, Path]:
 
 
 def in_process_ceiling(model, manifest, matrix, seconds: float, explain: int = 0) -> dict:
-    from churn_pipeline import serving
+    from churn_pipeline import inference, serving
 
     served = serving.load_served_model(model, manifest)
+    request = inference.Request(rows=matrix.tolist(), explain=str(explain) if explain else None)
     latencies = []
     stop_at = time.perf_counter() + seconds
     while time.perf_counter() < stop_at:
         t0 = time.perf_counter()
-        serving.explained_rows(served, matrix, explain) if explain else served.predict(matrix)
+        inference.output_fn(inference.predict_fn(request, served), "application/json")
         latencies.append(time.perf_counter() - t0)
     return {
         "calls": len(latencies),

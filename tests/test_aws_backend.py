@@ -44,6 +44,7 @@ def test_first_run_creates_every_resource(aws_env, synthetic_csv):
     code = sorted(k for k in keys if k.startswith("churn/dev/code/"))  # shared by runs, named by content
     assert [k.rsplit("-", 1)[0] for k in code] == [
         "churn/dev/code/churn_pipeline",
+        "churn/dev/code/endpoint-source",
         "churn/dev/code/functions",
         "churn/dev/code/glue_etl",
     ]

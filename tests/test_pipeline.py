@@ -495,3 +495,64 @@ def test_a_redriven_etl_runs_the_code_its_run_deployed_not_the_jobs_current_code
     runs = [glue.runs.read(name) for name in glue.runs.names()]
     pinned = [r["Arguments"]["--scriptLocation"] for r in runs if r["Arguments"].get("--RUN_ID") == "e2e-pinned"]
     assert len(pinned) == 2 and set(pinned) == {job["Command"]["ScriptLocation"]} != {other}
+
+
+def test_the_saved_model_answers_as_the_local_deploy_answers(default_run, env, tmp_path, monkeypatch):
+    """SM-ENDPOINT-MODEL, SM-SCRIPT-OFFLINE, SM-SCRIPT-HEADERS: the model Save Model created runs the
+    endpoint's script in script mode from its source dir, startable offline; run as the container runs
+    it (its source dir unpacked, its model extracted, its manifest and decision read where its
+    environment says), it answers every request byte for byte as the local deploy of the run does,
+    deciding at the cutoff notebook 03 recorded."""
+    import importlib.util
+    import tarfile
+
+    from churn_pipeline import container, inference, serving
+    from churn_pipeline.backends.local import LocalBackend
+
+    backend = LocalBackend(None, env["CHURN_PIPELINE_HOME"])
+    saved = backend.client("sagemaker").describe_model(ModelName="churn-local-e2e-default")["PrimaryContainer"]
+    variables = saved["Environment"]
+    assert variables["SAGEMAKER_PROGRAM"] == container.ENDPOINT_PROGRAM
+    assert variables["PIP_NO_BUILD_ISOLATION"] == "false"
+    assert variables[inference.DECISION_VARIABLE].endswith("/churn/local/e2e-default/decision.json")
+    code_dir, model_dir = tmp_path / "code", tmp_path / "model"
+    with tarfile.open(backend.store.local_path(variables["SAGEMAKER_SUBMIT_DIRECTORY"])) as archive:
+        archive.extractall(code_dir, filter="data")
+    with tarfile.open(backend.store.local_path(saved["ModelDataUrl"])) as archive:
+        archive.extractall(model_dir, filter="data")
+    spec = importlib.util.spec_from_file_location("serve_endpoint", code_dir / container.ENDPOINT_PROGRAM)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, str(backend.store.local_path(value)) if value.startswith("s3://") else value)
+    on_aws = serving.host_app(script, model_dir, variables[container.DEFAULT_ACCEPT_VARIABLE]).test_client()
+
+    source = serving.resolve_model("e2e-default", backend, registry(env))
+    for name, value in source.environment().items():
+        monkeypatch.setenv(name, value)
+    with tarfile.open(source.model) as archive:
+        archive.extractall(tmp_path / "local-model", filter="data")
+    local = serving.host_app(serving.endpoint_script(), tmp_path / "local-model", "text/csv").test_client()
+
+    data = Path(env["CHURN_PIPELINE_HOME"]) / "s3" / "churn-pipeline-local" / "churn" / "local" / "e2e-default"
+    raw = "\n".join(next((data / "raw").glob("*.csv")).read_text().splitlines()[:40])
+    requests = [
+        ({"Content-Type": "text/csv; header=present"}, raw),
+        ({"Content-Type": "text/csv; header=present", "Accept": "application/json"}, raw),
+        ({"Content-Type": "text/csv; header=present", inference.CUSTOM_ATTRIBUTES_HEADER: "explain=2"}, raw),
+        ({"Content-Type": "text/csv; header=present", "Accept": "application/jsonlines",
+          inference.CUSTOM_ATTRIBUTES_HEADER: "explain=1"}, raw),
+        ({"Content-Type": "text/csv"}, "1,2,3"),
+        ({"Content-Type": "application/json"}, "{not json"),
+        ({"Content-Type": "text/csv; header=present", "Accept": "image/png"}, raw),
+        ({}, ""),
+    ]  # fmt: skip
+    answers = []
+    for headers, body in requests:
+        aws, here = (client.post("/invocations", data=body, headers=headers) for client in (on_aws, local))
+        assert (aws.status_code, aws.content_type, aws.data) == (here.status_code, here.content_type, here.data)
+        answers.append(aws)
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 400, 415, 406, 415]
+    decided = [json.loads(line) for line in answers[3].data.decode().splitlines()]
+    cutoff = registry(env).get("e2e-default").cutoff
+    assert all(row["decision"] == (row["score"] > cutoff) for row in decided) and cutoff != 0.5

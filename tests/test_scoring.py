@@ -166,7 +166,7 @@ def test_a_batch_transform_gives_the_same_columns_as_the_local_score(spark, smal
     backend = open_backend(DEFAULTS)
     bucket = "s3://churn-pipeline-local/scoring"
     backend.store.stage(f"{bucket}/model.tar.gz", str(archive))
-    backend.store.put(f"{bucket}/code/sourcedir.tar.gz", archives.scoring_source_dir(manifest))
+    backend.store.put(f"{bucket}/code/sourcedir.tar.gz", archives.source_dir(manifest))
     spark.conf.set("spark.sql.files.maxPartitionBytes", str(128 * 1024))
     try:
         encoded = scoring.encode_for_transform(

@@ -1,4 +1,4 @@
-"""The local endpoint against SageMaker's inference contract, on a server started on loopback."""
+"""The local endpoint (the endpoint script run as the container runs it) on a server started on loopback."""
 
 import csv
 import io
@@ -15,7 +15,7 @@ import pytest
 import xgboost as xgb
 from helpers import CHURNER, DECISION, GOOD, HEADER, ROOT, make_record
 
-from churn_pipeline import serving, training
+from churn_pipeline import inference, serving, training
 from churn_pipeline.deployments import free_port
 from churn_pipeline.features import ENCODING_KEY, LEGACY_ENCODING_KEY
 
@@ -63,6 +63,18 @@ def endpoint(model):
     process.wait(20)
 
 
+CSV = "text/csv; charset=utf-8"  # Flask (the container's too) names the charset of a text/* answer
+
+
+def explained(served, matrix, count):
+    """What the endpoint script answers for ``matrix`` with explain=count, as rows."""
+    prediction = inference.predict_fn(inference.Request(rows=matrix.tolist(), explain=str(count)), served)
+    return [
+        {"score": s, "decision": d, "reasons": r}
+        for s, d, r in zip(prediction.scores, prediction.decisions, prediction.reasons)
+    ]
+
+
 def post(url, body, content_type="text/csv", accept=None, attributes=None):
     headers = {
         "Content-Type": content_type,
@@ -91,7 +103,7 @@ def test_csv_predictions_equal_in_process_predictions(endpoint, model):
     rows = features[:50]
     body = "\n".join(",".join(repr(float(v)) for v in row) for row in rows).encode()
     status, kind, text = post(url, body)
-    assert (status, kind) == (200, "text/csv")
+    assert (status, kind) == (200, CSV)
     served = [float(line) for line in text.splitlines()]
     in_process = serving.load_served_model(archive, manifest)
     assert served == in_process.predict(rows)
@@ -133,13 +145,16 @@ def test_raw_records_are_scored_with_the_training_transform(endpoint, model, syn
         (b"", "text/csv", None, 415, "empty body"),
         (b"1,2,3\n", "text/csv", None, 400, "has 3 features; the model expects"),
         (b"State,Churn?\nKS,False.\n", "text/csv; header=present", None, 400, "missing columns"),
-        (b"1,2,3\n", "text/csv", "image/png", 406, "not supported"),
+        (None, "text/csv", "image/png", 406, "not supported"),  # a good row: Accept reaches only output_fn
     ],
 )
 def test_bad_requests_get_the_containers_status_and_the_server_keeps_serving(
-    endpoint, body, content_type, accept, status, message
+    endpoint, model, body, content_type, accept, status, message
 ):
     url, _ = endpoint
+    if body is None:
+        width = len(json.loads(model[1].read_text())["features"])
+        body = ",".join(["0"] * width).encode()
     got, _, text = post(url, body, content_type, accept)
     assert got == status and message in text
     assert urllib.request.urlopen(f"{url}/ping").status == 200
@@ -153,8 +168,8 @@ def test_a_body_over_6_mib_is_refused(endpoint):
 
 
 def test_reasons_with_the_explain_custom_attribute(endpoint, model, synthetic_csv):
-    """explain=K: JSON with probability, decision and K reasons per row (raw columns); without it the answer
-    is unchanged; a bad K or a CSV-only Accept is refused with the container's statuses."""
+    """explain=K (SM-SCRIPT-HEADERS): JSON with probability, decision and K reasons per row (raw columns),
+    or CSV with the columns of a score file; without it the answer is unchanged; a bad K is refused."""
     from churn_pipeline import explain
 
     url, _ = endpoint
@@ -162,7 +177,7 @@ def test_reasons_with_the_explain_custom_attribute(endpoint, model, synthetic_cs
     raw = "\n".join(synthetic_csv.read_text().splitlines()[:4]).encode()
     csv_kind = "text/csv; header=present"
     status, _, plain = post(url, raw, csv_kind)
-    status, kind, text = post(url, raw, csv_kind, attributes="explain=3")
+    status, kind, text = post(url, raw, csv_kind, "application/json", attributes="explain=3")
     assert (status, kind) == (200, "application/json")
     rows = json.loads(text)["predictions"]
     assert [r["score"] for r in rows] == [float(x) for x in plain.split()]
@@ -171,9 +186,13 @@ def test_reasons_with_the_explain_custom_attribute(endpoint, model, synthetic_cs
     assert all(len(r["reasons"]) == 3 and {x["column"] for x in r["reasons"]} <= set(columns) for r in rows)
     status, kind, text = post(url, raw, csv_kind, "application/jsonlines", "trace=1; explain=1")
     assert (status, kind) == (200, "application/jsonlines") and len(text.splitlines()) == 3
+    status, kind, text = post(url, raw, csv_kind, attributes="explain=2")  # no Accept: the model's default, CSV
+    lines = [line.split(",") for line in text.splitlines()]
+    assert (status, kind) == (200, CSV) and all(len(line) == 2 + 2 * 2 for line in lines)
+    assert [int(line[1]) for line in lines] == [int(r["decision"]) for r in rows]
+    assert [line[2] for line in lines] == [r["reasons"][0]["column"] for r in rows]
     assert post(url, raw, csv_kind, attributes="explain=0")[0] == 400
     assert post(url, raw, csv_kind, attributes="explain=many")[0] == 400
-    assert post(url, raw, csv_kind, "text/csv", attributes="explain=2")[0] == 406
 
 
 def test_a_served_model_decides_at_its_runs_recorded_cutoff(model, tmp_path):
@@ -199,7 +218,7 @@ def test_a_served_model_decides_at_its_runs_recorded_cutoff(model, tmp_path):
     assert serving.resolve_model("run-1", backend, registry, cutoff=0.9).cutoff == 0.9
     served = source.load()
     features, _ = training.read_channel(sorted((model[2] / "test").glob("part-*.csv"))[0])
-    rows = serving.explained_rows(served, features, 1)
+    rows = explained(served, features, 1)
     assert [row["decision"] for row in rows] == [row["score"] > DECISION["cutoff"] for row in rows]
     between = [row for row in rows if DECISION["cutoff"] < row["score"] <= 0.5]
     assert between and all(row["decision"] for row in between)  # offered here, not at the default 0.5
@@ -214,6 +233,47 @@ def test_a_feature_manifest_written_before_the_encoding_had_its_name_is_served_t
     current = serving.load_served_model(archive, manifest)
     older = serving.load_served_model(archive, tmp_path / "manifest.json")
     body = "\n".join([HEADER, GOOD, CHURNER]).encode()
-    matrix = serving.parse_request(current, "text/csv; header=present", body)
-    assert np.array_equal(serving.parse_request(older, "text/csv; header=present", body), matrix)
-    assert serving.explained_rows(older, matrix, 2) == serving.explained_rows(current, matrix, 2)
+    records = list(csv.DictReader(io.StringIO(body.decode())))
+    matrix = inference.feature_matrix(inference.Request(records=records), current)
+    assert np.array_equal(inference.feature_matrix(inference.Request(records=records), older), matrix)
+    assert explained(older, matrix, 2) == explained(current, matrix, 2)
+
+
+def test_the_host_calls_a_script_as_the_container_does(tmp_path):
+    """SM-SCRIPT-ERRORS, SM-SCRIPT-ACCEPT: the content type (ContentType, Content-Type, else JSON), the
+    accept (the model's default for none or */*) and the body (text for JSON and CSV only) handed over as
+    sagemaker-containers hands them; a tuple answer is a 200, a WSGI answer keeps its status, an
+    exception is a 500 and the next request is served."""
+    from http import HTTPStatus
+    from types import SimpleNamespace
+
+    seen = []
+
+    def output_fn(prediction, accept):
+        if prediction == b"fail":
+            raise ValueError("a fault of the code")
+        if prediction == "refuse":
+            return inference.Answer(HTTPStatus.BAD_REQUEST, "refused")
+        return json.dumps(seen[-1] + [accept]), "application/json"
+
+    script = SimpleNamespace(
+        model_fn=lambda model_dir: "model",
+        input_fn=lambda body, content_type: seen.append([type(body).__name__, content_type]) or body,
+        predict_fn=lambda data, model: data,
+        output_fn=output_fn,
+    )
+    client = serving.host_app(script, tmp_path, "text/csv").test_client()
+
+    def call(headers, body=b"x"):
+        answer = client.post("/invocations", data=body, headers=headers)
+        return answer.status_code, answer.get_json() if answer.is_json else answer.data
+
+    assert call({}) == (200, ["str", "application/json", "text/csv"])
+    assert call({"Content-Type": "text/csv", "Accept": "*/*"}) == (200, ["str", "text/csv", "text/csv"])
+    assert call({"ContentType": "text/csv", "Content-Type": "application/json"})[1][1] == "text/csv"
+    assert call({"Content-Type": "text/csv; header=present", "Accept": "application/jsonlines"}) == (
+        200,
+        ["bytes", "text/csv; header=present", "application/jsonlines"],
+    )
+    assert call({"Content-Type": "application/x-npy"}, b"fail")[0] == 500
+    assert call({}, b"refuse") == (400, b"refused\n") and call({})[0] == 200

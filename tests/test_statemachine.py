@@ -117,6 +117,31 @@ def test_debugger_hook_is_off(definition):
     assert "DebugHookConfig" not in parameters and "ProfilerConfig" not in parameters
 
 
+def test_save_model_runs_the_endpoint_script_in_script_mode(definition):
+    """SM-ENDPOINT-MODEL, SM-SCRIPT-OFFLINE: the saved model is the trained artifact in the training image,
+    in script mode with the endpoint's script from the run's source dir, its manifest and decision from the
+    execution input, answering CSV by default, startable with no package index; the Lambda states invoke
+    the versions the execution input names (LAMBDA-VERSIONS)."""
+    state = definition["States"]["Save Model"]
+    assert state["Resource"] == "arn:aws:states:::sagemaker:createModel"
+    container = state["Parameters"]["PrimaryContainer"]
+    assert container["Image"] == spec().training_image
+    assert container["ModelDataUrl.$"] == "$.ModelArtifacts.S3ModelArtifacts"
+    assert container["Environment"] == {
+        "SAGEMAKER_PROGRAM": "serve_endpoint.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY.$": "$$.Execution.Input['SourceDirUri']",
+        "SAGEMAKER_REGION": "eu-west-1",
+        "PIP_NO_BUILD_ISOLATION": "false",
+        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv",
+        "CHURN_MANIFEST.$": "$$.Execution.Input['ManifestUri']",
+        "CHURN_DECISION.$": "$$.Execution.Input['DecisionUri']",
+    }
+    for name, key in (("Query Training Results", "QueryFunction"), ("Update Model Registry", "RegistryFunction")):
+        assert definition["States"][name]["Parameters"]["FunctionName.$"] == f"$$.Execution.Input['{key}']"
+    scoring = _scoring_definition()["States"][scoring_statemachine.STATE_SCORING_MODEL]
+    assert scoring["Parameters"]["PrimaryContainer"]["Environment"]["PIP_NO_BUILD_ISOLATION"] == "false"
+
+
 def test_serialisation_is_stable(definition):
     text = sdk.definition_json(definition)
     assert json.loads(text) == definition

@@ -1,5 +1,5 @@
 """Deployment archives: the package for Glue, the functions' archive (handlers + package), and the
-scoring model's source directory (script + package + manifest)."""
+script-mode models' source directory (scripts + package [+ manifest])."""
 
 from __future__ import annotations
 
@@ -49,15 +49,16 @@ def function_archive() -> bytes:
     return buffer.getvalue()
 
 
-def scoring_source_dir(manifest: dict) -> bytes:
-    """The ``sourcedir.tar.gz`` the scoring model's ``SAGEMAKER_SUBMIT_DIRECTORY`` names: the
-    Batch Transform script from ``code/``, the package, and the model's feature manifest.
-    Fixed times and owners: the same content gives the same bytes (and the same staged key)."""
-    files = [
-        (container.TRANSFORM_PROGRAM, (workspace.project_root() / "code" / container.TRANSFORM_PROGRAM).read_bytes()),
-        (container.TRANSFORM_MANIFEST, json.dumps(manifest, sort_keys=True).encode()),
-        *_package_files(),
-    ]
+def source_dir(manifest: dict | None = None) -> bytes:
+    """The ``sourcedir.tar.gz`` a script-mode model's ``SAGEMAKER_SUBMIT_DIRECTORY`` names: the
+    endpoint's and the Batch Transform's scripts from ``code/``, the package, and (for scoring) the
+    model's feature manifest. Fixed times and owners: the same content gives the same bytes (and the
+    same staged key)."""
+    scripts = (container.ENDPOINT_PROGRAM, container.TRANSFORM_PROGRAM)
+    files = [(name, (workspace.project_root() / "code" / name).read_bytes()) for name in scripts]
+    if manifest is not None:
+        files.append((container.TRANSFORM_MANIFEST, json.dumps(manifest, sort_keys=True).encode()))
+    files += _package_files()
     buffer = io.BytesIO()
     with (
         gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped,

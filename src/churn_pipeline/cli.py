@@ -78,7 +78,7 @@ def _cmd_serve(args) -> int:
         f"cutoff {model.cutoff:g} ({model.cutoff_origin})",
         flush=True,
     )
-    serving.serve(model.load, host=args.host, port=args.port, workers=args.workers, threads=args.threads)
+    serving.serve(model, host=args.host, port=args.port, workers=args.workers, threads=args.threads)
     return 0
 
 

@@ -16,19 +16,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import decisions
+from . import decisions, inference
 from .errors import PipelineError
 from .training import load_model_dir
 
 #: the script the scoring model names in SAGEMAKER_PROGRAM, and the manifest packed beside it
 TRANSFORM_PROGRAM = "score_transform.py"
+#: the script of the model behind the endpoint (``inference``)
+ENDPOINT_PROGRAM = "serve_endpoint.py"
+#: the Accept the container's worker hands over when a request has none or ``*/*``
+DEFAULT_ACCEPT_VARIABLE = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
+#: the container's model server ends a request after this long (``SAGEMAKER_MODEL_SERVER_TIMEOUT``'s default)
+MODEL_SERVER_TIMEOUT_SECONDS = 60
+#: pip without build isolation: script mode ``pip install``s the source dir, and with isolation pip
+#: downloads setuptools first, which fails with no package index reachable (row SM-SCRIPT-OFFLINE;
+#: pip reads ``PIP_NO_*`` inverted: ``false`` turns isolation off)
+OFFLINE_START = {"PIP_NO_BUILD_ISOLATION": "false"}
 
 
 TRANSFORM_MANIFEST = "manifest.json"
 
 
 #: the scoring model's environment variables that carry the decision's cutoff and the reasons asked for
-CUTOFF_VARIABLE = "CHURN_CUTOFF"
+CUTOFF_VARIABLE = inference.CUTOFF_VARIABLE
 
 
 EXPLAIN_VARIABLE = "CHURN_EXPLAIN"
@@ -86,14 +96,32 @@ def transform_data_processing(features_count: int) -> dict[str, str]:
     return {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": f"$[0,{features_count + 1}:]"}
 
 
-def transform_environment(source_dir_uri: Any, cutoff: Any, explain_count: Any, region: str) -> dict[str, Any]:
-    """The scoring model's environment: the XGBoost container's script mode (contract row
-    SM-SCRIPT-MODE) and the decision's settings, as strings (or the definition's execution-input
-    placeholders for them)."""
+def script_mode(program: str, source_dir_uri: Any, region: str) -> dict[str, Any]:
+    """The XGBoost container's script mode (contract row SM-SCRIPT-MODE), startable offline."""
     return {
-        "SAGEMAKER_PROGRAM": TRANSFORM_PROGRAM,
+        "SAGEMAKER_PROGRAM": program,
         "SAGEMAKER_SUBMIT_DIRECTORY": source_dir_uri,
         "SAGEMAKER_REGION": region,
+        **OFFLINE_START,
+    }
+
+
+def transform_environment(source_dir_uri: Any, cutoff: Any, explain_count: Any, region: str) -> dict[str, Any]:
+    """The scoring model's environment: script mode and the decision's settings, as strings (or the
+    definition's execution-input placeholders for them)."""
+    return {
+        **script_mode(TRANSFORM_PROGRAM, source_dir_uri, region),
         CUTOFF_VARIABLE: cutoff,
         EXPLAIN_VARIABLE: explain_count,
     }
+
+
+def endpoint_environment(manifest: Any, decision: Any = None, cutoff: float | None = None) -> dict[str, Any]:
+    """What ``inference.model_fn`` reads: the feature manifest, and the run's recorded decision or a
+    cutoff given; answers are CSV unless the request asks otherwise, as the built-in algorithm's."""
+    environment = {DEFAULT_ACCEPT_VARIABLE: "text/csv", inference.MANIFEST_VARIABLE: manifest}
+    if decision is not None:
+        environment[inference.DECISION_VARIABLE] = decision
+    if cutoff is not None:
+        environment[inference.CUTOFF_VARIABLE] = repr(float(cutoff))
+    return environment

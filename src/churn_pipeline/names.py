@@ -9,6 +9,8 @@ from .errors import PipelineError
 
 #: the ETL output's feature manifest: the format, features, encoding and categories a model takes
 FEATURE_MANIFEST = "manifest.json"
+#: in a run's folder: its decision (the cost-chosen cutoff), which the model behind an endpoint reads
+DECISION = "decision.json"
 #: a run's artifacts (``artifacts/<run-id>/``): what each notebook hands to the next, the parameters the
 #: run started with (what ``--resume`` uses), its summary (parameters, packages, data, timings, status),
 #: and the deploy stage's parameters (only for a model that passed the gate)

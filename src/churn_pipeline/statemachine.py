@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from .container import ENDPOINT_PROGRAM, endpoint_environment, script_mode
 from .sdk import import_sdks, memoised, validate_definition
 
 ACCURACY_PATH = "$.TrainingResults.Payload.metrics['validation:accuracy']"
@@ -70,7 +71,9 @@ def execution_input_schema() -> dict[str, type]:
     run deployed, at content-addressed keys: the job runs them, not whatever the
     job's definition holds when a redrive or an overlapping build starts it;
     ``QueryFunction`` and ``RegistryFunction`` are the qualified ARNs of the
-    function versions it published, for the same reason.
+    function versions it published, for the same reason. The saved model runs the
+    endpoint's script from ``SourceDirUri`` with the run's ``ManifestUri`` and the
+    ``DecisionUri`` notebook 03 writes.
     """
     return {
         "RunId": str,
@@ -88,6 +91,9 @@ def execution_input_schema() -> dict[str, type]:
         "EtlPackage": str,
         "QueryFunction": str,
         "RegistryFunction": str,
+        "SourceDirUri": str,
+        "ManifestUri": str,
+        "DecisionUri": str,
         "TrainUri": str,
         "ValidationUri": str,
         "ModelOutputUri": str,
@@ -175,13 +181,32 @@ def _training_steps(spec: WorkflowSpec, execution_input):
         hyperparameters=execution_input["HyperParameters"],
         output_data_config_path=execution_input["ModelOutputUri"],
     )
-    save = steps.ModelStep(
+    return train, _save_step(spec, execution_input)
+
+
+def _save_step(spec: WorkflowSpec, execution_input):
+    """Save Model: the trained model in the container's script mode with the endpoint's script
+    (``inference``), so the endpoint the deploy stack creates answers as the local one does."""
+    from stepfunctions import steps
+
+    environment = {
+        **script_mode(ENDPOINT_PROGRAM, execution_input["SourceDirUri"], spec.region),
+        **endpoint_environment(execution_input["ManifestUri"], execution_input["DecisionUri"]),
+    }
+    return steps.Task(
         STATE_SAVE,
-        model=train.get_expected_model(),
-        model_name=execution_input["ModelName"],
+        resource="arn:aws:states:::sagemaker:createModel",
         result_path="$.ModelStepResults",
+        parameters={
+            "ModelName": execution_input["ModelName"],
+            "ExecutionRoleArn": spec.sagemaker_role,
+            "PrimaryContainer": {
+                "Image": spec.training_image,
+                "ModelDataUrl.$": "$.ModelArtifacts.S3ModelArtifacts",
+                "Environment": environment,
+            },
+        },
     )
-    return train, save
 
 
 def _registry_step(spec: WorkflowSpec, execution_input):

@@ -85,8 +85,12 @@ def evaluate_model(run: Run, record) -> dict[str, Any]:
 
 
 def record_decision(run: Run, decision: dict[str, float]):
-    """Write the cost-chosen cutoff into the registry record (once) and the run's state; the record."""
+    """Write the cost-chosen cutoff into the registry record (once), the run's state, and the run's
+    folder, where the model Save Model created reads it (``inference.model_fn``); the record."""
     record = run.registry().record_decision(run.run_id, decision)
+    text = json.dumps(record.decision, indent=2, sort_keys=True) + "\n"
+    if run.backend.store.read_text(run.decision_uri) != text:
+        run.backend.store.put(run.decision_uri, text.encode())
     run.state["decision"] = decision
     run.save()
     return record

@@ -9,12 +9,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import sdk, statemachine, workspace
+from .. import archives, names, sdk, statemachine, workspace
 from ..aws_errors import ExecutionAlreadyExists, ExecutionNotRedrivable
 from ..errors import ExecutionFailed, PipelineError
 from ..training import hyperparameters_from
 from .etl_reuse import plan_etl
 from .run import Run
+from .staging import stage_code
 
 
 def workflow_spec(run: Run) -> statemachine.WorkflowSpec:
@@ -67,6 +68,10 @@ def execution_input(run: Run) -> dict[str, Any]:
         # the function versions this run published, invoked by qualified ARN (row LAMBDA-VERSIONS)
         "QueryFunction": run.state["function_versions"]["query"],
         "RegistryFunction": run.state["function_versions"]["registry"],
+        # the model Save Model creates runs the endpoint's script with this run's manifest and decision
+        "SourceDirUri": stage_code(run, "endpoint-source.tar.gz", archives.source_dir()),
+        "ManifestUri": f"{run.own_etl_output_uri}/{names.FEATURE_MANIFEST}",
+        "DecisionUri": run.decision_uri,
         "TrainUri": run.channel_uri("train"),
         "ValidationUri": run.channel_uri("validation"),
         "ModelOutputUri": run.model_output_uri,

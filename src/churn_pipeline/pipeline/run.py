@@ -101,6 +101,11 @@ class Run:
         return f"{self.prefix}/models"
 
     @property
+    def decision_uri(self) -> str:
+        """The run's decision (cutoff and costs), written once by notebook 03; the saved model reads it."""
+        return f"{self.prefix}/{names.DECISION}"
+
+    @property
     def training_image(self) -> str:
         return sdk.training_image_uri(self.params["region"], self.params["xgboost_version"], workspace.sdk_cache())
 

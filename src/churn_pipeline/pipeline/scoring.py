@@ -61,7 +61,7 @@ def batch_transform(
         "ManifestUri": manifest_uri,
         "ModelName": name,
         "ModelDataUrl": model_uri,
-        "SourceDirUri": stage_code(run, "scoring.tar.gz", archives.scoring_source_dir(manifest)),
+        "SourceDirUri": stage_code(run, "scoring.tar.gz", archives.source_dir(manifest)),
         "Cutoff": repr(float(cutoff)),
         "Explain": str(explain_count),
         "TransformJobName": name,
