@@ -10,20 +10,15 @@ import os
 
 from churn_pipeline import container
 
+# the container looks the four functions up on this module by name
+from churn_pipeline.container import csv_input as input_fn
+from churn_pipeline.container import transform_output as output_fn
+from churn_pipeline.container import transform_predict as predict_fn
+
+__all__ = ["model_fn", "input_fn", "predict_fn", "output_fn"]
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def model_fn(model_dir):
     return container.transform_model(model_dir, HERE)
-
-
-def input_fn(input_data, content_type):
-    return container.csv_input(input_data, content_type)
-
-
-def predict_fn(input_data, model):
-    return container.transform_predict(input_data, model)
-
-
-def output_fn(prediction, accept):
-    return container.transform_output(prediction, accept)

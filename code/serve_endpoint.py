@@ -7,20 +7,7 @@ says where the feature manifest and the run's decision are. The local endpoint
 runs this same file the way the container does.
 """
 
-from churn_pipeline import inference
+# the container looks the four functions up on this module by name
+from churn_pipeline.inference import input_fn, model_fn, output_fn, predict_fn
 
-
-def model_fn(model_dir):
-    return inference.model_fn(model_dir)
-
-
-def input_fn(input_data, content_type):
-    return inference.input_fn(input_data, content_type)
-
-
-def predict_fn(input_data, model):
-    return inference.predict_fn(input_data, model)
-
-
-def output_fn(prediction, accept):
-    return inference.output_fn(prediction, accept)
+__all__ = ["model_fn", "input_fn", "predict_fn", "output_fn"]

@@ -4,12 +4,12 @@ container's script mode -> a Batch Transform that joins each answer to its row."
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .sdk import import_sdks, memoised, validate_definition
-from .statemachine import OUTPUT_PATH_FROM_INPUT, retrying_when_busy, sdk_session
+from .sdk import definition_once, import_sdks, validate_definition
+from .statemachine import OUTPUT_PATH_FROM_INPUT, create_model_task, retrying_when_busy, sdk_session
 
 STATE_PREPARE = "Check and Encode Customers"
 
@@ -124,19 +124,13 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
             },
         )
     )
-    model = steps.Task(
+    model = create_model_task(
         STATE_SCORING_MODEL,
-        resource="arn:aws:states:::sagemaker:createModel",
-        result_path="$.ModelResult",
-        parameters={
-            "ModelName": execution_input["ModelName"],
-            "ExecutionRoleArn": spec.sagemaker_role,
-            "PrimaryContainer": {
-                "Image": spec.image,
-                "ModelDataUrl": execution_input["ModelDataUrl"],
-                "Environment": _with_inputs(spec.environment, execution_input),
-            },
-        },
+        "$.ModelResult",
+        {"ModelName": execution_input["ModelName"], "ExecutionRoleArn": spec.sagemaker_role},
+        spec.image,
+        {"ModelDataUrl": execution_input["ModelDataUrl"]},
+        _with_inputs(spec.environment, execution_input),
     )
     score = _transform_step(spec, execution_input)
     definition = json.loads(steps.Graph(steps.Chain([prepare, model, score])).to_json())
@@ -148,7 +142,5 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
 
 
 def scoring_definition_for(spec: ScoringSpec, cache_dir: Path | None = None) -> dict[str, Any]:
-    """``build_scoring_definition(spec)``, built once per spec and validated every time."""
-    definition = memoised(cache_dir, "scoring-definition", asdict(spec), lambda: build_scoring_definition(spec))
-    validate_definition(definition)
-    return definition
+    """``build_scoring_definition(spec)``, built once per spec (kept in ``cache_dir``) and validated every time."""
+    return definition_once(cache_dir, "scoring-definition", spec, build_scoring_definition)

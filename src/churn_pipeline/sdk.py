@@ -4,6 +4,7 @@ memoised by content, their definitions serialised and validated one way."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -19,7 +20,7 @@ from .errors import StateMachineError
 from .storage import write_atomic
 
 #: the modules whose code shapes a memoised value, besides its inputs
-BUILDER_MODULES = ("sdk.py", "statemachine.py")
+BUILDER_MODULES = ("sdk.py", "statemachine.py", "scoring_statemachine.py", "container.py", "inference.py")
 
 
 _TRACEBACK_HOOKS = ("_showtraceback", "showtraceback", "showsyntaxerror")
@@ -112,3 +113,10 @@ def validate_definition(definition: dict[str, Any]) -> None:
     problems = Linter.validate(definition)
     if problems:
         raise StateMachineError("invalid state-machine definition:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+def definition_once(cache_dir: Path | None, kind: str, spec: Any, build: Callable[[Any], dict[str, Any]]) -> dict:
+    """``build(spec)``, built once per spec (a dataclass, kept in ``cache_dir``) and validated every time."""
+    definition = memoised(cache_dir, kind, dataclasses.asdict(spec), lambda: build(spec))
+    validate_definition(definition)
+    return definition

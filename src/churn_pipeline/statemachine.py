@@ -10,12 +10,12 @@ local executor interprets the very same JSON.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .container import ENDPOINT_PROGRAM, endpoint_environment, script_mode
-from .sdk import import_sdks, memoised, validate_definition
+from .sdk import definition_once, import_sdks, validate_definition
 
 ACCURACY_PATH = "$.TrainingResults.Payload.metrics['validation:accuracy']"
 STATE_REUSE = "Reuse Previous ETL?"
@@ -187,25 +187,30 @@ def _training_steps(spec: WorkflowSpec, execution_input):
 def _save_step(spec: WorkflowSpec, execution_input):
     """Save Model: the trained model in the container's script mode with the endpoint's script
     (``inference``), so the endpoint the deploy stack creates answers as the local one does."""
-    from stepfunctions import steps
-
     environment = {
         **script_mode(ENDPOINT_PROGRAM, execution_input["SourceDirUri"], spec.region),
         **endpoint_environment(execution_input["ManifestUri"], execution_input["DecisionUri"]),
     }
-    return steps.Task(
+    return create_model_task(
         STATE_SAVE,
+        "$.ModelStepResults",
+        {"ModelName": execution_input["ModelName"], "ExecutionRoleArn": spec.sagemaker_role},
+        spec.training_image,
+        {"ModelDataUrl.$": "$.ModelArtifacts.S3ModelArtifacts"},
+        environment,
+    )
+
+
+def create_model_task(state: str, result_path: str, model: dict, image: str, model_data: dict, environment: dict):
+    """A ``createModel`` task: the model's name and role (``model``), its container's image, artifact
+    (``model_data``: its ``ModelDataUrl`` entry, a value or a path) and environment."""
+    from stepfunctions import steps
+
+    return steps.Task(
+        state,
         resource="arn:aws:states:::sagemaker:createModel",
-        result_path="$.ModelStepResults",
-        parameters={
-            "ModelName": execution_input["ModelName"],
-            "ExecutionRoleArn": spec.sagemaker_role,
-            "PrimaryContainer": {
-                "Image": spec.training_image,
-                "ModelDataUrl.$": "$.ModelArtifacts.S3ModelArtifacts",
-                "Environment": environment,
-            },
-        },
+        result_path=result_path,
+        parameters={**model, "PrimaryContainer": {"Image": image, **model_data, "Environment": environment}},
     )
 
 
@@ -285,6 +290,4 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
 
 def definition_for(spec: WorkflowSpec, cache_dir: Path | None = None) -> dict[str, Any]:
     """``build_definition(spec)``, built once per spec (kept in ``cache_dir``) and validated every time."""
-    definition = memoised(cache_dir, "definition", asdict(spec), lambda: build_definition(spec))
-    validate_definition(definition)
-    return definition
+    return definition_once(cache_dir, "definition", spec, build_definition)
