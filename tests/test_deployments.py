@@ -130,7 +130,7 @@ def test_application_code_calls_a_local_deploy_with_boto3s_sagemaker_runtime_cli
     try:
         assert cli.main(["deploy", "--parameters", parameters, "--environment", "prod", "--port", str(port)]) == 0
         answer = runtime.invoke_endpoint(EndpointName="prod", Body=body, ContentType="text/csv")
-        assert answer["ContentType"] == "text/csv" and answer["InvokedProductionVariant"] == "AllTraffic"
+        assert answer["ContentType"] == "text/csv; charset=utf-8" and answer["InvokedProductionVariant"] == "AllTraffic"
         assert [float(v) for v in answer["Body"].read().decode().split()] == pytest.approx(predict(port, rows))
 
         explained = runtime.invoke_endpoint(
