@@ -10,6 +10,7 @@ import e2e
 import endpoint
 import scaling
 import score
+import transform
 from common import write_figures
 
 
@@ -26,6 +27,7 @@ def main() -> None:
         ("scaling", scaling, []),
         ("endpoint", endpoint, []),
         ("score", score, []),
+        ("transform", transform, []),
     ):
         print(f"\n== {name} ==", flush=True)
         figures[name] = module.main(argv)

@@ -250,18 +250,20 @@ def _sagemaker_create_training_job(self, training_job_name, *args, **kwargs):
 
 
 def _sagemaker_create_transform_job(self, transform_job_name, model_name, *args, **kwargs):
-    """SM-TRANSFORM-JOIN: a filter outside the forms Batch Transform applies to CSV rows is refused."""
+    """SM-TRANSFORM-JOIN: a filter outside the forms Batch Transform applies to CSV rows is refused;
+    SM-TRANSFORM-SPEED: so is more than 100 MB of concurrent mini-batches."""
     from moto.sagemaker.exceptions import ValidationError
 
-    from churn_pipeline.backends.local.transform import check_filter
+    from churn_pipeline.backends.local.transform import check_filter, check_payload
     from churn_pipeline.errors import PipelineError
 
     processing = kwargs.get("data_processing") or {}
-    for name in ("InputFilter", "OutputFilter"):
-        try:
+    try:
+        for name in ("InputFilter", "OutputFilter"):
             check_filter(processing.get(name, "$"), name)
-        except PipelineError as exc:
-            raise ValidationError(str(exc)) from None
+        check_payload(kwargs.get("max_concurrent_transforms"), kwargs.get("max_payload_in_mb"))
+    except PipelineError as exc:
+        raise ValidationError(str(exc)) from None
     return _original(type(self), "create_transform_job")(self, transform_job_name, model_name, *args, **kwargs)
 
 

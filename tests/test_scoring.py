@@ -310,3 +310,97 @@ def test_score_as_on_aws_runs_the_etl_job_and_a_batch_transform_from_a_state_mac
         "Environment"
     ]
     assert environment["SAGEMAKER_PROGRAM"] == "score_transform.py" and environment["CHURN_EXPLAIN"] == "3"
+
+
+ECHO_SCRIPT = """
+import os
+import time
+
+
+def model_fn(model_dir):
+    return float(os.environ.get("ECHO_SLEEP", "0"))
+
+
+def input_fn(body, content_type):
+    return [line.split(",")[0] for line in body.splitlines()]
+
+
+def predict_fn(identifiers, sleep):
+    time.sleep(sleep)
+    return identifiers
+
+
+def output_fn(identifiers, accept):
+    return "".join(f"{i},{os.getpid()}\\n" for i in identifiers), "text/csv"
+"""
+
+
+def _transform_folder(tmp_path, rows: int, **job):
+    from churn_pipeline.backends.local import transform
+
+    folder = tmp_path / "job"
+    (folder / transform.CODE_DIR).mkdir(parents=True)
+    (folder / transform.MODEL_DIR).mkdir()
+    (folder / transform.CODE_DIR / "echo.py").write_text(ECHO_SCRIPT)
+    source = tmp_path / "part-00000.csv"
+    source.write_text("".join(f"{i},{'x' * 90}\n" for i in range(rows)))  # about 100 bytes a row
+    settings = {"MaxPayloadInMB": 1, "MaxConcurrentTransforms": 2, **job}
+    environment = {"SAGEMAKER_PROGRAM": "echo.py", "SAGEMAKER_MODEL_SERVER_WORKERS": "2", **job.pop("Environment", {})}
+    settings.pop("Environment", None)
+    (folder / transform.JOB_FILE).write_text(
+        json.dumps(
+            {
+                "DataProcessing": {"InputFilter": "$", "JoinSource": "Input", "OutputFilter": "$[0,-1]"},
+                "Environment": environment,
+                "Inputs": [["part-00000.csv", str(source)]],
+                "ContentType": "text/csv",
+                "Accept": "text/csv",
+                **settings,
+            }
+        )
+    )
+    return folder
+
+
+def test_a_local_transform_answers_mini_batches_concurrently_in_input_order(tmp_path):
+    """SM-TRANSFORM-SPEED: with MaxConcurrentTransforms 2 and two model-server workers, 1 MB mini-batches
+    of one object are answered by both workers, and the output keeps the input's order."""
+    from churn_pipeline.backends.local import transform
+
+    folder = _transform_folder(tmp_path, 40_000)
+    assert transform.main([str(folder)]) == 0, (folder / transform.FAILURE_FILE).read_text()
+    lines = [
+        line.split(",") for line in (folder / transform.OUTPUT_DIR / "part-00000.csv.out").read_text().splitlines()
+    ]
+    assert [int(identifier) for identifier, _ in lines] == list(range(40_000))
+    assert len({worker for _, worker in lines}) == 2  # four mini-batches, two workers
+
+
+def test_a_mini_batch_past_the_model_server_timeout_fails_the_job(tmp_path):
+    """SM-TRANSFORM-SPEED: a mini-batch that takes longer than SAGEMAKER_MODEL_SERVER_TIMEOUT fails the job,
+    as the container's server ends the request; nothing is written."""
+    from churn_pipeline.backends.local import transform
+
+    environment = {"SAGEMAKER_MODEL_SERVER_TIMEOUT": "1", "ECHO_SLEEP": "30"}
+    folder = _transform_folder(tmp_path, 100, Environment=environment)
+    assert transform.main([str(folder)]) == 1
+    assert "not answered within the model server's timeout of 1 s" in (folder / transform.FAILURE_FILE).read_text()
+    assert not (folder / transform.OUTPUT_DIR / "part-00000.csv.out").exists()
+
+
+def test_transform_settings_follow_the_instances_vcpus():
+    """SM-TRANSFORM-SPEED: one mini-batch in flight and one worker per vCPU, a set timeout, and at most
+    100 MB of mini-batches in flight; an instance type whose vCPUs are not known is refused by name."""
+    from churn_pipeline.backends.local.transform import check_payload
+    from churn_pipeline.errors import PipelineError
+
+    large = container.transform_settings("ml.m5.large")
+    assert (large["MaxConcurrentTransforms"], large["MaxPayloadInMB"]) == (2, 6)
+    assert large["Environment"] == {"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "300"}
+    assert large["ModelClientConfig"]["InvocationsTimeoutInSeconds"] == 300
+    widest = container.transform_settings("ml.m5.24xlarge")
+    assert widest["MaxConcurrentTransforms"] * widest["MaxPayloadInMB"] <= 100
+    with pytest.raises(PipelineError, match="endpoint_instance_type 'ml.t2.medium'"):
+        container.transform_settings("ml.t2.medium")
+    with pytest.raises(PipelineError, match="must not exceed 100 MB"):
+        check_payload(20, 6)

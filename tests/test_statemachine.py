@@ -142,6 +142,18 @@ def test_save_model_runs_the_endpoint_script_in_script_mode(definition):
     assert scoring["Parameters"]["PrimaryContainer"]["Environment"]["PIP_NO_BUILD_ISOLATION"] == "false"
 
 
+def test_the_batch_transform_runs_a_mini_batch_per_vcpu_within_a_set_timeout():
+    """SM-TRANSFORM-SPEED: the transform job of an ml.m5.large (2 vCPUs) sends two mini-batches at a time
+    to two model-server workers, each within the set timeout, which the platform waits for as long."""
+    parameters = _scoring_definition()["States"][scoring_statemachine.STATE_SCORE]["Parameters"]
+    assert (parameters["MaxConcurrentTransforms"], parameters["MaxPayloadInMB"]) == (2, 6)
+    assert parameters["Environment"] == {
+        "SAGEMAKER_MODEL_SERVER_WORKERS": "2",
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "300",
+    }
+    assert parameters["ModelClientConfig"] == {"InvocationsTimeoutInSeconds": 300, "InvocationsMaxRetries": 0}
+
+
 def test_serialisation_is_stable(definition):
     text = sdk.definition_json(definition)
     assert json.loads(text) == definition

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .container import transform_settings
 from .sdk import definition_once, import_sdks, validate_definition
 from .statemachine import OUTPUT_PATH_FROM_INPUT, create_model_task, retrying_when_busy, sdk_session
 
@@ -72,6 +73,7 @@ def _transform_step(spec: ScoringSpec, execution_input):
     from sagemaker.transformer import Transformer
     from stepfunctions import steps
 
+    settings = transform_settings(spec.instance_type)
     transformer = Transformer(
         model_name="replaced-by-execution-input",
         instance_count=spec.instance_count,
@@ -80,7 +82,9 @@ def _transform_step(spec: ScoringSpec, execution_input):
         assemble_with="Line",
         output_path=OUTPUT_PATH_FROM_INPUT,
         accept="text/csv",
-        max_payload=6,
+        max_concurrent_transforms=settings["MaxConcurrentTransforms"],
+        max_payload=settings["MaxPayloadInMB"],
+        env=settings["Environment"],
         sagemaker_session=sdk_session(spec.region),
     )
     return steps.TransformStep(
@@ -134,9 +138,11 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
     )
     score = _transform_step(spec, execution_input)
     definition = json.loads(steps.Graph(steps.Chain([prepare, model, score])).to_json())
-    output = definition["States"][STATE_SCORE]["Parameters"]["TransformOutput"]
-    output.pop("S3OutputPath")
-    output["S3OutputPath.$"] = input_path("OutputUri")
+    parameters = definition["States"][STATE_SCORE]["Parameters"]
+    parameters["TransformOutput"].pop("S3OutputPath")
+    parameters["TransformOutput"]["S3OutputPath.$"] = input_path("OutputUri")
+    # the SDK's Transformer has no ModelClientConfig: the platform waits as long as the model server
+    parameters["ModelClientConfig"] = transform_settings(spec.instance_type)["ModelClientConfig"]
     validate_definition(definition)
     return definition
 

@@ -212,6 +212,7 @@ class LocalSageMaker:
         try:
             for name in ("InputFilter", "OutputFilter"):
                 transform.check_filter(processing[name], name)
+            transform.check_payload(settings.get("MaxConcurrentTransforms"), MaxPayloadInMB)
             source = TransformInput["DataSource"]["S3DataSource"]
             if source.get("S3DataType", "S3Prefix") != "S3Prefix" or TransformInput.get("SplitType") != "Line":
                 raise PipelineError("the local transform job reads S3Prefix inputs split by line")
@@ -250,6 +251,7 @@ class LocalSageMaker:
                     "Environment": environment,
                     "Inputs": inputs,
                     "MaxPayloadInMB": job["MaxPayloadInMB"],
+                    "MaxConcurrentTransforms": job.get("MaxConcurrentTransforms"),
                     "ContentType": job["TransformInput"].get("ContentType", ""),
                     "Accept": job["TransformOutput"].get("Accept", "text/csv"),
                 }

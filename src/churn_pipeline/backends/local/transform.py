@@ -9,20 +9,27 @@ from the joined row, and ``<object name>.out`` is written under the output path
 only once its whole input succeeded, records in input order. The container's
 part (SM-SCRIPT-MODE): with ``SAGEMAKER_PROGRAM`` set, the script's
 ``model_fn``, ``input_fn``, ``predict_fn`` and ``output_fn`` are called; without
-it, the built-in algorithm answers one probability per row.
+it, the built-in algorithm answers one probability per row. As the container's
+model server (row SM-TRANSFORM-SPEED), mini-batches are answered by worker
+processes, at most ``MaxConcurrentTransforms`` at once, each within
+``SAGEMAKER_MODEL_SERVER_TIMEOUT``.
 
     python -m churn_pipeline.backends.local.transform <job folder>
 """
 
 from __future__ import annotations
 
+import collections
 import csv
 import importlib
 import io
 import json
+import multiprocessing
 import os
 import re
 import sys
+import threading
+import time
 from pathlib import Path
 
 from ...container import csv_input
@@ -54,6 +61,16 @@ def check_filter(path: str, name: str) -> None:
         raise PipelineError(
             f"{name} {path!r}: a range with an end is ambiguous in Batch Transform's documentation; "
             "use an open-ended range (e.g. $[1:])"
+        )
+
+
+def check_payload(max_concurrent: int | None, max_payload_mb: int | None) -> None:
+    """CreateTransformJob's bound: ``MaxConcurrentTransforms`` x ``MaxPayloadInMB`` at most 100 MB, and
+    ``MaxPayloadInMB`` itself at most 100 (row SM-TRANSFORM-SPEED)."""
+    payload = 6 if max_payload_mb is None else max_payload_mb
+    if payload > 100 or (max_concurrent or 0) * payload > 100:
+        raise PipelineError(
+            f"MaxConcurrentTransforms ({max_concurrent}) x MaxPayloadInMB ({payload}) must not exceed 100 MB"
         )
 
 
@@ -112,22 +129,82 @@ def _handlers(folder: Path, environment: dict[str, str]):
     return module
 
 
+WORKERS_START_SECONDS = 600
+#: one model-server worker's script and model (each worker process loads its own, as the container's do)
+_WORKER: dict = {}
+
+
+def _start_worker(folder: str, environment: dict[str, str], ready=None) -> None:
+    """Load the script and model; then wait at ``ready`` until every worker has (the server answers its
+    ping, and the platform sends mini-batches, only once the model is loaded)."""
+    handlers = _handlers(Path(folder), environment)
+    _WORKER.update(handlers=handlers, model=handlers.model_fn(str(Path(folder) / MODEL_DIR)))
+    if ready is not None:
+        ready.wait()
+
+
+def _invoke(body: str, content_type: str, accept: str) -> str:
+    """One ``/invocations`` request in a worker: the script's answer as text."""
+    handlers = _WORKER["handlers"]
+    text, _ = handlers.output_fn(handlers.predict_fn(handlers.input_fn(body, content_type), _WORKER["model"]), accept)
+    return text.decode() if isinstance(text, bytes) else text
+
+
+def server_settings(job: dict) -> tuple[int, float]:
+    """(mini-batches in flight, seconds one may take): ``MaxConcurrentTransforms`` (1 without it: the
+    script-mode server has no ``/execution-parameters``) bounded by the model server's workers (one per
+    CPU unless ``SAGEMAKER_MODEL_SERVER_WORKERS``), and ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` (60 s)."""
+    environment = job["Environment"]
+    workers = int(environment.get("SAGEMAKER_MODEL_SERVER_WORKERS") or os.cpu_count() or 1)
+    return min(job.get("MaxConcurrentTransforms") or 1, workers), float(
+        environment.get("SAGEMAKER_MODEL_SERVER_TIMEOUT") or 60
+    )
+
+
+def mini_batches(path: str, limit: int):
+    """The records of one input object, in mini-batches of at most ``limit`` bytes (one in memory)."""
+    batch, size = [], 0
+    with open(path, encoding="utf-8") as records:
+        for line in records:
+            record = line.rstrip("\r\n")
+            if not record.strip():
+                continue
+            if batch and size + len(record) >= limit:
+                yield batch
+                batch, size = [], 0
+            batch.append(record)
+            size += len(record) + 1
+    if batch:
+        yield batch
+
+
+def _answer_of_oldest(in_flight: collections.deque, timeout: float, pool, name: str) -> tuple[list[str], str]:
+    """(records, answer) of the oldest mini-batch in flight; past the timeout the workers are stopped and
+    the job fails, as the container's model server ends the request."""
+    batch, pending, sent = in_flight.popleft()
+    try:
+        return batch, pending.get(max(0.0, timeout - (time.monotonic() - sent)))
+    except multiprocessing.TimeoutError:
+        pool.terminate()
+        raise PipelineError(
+            f"{name}: a mini-batch of {len(batch)} records was not answered within the model server's "
+            f"timeout of {timeout:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT); lower MaxPayloadInMB or raise the timeout"
+        ) from None
+
+
 def run_job(folder: Path) -> None:
-    """Run the job described in ``<folder>/job.json``; on failure, its reason in ``<folder>/failure``."""
+    """Run the job described in ``<folder>/job.json``; on failure, its reason in ``<folder>/failure``.
+
+    Mini-batches go to a pool of worker processes, at most ``MaxConcurrentTransforms`` at a time, and one
+    that takes longer than the model server's timeout fails the job, as the container's server ends it."""
     job = json.loads((folder / JOB_FILE).read_text())
     processing = job["DataProcessing"]
     os.environ.update(job["Environment"])
-    handlers = _handlers(folder, job["Environment"])
-    model = handlers.model_fn(str(folder / MODEL_DIR))
-    limit = job["MaxPayloadInMB"] * 2**20
+    _start_worker(str(folder), job["Environment"])  # a script or model that cannot load fails here, clearly
+    in_flight_limit, timeout = server_settings(job)
 
-    def answer(batch: list[str], name: str) -> list[str]:
-        """One mini-batch through the container; the joined, filtered output lines."""
-        body = "\n".join(_line(select(_row(r), processing["InputFilter"])) for r in batch)
-        text, _ = handlers.output_fn(
-            handlers.predict_fn(handlers.input_fn(body, job["ContentType"]), model), job["Accept"]
-        )
-        answers = [line for line in (text.decode() if isinstance(text, bytes) else text).splitlines() if line.strip()]
+    def joined(batch: list[str], text: str, name: str) -> list[str]:
+        answers = [line for line in text.splitlines() if line.strip()]
         if len(answers) != len(batch):
             raise PipelineError(f"{name}: the model answered {len(answers)} records for {len(batch)} sent")
         return [
@@ -141,22 +218,26 @@ def run_job(folder: Path) -> None:
             for record, out in zip(batch, answers)
         ]
 
-    for name, path in job["Inputs"]:
-        target = folder / OUTPUT_DIR / f"{name}.out"
-        # whole or not at all
-        with open(path, encoding="utf-8") as records, atomic_file(target, "w", encoding="utf-8") as out:
-            batch, size = [], 0  # one mini-batch in memory at a time
-            for line in records:
-                record = line.rstrip("\r\n")
-                if not record.strip():
-                    continue
-                if batch and size + len(record) >= limit:
-                    out.writelines(answer(batch, name))
-                    batch, size = [], 0
-                batch.append(record)
-                size += len(record) + 1
-            if batch:
-                out.writelines(answer(batch, name))
+    context = multiprocessing.get_context("spawn")  # XGBoost's OpenMP does not survive a fork
+    ready = context.Barrier(in_flight_limit + 1)
+    with context.Pool(in_flight_limit, _start_worker, (str(folder), job["Environment"], ready)) as pool:
+        try:
+            ready.wait(WORKERS_START_SECONDS)
+        except threading.BrokenBarrierError:
+            raise PipelineError(f"the model server's workers did not start within {WORKERS_START_SECONDS} s") from None
+        for name, path in job["Inputs"]:
+            in_flight: collections.deque = collections.deque()
+
+            # whole or not at all, records in input order
+            with atomic_file(folder / OUTPUT_DIR / f"{name}.out", "w", encoding="utf-8") as out:
+                for batch in mini_batches(path, job["MaxPayloadInMB"] * 2**20):
+                    body = "\n".join(_line(select(_row(r), processing["InputFilter"])) for r in batch)
+                    arguments = (body, job["ContentType"], job["Accept"])
+                    in_flight.append((batch, pool.apply_async(_invoke, arguments), time.monotonic()))
+                    if len(in_flight) >= in_flight_limit:
+                        out.writelines(joined(*_answer_of_oldest(in_flight, timeout, pool, name), name))
+                while in_flight:
+                    out.writelines(joined(*_answer_of_oldest(in_flight, timeout, pool, name), name))
 
 
 def main(argv: list[str]) -> int:
