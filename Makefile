@@ -5,11 +5,17 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 LOCK := requirements.lock
+# The SageMaker XGBoost container's Python and pins, for the tests of the scripts that run inside it
+CONTAINER_LOCK := requirements-container.lock
+CONTAINER_VENV := .venv-container
+CONTAINER_PYTHON ?= $(shell for p in $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.10*/bin/python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 2>/dev/null) \
+  $$(command -v python3.10); do $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null \
+  && { echo $$p; break; }; done)
 UV_VERSION := 0.13.8
 ARGS ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test test-fast nbval install lock check-java check-python lint bench clean notebooks
+.PHONY: run test test-fast nbval install lock lock-container container-env check-java check-python lint bench clean notebooks
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { \
@@ -41,6 +47,20 @@ lock: | check-python
 	$(BIN)/uv pip compile pyproject.toml --extra test --universal --python-version 3.11.5 \
 	  --generate-hashes --quiet -o $(LOCK) $(ARGS)
 
+# The container's interpreter (Python 3.10) with requirements-container.lock: tests/test_container_python.py
+# runs the endpoint and scoring scripts in it. CI requires it; elsewhere those tests say they were skipped.
+$(CONTAINER_VENV)/.installed: $(CONTAINER_LOCK)
+	@[ -n "$(CONTAINER_PYTHON)" ] || { echo "Python 3.10 (the SageMaker XGBoost container's) was not found: install it (pyenv install 3.10) or run make CONTAINER_PYTHON=/path/to/python3.10 ..."; exit 1; }
+	$(CONTAINER_PYTHON) -m venv $(CONTAINER_VENV)
+	$(CONTAINER_VENV)/bin/pip install --quiet --require-hashes --no-deps -r $(CONTAINER_LOCK)
+	touch $@
+
+container-env: $(CONTAINER_VENV)/.installed
+
+lock-container: | check-python
+	$(BIN)/uv pip compile requirements-container.in --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
+	  --generate-hashes --quiet -o $(CONTAINER_LOCK)
+
 run: check-java install
 	$(BIN)/churn-pipeline run --params parameters/local.yaml $(ARGS)
 
@@ -48,6 +68,7 @@ run: check-java install
 # (tests/test_nbval.py); test files are shared out over the cores (a file's tests stay together,
 # in order, sharing their fixtures).
 test: check-java install
+	@$(MAKE) --no-print-directory container-env || echo "tests/test_container_python.py will be skipped: no Python 3.10"
 	$(BIN)/python -m pytest tests -p no:nbval -n auto --dist loadfile $(ARGS)
 
 # The edit-test loop: no Spark, no notebooks, no whole pipeline runs.

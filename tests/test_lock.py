@@ -1,6 +1,7 @@
 """requirements.lock is what every install uses, and it agrees with pyproject.toml."""
 
 import re
+from pathlib import Path
 
 import tomllib
 import yaml
@@ -27,10 +28,10 @@ def _declared() -> list[Requirement]:
     return [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["test"]]
 
 
-def _entries() -> list[dict]:
+def _entries(lock: Path = LOCK) -> list[dict]:
     """Each pinned package: name, version, marker, hashes and what the lock says needs it."""
     entries: list[dict] = []
-    for line in LOCK.read_text().splitlines():
+    for line in lock.read_text().splitlines():
         match = PIN.match(line)
         if match:
             entries.append(
@@ -97,3 +98,20 @@ def test_every_install_path_uses_the_lock():
     pip_section = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
     assert pip_section == ["--require-hashes", "-r requirements.lock"]
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_container_lock_pins_the_images_packages_with_hashes():
+    """requirements-container.lock (the SageMaker XGBoost container's Python 3.10) pins exactly what
+    requirements-container.in takes from the image, each with hashes, and the same XGBoost as the project."""
+    wanted = {
+        canonicalize_name(r.name): r
+        for r in (Requirement(line) for line in (ROOT / "requirements-container.in").read_text().splitlines()
+                  if line.strip() and not line.startswith("#"))
+    }  # fmt: skip
+    locked = {e["name"]: e for e in _entries(ROOT / "requirements-container.lock")}
+    assert all(entry["hashes"] >= 1 for entry in locked.values())
+    for name, requirement in wanted.items():
+        assert name in locked and requirement.specifier.contains(locked[name]["version"]), (
+            f"{requirement}: run `make lock-container`"
+        )
+    assert locked["xgboost"]["version"] == _for_python_311()["xgboost"]["version"]

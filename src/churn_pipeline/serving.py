@@ -92,11 +92,11 @@ def host_app(script: ModuleType, model_dir: str | os.PathLike, default_accept: s
     model = script.model_fn(str(model_dir))
     app = flask.Flask("churn-endpoint")
 
-    @app.get("/ping")
+    @app.route("/ping", methods=["GET"])  # route(): Flask 1.1, the container's, has no get()/post()
     def ping():
         return flask.Response(status=HTTPStatus.OK)
 
-    @app.post("/invocations")
+    @app.route("/invocations", methods=["POST"])
     def invocations():
         request = flask.request
         if (request.content_length or 0) > MAX_BODY_BYTES:
