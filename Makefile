@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh clone: `make run` and `make test`.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
@@ -8,6 +8,10 @@ LOCK := requirements.lock
 # The SageMaker XGBoost container's Python and pins, for the tests of the scripts that run inside it
 CONTAINER_LOCK := requirements-container.lock
 CONTAINER_VENV := .venv-container
+# Python 3.12 (SageMaker Studio's images), for `make test-312`
+PYTHON_312 ?= $(shell for p in $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.12*/bin/python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 2>/dev/null) \
+  $$(command -v python3.12); do $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null \
+  && { echo $$p; break; }; done)
 CONTAINER_PYTHON ?= $(shell for p in $$(ls -d $$(pyenv root 2>/dev/null)/versions/3.10*/bin/python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 2>/dev/null) \
   $$(command -v python3.10); do $$p -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null \
   && { echo $$p; break; }; done)
@@ -15,11 +19,11 @@ UV_VERSION := 0.13.8
 ARGS ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test test-fast nbval install lock lock-container container-env check-java check-python lint bench clean notebooks
+.PHONY: run test test-fast test-312 nbval install lock lock-container container-env check-java check-python lint bench clean notebooks
 
 check-python:
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { \
-	  echo "Python 3.11 is needed (found: $$($(PYTHON) --version 2>&1)). Install it, or run: make PYTHON=/path/to/python3.11 ..."; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else 1)' || { \
+	  echo "Python 3.11 or 3.12 is needed (found: $$($(PYTHON) --version 2>&1)). Install one, or run: make PYTHON=/path/to/python3.12 ..."; exit 1; }
 
 check-java:
 	@command -v java >/dev/null 2>&1 || [ -x "$$JAVA_HOME/bin/java" ] || { \
@@ -74,6 +78,11 @@ test: check-java install
 # The edit-test loop: no Spark, no notebooks, no whole pipeline runs.
 test-fast: install
 	$(BIN)/python -m pytest tests -p no:nbval -m "not spark and not pipeline" $(ARGS)
+
+# The edit-test loop under Python 3.12 too, in a virtualenv of its own (.venv312) from the same lock.
+test-312:
+	@[ -n "$(PYTHON_312)" ] || { echo "Python 3.12 was not found: install it, or run make PYTHON_312=/path/to/python3.12 test-312"; exit 1; }
+	$(MAKE) --no-print-directory test-fast VENV=.venv312 PYTHON=$(PYTHON_312) ARGS="-n auto $(ARGS)"
 
 # Only the regression check of the committed notebooks, on an idle machine.
 nbval: check-java install
