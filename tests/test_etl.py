@@ -273,3 +273,53 @@ def test_rows_below_a_quantile_are_those_whose_percent_rank_is_below_it():
         for quantile in [i / 100 for i in range(0, 101)] + [0.7 + 0.15, 0.07, 0.14]:
             expected = sum(1 for r in range(rows) if (r / (rows - 1) if rows > 1 else 0.0) < quantile)
             assert _rows_below(quantile, rows) == expected, (rows, quantile)
+
+
+def test_the_etl_writes_the_training_splits_baseline_in_model_monitors_formats(spark, synthetic_csv, tmp_path):
+    """MONITOR-FORMATS: statistics.json and constraints.json of exactly the rows of the training split,
+    with Model Monitor's fields: counts, mean, sum, std_dev, min, max, 10 buckets and a percentile sketch
+    per numeric column, the values and their counts per categorical one; the manifest names them."""
+    from churn_pipeline import monitoring
+    from churn_pipeline.names import BASELINE_CONSTRAINTS, BASELINE_STATISTICS
+
+    out = tmp_path / "out"
+    manifest = etl_job.run_etl(spark, str(synthetic_csv), str(out), seed=11)
+    assert manifest["baseline"] == {"statistics": BASELINE_STATISTICS, "constraints": BASELINE_CONSTRAINTS}
+    statistics = monitoring.check_statistics(json.loads((out / BASELINE_STATISTICS).read_text()), "statistics")
+    constraints = json.loads((out / BASELINE_CONSTRAINTS).read_text())
+    train, labels = training.read_channel(out / "train")  # the raw numeric columns come first, one-hot after
+    assert statistics["dataset"]["item_count"] == len(labels) == manifest["rows"]["train"]
+    by_name = {feature["name"]: feature for feature in statistics["features"]}
+    assert list(by_name) == data.NUMERIC + data.CATEGORICAL
+    for i, name in enumerate(data.NUMERIC):
+        column, numbers = train[:, i].astype("float64"), by_name[name]["numerical_statistics"]
+        assert numbers["common"] == {"num_present": len(column), "num_missing": 0}
+        expected = {"min": column.min(), "max": column.max(), "sum": column.sum(), "mean": column.mean()}
+        assert {k: numbers[k] for k in expected} == pytest.approx(expected, rel=1e-5)
+        assert numbers["std_dev"] == pytest.approx(column.std(), rel=1e-4)
+        buckets = numbers["distribution"]["kll"]["buckets"]
+        assert len(buckets) == 10 and sum(b["count"] for b in buckets) == pytest.approx(len(column))
+        sketch = numbers["distribution"]["kll"]["sketch"]["data"][0]
+        assert len(sketch) == 101 and sketch[0] == numbers["min"] and sketch[-1] == numbers["max"]
+        whole = bool((column == column.round()).all())
+        assert by_name[name]["inferred_type"] == ("Integral" if whole else "Fractional")
+    assert (
+        by_name["Account Length"]["inferred_type"] == "Integral"
+        and by_name["Day Mins"]["inferred_type"] == "Fractional"
+    )
+    for name in data.CATEGORICAL:
+        strings = by_name[name]["string_statistics"]
+        counts = {b["value"]: b["count"] for b in strings["distribution"]["categorical"]["buckets"]}
+        assert sum(counts.values()) == strings["common"]["num_present"] == len(labels)
+        for value, count in counts.items():
+            position = (
+                manifest["features"].index(f"{name}_{value}") if f"{name}_{value}" in manifest["features"] else None
+            )
+            if position is not None:
+                assert train[:, position].sum() == count
+    limits = {feature["name"]: feature for feature in constraints["features"]}
+    assert (
+        limits["Day Mins"]["num_constraints"] == {"is_non_negative": True} and limits["Day Mins"]["completeness"] == 1.0
+    )
+    assert limits["State"]["string_constraints"]["domains"] == sorted(manifest["categories"]["State"])
+    assert constraints["monitoring_config"]["distribution_constraints"]["comparison_method"] == "Robust"

@@ -103,6 +103,14 @@ def test_default_run_registers_the_model_and_exports_it(default_run, env):
     }
     model_file = Path(env["CHURN_PIPELINE_HOME"]) / "s3" / record.model_data_url[len("s3://") :]
     assert model_file.exists() and model_file.name == "model.tar.gz"
+    # MONITOR-FORMATS: the record points to the training split's baseline beside the ETL output
+    etl = record.extra["etl"]["output_uri"]
+    assert record.extra["baseline"] == {
+        "statistics": f"{etl}/{names.BASELINE_STATISTICS}",
+        "constraints": f"{etl}/{names.BASELINE_CONSTRAINTS}",
+    }
+    for uri in record.extra["baseline"].values():
+        assert (Path(env["CHURN_PIPELINE_HOME"]) / "s3" / uri[len("s3://") :]).exists()
 
 
 def test_the_deployed_definition_is_the_saved_one_and_the_history_is_complete(default_run, env):
@@ -383,6 +391,7 @@ def test_a_second_run_on_the_same_data_reuses_the_etl(default_run, env):
         "reused": True,
         "source_run_id": "e2e-default",
     }
+    assert record.extra["baseline"] == registry(env).get("e2e-default").extra["baseline"]  # reused with the ETL
     assert "reuse the output of run e2e-default" in notebook_text(out / "02-train-workflow.ipynb")
     bucket = Path(env["CHURN_PIPELINE_HOME"]) / "s3" / "churn-pipeline-local" / "churn" / "local"
     copied = json.loads((bucket / "e2e-reuse" / "etl" / names.FEATURE_MANIFEST).read_text())

@@ -190,6 +190,10 @@ class RawRecords(InputFormat):
     def encoding(self, categories: Mapping[str, Sequence[str]]) -> features.Encoding:
         return features.raw_encoding(categories)
 
+    def monitored_columns(self) -> tuple[list[str], list[str]]:
+        """(numeric, categorical) columns a model's baseline describes: what the model reads of a record."""
+        return list(data.NUMERIC), list(data.CATEGORICAL)
+
     def scoring_encoding(self, manifest: Mapping[str, Any], source: str) -> features.Encoding:
         if manifest.get("format", self.name) != self.name:
             raise DataValidationError(
@@ -295,6 +299,10 @@ class EncodedRows(InputFormat):
     def split(self, line: str) -> list[str]:
         return split_encoded(line)
 
+    def monitored_columns(self) -> tuple[list[str], list[str]]:
+        """(numeric, categorical) columns a model's baseline describes: every feature."""
+        return self.columns[1:], []
+
     def check_row(self, fields: list[str], source: str, line: int) -> int:
         if len(fields) != self.width:
             raise DataValidationError(source, f"has {len(fields)} fields, earlier rows have {self.width}", line=line)
@@ -340,7 +348,9 @@ class EncodedRows(InputFormat):
         return checks, label == 1.0, {}
 
     def spark_named(self) -> list:
-        return []
+        from pyspark.sql import functions as F
+
+        return [F.trim(F.col("_fields").getItem(i)).alias(name) for i, name in enumerate(self.columns) if i]
 
     def spark_label(self):
         from pyspark.sql import functions as F

@@ -9,6 +9,9 @@ from .errors import PipelineError
 
 #: the ETL output's feature manifest: the format, features, encoding and categories a model takes
 FEATURE_MANIFEST = "manifest.json"
+#: in an ETL output: the training split's baseline in Model Monitor's formats (``monitoring``)
+BASELINE_STATISTICS = "baseline/statistics.json"
+BASELINE_CONSTRAINTS = "baseline/constraints.json"
 #: in a run's folder: its decision (the cost-chosen cutoff), which the model behind an endpoint reads
 DECISION = "decision.json"
 #: a run's artifacts (``artifacts/<run-id>/``): what each notebook hands to the next, the parameters the

@@ -94,6 +94,8 @@ def execution_input_schema() -> dict[str, type]:
         "SourceDirUri": str,
         "ManifestUri": str,
         "DecisionUri": str,
+        "BaselineStatisticsUri": str,
+        "BaselineConstraintsUri": str,
         "TrainUri": str,
         "ValidationUri": str,
         "ModelOutputUri": str,
@@ -241,7 +243,12 @@ def _registry_step(spec: WorkflowSpec, execution_input):
                         "output_uri": execution_input["EtlOutputUri"],
                         "reused": execution_input["ReuseEtl"],
                         "source_run_id": execution_input["EtlSourceRunId"],
-                    }
+                    },
+                    # the training split's baseline (Model Monitor's formats), beside the ETL output
+                    "baseline": {
+                        "statistics": execution_input["BaselineStatisticsUri"],
+                        "constraints": execution_input["BaselineConstraintsUri"],
+                    },
                 },
             },
         },

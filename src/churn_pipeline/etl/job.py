@@ -1,5 +1,6 @@
 """The ETL job: raw CSV -> every row validated -> encoded -> stratified train/validation/test CSV parts
-(label first, no header) + the feature manifest (column order, categories); and its record for reuse."""
+(label first, no header) + the feature manifest (column order, categories) + the training split's baseline
+(Model Monitor's statistics.json and constraints.json); and its record for reuse."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import json
 from typing import Any
 
 from .. import features
-from ..names import FEATURE_MANIFEST
+from ..monitoring import constraints_document
+from ..names import BASELINE_CONSTRAINTS, BASELINE_STATISTICS, FEATURE_MANIFEST
 from ..s3 import s3_storage
 from ..storage import Storage
+from .baseline import baseline, training_rows
 from .encoding import encoded_frame
 from .source import Source
 from .split import PART_BYTES, cut_values, plan_segments, rows_per_split, write_splits
@@ -50,6 +53,10 @@ def run_etl(
     cuts, below_counts = cut_values(lines, seed, counts, quantiles[:-1])
     base = dest.rstrip("/")
     parts = write_splits(spark, frame, cuts, segments, base, storage)
+    train_segments = [number for number, (key, _) in enumerate(segments) if key == train_key]
+    statistics = baseline(training_rows(lines, seed, cuts, train_segments), *lines.format.monitored_columns())
+    storage.write_text(f"{base}/{BASELINE_STATISTICS}", json.dumps(statistics, indent=2))
+    storage.write_text(f"{base}/{BASELINE_CONSTRAINTS}", json.dumps(constraints_document(statistics), indent=2))
     manifest = {
         "format": lines.format.name,
         "source": source,
@@ -63,6 +70,7 @@ def run_etl(
         "positives": summary.positives,
         "splits": {"train": train_key, "validation": validation_key, "test": test_key},
         "seed": seed,
+        "baseline": {"statistics": BASELINE_STATISTICS, "constraints": BASELINE_CONSTRAINTS},
     }
     storage.write_text(f"{base}/{FEATURE_MANIFEST}", json.dumps(manifest, indent=2))
     return manifest

@@ -72,6 +72,9 @@ def execution_input(run: Run) -> dict[str, Any]:
         "SourceDirUri": stage_code(run, "endpoint-source.tar.gz", archives.source_dir()),
         "ManifestUri": f"{run.own_etl_output_uri}/{names.FEATURE_MANIFEST}",
         "DecisionUri": run.decision_uri,
+        # the baseline the ETL wrote beside the output this run trains on (a reused one's own)
+        "BaselineStatisticsUri": f"{run.etl_output_uri}/{names.BASELINE_STATISTICS}",
+        "BaselineConstraintsUri": f"{run.etl_output_uri}/{names.BASELINE_CONSTRAINTS}",
         "TrainUri": run.channel_uri("train"),
         "ValidationUri": run.channel_uri("validation"),
         "ModelOutputUri": run.model_output_uri,
