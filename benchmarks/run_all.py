@@ -6,6 +6,7 @@ python benchmarks/run_all.py
 import platform
 import sys
 
+import drift
 import e2e
 import endpoint
 import scaling
@@ -28,6 +29,7 @@ def main() -> None:
         ("endpoint", endpoint, []),
         ("score", score, []),
         ("transform", transform, []),
+        ("drift", drift, []),
     ):
         print(f"\n== {name} ==", flush=True)
         figures[name] = module.main(argv)

@@ -107,7 +107,9 @@ def test_synthetic_files_are_written_block_by_block(tmp_path, monkeypatch):
     one_block = synthetic.write_synthetic(tmp_path / "one.csv", 1000, 5).read_bytes()
     drawn = []
     real = synthetic.generate_synthetic
-    monkeypatch.setattr(synthetic, "generate_synthetic", lambda rows, rng: drawn.append(rows) or real(rows, rng))
+    monkeypatch.setattr(
+        synthetic, "generate_synthetic", lambda rows, rng, shifts=(): drawn.append(rows) or real(rows, rng, shifts)
+    )
     monkeypatch.setattr(synthetic, "SYNTHETIC_BLOCK_ROWS", 1000)
     written = synthetic.generate_file(tmp_path / "many.csv", 2500, 5)
     assert drawn == [1000, 1000, 500]

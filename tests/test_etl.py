@@ -109,7 +109,7 @@ def test_glue_script_runs_with_glue_style_arguments(synthetic_csv, tmp_path):
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    assert {p.name for p in (tmp_path / "out").iterdir()} == {"tr", "va", "te", "manifest.json"}
+    assert {p.name for p in (tmp_path / "out").iterdir()} == {"tr", "va", "te", "manifest.json", "baseline"}
     assert json.loads(result.stdout.strip().splitlines()[-1])["rows"]["tr"] > 0
 
 
@@ -265,7 +265,13 @@ def test_the_split_cuts_are_the_percent_ranks_of_each_class_ties_included(spark,
         written.update({(key, 1): int(labels.sum()), (key, 0): int(len(labels) - labels.sum())})
         assert manifest["rows"][key] == len(labels)
     assert written == expected
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["manifest.json", "test", "train", "validation"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "baseline",
+        "manifest.json",
+        "test",
+        "train",
+        "validation",
+    ]
 
 
 def test_rows_below_a_quantile_are_those_whose_percent_rank_is_below_it():

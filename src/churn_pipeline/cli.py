@@ -46,8 +46,9 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_generate(args) -> int:
-    written = synthetic.generate_file(args.out, args.rows, args.seed)  # counted as written: no second pass
-    print(f"wrote {written.rows} rows to {written.path} (churn rate {written.churn_rate:.1%})")
+    written = synthetic.generate_file(args.out, args.rows, args.seed, tuple(args.shift))  # counted: no second pass
+    shifted = f", shifted: {', '.join(args.shift)}" if args.shift else ""
+    print(f"wrote {written.rows} rows to {written.path} (churn rate {written.churn_rate:.1%}{shifted})")
     return 0
 
 
@@ -246,6 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--rows", type=int, default=5000)
     generate.add_argument("--seed", type=int, default=42)
     generate.add_argument("--out", required=True)
+    generate.add_argument(
+        "--shift",
+        action="append",
+        default=[],
+        choices=list(synthetic.SHIFTS),
+        help="a named shift of the population (repeatable): "
+        + "; ".join(f"{name}: {what}" for name, what in synthetic.SHIFTS.items()),
+    )
     generate.set_defaults(func=_cmd_generate)
 
     doctor = commands.add_parser("doctor", help="check an AWS account before a run (aws backend)")

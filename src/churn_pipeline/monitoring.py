@@ -11,6 +11,8 @@ only shapes them, so the documents are the same whoever computed the figures.
 from __future__ import annotations
 
 import bisect
+import collections
+import math
 from typing import Any
 
 from .errors import PipelineError
@@ -148,3 +150,134 @@ def check_statistics(document: dict[str, Any], where: str) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError) as exc:
         raise PipelineError(f"{where} is not a Model Monitor statistics.json: {exc}") from None
     return document
+
+
+# --- drift: a window's counts against the baseline's ----------------------------------------------------
+#: a numeric column drifts when its population stability index over the baseline's deciles exceeds this
+#: (0.1-0.25: "some change", over 0.25 "major change", the usual reading); a categorical column when the
+#: chi-squared test of homogeneity of its counts and the baseline's rejects at DRIFT_P_VALUE (Bonferroni over
+#: the categorical columns checked)
+PSI_THRESHOLD = 0.1
+DRIFT_P_VALUE = 0.01
+#: a share a window never saw is taken as this, so the index stays finite
+PSI_FLOOR = 1e-4
+
+
+def _percentiles(feature: dict[str, Any]) -> list[float]:
+    return feature["numerical_statistics"]["distribution"]["kll"]["sketch"]["data"][0]
+
+
+def deciles(feature: dict[str, Any]) -> list[float]:
+    """The 9 inner decile edges of a numeric baseline column, from its percentile sketch."""
+    return [_percentiles(feature)[10 * i] for i in range(1, 10)]
+
+
+def expected_shares(feature: dict[str, Any]) -> list[float]:
+    """The baseline's share in each decile interval, counted over its own percentiles by the window's
+    rule: a tenth each for a continuous column; a whole-number column's ties land where its values do."""
+    counts = decile_counts(_percentiles(feature), deciles(feature))
+    return [count / sum(counts) for count in counts]
+
+
+def decile_counts(values, edges: list[float]) -> list[int]:
+    """How many ``values`` fall in each of the 10 intervals the edges cut (a value on an edge goes
+    right), as a Spark job or numpy counts them."""
+    import numpy as np
+
+    return np.bincount(
+        np.searchsorted(np.asarray(edges), np.asarray(values, dtype=float), side="right"), minlength=10
+    ).tolist()
+
+
+def population_stability(expected_shares: list[float], counts: list[int]) -> float:
+    """PSI = sum((a - e) * ln(a / e)) over the intervals: ``counts`` (the window's) against the
+    baseline's ``expected_shares``."""
+    total = sum(counts)
+    if total == 0:
+        raise PipelineError("a window with no rows has no distribution to compare")
+    index = 0.0
+    for expected, count in zip(expected_shares, counts):
+        actual = max(count / total, PSI_FLOOR)
+        expected = max(expected, PSI_FLOOR)
+        index += (actual - expected) * math.log(actual / expected)
+    return index
+
+
+def categorical_drift(feature: dict[str, Any], counts: dict[str, int]) -> dict[str, Any]:
+    """The chi-squared test of homogeneity of the baseline's and the window's value counts (both are
+    samples: the baseline's shares are not taken as exact), and the values the baseline never saw."""
+    from scipy import stats
+
+    buckets = feature["string_statistics"]["distribution"]["categorical"]["buckets"]
+    known = {bucket["value"]: bucket["count"] for bucket in buckets}
+    if sum(counts.values()) == 0:
+        raise PipelineError("a window with no rows has no distribution to compare")
+    values = sorted(set(known) | set(counts))
+    table = [[known.get(value, 0) for value in values], [counts.get(value, 0) for value in values]]
+    statistic, p_value, _, _ = stats.chi2_contingency(table, correction=False)
+    unseen = sorted(value for value in counts if value not in known)
+    return {"statistic": float(statistic), "p_value": float(p_value), "unseen_values": unseen}
+
+
+def feature_drift(statistics: dict[str, Any], window: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per column of the baseline: its drift measure and whether it drifted. ``window`` maps a numeric
+    column to its ``decile_counts`` and a categorical one to its value counts."""
+    features = {feature["name"]: feature for feature in statistics["features"]}
+    missing = [name for name in features if name not in window]
+    if missing:
+        raise PipelineError(f"the window has no counts for {', '.join(missing)}")
+    p_value = DRIFT_P_VALUE / max(1, sum(1 for f in features.values() if f["inferred_type"] == "String"))
+    report = {}
+    for name, feature in features.items():
+        if feature["inferred_type"] in NUMERIC_TYPES:
+            psi = population_stability(expected_shares(feature), window[name])
+            report[name] = {"method": "psi", "value": psi, "threshold": PSI_THRESHOLD, "drifted": psi > PSI_THRESHOLD}
+        else:
+            test = categorical_drift(feature, window[name])
+            report[name] = {"method": "chi-squared", **test, "threshold": p_value, "drifted": test["p_value"] < p_value}
+    return report
+
+
+def window_counts(statistics: dict[str, Any], columns: dict[str, Any]) -> dict[str, Any]:
+    """A window's counts as ``feature_drift`` takes them, from its columns in memory (a Spark job gives
+    the same counts for a window too large for that): decile counts per numeric column, value counts
+    per categorical one."""
+    counts: dict[str, Any] = {}
+    for feature in statistics["features"]:
+        values = columns[feature["name"]]
+        if feature["inferred_type"] in NUMERIC_TYPES:
+            counts[feature["name"]] = decile_counts(values, deciles(feature))
+        else:
+            counts[feature["name"]] = dict(collections.Counter(str(v).strip() for v in values))
+    return counts
+
+
+def statistics_of(columns: dict[str, Any], numeric: list[str], categorical: list[str]) -> dict[str, Any]:
+    """statistics.json of columns in memory: what the ETL job computes with Spark, for a sample small
+    enough to hold (tests, the drift benchmark)."""
+    import numpy as np
+
+    features = []
+    items = len(next(iter(columns.values())))
+    for name in numeric:
+        values = np.asarray(columns[name], dtype=float)
+        figures = {
+            "present": len(values),
+            "missing": items - len(values),
+            "sum": float(values.sum()),
+            "mean": float(values.mean()),
+            "std_dev": float(values.std()),
+            "min": float(values.min()),
+            "max": float(values.max()),
+            "integral": bool((values == np.round(values)).all()),
+            "quantiles": np.quantile(values, SKETCH_QUANTILES, method="inverted_cdf").tolist(),
+        }
+        features.append(numeric_feature(name, figures))
+    for name in categorical:
+        values, counts = np.unique(np.asarray([str(v).strip() for v in columns[name]]), return_counts=True)
+        features.append(
+            string_feature(
+                name, int(counts.sum()), items - int(counts.sum()), dict(zip(values.tolist(), counts.tolist()))
+            )
+        )
+    return statistics_document(items, features)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import LABEL, RAW_COLUMNS
-from .errors import DataValidationError
+from .errors import DataValidationError, PipelineError
 from .storage import atomic_file
 
 STATES = [
@@ -71,6 +71,21 @@ STATES = [
 #: customers are drawn in blocks of this many, each from its own seeded generator, so a file of any
 #: size is written in bounded memory and its content does not depend on how it is written
 SYNTHETIC_BLOCK_ROWS = 100_000
+#: named shifts of the population (``generate-data --shift``): a drifted window whose truth is known. Each
+#: changes only what it names: the other columns keep the same draws, customer by customer.
+SHIFTS = {
+    "day-mins-up": "day minutes 15 % higher",
+    "more-intl-plans": "an international plan for 25 % of customers (9.7 % before)",
+    "new-state": "10 % of customers in a state the training data never had (PR)",
+}
+NEW_STATE = "PR"
+
+
+def check_shifts(shifts) -> tuple[str, ...]:
+    unknown = [shift for shift in shifts if shift not in SHIFTS]
+    if unknown:
+        raise PipelineError(f"unknown shift {', '.join(unknown)}; the shifts are {', '.join(SHIFTS)}")
+    return tuple(shifts)
 
 
 def _block_generator(seed: int, block: int) -> np.random.Generator:
@@ -78,18 +93,23 @@ def _block_generator(seed: int, block: int) -> np.random.Generator:
     return np.random.default_rng(seed if block == 0 else [seed, block])
 
 
-def generate_synthetic(rows: int, seed: int | np.random.Generator) -> dict[str, np.ndarray]:
+def generate_synthetic(
+    rows: int, seed: int | np.random.Generator, shifts: tuple[str, ...] = ()
+) -> dict[str, np.ndarray]:
     """Draw customers whose marginals and churn drivers resemble the public churn data.
 
     Churn rises steeply with heavy daytime use, an international plan (with
     many international minutes), and four or more customer-service calls; a
-    voice-mail plan lowers it. The rate lands near 14 %.
+    voice-mail plan lowers it. The rate lands near 14 %. ``shifts`` (``SHIFTS``)
+    move the population; churn follows the same drivers.
     """
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     n = rows
-    intl_plan = rng.random(n) < 0.097
+    shifts = check_shifts(shifts)
+    intl_plan = rng.random(n) < (0.25 if "more-intl-plans" in shifts else 0.097)
     vmail_plan = rng.random(n) < 0.277
-    day_mins = np.clip(rng.normal(179.8, 54.5, n), 0, 351).round(1)
+    day_factor = 1.15 if "day-mins-up" in shifts else 1.0
+    day_mins = np.clip(rng.normal(179.8, 54.5, n) * day_factor, 0, 351 * day_factor).round(1)
     eve_mins = np.clip(rng.normal(201.0, 50.7, n), 0, 364).round(1)
     night_mins = np.clip(rng.normal(200.9, 50.6, n), 23, 395).round(1)
     intl_mins = np.clip(rng.normal(10.2, 2.8, n), 0, 20).round(1)
@@ -104,8 +124,9 @@ def generate_synthetic(rows: int, seed: int | np.random.Generator) -> dict[str, 
     risk += np.where(vmail_plan, -1.5, 0.0)
     churn = rng.random(n) < 1.0 / (1.0 + np.exp(-risk))
     vmail_msgs = np.where(vmail_plan, np.clip(rng.normal(29.3, 7.6, n), 4, 51), 0).round().astype(int)
-    return {
-        "State": rng.choice(STATES, n),
+    states = rng.choice(STATES, n)
+    columns = {
+        "State": states,
         "Account Length": np.clip(rng.normal(101, 39.8, n), 1, 243).round().astype(int),
         "Area Code": rng.choice(np.array([408, 415, 510]), n, p=[0.25, 0.50, 0.25]),
         "Phone": np.array([f"{a}-{b:04d}" for a, b in zip(rng.integers(327, 423, n), rng.integers(0, 10000, n))]),
@@ -127,6 +148,9 @@ def generate_synthetic(rows: int, seed: int | np.random.Generator) -> dict[str, 
         "CustServ Calls": custserv,
         LABEL: np.where(churn, "True.", "False."),
     }
+    if "new-state" in shifts:  # drawn last: every other column keeps its draws
+        columns["State"] = np.where(rng.random(n) < 0.10, NEW_STATE, states)
+    return columns
 
 
 @dataclass(frozen=True)
@@ -140,9 +164,10 @@ class SyntheticFile:
         return self.churned / self.rows
 
 
-def generate_file(path: str | os.PathLike, rows: int, seed: int) -> SyntheticFile:
+def generate_file(path: str | os.PathLike, rows: int, seed: int, shifts: tuple[str, ...] = ()) -> SyntheticFile:
     """Write ``rows`` synthetic customers in the raw format, block by block (memory is one block's,
-    whatever ``rows``), atomically; the same ``rows`` and ``seed`` give the same bytes."""
+    whatever ``rows``), atomically; the same ``rows``, ``seed`` and ``shifts`` give the same bytes."""
+    shifts = check_shifts(shifts)
     if rows < 1:
         raise DataValidationError(str(path), f"cannot generate {rows} rows; need at least 1")
     path = Path(path)
@@ -152,7 +177,7 @@ def generate_file(path: str | os.PathLike, rows: int, seed: int) -> SyntheticFil
         writer.writerow(RAW_COLUMNS)
         for block, start in enumerate(range(0, rows, SYNTHETIC_BLOCK_ROWS)):
             size = min(SYNTHETIC_BLOCK_ROWS, rows - start)
-            columns = generate_synthetic(size, _block_generator(seed, block))
+            columns = generate_synthetic(size, _block_generator(seed, block), shifts)
             churned += int(np.count_nonzero(columns[LABEL] == "True."))
             writer.writerows(zip(*(columns[name].tolist() for name in RAW_COLUMNS)))
     return SyntheticFile(path, rows, churned)
