@@ -62,6 +62,8 @@ $(CONTAINER_VENV)/.installed: $(CONTAINER_LOCK)
 container-env: $(CONTAINER_VENV)/.installed
 
 lock-container: | check-python
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet uv==$(UV_VERSION)
 	$(BIN)/uv pip compile requirements-container.in --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
 	  --generate-hashes --quiet -o $(CONTAINER_LOCK)
 
@@ -72,7 +74,7 @@ run: check-java install
 # (tests/test_nbval.py); test files are shared out over the cores (a file's tests stay together,
 # in order, sharing their fixtures).
 test: check-java install
-	@$(MAKE) --no-print-directory container-env || echo "tests/test_container_python.py will be skipped: no Python 3.10"
+	@$(MAKE) --no-print-directory container-env || echo "no .venv-container (see above): tests/test_container_python.py will be skipped"
 	$(BIN)/python -m pytest tests -p no:nbval -n auto --dist loadfile $(ARGS)
 
 # The edit-test loop: no Spark, no notebooks, no whole pipeline runs.
@@ -98,7 +100,7 @@ lint: install
 	$(BIN)/cfn-lint cloudformation/*.yml
 
 clean:
-	rm -rf $(VENV) .churn-pipeline artifacts .pytest_cache
+	rm -rf $(VENV) .venv312 $(CONTAINER_VENV) .churn-pipeline artifacts .pytest_cache
 
 # Re-execute the committed notebooks (fresh home, default parameters): the outputs nbval checks.
 notebooks: check-java install

@@ -167,6 +167,13 @@ def test_lambda_versions_are_published_once_per_change_and_only_for_the_code_nam
     with pytest.raises(ClientError) as error:
         functions.publish_version(FunctionName="f", CodeSha256=created["CodeSha256"])
     assert code(error) == "InvalidParameterValueException"
+    from types import SimpleNamespace
+
+    from churn_pipeline.errors import PipelineError
+    from churn_pipeline.pipeline.deploy import publish_function
+
+    with pytest.raises(PipelineError, match="another build replaced its code"):  # what a build then says
+        publish_function(SimpleNamespace(backend=target), "f", created["CodeSha256"])
     assert functions.publish_version(FunctionName="f", CodeSha256=changed["CodeSha256"])["Version"] == "2"
     pinned = functions.get_function_configuration(FunctionName=first["FunctionArn"])
     assert pinned["CodeSha256"] == created["CodeSha256"] != changed["CodeSha256"]

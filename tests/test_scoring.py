@@ -398,9 +398,13 @@ def test_transform_settings_follow_the_instances_vcpus():
     assert (large["MaxConcurrentTransforms"], large["MaxPayloadInMB"]) == (2, 6)
     assert large["Environment"] == {"SAGEMAKER_MODEL_SERVER_WORKERS": "2", "SAGEMAKER_MODEL_SERVER_TIMEOUT": "300"}
     assert large["ModelClientConfig"]["InvocationsTimeoutInSeconds"] == 300
-    widest = container.transform_settings("ml.m5.24xlarge")
-    assert widest["MaxConcurrentTransforms"] * widest["MaxPayloadInMB"] <= 100
-    with pytest.raises(PipelineError, match="endpoint_instance_type 'ml.t2.medium'"):
-        container.transform_settings("ml.t2.medium")
+    assert container.transform_settings("ml.m6i.2xlarge")["MaxConcurrentTransforms"] == 8
+    for widest in ("ml.m5.24xlarge", "ml.c7i.48xlarge"):  # 96 and 192 vCPUs
+        settings = container.transform_settings(widest)
+        assert settings["MaxConcurrentTransforms"] * settings["MaxPayloadInMB"] <= 100
+        check_payload(settings["MaxConcurrentTransforms"], settings["MaxPayloadInMB"])
+    for unknown in ("ml.t2.medium", "m5.large", "ml.m5.bigxlarge"):
+        with pytest.raises(PipelineError, match=f"endpoint_instance_type '{unknown}'"):
+            container.transform_settings(unknown)
     with pytest.raises(PipelineError, match="must not exceed 100 MB"):
         check_payload(20, 6)

@@ -28,14 +28,10 @@ ENDPOINT_PROGRAM = "serve_endpoint.py"
 DEFAULT_ACCEPT_VARIABLE = "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT"
 #: the container's model server ends a request after this long (``SAGEMAKER_MODEL_SERVER_TIMEOUT``'s default)
 MODEL_SERVER_TIMEOUT_SECONDS = 60
-#: vCPUs of the instance types a Batch Transform runs on (EC2's hardware tables; an ``ml.`` type has its
-#: EC2 type's): one model-server worker and one concurrent mini-batch per vCPU
-INSTANCE_VCPUS = {
-    "ml.m5.large": 2, "ml.m5.xlarge": 4, "ml.m5.2xlarge": 8, "ml.m5.4xlarge": 16, "ml.m5.12xlarge": 48,
-    "ml.m5.24xlarge": 96, "ml.c5.large": 2, "ml.c5.xlarge": 4, "ml.c5.2xlarge": 8, "ml.c5.4xlarge": 16,
-    "ml.c5.9xlarge": 36, "ml.c5.18xlarge": 72, "ml.m4.xlarge": 4, "ml.m4.2xlarge": 8, "ml.m4.4xlarge": 16,
-    "ml.m4.10xlarge": 40, "ml.m4.16xlarge": 64,
-}  # fmt: skip
+#: vCPUs by an instance type's size (EC2's hardware tables: a ``large`` has 2, an ``xlarge`` 4, an
+#: ``Nxlarge`` 4N, in every general-purpose, compute- and memory-optimised family): one model-server worker
+#: and one concurrent mini-batch per vCPU
+SIZE_VCPUS = {"large": 2, "xlarge": 4}
 #: the scoring model server's timeout per mini-batch (``SAGEMAKER_MODEL_SERVER_TIMEOUT``), and the
 #: mini-batch size: measured (``benchmarks/transform.py``), a 6 MB mini-batch with every reason takes a
 #: few seconds on one core even for a large model, well inside the timeout
@@ -131,20 +127,32 @@ def transform_environment(source_dir_uri: Any, cutoff: Any, explain_count: Any, 
     }
 
 
+def instance_vcpus(instance_type: str) -> int:
+    """The vCPUs of an ``ml.<family>.<size>`` instance type, from its size."""
+    size = instance_type.rsplit(".", 1)[-1]
+    multiple = size[: -len("xlarge")] if size.endswith("xlarge") and size != "xlarge" else ""
+    if (
+        instance_type.count(".") == 2
+        and instance_type.startswith("ml.")
+        and (size in SIZE_VCPUS or multiple.isdecimal())
+    ):
+        return SIZE_VCPUS[size] if size in SIZE_VCPUS else 4 * int(multiple)
+    raise PipelineError(
+        f"endpoint_instance_type {instance_type!r}: Batch Transform scoring needs an ml.<family>.<size> type "
+        "of size large, xlarge or <N>xlarge (its vCPUs set the concurrency)"
+    )
+
+
 def transform_settings(instance_type: str) -> dict[str, Any]:
     """CreateTransformJob's settings for ``instance_type`` (row SM-TRANSFORM-SPEED): one mini-batch in
     flight and one model-server worker per vCPU (without them the script-mode server, which has no
     ``/execution-parameters``, gets one request at a time on one core), a set timeout, and a payload
     within the 100 MB the concurrent mini-batches may hold together."""
-    if instance_type not in INSTANCE_VCPUS:
-        raise PipelineError(
-            f"endpoint_instance_type {instance_type!r}: Batch Transform scoring runs on one of "
-            f"{', '.join(INSTANCE_VCPUS)} (its vCPUs set the concurrency)"
-        )
-    vcpus = INSTANCE_VCPUS[instance_type]
+    vcpus = instance_vcpus(instance_type)
+    concurrent = min(vcpus, TRANSFORM_CONCURRENT_PAYLOAD_MB)  # mini-batches are at least 1 MB
     return {
-        "MaxConcurrentTransforms": vcpus,
-        "MaxPayloadInMB": max(1, min(TRANSFORM_PAYLOAD_MB, TRANSFORM_CONCURRENT_PAYLOAD_MB // vcpus)),
+        "MaxConcurrentTransforms": concurrent,
+        "MaxPayloadInMB": min(TRANSFORM_PAYLOAD_MB, TRANSFORM_CONCURRENT_PAYLOAD_MB // concurrent),
         "Environment": {
             "SAGEMAKER_MODEL_SERVER_WORKERS": str(vcpus),
             "SAGEMAKER_MODEL_SERVER_TIMEOUT": str(TRANSFORM_TIMEOUT_SECONDS),

@@ -173,10 +173,16 @@ def deciles(feature: dict[str, Any]) -> list[float]:
 
 
 def expected_shares(feature: dict[str, Any]) -> list[float]:
-    """The baseline's share in each decile interval, counted over its own percentiles by the window's
-    rule: a tenth each for a continuous column; a whole-number column's ties land where its values do."""
-    counts = decile_counts(_percentiles(feature), deciles(feature))
-    return [count / sum(counts) for count in counts]
+    """The baseline's share in each decile interval: each of the 100 gaps between its percentiles holds
+    1 % of its rows, counted where the window's rule puts a value in it (a tenth each for a continuous
+    column; a whole-number column's tied gaps land where its values do)."""
+    percentiles = _percentiles(feature)
+    edges = deciles(feature)
+    shares = [0.0] * 10
+    for low, high in zip(percentiles, percentiles[1:]):
+        where = low if low == high else (low + high) / 2  # a tied gap is that value's rows
+        shares[decile_counts([where], edges).index(1)] += 1 / (len(percentiles) - 1)
+    return shares
 
 
 def decile_counts(values, edges: list[float]) -> list[int]:
@@ -248,7 +254,7 @@ def window_counts(statistics: dict[str, Any], columns: dict[str, Any]) -> dict[s
         if feature["inferred_type"] in NUMERIC_TYPES:
             counts[feature["name"]] = decile_counts(values, deciles(feature))
         else:
-            counts[feature["name"]] = dict(collections.Counter(str(v).strip() for v in values))
+            counts[feature["name"]] = dict(collections.Counter(v for v in (str(v).strip() for v in values) if v))
     return counts
 
 
@@ -274,7 +280,8 @@ def statistics_of(columns: dict[str, Any], numeric: list[str], categorical: list
         }
         features.append(numeric_feature(name, figures))
     for name in categorical:
-        values, counts = np.unique(np.asarray([str(v).strip() for v in columns[name]]), return_counts=True)
+        present = [value for value in (str(v).strip() for v in columns[name]) if value]  # blank: missing
+        values, counts = np.unique(np.asarray(present, dtype=str), return_counts=True)
         features.append(
             string_feature(
                 name, int(counts.sum()), items - int(counts.sum()), dict(zip(values.tolist(), counts.tolist()))

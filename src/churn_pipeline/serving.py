@@ -18,6 +18,7 @@ import importlib.util
 import json
 import multiprocessing
 import os
+import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -142,20 +143,27 @@ def serve(
         "loglevel": "warning",
         "proc_name": "churn-endpoint",
     }
-    with tempfile.TemporaryDirectory(prefix="churn-model-") as model_dir:
+    # the model's folder is removed by the master alone, as it exits: a worker that ends (a timeout, a
+    # reload) leaves through SystemExit, and must not take the folder its replacement loads from
+    model_dir = tempfile.mkdtemp(prefix="churn-model-")
+    settings["on_exit"] = lambda _server: shutil.rmtree(model_dir, ignore_errors=True)
+    try:
         with tarfile.open(source.model) as archive:
             archive.extractall(model_dir, filter="data")  # SageMaker extracts ModelDataUrl to /opt/ml/model
-        os.environ.update(variables)
+    except BaseException:
+        shutil.rmtree(model_dir, ignore_errors=True)
+        raise
+    os.environ.update(variables)
 
-        class Endpoint(BaseApplication):
-            def load_config(self):
-                for key, value in settings.items():
-                    self.cfg.set(key, value)
+    class Endpoint(BaseApplication):
+        def load_config(self):
+            for key, value in settings.items():
+                self.cfg.set(key, value)
 
-            def load(self):
-                return host_app(endpoint_script(), model_dir, variables[container.DEFAULT_ACCEPT_VARIABLE])
+        def load(self):
+            return host_app(endpoint_script(), model_dir, variables[container.DEFAULT_ACCEPT_VARIABLE])
 
-        Endpoint().run()
+    Endpoint().run()
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,13 @@ from typing import Any, TypeVar
 from botocore.exceptions import ClientError
 
 from .. import archives, names, sdk, workspace
-from ..aws_errors import AwsErrorCode, GlueEntityNotFound, LambdaResourceNotFound, StateMachineDoesNotExist
+from ..aws_errors import (
+    AwsErrorCode,
+    GlueEntityNotFound,
+    LambdaCodeChanged,
+    LambdaResourceNotFound,
+    StateMachineDoesNotExist,
+)
 from ..errors import PipelineError
 from ..storage import split_s3_uri
 from .run import Run
@@ -149,7 +155,15 @@ def publish_function(run: Run, name: str, code_sha256: str) -> str:
     invokes it, so a later deploy, even during a redrive, never changes what this run's states run.
     Lambda publishes nothing new when nothing changed, and refuses when another build has replaced
     the code in between (``CodeSha256`` no longer matches)."""
-    published = run.backend.client("lambda").publish_version(FunctionName=name, CodeSha256=code_sha256)
+    try:
+        published = run.backend.client("lambda").publish_version(FunctionName=name, CodeSha256=code_sha256)
+    except ClientError as exc:
+        if not LambdaCodeChanged.matches(exc):
+            raise
+        raise PipelineError(
+            f"function {name}: another build replaced its code while this run published it; nothing of this "
+            "run has started: run notebook 01 again"
+        ) from exc
     return published["FunctionArn"]
 
 

@@ -20,6 +20,7 @@ processes, at most ``MaxConcurrentTransforms`` at once, each within
 from __future__ import annotations
 
 import collections
+import contextlib
 import csv
 import importlib
 import io
@@ -139,8 +140,9 @@ def _start_worker(folder: str, environment: dict[str, str], ready=None) -> None:
     ping, and the platform sends mini-batches, only once the model is loaded)."""
     handlers = _handlers(Path(folder), environment)
     _WORKER.update(handlers=handlers, model=handlers.model_fn(str(Path(folder) / MODEL_DIR)))
-    if ready is not None:
-        ready.wait()
+    if ready is not None:  # a worker started again after the job began finds the barrier passed: go on
+        with contextlib.suppress(threading.BrokenBarrierError):
+            ready.wait(WORKERS_START_SECONDS)
 
 
 def _invoke(body: str, content_type: str, accept: str) -> str:
@@ -153,12 +155,13 @@ def _invoke(body: str, content_type: str, accept: str) -> str:
 def server_settings(job: dict) -> tuple[int, float]:
     """(mini-batches in flight, seconds one may take): ``MaxConcurrentTransforms`` (1 without it: the
     script-mode server has no ``/execution-parameters``) bounded by the model server's workers (one per
-    CPU unless ``SAGEMAKER_MODEL_SERVER_WORKERS``), and ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` (60 s)."""
+    CPU unless ``SAGEMAKER_MODEL_SERVER_WORKERS``) and this machine's cores, and
+    ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` (60 s)."""
     environment = job["Environment"]
     workers = int(environment.get("SAGEMAKER_MODEL_SERVER_WORKERS") or os.cpu_count() or 1)
-    return min(job.get("MaxConcurrentTransforms") or 1, workers), float(
-        environment.get("SAGEMAKER_MODEL_SERVER_TIMEOUT") or 60
-    )
+    # the instance's vCPUs bound the workers on AWS; this machine's cores bound them here
+    in_flight = min(job.get("MaxConcurrentTransforms") or 1, workers, os.cpu_count() or 1)
+    return in_flight, float(environment.get("SAGEMAKER_MODEL_SERVER_TIMEOUT") or 60)
 
 
 def mini_batches(path: str, limit: int):
