@@ -6,6 +6,7 @@ python benchmarks/run_all.py
 import platform
 import sys
 
+import baseline
 import drift
 import e2e
 import endpoint
@@ -30,6 +31,7 @@ def main() -> None:
         ("score", score, []),
         ("transform", transform, []),
         ("drift", drift, []),
+        ("baseline", baseline, []),
     ):
         print(f"\n== {name} ==", flush=True)
         figures[name] = module.main(argv)
