@@ -277,3 +277,52 @@ def test_the_host_calls_a_script_as_the_container_does(tmp_path):
     )
     assert call({"Content-Type": "application/x-npy"}, b"fail")[0] == 500
     assert call({}, b"refuse") == (400, b"refused\n") and call({})[0] == 200
+
+
+def test_answered_requests_are_captured_in_sagemakers_data_capture_format(model, tmp_path, monkeypatch):
+    """SM-DATA-CAPTURE: with capture at 100 %, each answered request is one JSON line under
+    <folder>/<endpoint>/<variant>/yyyy/mm/dd/hh/: input and output with their content types, data and
+    encoding, an event id and time, the caller's inference id; a refused request is not captured; at 0 %
+    nothing is; a percentage out of range is refused."""
+    import tarfile
+
+    from churn_pipeline.capture import CaptureWriter
+    from churn_pipeline.errors import PipelineError
+
+    archive, manifest, etl = model
+    with tarfile.open(archive) as unpacked:
+        unpacked.extractall(tmp_path / "model", filter="data")
+    source = serving.ModelSource(archive, manifest, 0.3, "given")
+    for name, value in source.environment().items():
+        monkeypatch.setenv(name, value)
+    features, _ = training.read_channel(etl / "test")
+    rows = "\n".join(",".join(repr(float(v)) for v in row) for row in features[:3])
+    writer = CaptureWriter(tmp_path / "capture", "staging", 100)
+    client = serving.host_app(serving.endpoint_script(), tmp_path / "model", "text/csv", writer).test_client()
+    answered = client.post(
+        "/invocations", data=rows, headers={"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": "c-1"}
+    )
+    assert answered.status_code == 200
+    assert client.post("/invocations", data="1,2", headers={"Content-Type": "text/csv"}).status_code == 400
+    (written,) = list((tmp_path / "capture").rglob("*.jsonl"))
+    assert written.relative_to(tmp_path / "capture").parts[:2] == ("staging", "AllTraffic")
+    assert len(written.relative_to(tmp_path / "capture").parts) == 7  # endpoint, variant, yyyy, mm, dd, hh, file
+    (line,) = [json.loads(text) for text in written.read_text().splitlines()]
+    assert line["captureData"]["endpointInput"] == {
+        "observedContentType": "text/csv", "mode": "INPUT", "data": rows, "encoding": "CSV"
+    }  # fmt: skip
+    output = line["captureData"]["endpointOutput"]
+    assert (output["mode"], output["encoding"], output["data"]) == ("OUTPUT", "CSV", answered.get_data(as_text=True))
+    assert line["eventMetadata"]["inferenceId"] == "c-1" and line["eventVersion"] == "0"
+    assert line["eventMetadata"]["inferenceTime"].endswith("Z") and len(line["eventMetadata"]["eventId"]) == 36
+    quiet = CaptureWriter(tmp_path / "none", "staging", 0)
+    client = serving.host_app(serving.endpoint_script(), tmp_path / "model", "text/csv", quiet).test_client()
+    assert client.post("/invocations", data=rows, headers={"Content-Type": "text/csv"}).status_code == 200
+    assert not (tmp_path / "none").exists()
+    with pytest.raises(PipelineError, match="capture percentage 150"):
+        CaptureWriter(tmp_path, "staging", 150)
+    from churn_pipeline.capture import captured_data
+
+    assert captured_data("application/json", b'{"a": 1}', "INPUT")["encoding"] == "JSON"
+    binary = captured_data("application/x-npy", b"\x93NUMPY", "INPUT")
+    assert (binary["encoding"], binary["data"]) == ("BASE64", "k05VTVBZ")

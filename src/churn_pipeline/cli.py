@@ -7,9 +7,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from . import config, scoring, serving, synthetic
+from . import config, scoring, serving, synthetic, workspace
 from .backends import open_backend
+from .capture import CaptureWriter
 from .deployments import LocalEndpoints
 from .doctor import run_checks
 from .errors import ConfigError, PipelineError
@@ -79,7 +81,11 @@ def _cmd_serve(args) -> int:
         f"cutoff {model.cutoff:g} ({model.cutoff_origin})",
         flush=True,
     )
-    serving.serve(model, host=args.host, port=args.port, workers=args.workers, threads=args.threads)
+    capture = (Path(args.capture_dir or workspace.home() / "capture"), args.endpoint_name, args.capture_percent)
+    CaptureWriter(*capture)  # a percentage out of range fails here, not in every worker
+    if args.capture_percent:
+        print(f"capturing {args.capture_percent:g} % of answered requests under {capture[0] / args.endpoint_name}")
+    serving.serve(model, host=args.host, port=args.port, workers=args.workers, threads=args.threads, capture=capture)
     return 0
 
 
@@ -141,7 +147,8 @@ def _model_record(registry, parameters_file: str):
 
 def _cmd_deploy(args) -> int:
     endpoints = LocalEndpoints()
-    deployment = endpoints.deploy(_model_record(_registry(args), args.parameters), args.environment, args.port)
+    record = _model_record(_registry(args), args.parameters)
+    deployment = endpoints.deploy(record, args.environment, args.port, capture_percent=args.capture_percent)
     print(
         f"{args.environment}: version {deployment.version} ({deployment.run_id}) takes traffic on "
         f"http://127.0.0.1:{endpoints.router_port(args.environment)}"
@@ -272,6 +279,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     serve.add_argument("--threads", type=int, default=4, help="threads per worker")
+    serve.add_argument(
+        "--capture-percent",
+        type=float,
+        default=0.0,
+        help="keep this share of answered requests in SageMaker's data capture format (default: none)",
+    )
+    serve.add_argument("--capture-dir", help="where captures go (default: <home>/capture)")
+    serve.add_argument("--endpoint-name", default="local", help="the endpoint's name in the capture folders")
     serve.set_defaults(func=_cmd_serve)
 
     score = commands.add_parser("score", help="score every customer of a file, in input order, with reasons")
@@ -302,6 +317,12 @@ def build_parser() -> argparse.ArgumentParser:
     deploy = commands.add_parser("deploy", help="deploy a registered model locally, blue/green")
     deploy.add_argument("--parameters", required=True, help="a run's cloudformation_parameters.json")
     deploy.add_argument("--environment", default="staging")
+    deploy.add_argument(
+        "--capture-percent",
+        type=float,
+        default=0.0,
+        help="capture this share of answered requests (SageMaker's format, under <home>/capture/<environment>/)",
+    )
     deploy.add_argument(
         "--port", type=int, help="the environment's port (first deploy; default 8080 staging, 8081 prod)"
     )

@@ -176,10 +176,13 @@ class LocalEndpoints:
         settings.write_text(json.dumps({"port": port, "pid": pid}))
         return port
 
-    def _start_version(self, environment: str, record) -> tuple[int, int]:
+    def _start_version(self, environment: str, record, capture_percent: float = 0.0) -> tuple[int, int]:
         port = free_port()
+        capture = (
+            ["--capture-percent", repr(capture_percent), "--endpoint-name", environment] if capture_percent else []
+        )
         pid = _launch(
-            ["serve", "--model", record.run_id, "--port", str(port), "--workers", "2"],
+            ["serve", "--model", record.run_id, "--port", str(port), "--workers", "2", *capture],
             self._folder(environment) / f"{record.run_id}.log",
         )
         return port, pid
@@ -187,14 +190,15 @@ class LocalEndpoints:
     def _switch(self, environment: str, port: int) -> None:
         write_atomic(self._folder(environment) / "active.json", json.dumps({"port": port}))
 
-    def deploy(self, record, environment: str, port: int | None = None) -> Deployment:
-        """Blue/green: the new version takes traffic only after it answers /ping."""
+    def deploy(self, record, environment: str, port: int | None = None, capture_percent: float = 0.0) -> Deployment:
+        """Blue/green: the new version takes traffic only after it answers /ping; with ``capture_percent``
+        it captures that share of its answered requests (``capture``) under ``<home>/capture/<environment>/``."""
         if record.status != "approved":
             raise PipelineError(
                 f"run {record.run_id!r} is {record.status!r}: only a model that passed the gate is deployed"
             )
         self._ensure_router(environment, port)
-        new_port, pid = self._start_version(environment, record)
+        new_port, pid = self._start_version(environment, record, capture_percent)
         deployment = Deployment(
             environment,
             0,

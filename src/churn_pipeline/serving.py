@@ -27,6 +27,7 @@ from pathlib import Path
 from types import ModuleType
 
 from . import container, inference, training, workspace
+from .capture import INFERENCE_ID_HEADER, CaptureWriter
 from .errors import PipelineError
 from .names import FEATURE_MANIFEST
 
@@ -86,8 +87,11 @@ def _discard(stream, length: int, limit: int = 64 * 1024 * 1024) -> None:
         remaining -= len(chunk)
 
 
-def host_app(script: ModuleType, model_dir: str | os.PathLike, default_accept: str):
-    """A Flask app that calls ``script`` as the container's worker does (``/ping``, ``/invocations``)."""
+def host_app(
+    script: ModuleType, model_dir: str | os.PathLike, default_accept: str, capture: CaptureWriter | None = None
+):
+    """A Flask app that calls ``script`` as the container's worker does (``/ping``, ``/invocations``);
+    with ``capture``, a sample of the answered requests is kept in SageMaker's data capture format."""
     import flask
 
     model = script.model_fn(str(model_dir))
@@ -112,9 +116,16 @@ def host_app(script: ModuleType, model_dir: str | os.PathLike, default_accept: s
             accept = default_accept
         body = request.get_data(as_text=content_type in TEXT_TYPES)
         answer = script.output_fn(script.predict_fn(script.input_fn(body, content_type), model), accept)
-        if isinstance(answer, tuple):
-            return flask.Response(answer[0], mimetype=answer[1])
-        return answer
+        if not isinstance(answer, tuple):
+            return answer  # a refusal: not captured
+        response = flask.Response(answer[0], mimetype=answer[1])
+        if capture is not None and capture.sampled():
+            capture.write(
+                (content_type, request.get_data()),
+                (response.content_type, response.get_data()),
+                request.headers.get(INFERENCE_ID_HEADER),
+            )
+        return response
 
     return app
 
@@ -125,8 +136,10 @@ def serve(
     port: int = 8080,
     workers: int | None = None,
     threads: int = 4,
+    capture: tuple[Path, str, float] | None = None,
 ) -> None:
-    """Serve ``source`` in the foreground: gunicorn's pre-fork workers, each loading the model."""
+    """Serve ``source`` in the foreground: gunicorn's pre-fork workers, each loading the model; with
+    ``capture`` (folder, endpoint name, percentage) each worker captures a sample of the traffic."""
     from gunicorn.app.base import BaseApplication
 
     variables = source.environment()
@@ -161,7 +174,8 @@ def serve(
                 self.cfg.set(key, value)
 
         def load(self):
-            return host_app(endpoint_script(), model_dir, variables[container.DEFAULT_ACCEPT_VARIABLE])
+            writer = CaptureWriter(*capture) if capture and capture[2] > 0 else None
+            return host_app(endpoint_script(), model_dir, variables[container.DEFAULT_ACCEPT_VARIABLE], writer)
 
     Endpoint().run()
 
