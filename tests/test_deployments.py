@@ -39,7 +39,7 @@ def register(home, run_id, archive, manifest_text):
     record = make_record(run_id, model_name=f"churn-local-{run_id}", model_data_url=model_uri)
     backend.registry(names.registry_table(config.DEFAULTS)).register(record)  # the one deploy reads
     path = home / f"{run_id}-parameters.json"
-    path.write_text(json.dumps(export.deploy_parameters(record, config.DEFAULTS)))
+    path.write_text(json.dumps(export.deploy_parameters(record, config.DEFAULTS, "s3://b/churn/test")))
     return str(path)
 
 
@@ -100,7 +100,7 @@ def test_blue_green_deploy_failure_and_rollback(isolated, trained, capsys):
 def test_a_model_without_a_registry_record_is_refused(isolated, tmp_path, capsys):
     record = make_record("never-registered")
     parameters = tmp_path / "cloudformation_parameters.json"
-    parameters.write_text(json.dumps(export.deploy_parameters(record, config.DEFAULTS)))
+    parameters.write_text(json.dumps(export.deploy_parameters(record, config.DEFAULTS, "s3://b/churn/test")))
     assert cli.main(["deploy", "--parameters", str(parameters), "--environment", "prod"]) == 2
     assert "only a model that passed the gate is deployed" in capsys.readouterr().err
     assert LocalEndpoints(isolated / "home").store.history("prod") == []

@@ -79,6 +79,13 @@ PARAMETERS: dict[str, Parameter] = {
     ),
     "endpoint_instance_type": _P("ml.m5.large", str, "SageMaker endpoint instance type"),
     "endpoint_instance_count": _P(1, int, "SageMaker endpoint instance count", minimum=1),
+    "endpoint_capture_percent": _P(
+        0,
+        int,
+        "share of the AWS endpoint's requests captured (DataCaptureConfig; 0: none)",
+        minimum=0,
+        maximum=100,
+    ),
     "sagemaker_execution_role": _P(
         "arn:aws:iam::000000000000:role/churn-local-sagemaker", str, "role SageMaker assumes for training and hosting"
     ),
