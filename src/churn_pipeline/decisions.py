@@ -23,9 +23,12 @@ def _decimals(values):
     return np.char.mod(f"%.{SCORE_DECIMALS}f", values.astype(np.float64))
 
 
-def decided(booster, matrix, manifest: dict[str, Any], cutoff: float, explain_count: int) -> dict[str, Any]:
+def decided(
+    booster, matrix, manifest: dict[str, Any], cutoff: float, explain_count: int, per_column=None
+) -> dict[str, Any]:
     """The output columns after the identifier, for a matrix of encoded rows: ``score`` (fixed
-    decimals), ``decision`` (1 above ``cutoff``) and the reasons."""
+    decimals), ``decision`` (1 above ``cutoff``) and the reasons (from ``per_column``, the rows'
+    contributions per raw column, when the caller has them already)."""
     import numpy as np
 
     scores = booster.inplace_predict(matrix, validate_features=False) if len(matrix) else np.zeros(0)
@@ -33,7 +36,9 @@ def decided(booster, matrix, manifest: dict[str, Any], cutoff: float, explain_co
     columns = {"score": _decimals(scores), "decision": (scores > cutoff).astype(np.int32)}
     if explain_count and len(matrix):
         names = np.asarray(explain.reason_columns(manifest), dtype=object)
-        order, values = explain.top_columns(explain.contributions(booster, matrix, manifest)[0], explain_count)
+        if per_column is None:
+            per_column = explain.contributions(booster, matrix, manifest)[0]
+        order, values = explain.top_columns(per_column, explain_count)
         for i in range(explain_count):
             columns[f"reason_{i + 1}"] = names[order[:, i]]
             columns[f"contribution_{i + 1}"] = _decimals(values[:, i])

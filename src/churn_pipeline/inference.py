@@ -247,7 +247,7 @@ def predict_fn(request: Request | Answer, served: ServedModel) -> Prediction | A
         scores,
         reasons,
         [score > served.cutoff for score in scores],
-        lambda: decisions.decided(served.booster, matrix, served.manifest, served.cutoff, count),
+        lambda: decisions.decided(served.booster, matrix, served.manifest, served.cutoff, count, per_column),
     )
 
 
