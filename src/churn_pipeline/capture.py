@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PipelineError
+from .inference import media_type
 
 #: InvokeEndpoint's ``InferenceId``, as the runtime passes it to the container
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
@@ -27,7 +28,7 @@ VARIANT = "AllTraffic"
 
 def captured_data(content_type: str, body: bytes, mode: str) -> dict[str, str]:
     """One side of a request: CSV and JSON as text, anything else base64, as SageMaker encodes them."""
-    kind = content_type.split(";")[0].strip().lower()
+    kind, _ = media_type(content_type)
     encoding = (
         "CSV" if kind == "text/csv" else "JSON" if kind in ("application/json", "application/jsonlines") else None
     )

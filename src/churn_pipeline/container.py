@@ -78,7 +78,7 @@ def csv_input(body: str | bytes, content_type: str):
     features (Batch Transform's InputFilter has removed the identifier) -> a float32 matrix."""
     import numpy as np
 
-    if content_type.split(";")[0].strip().lower() != "text/csv":
+    if inference.media_type(content_type)[0] != "text/csv":
         raise PipelineError(f"the model reads text/csv, not {content_type}")
     text = body.decode() if isinstance(body, bytes) else body
     rows = [line.split(",") for line in text.splitlines() if line.strip()]
@@ -95,7 +95,7 @@ def transform_predict(matrix, model: TransformModel) -> list[str]:
 
 def transform_output(lines: list[str], accept: str) -> tuple[str, str]:
     """``output_fn``: the lines as ``text/csv``, one per input record (Batch Transform joins them in order)."""
-    if accept.split(";")[0].strip().lower() not in ("text/csv", "*/*"):
+    if inference.media_type(accept)[0] not in ("text/csv", "*/*"):
         raise PipelineError(f"the scoring model answers text/csv, not {accept}")
     return "".join(line + "\n" for line in lines), "text/csv"
 
