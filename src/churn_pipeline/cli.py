@@ -7,9 +7,10 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date, datetime, timezone
 from pathlib import Path
 
-from . import config, scoring, serving, synthetic, workspace
+from . import config, decisions, scoring, serving, synthetic, workspace
 from .backends import open_backend
 from .capture import CaptureWriter
 from .deployments import LocalEndpoints
@@ -48,6 +49,16 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_generate(args) -> int:
+    if args.outcomes_for:
+        if args.shift:
+            raise PipelineError("--shift draws customers; outcomes follow the scored customers as they are")
+        simulated = synthetic.simulate_outcomes(args.outcomes_for, args.out, args.offer_effect, args.seed)
+        print(
+            f"wrote the outcomes of {simulated.rows:,} customers to {simulated.path} (churn rate "
+            f"{simulated.churned / simulated.rows:.1%}); the offers' true effect on the churn rate of the "
+            f"{simulated.eligible:,} eligible customers: {simulated.true_effect:.4f}"
+        )
+        return 0
     written = synthetic.generate_file(args.out, args.rows, args.seed, tuple(args.shift))  # counted: no second pass
     shifted = f", shifted: {', '.join(args.shift)}" if args.shift else ""
     print(f"wrote {written.rows} rows to {written.path} (churn rate {written.churn_rate:.1%}{shifted})")
@@ -91,7 +102,15 @@ def _cmd_serve(args) -> int:
 
 def _cmd_score(args) -> int:
     params = config.load(args.params)
+    holdout = decisions.Holdout(
+        params["holdout_fraction"] if args.holdout_fraction is None else args.holdout_fraction, args.date
+    )
     if args.batch_transform or params["backend"] == "aws":
+        if holdout.fraction:
+            raise PipelineError(
+                f"--holdout-fraction {holdout.fraction:g}: Batch Transform scoring draws no control group; "
+                "pass --holdout-fraction 0 to score every eligible customer with an offer"
+            )
         result = batch_transform(
             params,
             args.model,
@@ -120,14 +139,32 @@ def _cmd_score(args) -> int:
         raise PipelineError(f"--data {args.data}: no such file")
     manifest = json.loads(model.manifest.read_text())
     spark = spark_session(args.spark_master)
+    described = {"model": args.model, "cutoff_origin": model.cutoff_origin}
     scored = scoring.score_file(
-        spark, model.model, manifest, model.cutoff, data_location, args.out, args.explain, args.overwrite
+        spark,
+        model.model,
+        manifest,
+        model.cutoff,
+        data_location,
+        args.out,
+        args.explain,
+        args.overwrite,
+        holdout,
+        described,
     )
     print(
-        f"scored {scored.rows:,} customers into {scored.path}: {scored.offers:,} above cutoff "
-        f"{scored.cutoff:g} ({model.cutoff_origin})"
+        f"scored {scored.rows:,} customers into {scored.path}: {scored.offers + scored.holdouts:,} above cutoff "
+        f"{scored.cutoff:g} ({model.cutoff_origin}), {scored.holdouts:,} of them held out of the offers "
+        f"(control group of {holdout.fraction:.0%} for {holdout.date}); described in {scored.description.name}"
     )
     return 0
+
+
+def _scoring_date(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date as YYYY-MM-DD") from None
 
 
 def _model_record(registry, parameters_file: str):
@@ -262,6 +299,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="a named shift of the population (repeatable): "
         + "; ".join(f"{name}: {what}" for name, what in synthetic.SHIFTS.items()),
     )
+    generate.add_argument(
+        "--outcomes-for",
+        metavar="SCORES",
+        help="write the outcomes (identifier, churned yes/no) of this score file's synthetic customers to --out "
+        "instead of customers: each churns with the simulator's own probability p, an offered one with "
+        "p x (1 - --offer-effect)",
+    )
+    generate.add_argument(
+        "--offer-effect", type=float, default=0.0, help="with --outcomes-for: the share of churn an offer prevents"
+    )
     generate.set_defaults(func=_cmd_generate)
 
     doctor = commands.add_parser("doctor", help="check an AWS account before a run (aws backend)")
@@ -304,6 +351,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--cutoff", type=float, help="decide above this probability (default: the run's cost-chosen cutoff)"
     )
     score.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    score.add_argument(
+        "--holdout-fraction",
+        type=float,
+        help="share of the customers above the cutoff held out of the offers (default: holdout_fraction)",
+    )
+    score.add_argument(
+        "--date",
+        type=_scoring_date,
+        default=datetime.now(timezone.utc).date().isoformat(),
+        help="the scoring date (YYYY-MM-DD, default today, UTC): with the customer, it draws the control group",
+    )
     score.add_argument("--params", help="parameters file whose backend and registry to use (default: local)")
     score.add_argument("--spark-master", default="local[*]")
     score.add_argument(

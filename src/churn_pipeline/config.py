@@ -77,6 +77,13 @@ PARAMETERS: dict[str, Parameter] = {
         "what a churner who gets no offer costs; with retention_offer_cost it chooses the cutoff",
         minimum=0.0,
     ),
+    "holdout_fraction": _P(
+        0.05,
+        float,
+        "share of the customers above the cutoff that `score` holds out of the offers (the control group)",
+        minimum=0.0,
+        maximum=0.5,
+    ),
     "endpoint_instance_type": _P("ml.m5.large", str, "SageMaker endpoint instance type"),
     "endpoint_instance_count": _P(1, int, "SageMaker endpoint instance count", minimum=1),
     "endpoint_capture_percent": _P(

@@ -3,6 +3,10 @@ scoring writes (on Spark and in the Batch Transform container alike)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import explain
@@ -10,11 +14,51 @@ from .errors import PipelineError
 
 #: decimals of the written score
 SCORE_DECIMALS = 6
+#: the column of a score file (and of the score baseline, ``names.EVALUATION``) that holds the model's score
+SCORE = "score"
+#: the decisions a score file holds: an offer, none, or scored and eligible but held out of the offers
+OFFER, NO_OFFER, HOLDOUT = "1", "0", "holdout"
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """The control group of one scoring: a ``fraction`` of the customers above the cutoff, drawn per
+    customer from a hash of the scoring date and the customer's identifier, so the same customer on the
+    same date is always in it or always out (a re-run scores the same group), and a new date draws anew."""
+
+    fraction: float
+    date: str
+
+    def __post_init__(self):
+        if not 0.0 <= self.fraction < 1.0:
+            raise PipelineError(f"holdout_fraction must be at least 0 and below 1; got {self.fraction}")
+
+    def draws(self, identifiers) -> Any:
+        """Uniform numbers in [0, 1), one per identifier; a customer is held out below ``fraction``."""
+        import numpy as np
+
+        salt = f"{self.date}\x1f".encode()
+        return np.fromiter(
+            (int.from_bytes(hashlib.sha256(salt + str(i).encode()).digest()[:8], "big") / 2.0**64 for i in identifiers),
+            dtype=np.float64,
+            count=len(identifiers),
+        )
+
+    def decisions(self, offered, identifiers) -> Any:
+        """``offered`` (1 above the cutoff) as the score file's decisions, the drawn ones held out."""
+        import numpy as np
+
+        offered = np.asarray(offered, dtype=bool)
+        held = np.zeros(offered.shape, dtype=bool)
+        eligible = np.flatnonzero(offered)
+        if self.fraction > 0 and eligible.size:
+            held[eligible] = self.draws(np.asarray(identifiers, dtype=object)[eligible]) < self.fraction
+        return np.where(held, HOLDOUT, np.where(offered, OFFER, NO_OFFER)).astype(object)
 
 
 def output_columns(identifier: str, explain_count: int) -> list[str]:
     reasons = [name for i in range(1, explain_count + 1) for name in (f"reason_{i}", f"contribution_{i}")]
-    return [identifier, "score", "decision", *reasons]
+    return [identifier, SCORE, "decision", *reasons]
 
 
 def _decimals(values):
@@ -51,3 +95,29 @@ def check_explain_count(explain_count: int, manifest: dict[str, Any]) -> int:
     if not 0 <= explain_count <= columns:
         raise PipelineError(f"--explain must be between 0 and {columns} (the model's columns); got {explain_count}")
     return explain_count
+
+
+def window_files(scores: Path) -> tuple[Path, Path]:
+    """(description, captured input) of the score file ``scores``: a scoring is a window the monitor reads."""
+    scores = Path(scores)
+    return scores.with_name(f"{scores.stem}.json"), scores.with_name(f"{scores.stem}.input{scores.suffix or '.csv'}")
+
+
+def read_window(scores: str | Path) -> dict[str, Any]:
+    """The description of a score file (its ``.json`` beside it), with the paths of the scores and the
+    captured input; a clear error for a file that is not a scoring's."""
+    scores = Path(scores)
+    description, captured = window_files(scores)
+    if not scores.is_file():
+        raise PipelineError(f"{scores}: no such score file")
+    if not description.is_file() or not captured.is_file():
+        raise PipelineError(
+            f"{scores}: no description ({description.name}) or captured input ({captured.name}) beside it; "
+            "a window is the output of `churn-pipeline score`"
+        )
+    try:
+        document = json.loads(description.read_text())
+        document["identifier"], document["holdout"]["fraction"], document["cutoff"]  # noqa: B018
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PipelineError(f"{description}: not a scoring's description ({exc})") from None
+    return {**document, "scores_path": str(scores), "input_path": str(captured)}

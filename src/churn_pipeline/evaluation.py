@@ -81,6 +81,29 @@ class ScoreTally:
             "churn_loss": churn_loss,
         }
 
+    def score_figures(self, quantiles: Sequence[float]) -> dict[str, Any]:
+        """The scores' figures as ``monitoring.numeric_feature`` takes them (with these ``quantiles``), each
+        score taken as the middle of its bin (within 1/(2 x BINS) of it): the distribution a monitor
+        compares a window's with."""
+        per_bin = self.counts.sum(axis=0)
+        rows = int(per_bin.sum())
+        middles = (np.arange(self.bins) + 0.5) / self.bins
+        occupied = np.flatnonzero(per_bin)
+        cumulative = np.cumsum(per_bin)
+        mean = float((per_bin * middles).sum() / rows) if rows else 0.0
+        quantiles = [float(middles[min(np.searchsorted(cumulative, q * rows), self.bins - 1)]) for q in quantiles]
+        return {
+            "present": rows,
+            "missing": 0,
+            "sum": float((per_bin * middles).sum()),
+            "mean": mean,
+            "std_dev": float(np.sqrt((per_bin * (middles - mean) ** 2).sum() / rows)) if rows else 0.0,
+            "min": float(middles[occupied[0]]) if rows else 0.0,
+            "max": float(middles[occupied[-1]]) if rows else 0.0,
+            "integral": False,
+            "quantiles": quantiles,
+        }
+
     def result(self) -> dict[str, Any]:
         """Accuracy, AUC, precision, recall, F1 and the confusion matrix at the cutoff."""
         tp, tn = self.confusion["true_positive"], self.confusion["true_negative"]

@@ -14,6 +14,8 @@ BASELINE_STATISTICS = "baseline/statistics.json"
 BASELINE_CONSTRAINTS = "baseline/constraints.json"
 #: in a run's folder: its decision (the cost-chosen cutoff), which the model behind an endpoint reads
 DECISION = "decision.json"
+#: in a run's folder: the test split's figures and score distribution, what a monitor compares a window with
+EVALUATION = "evaluation.json"
 #: a run's artifacts (``artifacts/<run-id>/``): what each notebook hands to the next, the parameters the
 #: run started with (what ``--resume`` uses), its summary (parameters, packages, data, timings, status),
 #: and the deploy stage's parameters (only for a model that passed the gate)

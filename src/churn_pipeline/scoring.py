@@ -7,9 +7,14 @@ with the file. Spark's parts, written in input order, are joined into one CSV:
 
 ``<identifier>,score,decision[,reason_1,contribution_1,...]``
 
+beside a description of the scoring (``<out stem>.json``: model, cutoff, control
+group, counts) and the scored input itself (``<out stem>.input<suffix>``, a hard
+link where the file system allows): a score file is a window the monitor reads.
+
 The identifier is ``Phone`` for raw customer records and ``row`` (the line in
 the file) for pre-encoded rows; ``score`` is the churn probability (six
-decimals), ``decision`` is 1 when the score is above the model's cutoff, and
+decimals), ``decision`` is 1 when the score is above the model's cutoff (an offer),
+0 below it, and ``holdout`` for the control group (``decisions.Holdout``), and
 ``--explain K`` adds the K largest reasons (``explain.top_columns``): a raw
 column and its signed contribution in log-odds, positive towards churn.
 
@@ -22,6 +27,7 @@ On AWS the same columns come from a SageMaker Batch Transform
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -48,14 +54,17 @@ class ScoredFile:
     path: Path
     rows: int
     offers: int
+    holdouts: int
     cutoff: float
     columns: list[str]
+    #: the description beside the scores (``decisions.window_files``)
+    description: Path
 
 
 def _output_schema(identifier: str, explain_count: int) -> str:
     """Numbers are formatted by the batch (fixed decimals; Spark would write 1.0E-4)."""
     return ", ".join(
-        f"{name} {'long' if name == formats.ROW_NUMBER else 'int' if name == 'decision' else 'string'}"
+        f"{name} {'long' if name == formats.ROW_NUMBER else 'string'}"
         for name in decisions.output_columns(identifier, explain_count)
     )
 
@@ -73,7 +82,12 @@ def _booster(model_path: str):
 
 
 def batch_scorer(
-    model_path: str, manifest: dict[str, Any], cutoff: float, identifier: str, explain_count: int
+    model_path: str,
+    manifest: dict[str, Any],
+    cutoff: float,
+    identifier: str,
+    explain_count: int,
+    holdout: decisions.Holdout,
 ) -> Callable[[Iterator[Any]], Iterator[Any]]:
     """The function ``mapInPandas`` runs: (identifier, features...) batches -> output rows."""
 
@@ -84,12 +98,10 @@ def batch_scorer(
         booster = _booster(model_path)
         for batch in batches:
             matrix = batch.iloc[:, 1:].to_numpy(dtype=np.float32)
-            yield pd.DataFrame(
-                {
-                    identifier: batch.iloc[:, 0].to_numpy(),
-                    **decisions.decided(booster, matrix, manifest, cutoff, explain_count),
-                }
-            )
+            identifiers = batch.iloc[:, 0].to_numpy()
+            columns = decisions.decided(booster, matrix, manifest, cutoff, explain_count)
+            columns["decision"] = holdout.decisions(columns["decision"], identifiers)
+            yield pd.DataFrame({identifier: identifiers, **columns})
 
     return score
 
@@ -115,11 +127,11 @@ def encode_for_transform(
     return {"identifier": identifier, "features": len(frame.columns) - 1}
 
 
-def join_parts(folder: Path, header: str, target: Path, explain_count: int) -> tuple[int, int]:
-    """Spark's CSV parts, in order, into one file with ``header``; (rows, decisions to offer). The
+def join_parts(folder: Path, header: str, target: Path, explain_count: int) -> dict[str, int]:
+    """Spark's CSV parts, in order, into one file with ``header``; how many rows got each decision. The
     decision is read from the right: an identifier may hold a (quoted) comma, reasons and numbers
     do not."""
-    rows = offers = 0
+    tally = {decisions.OFFER: 0, decisions.NO_OFFER: 0, decisions.HOLDOUT: 0}
     from_right = 2 * explain_count + 1
     with atomic_file(target) as out:
         out.write(header.encode() + b"\n")
@@ -127,9 +139,19 @@ def join_parts(folder: Path, header: str, target: Path, explain_count: int) -> t
             with open(part, "rb") as lines:
                 for line in lines:
                     out.write(line)
-                    rows += 1
-                    offers += line.rsplit(b",", from_right)[1].strip() == b"1"
-    return rows, offers
+                    tally[line.rsplit(b",", from_right)[1].strip().decode()] += 1
+    return tally
+
+
+def capture_input(data_location: str, target: Path) -> None:
+    """The scored customers kept beside their scores: a hard link (no copy) where the file system
+    allows, a copy where it does not."""
+    target.unlink(missing_ok=True)
+    try:
+        os.link(data_location, target)
+    except OSError:
+        with atomic_file(target) as out, open(data_location, "rb") as source:
+            shutil.copyfileobj(source, out, 1 << 20)
 
 
 def score_file(
@@ -141,33 +163,64 @@ def score_file(
     out: str | os.PathLike,
     explain_count: int = 0,
     overwrite: bool = False,
+    holdout: decisions.Holdout | None = None,
+    model: dict[str, Any] | None = None,
 ) -> ScoredFile:
-    """Score every row of ``data_location`` into the CSV ``out`` (see the module's docstring)."""
+    """Score every row of ``data_location`` into the CSV ``out``, with its description and captured input
+    (see the module's docstring); ``model`` (which model, where its cutoff comes from) goes into the
+    description."""
     if "://" in str(out):
         raise PipelineError(
             f"--out {out}: scoring on this machine writes a local file; score into s3:// with "
             "--batch-transform (or the aws backend)"
         )
     out = Path(out)
-    if out.exists() and not overwrite:
+    holdout = holdout or decisions.Holdout(0.0, "")
+    description, captured = decisions.window_files(out)
+    if out.suffix == ".json":
+        raise PipelineError(f"--out {out}: the scores are a CSV; {out.name} would be taken by their description")
+    existing = [path for path in (out, description, captured) if path.exists()]
+    if existing and not overwrite:
         raise PipelineError(
-            f"{out} exists; scores are not written over an earlier file (choose another --out, or pass --overwrite)"
+            f"{existing[0]} exists; scores are not written over an earlier file (choose another --out, or "
+            "pass --overwrite)"
         )
     decisions.check_explain_count(explain_count, manifest)
     identifier, frame = encoded_customers(spark, data_location, manifest)
     scored = frame.mapInPandas(
-        batch_scorer(str(model_path), manifest, cutoff, identifier, explain_count),
+        batch_scorer(str(model_path), manifest, cutoff, identifier, explain_count, holdout),
         _output_schema(identifier, explain_count),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    columns = decisions.output_columns(identifier, explain_count)
     try:
         scored.write.mode("overwrite").options(**CSV_WRITE).csv(str(staging / "parts"), header=False)
-        columns = decisions.output_columns(identifier, explain_count)
-        rows, offers = join_parts(staging / "parts", ",".join(columns), out, explain_count)
+        tally = join_parts(staging / "parts", ",".join(columns), out, explain_count)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return ScoredFile(out, rows, offers, cutoff, columns)
+    capture_input(data_location, captured)
+    document = {
+        **(model or {}),
+        "cutoff": cutoff,
+        "scores": out.name,
+        "input": captured.name,
+        "input_source": os.path.abspath(data_location),
+        "identifier": identifier,
+        "columns": columns,
+        "rows": sum(tally.values()),
+        "decisions": {
+            "offer": tally[decisions.OFFER],
+            "no_offer": tally[decisions.NO_OFFER],
+            "holdout": tally[decisions.HOLDOUT],
+        },
+        "holdout": {"fraction": holdout.fraction, "date": holdout.date},
+    }
+    with atomic_file(description) as written:
+        written.write(json.dumps(document, indent=2).encode() + b"\n")
+    return ScoredFile(
+        out, document["rows"], tally[decisions.OFFER], tally[decisions.HOLDOUT], cutoff, columns, description
+    )
 
 
 # --- Batch Transform (aws): what the container runs, and how SageMaker joins its answers ------------

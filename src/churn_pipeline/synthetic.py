@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import csv
 import os
 from dataclasses import dataclass
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import decisions
 from .data import LABEL, RAW_COLUMNS
 from .errors import DataValidationError, PipelineError
 from .storage import atomic_file
@@ -93,6 +95,31 @@ def _block_generator(seed: int, block: int) -> np.random.Generator:
     return np.random.default_rng(seed if block == 0 else [seed, block])
 
 
+def churn_probability(day_mins, eve_mins, intl_plan, intl_mins, intl_calls, custserv, vmail_plan) -> np.ndarray:
+    """The simulator's own churn probability of each customer: the truth a model is measured against."""
+    total_mins = day_mins + eve_mins
+    risk = np.full(len(day_mins), -4.5)
+    risk += np.where(day_mins > 264, 6.0, 0.0)
+    risk += np.where((day_mins > 225) & (total_mins > 470), 5.0, 0.0)
+    risk += np.where(intl_plan & ((intl_mins > 13) | (intl_calls < 3)), 7.0, 0.0)
+    risk += np.where(custserv >= 4, np.where(day_mins < 160, 6.5, 1.0), 0.0)
+    risk += np.where(vmail_plan, -1.5, 0.0)
+    return 1.0 / (1.0 + np.exp(-risk))
+
+
+def record_probability(frame) -> np.ndarray:
+    """``churn_probability`` of raw records (a pandas frame with the raw format's columns)."""
+    return churn_probability(
+        frame["Day Mins"].to_numpy(dtype=float),
+        frame["Eve Mins"].to_numpy(dtype=float),
+        frame["Int'l Plan"].astype(str).str.strip().to_numpy() == "yes",
+        frame["Intl Mins"].to_numpy(dtype=float),
+        frame["Intl Calls"].to_numpy(dtype=float),
+        frame["CustServ Calls"].to_numpy(dtype=float),
+        frame["VMail Plan"].astype(str).str.strip().to_numpy() == "yes",
+    )
+
+
 def generate_synthetic(
     rows: int, seed: int | np.random.Generator, shifts: tuple[str, ...] = ()
 ) -> dict[str, np.ndarray]:
@@ -115,14 +142,9 @@ def generate_synthetic(
     intl_mins = np.clip(rng.normal(10.2, 2.8, n), 0, 20).round(1)
     custserv = np.minimum(rng.poisson(1.56, n), 9)
     intl_calls = np.minimum(rng.poisson(4.48, n), 20)
-    total_mins = day_mins + eve_mins
-    risk = np.full(n, -4.5)
-    risk += np.where(day_mins > 264, 6.0, 0.0)
-    risk += np.where((day_mins > 225) & (total_mins > 470), 5.0, 0.0)
-    risk += np.where(intl_plan & ((intl_mins > 13) | (intl_calls < 3)), 7.0, 0.0)
-    risk += np.where(custserv >= 4, np.where(day_mins < 160, 6.5, 1.0), 0.0)
-    risk += np.where(vmail_plan, -1.5, 0.0)
-    churn = rng.random(n) < 1.0 / (1.0 + np.exp(-risk))
+    churn = rng.random(n) < churn_probability(
+        day_mins, eve_mins, intl_plan, intl_mins, intl_calls, custserv, vmail_plan
+    )
     vmail_msgs = np.where(vmail_plan, np.clip(rng.normal(29.3, 7.6, n), 4, 51), 0).round().astype(int)
     states = rng.choice(STATES, n)
     columns = {
@@ -186,3 +208,60 @@ def generate_file(path: str | os.PathLike, rows: int, seed: int, shifts: tuple[s
 def write_synthetic(path: str | os.PathLike, rows: int, seed: int) -> Path:
     """``generate_file``, returning the path."""
     return generate_file(path, rows, seed).path
+
+
+@dataclass(frozen=True)
+class SimulatedOutcomes:
+    path: Path
+    rows: int
+    churned: int
+    #: customers above the cutoff (offered or held out) whose identifier no other row of the window shares
+    eligible: int
+    #: the offers' true effect on the eligible customers' churn rate: the mean of p x effect over them
+    true_effect: float
+
+
+def simulate_outcomes(scores: str | os.PathLike, out: str | os.PathLike, effect: float, seed: int) -> SimulatedOutcomes:
+    """Outcomes (identifier, ``churned`` yes/no) of a scored window of synthetic customers: each churns with
+    the simulator's probability p, an offered one with p x (1 - ``effect``). Read and written chunk by
+    chunk, atomically."""
+    import pandas as pd
+
+    if not 0.0 <= effect <= 1.0:
+        raise PipelineError(f"--offer-effect must be between 0 and 1; got {effect}")
+    window = decisions.read_window(scores)
+    identifier = window["identifier"]
+    if identifier != "Phone":
+        raise PipelineError(f"{scores}: outcomes are simulated for raw customer records, not {identifier} rows")
+    rows = churned = 0
+    eligible_ids, eligible_effects = [], []
+    read = {"chunksize": SYNTHETIC_BLOCK_ROWS, "dtype": {identifier: str, "decision": str}, "skipinitialspace": True}
+    with atomic_file(out, "w", newline="") as written:
+        written.write(f"{identifier},churned\n")
+        inputs = pd.read_csv(window["input_path"], **read)
+        scored = pd.read_csv(window["scores_path"], usecols=[identifier, "decision"], **read)
+        for block, (customers, answers) in enumerate(zip(inputs, scored)):
+            p = record_probability(customers)
+            offered = answers["decision"].to_numpy() == decisions.OFFER
+            churn = _block_generator(seed, block).random(len(p)) < np.where(offered, p * (1 - effect), p)
+            eligible = offered | (answers["decision"].to_numpy() == decisions.HOLDOUT)
+            eligible_ids.append(answers[identifier].to_numpy()[eligible])
+            eligible_effects.append(p[eligible] * effect)
+            pd.DataFrame({identifier: answers[identifier], "churned": np.where(churn, "yes", "no")}).to_csv(
+                written, header=False, index=False
+            )
+            rows, churned = rows + len(p), churned + int(churn.sum())
+    ids, effects = np.concatenate(eligible_ids), np.concatenate(eligible_effects)
+    unique = ~np.isin(ids, _shared_ids(window, identifier, ids))
+    return SimulatedOutcomes(Path(out), rows, churned, int(unique.sum()), float(effects[unique].mean()))
+
+
+def _shared_ids(window: dict, identifier: str, eligible_ids: np.ndarray) -> np.ndarray:
+    """The eligible identifiers that some row of the window, eligible or not, also has."""
+    import pandas as pd
+
+    wanted = set(eligible_ids.tolist())
+    seen = collections.Counter()
+    for chunk in pd.read_csv(window["scores_path"], usecols=[identifier], dtype=str, chunksize=SYNTHETIC_BLOCK_ROWS):
+        seen.update(value for value in chunk[identifier] if value in wanted)
+    return np.array([value for value, count in seen.items() if count > 1], dtype=object)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .. import evaluation, explain, training
+from .. import decisions, evaluation, explain, monitoring, names, training
 from ..errors import PipelineError, RecordNotFound
 from ..names import FEATURE_MANIFEST
 from ..registry import check_decision
@@ -75,6 +75,10 @@ def evaluate_model(run: Run, record) -> dict[str, Any]:
         "feature_importance": [{"feature": f, "gain": g} for f, g in importance[:20]],
     }
     run.write_artifact("metrics.json", metrics)
+    score_feature = monitoring.numeric_feature(decisions.SCORE, tally.score_figures(monitoring.SKETCH_QUANTILES))
+    test_rows = int(tally.counts.sum())
+    evaluated = {"test": metrics["test"], "scores": monitoring.statistics_document(test_rows, [score_feature])}
+    run.backend.store.put(f"{run.prefix}/{names.EVALUATION}", json.dumps(evaluated, indent=2).encode())
     rows = max(1, int(tally.counts.sum()))
     return {
         **metrics,
