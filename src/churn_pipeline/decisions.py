@@ -18,6 +18,7 @@ SCORE_DECIMALS = 6
 SCORE = "score"
 #: the decisions a score file holds: an offer, none, or scored and eligible but held out of the offers
 OFFER, NO_OFFER, HOLDOUT = "1", "0", "holdout"
+DECISIONS = (OFFER, NO_OFFER, HOLDOUT)
 
 
 @dataclass(frozen=True)

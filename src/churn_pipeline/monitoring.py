@@ -226,36 +226,126 @@ def categorical_drift(feature: dict[str, Any], counts: dict[str, int]) -> dict[s
 
 
 def feature_drift(statistics: dict[str, Any], window: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per column of the baseline: its drift measure and whether it drifted. ``window`` maps a numeric
-    column to its ``decile_counts`` and a categorical one to its value counts."""
+    """Per column of the baseline: its drift measure and whether it drifted. ``window`` is a window's
+    counts (``window_counts``): decile counts per numeric column, value counts per categorical one."""
     features = {feature["name"]: feature for feature in statistics["features"]}
-    missing = [name for name in features if name not in window]
+    columns = window["columns"]
+    missing = [name for name in features if name not in columns]
     if missing:
         raise PipelineError(f"the window has no counts for {', '.join(missing)}")
     p_value = DRIFT_P_VALUE / max(1, sum(1 for f in features.values() if f["inferred_type"] == "String"))
     report = {}
     for name, feature in features.items():
         if feature["inferred_type"] in NUMERIC_TYPES:
-            psi = population_stability(expected_shares(feature), window[name])
+            psi = population_stability(expected_shares(feature), columns[name]["deciles"])
             report[name] = {"method": "psi", "value": psi, "threshold": PSI_THRESHOLD, "drifted": psi > PSI_THRESHOLD}
         else:
-            test = categorical_drift(feature, window[name])
+            test = categorical_drift(feature, columns[name]["values"])
             report[name] = {"method": "chi-squared", **test, "threshold": p_value, "drifted": test["p_value"] < p_value}
     return report
 
 
 def window_counts(statistics: dict[str, Any], columns: dict[str, Any]) -> dict[str, Any]:
-    """A window's counts as ``feature_drift`` takes them, from its columns in memory (a Spark job gives
-    the same counts for a window too large for that): decile counts per numeric column, value counts
-    per categorical one."""
+    """A window's counts, from its columns in memory (the monitor's Spark job gives the same counts for a
+    window of any size): rows, and per column its present and missing values and, for a numeric one, the
+    values that are not numbers of its type, the negative ones and its decile counts; for a categorical
+    one, its value counts."""
+    import numpy as np
+
     counts: dict[str, Any] = {}
+    items = len(next(iter(columns.values())))
     for feature in statistics["features"]:
-        values = columns[feature["name"]]
+        text = [str(v).strip() for v in columns[feature["name"]]]
+        present = [v for v in text if v]
+        entry: dict[str, Any] = {"present": len(present), "missing": items - len(present)}
         if feature["inferred_type"] in NUMERIC_TYPES:
-            counts[feature["name"]] = decile_counts(values, deciles(feature))
+            numbers = np.array([_number(v) for v in present], dtype=float)
+            valid = numbers[~np.isnan(numbers)]
+            wrong_type = int(np.isnan(numbers).sum())
+            if feature["inferred_type"] == "Integral":
+                wrong_type += int((valid != np.round(valid)).sum())
+            entry.update(mismatched=wrong_type, negative=int((valid < 0).sum()))
+            entry["deciles"] = decile_counts(valid, deciles(feature))
         else:
-            counts[feature["name"]] = dict(collections.Counter(v for v in (str(v).strip() for v in values) if v))
-    return counts
+            entry["values"] = dict(collections.Counter(present))
+        counts[feature["name"]] = entry
+    return {"items": items, "columns": counts}
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def constraint_violations(constraints: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:
+    """Model Monitor's ``constraint_violations.json`` of a window's counts against ``constraints.json``
+    (its thresholds from the document's ``monitoring_config``). A negative value where the baseline had
+    none is reported as a ``data_type_check``: the documented check types have none of its own."""
+    config = constraints.get("monitoring_config", MONITORING_CONFIG)
+    violations = []
+
+    def violation(name: str, check: str, description: str) -> None:
+        violations.append({"feature_name": name, "constraint_check_type": check, "description": description})
+
+    items = window["items"]
+    for constraint in constraints["features"]:
+        name = constraint["name"]
+        counts = window["columns"].get(name)
+        if counts is None:
+            violation(name, "missing_column_check", f"the window has no column {name!r}; the baseline has")
+            continue
+        completeness = counts["present"] / items if items else 0.0
+        if completeness < constraint.get("completeness", 0.0):
+            violation(
+                name,
+                "completeness_check",
+                f"completeness {completeness:.4f} is below the baseline's {constraint['completeness']:.4f}",
+            )
+        if constraint["inferred_type"] in NUMERIC_TYPES:
+            share = counts["mismatched"] / counts["present"] if counts["present"] else 0.0
+            if share > config["datatype_check_threshold"]:
+                violation(
+                    name,
+                    "data_type_check",
+                    f"{share:.1%} of the values are not {constraint['inferred_type']} (threshold "
+                    f"{config['datatype_check_threshold']:.0%})",
+                )
+            if constraint.get("num_constraints", {}).get("is_non_negative") and counts["negative"]:
+                violation(name, "data_type_check", f"{counts['negative']:,} negative values; the baseline has none")
+        elif "string_constraints" in constraint:
+            domain = set(constraint["string_constraints"]["domains"])
+            unknown = sum(n for value, n in counts["values"].items() if value not in domain)
+            share = unknown / counts["present"] if counts["present"] else 0.0
+            if share > config["domain_content_threshold"]:
+                violation(
+                    name,
+                    "categorical_values_check",
+                    f"{share:.1%} of the values are outside the baseline's domain (threshold "
+                    f"{config['domain_content_threshold']:.0%})",
+                )
+    known = {constraint["name"] for constraint in constraints["features"]}
+    for name in window["columns"]:
+        if name not in known:
+            violation(name, "extra_column_check", f"the window has a column {name!r} the baseline has not")
+    return {"violations": violations}
+
+
+def drift_violations(report: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    """The drifted columns as ``baseline_drift_check`` violations, each naming the method and its figure."""
+    violations = []
+    for name, found in report.items():
+        if found["drifted"]:
+            figure = (
+                f"population stability index {found['value']:.3f} > {found['threshold']:g}"
+                if found["method"] == "psi"
+                else f"chi-squared p-value {found['p_value']:.2g} < {found['threshold']:.2g}"
+            )
+            violations.append(
+                {"feature_name": name, "constraint_check_type": "baseline_drift_check", "description": figure}
+            )
+    return violations
 
 
 def statistics_of(columns: dict[str, Any], numeric: list[str], categorical: list[str]) -> dict[str, Any]:

@@ -40,8 +40,6 @@ def training_rows(source: Source, seed: int, cuts, train_segments: list[int]):
 
 def baseline(rows, numeric: list[str], categorical: list[str]) -> dict[str, Any]:
     """statistics.json of ``rows`` (numeric and categorical columns by name)."""
-    from pyspark.sql import functions as F
-
     figures = rows.agg(*_numeric_aggregates(numeric)).first()
     items = int(figures["items"])
     features = []
@@ -63,20 +61,26 @@ def baseline(rows, numeric: list[str], categorical: list[str]) -> dict[str, Any]
                 },
             )
         )
-    counts: dict[int, dict[str, int]] = {j: {} for j in range(len(categorical))}
-    if categorical:
-        pairs = F.explode(
-            F.array(
-                *[
-                    F.struct(F.lit(j).alias("column"), F.trim(F.col(n)).alias("value"))
-                    for j, n in enumerate(categorical)
-                ]
-            )
-        )
-        found = rows.select(pairs.alias("pair")).select("pair.column", "pair.value").where(F.col("value") != "")
-        for row in found.groupBy("column", "value").count().collect():
-            counts[row["column"]][row["value"]] = int(row["count"])
-    for j, name in enumerate(categorical):
-        present = sum(counts[j].values())
-        features.append(monitoring.string_feature(name, present, items - present, counts[j]))
+    counts = categorical_counts(rows, categorical)
+    for name in categorical:
+        present = sum(counts[name].values())
+        features.append(monitoring.string_feature(name, present, items - present, counts[name]))
     return monitoring.statistics_document(items, features)
+
+
+def categorical_counts(rows, categorical: list[str]) -> dict[str, dict[str, int]]:
+    """How often each present (non-blank) value of each categorical column occurs, in one pass."""
+    from pyspark.sql import functions as F
+
+    counts: dict[str, dict[str, int]] = {name: {} for name in categorical}
+    if not categorical:
+        return counts
+    pairs = F.explode(
+        F.array(
+            *[F.struct(F.lit(j).alias("column"), F.trim(F.col(n)).alias("value")) for j, n in enumerate(categorical)]
+        )
+    )
+    found = rows.select(pairs.alias("pair")).select("pair.column", "pair.value").where(F.col("value") != "")
+    for row in found.groupBy("column", "value").count().collect():
+        counts[categorical[row["column"]]][row["value"]] = int(row["count"])
+    return counts

@@ -9,34 +9,19 @@ from ..s3 import s3_storage
 from ..storage import Storage
 
 
-class Source:
-    """An input's lines as every pass reads them: header and blank lines left out, fields split.
-    ``labelled=False``: customers to score (a raw file's label is then optional and not read)."""
+class Lines:
+    """A text file's lines on Spark, each with an id that gives back its 1-based line number."""
 
-    def __init__(self, spark, location: str, storage: Storage | None = None, labelled: bool = True):
+    def __init__(self, spark, location: str, storage: Storage | None = None):
         from pyspark.sql import functions as F
 
         lines = (storage or s3_storage()).lines(location)
-        first = next(lines, None)
+        self.first = next(lines, None)
         lines.close()
-        if first is None or not first.strip():
+        if self.first is None or not self.first.strip():
             raise DataValidationError(location, "the file is empty")
         self.location = location
-        self.format = formats.detect(first, location, labelled)
         self.text = spark.read.text(location).withColumn("_id", F.monotonically_increasing_id())
-        if self.format.has_header:  # the header is line 1: id 0 of partition 0
-            rows = self.text.where((F.col("value") != "") & (F.col("_id") != 0))
-        else:  # as the Python checks skip blank lines
-            rows = self.text.where(F.trim("value") != "")
-        fields, wrong_width = self.format.spark_fields()
-        self.rows = rows.select("_id", "value", fields.alias("_fields"), wrong_width.alias("_wrong_width"))
-
-    @staticmethod
-    def order(seed: int):
-        """A row's place in its class for the split: a seeded hash of its line."""
-        from pyspark.sql import functions as F
-
-        return F.xxhash64(F.col("value"), F.lit(seed))
 
     def line_numbers(self, row_ids: list[int]) -> list[int]:
         """1-based lines of rows by their ids ((partition << 33) + place in the partition)."""
@@ -56,3 +41,27 @@ class Source:
 
         start = F.create_map(*[F.lit(v) for p, n in sorted(offsets.items()) for v in (p, n)])
         return F.element_at(start, F.shiftright("_id", 33).cast("int")) + F.col("_id").bitwiseAND((1 << 33) - 1) + 1
+
+
+class Source(Lines):
+    """An input's lines as every pass reads them: header and blank lines left out, fields split.
+    ``labelled=False``: customers to score (a raw file's label is then optional and not read)."""
+
+    def __init__(self, spark, location: str, storage: Storage | None = None, labelled: bool = True):
+        from pyspark.sql import functions as F
+
+        super().__init__(spark, location, storage)
+        self.format = formats.detect(self.first, location, labelled)
+        if self.format.has_header:  # the header is line 1: id 0 of partition 0
+            rows = self.text.where((F.col("value") != "") & (F.col("_id") != 0))
+        else:  # as the Python checks skip blank lines
+            rows = self.text.where(F.trim("value") != "")
+        fields, wrong_width = self.format.spark_fields()
+        self.rows = rows.select("_id", "value", fields.alias("_fields"), wrong_width.alias("_wrong_width"))
+
+    @staticmethod
+    def order(seed: int):
+        """A row's place in its class for the split: a seeded hash of its line."""
+        from pyspark.sql import functions as F
+
+        return F.xxhash64(F.col("value"), F.lit(seed))

@@ -1,0 +1,162 @@
+"""``churn-pipeline monitor``: a registered model's scored windows against its baseline, and, with
+outcomes, its untreated customers, its offers and its costs; a verdict.
+
+Notebook 04 calls ``monitor_windows`` and draws what it returns; the counts come
+from Spark (``etl.window``), so a window of any size costs the monitor a few
+thousand numbers. Written beside the executed notebook: ``monitoring.json``
+(everything, with the verdict) and ``constraint_violations.json`` (Model
+Monitor's format).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import decisions, monitoring, names, quality
+from ..backends import open_backend
+from ..errors import PipelineError
+from ..etl import window as window_counts
+from ..storage import write_atomic
+from .run import Run
+
+#: what the monitor writes beside its executed notebook
+MONITORING = "monitoring.json"
+VIOLATIONS = "constraint_violations.json"
+
+
+def _sum_counts(counted: list[dict[str, Any]]) -> dict[str, Any]:
+    """The counts of several windows as one window's."""
+    total: dict[str, Any] = {"items": sum(c["items"] for c in counted), "columns": {}}
+    for name, first in counted[0]["columns"].items():
+        entry = {
+            key: sum(c["columns"][name][key] for c in counted) for key in first if key not in ("deciles", "values")
+        }
+        if "deciles" in first:
+            entry["deciles"] = [sum(c["columns"][name]["deciles"][k] for c in counted) for k in range(10)]
+        if "values" in first:
+            values: dict[str, int] = {}
+            for c in counted:
+                for value, n in c["columns"][name]["values"].items():
+                    values[value] = values.get(value, 0) + n
+            entry["values"] = values
+        total["columns"][name] = entry
+    return total
+
+
+def model_documents(params: dict[str, Any], model: str) -> dict[str, Any]:
+    """The registry record of ``model`` (a run id) and the documents a monitor compares with: the training
+    split's statistics and constraints, and the test split's figures and score distribution."""
+    run = Run(params, model, open_backend(params), Path("."))
+    record = run.registry().get(model)
+    baseline = record.extra.get("baseline")
+    if not baseline:
+        raise PipelineError(f"run {model!r} has no baseline in its registry record: it was trained before baselines")
+    store = run.backend.store
+    documents: dict[str, Any] = {"record": record}
+    for key in ("statistics", "constraints"):
+        text = store.read_text(baseline[key])
+        if text is None:
+            raise PipelineError(f"run {model!r}: its baseline {baseline[key]} is missing")
+        documents[key] = json.loads(text)
+    monitoring.check_statistics(documents["statistics"], baseline["statistics"])
+    evaluated = store.read_text(f"{run.run_prefix(model)}/{names.EVALUATION}")
+    documents["evaluation"] = json.loads(evaluated) if evaluated else None
+    return documents
+
+
+def monitor_windows(
+    spark,
+    params: dict[str, Any],
+    windows: list[str],
+    outcomes: str = "",
+    model: str = "",
+    thresholds: dict[str, Any] | None = None,
+    out: Path | None = None,
+) -> dict[str, Any]:
+    """Monitor ``windows`` (score files) with the model that scored them (or ``model``); with ``outcomes``
+    (one window's), judge the untreated customers, the offers and the costs. Writes ``MONITORING`` and
+    ``VIOLATIONS`` into ``out`` (nothing is written when an input is refused); the report."""
+    thresholds = quality.check_thresholds(thresholds or {})
+    if not windows:
+        raise PipelineError("no window to monitor: name one or more score files")
+    described = [decisions.read_window(w) for w in windows]
+    model = model or described[0].get("model", "")
+    others = sorted({d.get("model") for d in described} - {model})
+    if not model or others:
+        raise PipelineError(f"the windows were scored by different models or none ({others}); name the model")
+    if outcomes and len(described) > 1:
+        raise PipelineError("outcomes belong to one scored window; monitor that window alone with them")
+    documents = model_documents(params, model)
+    statistics, evaluation = documents["statistics"], documents["evaluation"]
+    score_statistics = evaluation["scores"] if evaluation else None
+    counted = _sum_counts([window_counts.input_counts(spark, d["input_path"], statistics) for d in described])
+    scored = [window_counts.score_counts(spark, d, score_statistics) for d in described]
+    drift = monitoring.feature_drift(statistics, counted)
+    report: dict[str, Any] = {
+        "model": model,
+        "windows": [{k: d[k] for k in ("scores", "rows", "cutoff", "holdout", "decisions")} for d in described],
+        "items": counted["items"],
+        "drift": drift,
+        "drifted_share": sum(found["drifted"] for found in drift.values()) / len(drift),
+        "thresholds": thresholds,
+    }
+    report["score_drift"] = _score_drift(score_statistics, scored)
+    violations = monitoring.constraint_violations(documents["constraints"], counted)
+    violations["violations"] += monitoring.drift_violations(drift)
+    report["violations"] = len(violations["violations"])
+    report["test"] = quality.registered_figures(evaluation["test"]) if evaluation else None
+    if outcomes:
+        report.update(_outcomes(spark, described[0], outcomes, documents["record"]))
+    if report["test"] is None and outcomes:
+        raise PipelineError(f"run {model!r} has no test figures ({names.EVALUATION}): evaluate it in notebook 03")
+    report["verdict"], report["reasons"] = quality.verdict(
+        report["drifted_share"],
+        bool(report["score_drift"] and report["score_drift"]["drifted"]),
+        report.get("quality"),
+        report["test"],
+        thresholds,
+    )
+    if out is not None:
+        write_atomic(Path(out) / VIOLATIONS, json.dumps(violations, indent=2))
+        write_atomic(Path(out) / MONITORING, json.dumps(report, indent=2, default=float))
+    return {**report, "counts": counted, "score_counts": scored, "statistics": statistics}
+
+
+def _score_drift(score_statistics: dict[str, Any] | None, scored: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The window's scores against the test split's, by the numeric columns' method; None for a model
+    evaluated before the score distribution was kept."""
+    if score_statistics is None:
+        return None
+    feature = score_statistics["features"][0]
+    counts = [sum(s["deciles"][k] for s in scored) for k in range(10)]
+    psi = monitoring.population_stability(monitoring.expected_shares(feature), counts)
+    return {
+        "method": "psi",
+        "value": psi,
+        "threshold": monitoring.PSI_THRESHOLD,
+        "drifted": psi > monitoring.PSI_THRESHOLD,
+        "deciles": counts,
+    }
+
+
+def _outcomes(spark, described: dict[str, Any], outcomes: str, record) -> dict[str, Any]:
+    """Model quality on the untreated customers, the offers' effect and the realised cost."""
+    counted = window_counts.outcome_counts(spark, described, outcomes)
+    counts = counted["counts"]
+    if not any(group.sum() for group in counts.values()):
+        raise PipelineError(f"{outcomes}: no outcome of a customer this window scored")
+    result: dict[str, Any] = {
+        "outcomes": {
+            "file": Path(outcomes).name,
+            "customers": int(sum(group.sum() for group in counts.values())),
+            "without_outcome": counted["without_outcome"],
+            "shared_identifier": counted["shared_identifier"],
+        },
+        "quality": quality.untreated_quality(counts, described["holdout"]["fraction"], described["cutoff"]),
+        "offers": quality.offer_effect(counts),
+    }
+    if record.decision is not None:
+        result["cost"] = quality.realised_cost(counts, record.decision)
+    return result
