@@ -216,3 +216,115 @@ def plot_state_machine(definition: dict[str, Any], history: dict[str, Any] | Non
     ax.axis("off")
     ax.set_title("State machine")
     return ax
+
+
+# --- notebook 04: a monitor's report ----------------------------------------------------------------
+def verdict_lines(report: dict[str, Any]) -> str:
+    """The verdict and its reasons, as the monitor prints them."""
+    return "\n".join([f"verdict: {report['verdict']}", *(f"  - {reason}" for reason in report["reasons"])])
+
+
+def drift_table(report: dict[str, Any]) -> pd.DataFrame:
+    """One row per baseline column (and the score): method, figure, threshold, drifted; drifted first."""
+    rows = []
+    entries = dict(report["drift"])
+    if report.get("score_drift"):
+        entries["(score)"] = report["score_drift"]
+    for name, found in entries.items():
+        psi = found["method"] == "psi"
+        rows.append(
+            {
+                "column": name,
+                "method": "PSI" if psi else "chi-squared",
+                "value": round(found["value"] if psi else found["statistic"], 4),
+                "p-value": "" if psi else f"{found['p_value']:.2g}",
+                "threshold": f"{found['threshold']:.2g}",
+                "drifted": "yes" if found["drifted"] else "no",
+                "unseen values": ", ".join(found.get("unseen_values", [])),
+            }
+        )
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(["drifted", "column"], ascending=[False, True]).set_index("column")
+
+
+def plot_drift(report: dict[str, Any], ax=None):
+    """Population stability index per numeric column, with the threshold."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    numeric = {name: found["value"] for name, found in report["drift"].items() if found["method"] == "psi"}
+    names = sorted(numeric, key=numeric.get)
+    threshold = next(found["threshold"] for found in report["drift"].values() if found["method"] == "psi")
+    ax.barh(names, [numeric[n] for n in names], color=["C3" if numeric[n] > threshold else "C0" for n in names])
+    ax.axvline(threshold, color="k", linestyle="--", linewidth=1)
+    ax.set_xlabel("population stability index (window vs training split)")
+    ax.set_title("Drift of the numeric columns")
+    return ax
+
+
+def plot_score_distribution(report: dict[str, Any], ax=None):
+    """The window's share of scores in each decile of the test split's scores (10 % each if unchanged)."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    counts = report["score_drift"]["deciles"]
+    total = sum(counts) or 1
+    ax.bar(range(1, 11), [c / total for c in counts], color="C0", label="window")
+    ax.axhline(0.1, color="k", linestyle="--", linewidth=1, label="test split (10 % each)")
+    ax.set_xticks(range(1, 11))
+    ax.set_xlabel("decile of the test split's scores")
+    ax.set_ylabel("share of the window")
+    ax.set_title(f"Scores: PSI {report['score_drift']['value']:.3f}")
+    ax.legend()
+    return ax
+
+
+def quality_table(report: dict[str, Any]) -> pd.DataFrame:
+    """AUC and accuracy at the cutoff on the untreated customers beside the test split's, with 95 % intervals."""
+
+    def cell(figures, name):
+        low, high = figures[f"{name}_interval"]
+        return f"{figures[name]:.3f} ({low:.3f}-{high:.3f})"
+
+    rows = [
+        {"metric": name, "untreated customers": cell(report["quality"], name), "test split": cell(report["test"], name)}
+        for name in ("auc", "accuracy")
+    ]
+    return pd.DataFrame(rows).set_index("metric")
+
+
+def plot_calibration(report: dict[str, Any], ax=None):
+    """Churn rate against mean score per score band, on the untreated customers."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.gca()
+    bands = report["quality"]["calibration"]
+    ax.plot([0, 1], [0, 1], color="k", linestyle="--", linewidth=1)
+    ax.plot([b["mean_score"] for b in bands], [b["churn_rate"] for b in bands], marker="o")
+    ax.set_xlabel("mean score")
+    ax.set_ylabel("churn rate")
+    ax.set_title("Calibration on the untreated customers")
+    return ax
+
+
+def offers_table(report: dict[str, Any]) -> pd.DataFrame:
+    """Churn rates of the offered customers and of the control group, and the offers' effect."""
+    offers = report["offers"]
+    rows = [
+        {"group": name, "customers": offers[name]["customers"], "churn rate": _rate(offers[name]["churn_rate"])}
+        for name in ("offered", "holdout")
+    ]
+    if offers["effect"] is not None:
+        low, high = offers["interval"]
+        rows.append(
+            {
+                "group": "effect (holdout - offered)",
+                "customers": "",
+                "churn rate": (f"{offers['effect']:.3f} (95 % interval {low:.3f} to {high:.3f})"),
+            }
+        )
+    return pd.DataFrame(rows).set_index("group")
+
+
+def _rate(value):
+    return "none" if value is None else f"{value:.3f}"

@@ -6,18 +6,38 @@ holds them; this facade keeps the notebooks short).
    -> ``raise_if_failed``
 03 ``resume_run`` -> ``registry_record`` -> ``evaluate_model`` -> ``record_decision``
    -> ``export.write_parameters``
+04 ``monitor_folder`` -> ``current_model`` -> ``monitor_spark`` -> [``demonstration_window``]
+   -> ``monitor_windows``
 """
 
 from __future__ import annotations
 
+from . import quality
+from .etl.session import spark_session
 from .pipeline.deploy import deploy_etl_job, deploy_functions, deploy_state_machine
 from .pipeline.etl_reuse import plan_etl
 from .pipeline.evaluation import evaluate_model, record_decision, registry_record
 from .pipeline.execution import build_state_machine, execute, raise_if_failed
+from .pipeline.monitor import current_model, demonstration_window, monitor_folder, monitor_windows
 from .pipeline.run import resume_run, start_run
 from .pipeline.staging import stage_data
 
+#: notebook 04's thresholds, by name
+MONITOR_THRESHOLDS = tuple(quality.THRESHOLDS)
+
+
+def monitor_spark(params):
+    """The Spark session the monitor counts on (locally; the windows are read where they are)."""
+    return spark_session(params["spark_master"])
+
+
 __all__ = [
+    "MONITOR_THRESHOLDS",
+    "current_model",
+    "demonstration_window",
+    "monitor_folder",
+    "monitor_spark",
+    "monitor_windows",
     "build_state_machine",
     "deploy_etl_job",
     "deploy_functions",

@@ -127,10 +127,10 @@ def outcome_counts(spark, window: dict[str, Any], outcomes: str) -> dict[str, An
     )
     _refuse(lines, rows.where(F.col("_wrong_width") | F.col("churned").isNull()), "not <identifier>,<yes|no>")
     scores = _scores(spark, window)
-    twice = rows.groupBy("id").agg(F.count(F.lit(1)).alias("n")).where("n > 1").select("id")
-    _refuse(lines, rows.join(twice, "id", "left_semi"), "a customer with an outcome on an earlier line too")
-    _refuse(lines, rows.join(scores, "id", "left_anti"), "a customer this window did not score")
     shared = scores.groupBy("id").agg(F.count(F.lit(1)).alias("n")).where("n > 1").select("id")
+    twice = rows.groupBy("id").agg(F.count(F.lit(1)).alias("n")).where("n > 1").join(shared, "id", "left_anti")
+    _refuse(lines, rows.join(twice, "id", "left_semi"), "a customer scored once with more than one outcome")
+    _refuse(lines, rows.join(scores, "id", "left_anti"), "a customer this window did not score")
     known = scores.join(shared, "id", "left_anti")
     joined = known.join(rows.select("id", "churned"), "id", "left")
     tally = (

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .. import decisions, monitoring, names, quality
+from .. import decisions, monitoring, names, quality, scoring, serving, synthetic, workspace
 from ..backends import open_backend
 from ..errors import PipelineError
 from ..etl import window as window_counts
@@ -24,6 +24,57 @@ from .run import Run
 #: what the monitor writes beside its executed notebook
 MONITORING = "monitoring.json"
 VIOLATIONS = "constraint_violations.json"
+#: notebook 04's own parameters (besides the pipeline's): with no window it monitors a demonstration
+MONITOR_PARAMETERS = {"model": "", "windows": [], "outcomes": "", "monitor_id": "", **quality.THRESHOLDS}
+#: the demonstration window: synthetic customers with day minutes up 15 %, scored with a control group, and
+#: their outcomes under offers that prevent 30 % of churn (the truth the monitor should find)
+DEMONSTRATION = {"rows": 20_000, "seed": 7, "shifts": ("day-mins-up",), "date": "2026-01-01", "effect": 0.3}
+
+
+def monitor_folder(monitor_id: str) -> Path:
+    """``artifacts/monitor-<id>/``, new (a monitor's artifacts are never written over)."""
+    monitor_id = workspace.check_run_id(monitor_id or workspace.new_run_id())
+    folder = workspace.artifacts_root() / f"monitor-{monitor_id}"
+    if (folder / MONITORING).exists():
+        raise PipelineError(f"monitor {monitor_id!r} has run already ({folder}); choose another monitor id")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def current_model(params: dict[str, Any], model: str) -> str:
+    """``model``, else the run id of the parameters, else the run notebook 01 started last."""
+    if model or params["run_id"]:
+        return model or params["run_id"]
+    marker = workspace.home() / names.CURRENT_RUN
+    if not marker.exists():
+        raise PipelineError("no model named and no current run: name the model (a run id) to monitor")
+    return marker.read_text().strip()
+
+
+def demonstration_window(spark, params: dict[str, Any], model: str, folder: Path) -> dict[str, Any]:
+    """``DEMONSTRATION`` scored by ``model`` into ``folder/demonstration/``, with simulated outcomes."""
+    backend = open_backend(params)
+    source = serving.resolve_model(model, backend, backend.registry(names.registry_table(params)))
+    target = folder / "demonstration"
+    target.mkdir(parents=True, exist_ok=True)
+    shown = DEMONSTRATION
+    customers = synthetic.generate_file(target / "customers.csv", shown["rows"], shown["seed"], shown["shifts"]).path
+    manifest = json.loads(source.manifest.read_text())
+    holdout = decisions.Holdout(params["holdout_fraction"], shown["date"])
+    scored = scoring.score_file(
+        spark,
+        source.model,
+        manifest,
+        source.cutoff,
+        str(customers),
+        target / "scores.csv",
+        0,
+        True,
+        holdout,
+        {"model": model, "cutoff_origin": source.cutoff_origin},
+    )
+    simulated = synthetic.simulate_outcomes(scored.path, target / "outcomes.csv", shown["effect"], shown["seed"])
+    return {"scores": str(scored.path), "outcomes": str(simulated.path), "true_effect": simulated.true_effect}
 
 
 def _sum_counts(counted: list[dict[str, Any]]) -> dict[str, Any]:
