@@ -54,10 +54,43 @@ def test_the_baseline_keeps_model_monitors_fields(baseline):
 
 def test_a_window_without_rows_or_columns_is_refused(baseline):
     counts = monitoring.window_counts(baseline, synthetic.generate_synthetic(100, 5))
+    columns = counts["columns"]
     with pytest.raises(PipelineError, match="no counts for Day Mins"):
-        monitoring.feature_drift(baseline, {k: v for k, v in counts.items() if k != "Day Mins"})
+        monitoring.feature_drift(baseline, {**counts, "columns": {k: v for k, v in columns.items() if k != "Day Mins"}})
+    emptied = {**columns, "Day Mins": {**columns["Day Mins"], "deciles": [0] * 10}}
     with pytest.raises(PipelineError, match="no rows"):
-        monitoring.feature_drift(baseline, {**counts, "Day Mins": [0] * 10})
+        monitoring.feature_drift(baseline, {**counts, "columns": emptied})
+
+
+def test_constraint_violations_use_model_monitors_check_types(baseline):
+    """MONITOR-FORMATS: constraint_violations.json of a window with a new state, a text in a number column,
+    a negative value, a missing value and a column the baseline lacks."""
+    constraints = monitoring.constraints_document(baseline)
+    window = synthetic.generate_synthetic(1_000, 6, ("new-state",))
+    window["State"] = window["State"].astype(object)
+    window["State"][:100] = "PR"  # 10 % plus the draws: over the 10 % domain threshold
+    window["Day Calls"] = window["Day Calls"].astype(object)
+    window["Day Calls"][:150] = "many"
+    window["Eve Mins"] = window["Eve Mins"].copy()
+    window["Eve Mins"][0] = -1.0
+    window["VMail Plan"] = window["VMail Plan"].astype(object)
+    window["VMail Plan"][5] = ""
+    counts = monitoring.window_counts(baseline, window)
+    counts["columns"]["Tenure"] = {"present": 1_000, "missing": 0, "values": {}}
+    found = monitoring.constraint_violations(constraints, counts)["violations"]
+    kinds = {(v["feature_name"], v["constraint_check_type"]) for v in found}
+    assert kinds == {
+        ("State", "categorical_values_check"),
+        ("Day Calls", "data_type_check"),
+        ("Eve Mins", "data_type_check"),
+        ("VMail Plan", "completeness_check"),
+        ("Tenure", "extra_column_check"),
+    }
+    assert all(set(v) == {"feature_name", "constraint_check_type", "description"} for v in found)
+    drift = monitoring.drift_violations(monitoring.feature_drift(baseline, counts))
+    assert {v["feature_name"] for v in drift} >= {"State"} and {v["constraint_check_type"] for v in drift} == {
+        "baseline_drift_check"
+    }
 
 
 def test_generate_data_writes_a_named_shift_and_refuses_an_unknown_one(tmp_path):

@@ -17,6 +17,8 @@ from .storage import write_atomic
 
 NOTEBOOKS = ("01-etl-setup.ipynb", "02-train-workflow.ipynb", "03-register-and-export.ipynb")
 WORKFLOW_NOTEBOOK = NOTEBOOKS[1]
+#: the fourth notebook, run on its own by ``churn-pipeline monitor`` (after a run, in the committed copies)
+MONITOR_NOTEBOOK = "04-monitor.ipynb"
 
 
 def scrub(text: str, replacements: list[tuple[str, str]]) -> str:
@@ -110,7 +112,7 @@ def kernel_environment(root: Path) -> None:
     os.environ[workspace.PROJECT_ENV] = str(root)
 
 
-def refresh_committed_notebooks(names: tuple[str, ...] = NOTEBOOKS) -> None:
+def refresh_committed_notebooks(names: tuple[str, ...] = (*NOTEBOOKS, MONITOR_NOTEBOOK)) -> None:
     """Re-execute the committed notebooks in place with their default parameters, in a fresh home.
 
     These outputs are what nbval compares every later run against.

@@ -31,8 +31,9 @@ from typing import Any
 from . import backends, names, workspace
 from .aws_errors import ExecutionDoesNotExist
 from .errors import NotebookFailed, PipelineError
-from .notebooks import NOTEBOOKS, WORKFLOW_NOTEBOOK, execute_notebook, kernel_environment
+from .notebooks import MONITOR_NOTEBOOK, NOTEBOOKS, WORKFLOW_NOTEBOOK, execute_notebook, kernel_environment
 from .pipeline.execution import current_state, elapsed, execution_arn
+from .pipeline.monitor import MONITORING, monitor_folder
 from .storage import write_atomic
 
 #: what a new attempt replaces; the earlier attempt's copies move to attempt-<n>/
@@ -241,3 +242,27 @@ def resume_notebooks(
 def _next_attempt(out: Path) -> int:
     numbers = [int(p.name.split("-")[1]) for p in out.glob("attempt-*") if p.name.split("-")[1].isdigit()]
     return max(numbers, default=0) + 1
+
+
+@dataclass
+class MonitorResult:
+    monitor_id: str
+    artifacts_dir: Path
+    #: ``monitoring.json``; None when the notebook failed before writing it
+    report: dict[str, Any] | None
+    failure: NotebookFailed | None = None
+
+
+def run_monitor(
+    params: dict[str, Any], monitor: dict[str, Any], progress: bool = True, log: Callable[[str], None] = print
+) -> MonitorResult:
+    """Execute notebook 04 with the pipeline's ``params`` and the monitor's own (``monitor``) into
+    ``artifacts/monitor-<id>/``, kept with its HTML like a run's notebooks."""
+    monitor_id = workspace.check_run_id(monitor.get("monitor_id") or workspace.new_run_id())
+    out = monitor_folder(monitor_id)
+    kernel_environment(workspace.project_root())
+    log(f"[monitor-{monitor_id}] {MONITOR_NOTEBOOK} ...")
+    entry, failure = execute_notebook(MONITOR_NOTEBOOK, {**params, **monitor, "monitor_id": monitor_id}, out, progress)
+    log(f"[monitor-{monitor_id}] {MONITOR_NOTEBOOK} {entry['status']} in {entry['seconds']:.1f} s")
+    report = _read_json(out / MONITORING) or None
+    return MonitorResult(monitor_id, out, None if failure else report, failure)

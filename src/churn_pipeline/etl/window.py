@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import decisions, monitoring, quality
+from .. import data, decisions, monitoring, quality
 from ..errors import DataValidationError
 from .baseline import categorical_counts
 from .source import Lines, Source
@@ -105,11 +105,10 @@ def score_counts(spark, window: dict[str, Any], score_statistics: dict[str, Any]
     return counted
 
 
-def outcome_counts(spark, window: dict[str, Any], outcomes: str) -> dict[str, Any]:
-    """Outcome counts per (decision, churned, score bin) of the window's customers with an outcome (a bad
-    line, a customer twice or a customer the window did not score raises, naming the line); and how many
-    scored customers had none, or shared their identifier with another scored row (left out: their
-    outcomes cannot be told apart)."""
+def checked_outcomes(spark, window: dict[str, Any], outcomes: str):
+    """(the window's scores, its outcomes as (id, churned 0/1) rows, the identifiers more than one scored
+    row shares), once every outcome line is checked: a bad line, a customer scored once with two
+    outcomes, or a customer the window did not score raises, naming the line."""
     from pyspark.sql import functions as F
 
     lines = Lines(spark, outcomes)
@@ -131,8 +130,19 @@ def outcome_counts(spark, window: dict[str, Any], outcomes: str) -> dict[str, An
     twice = rows.groupBy("id").agg(F.count(F.lit(1)).alias("n")).where("n > 1").join(shared, "id", "left_anti")
     _refuse(lines, rows.join(twice, "id", "left_semi"), "a customer scored once with more than one outcome")
     _refuse(lines, rows.join(scores, "id", "left_anti"), "a customer this window did not score")
+    return scores, rows.select("id", "churned"), shared
+
+
+def outcome_counts(spark, window: dict[str, Any], outcomes: str) -> dict[str, Any]:
+    """Outcome counts per (decision, churned, score bin) of the window's customers with an outcome (a bad
+    line, a customer twice or a customer the window did not score raises, naming the line); and how many
+    scored customers had none, or shared their identifier with another scored row (left out: their
+    outcomes cannot be told apart)."""
+    from pyspark.sql import functions as F
+
+    scores, rows, shared = checked_outcomes(spark, window, outcomes)
     known = scores.join(shared, "id", "left_anti")
-    joined = known.join(rows.select("id", "churned"), "id", "left")
+    joined = known.join(rows, "id", "left")
     tally = (
         joined.withColumn("bin", F.least(F.floor(F.col("score") * quality.BINS), F.lit(quality.BINS - 1)))
         .groupBy("decision", "churned", "bin")
@@ -158,3 +168,25 @@ def _refuse(lines: Lines, bad, problem: str) -> None:
         others = ", ".join(map(str, numbers[1:]))
         more = f" (also line{'s' if len(numbers) > 2 else ''} {others})" if others else ""
         raise DataValidationError(lines.location, f"{problem}{more}", numbers[0])
+
+
+def untreated_records(spark, window: dict[str, Any], outcomes: str, folder: str) -> int:
+    """The window's untreated customers (below the cutoff, and the control group) with their outcomes as
+    labelled raw records, written as text parts under ``folder``; how many. Offered customers are left
+    out: the offer changed their outcome, and a model taught on them would learn the offer's effect."""
+    from pyspark.sql import functions as F
+
+    if window["identifier"] != "Phone":
+        raise DataValidationError(window["input_path"], "retraining assembles raw customer records", 1)
+    scores, rows, shared = checked_outcomes(spark, window, outcomes)
+    source = Source(spark, window["input_path"], labelled=False)
+    customers = source.rows.select(source.format.spark_identifier(source).alias("id"), *source.format.spark_named())
+    untreated = scores.where(F.col("decision").isin(decisions.NO_OFFER, decisions.HOLDOUT)).join(
+        shared, "id", "left_anti"
+    )
+    labelled = customers.join(untreated.select("id"), "id").join(rows, "id")
+    label = F.when(F.col("churned") == 1, F.lit("True.")).otherwise(F.lit("False."))
+    columns = [label if name == data.LABEL else F.trim(F.col(f"`{name}`")) for name in data.RAW_COLUMNS]
+    records = labelled.select(F.concat_ws(",", *columns).alias("value"))
+    records.write.mode("overwrite").text(folder)
+    return spark.read.text(folder).count()

@@ -11,14 +11,15 @@ Monitor's format).
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
-from .. import decisions, monitoring, names, quality, scoring, serving, synthetic, workspace
+from .. import data, decisions, monitoring, names, quality, scoring, serving, synthetic, workspace
 from ..backends import open_backend
 from ..errors import PipelineError
 from ..etl import window as window_counts
-from ..storage import write_atomic
+from ..storage import atomic_file, write_atomic
 from .run import Run
 
 #: what the monitor writes beside its executed notebook
@@ -211,3 +212,35 @@ def _outcomes(spark, described: dict[str, Any], outcomes: str, record) -> dict[s
     if record.decision is not None:
         result["cost"] = quality.realised_cost(counts, record.decision)
     return result
+
+
+def retraining_data(spark, params: dict[str, Any], model: str, scores: str, outcomes: str, target: Path) -> dict:
+    """A new training file (raw format) at ``target``: the data ``model`` was trained on, then the
+    window's untreated customers with their outcomes; nothing is left at ``target`` if a step fails."""
+    backend = open_backend(params)
+    record = backend.registry(names.registry_table(params)).get(model)
+    training = backend.store.local_path(record.data_uri)
+    with open(training, encoding="utf-8") as lines:
+        header = lines.readline()
+    if header.strip().split(",") != list(data.RAW_COLUMNS):
+        raise PipelineError(f"run {model!r} was trained on {record.data_uri}, not raw records: nothing to add to")
+    parts = target.with_name(f".{target.name}.parts")
+    try:
+        added = window_counts.untreated_records(spark, decisions.read_window(scores), outcomes, str(parts))
+        with atomic_file(target) as out:
+            with open(training, "rb") as source:
+                shutil.copyfileobj(source, out, 1 << 20)
+            if training.stat().st_size and _last_byte(training) != b"\n":
+                out.write(b"\n")
+            for part in sorted(parts.glob("part-*")):
+                with open(part, "rb") as source:
+                    shutil.copyfileobj(source, out, 1 << 20)
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
+    return {"path": str(target), "training_data": record.data_uri, "added": added}
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        handle.seek(-1, 2)
+        return handle.read(1)

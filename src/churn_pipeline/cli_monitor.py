@@ -1,0 +1,79 @@
+"""``churn-pipeline monitor``: notebook 04 over scored windows, a verdict as the exit status, and a
+retraining run on request."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from . import config, decisions, quality, reports
+from .errors import PipelineError
+from .etl.session import spark_session
+from .pipeline.monitor import retraining_data
+from .runner import run_monitor, run_notebooks
+
+
+def monitor_command(args) -> int:
+    params = config.load(args.params)
+    monitor = dict(config.parse_override(item) for item in args.parameter)
+    quality.check_thresholds(monitor)  # refused here, before a kernel starts
+    if args.retrain and not args.outcomes:
+        raise PipelineError("--retrain adds the window's untreated customers with their outcomes: name --outcomes")
+    windows = [os.path.abspath(w) for w in args.window]  # the notebook runs in notebooks/
+    for window in windows:
+        decisions.read_window(window)
+    monitor.update(
+        model=args.model or "",
+        windows=windows,
+        outcomes=os.path.abspath(args.outcomes) if args.outcomes else "",
+        monitor_id=args.monitor_id or "",
+    )
+    result = run_monitor(params, monitor, progress=not args.quiet)
+    print(f"monitor:   monitor-{result.monitor_id}")
+    print(f"artifacts: {result.artifacts_dir}")
+    if result.failure or result.report is None:
+        print(f"error:     {result.failure}", file=sys.stderr)
+        return 1
+    report = result.report
+    print(reports.verdict_lines(report))
+    if args.retrain and report["verdict"] != "ok":
+        target = result.artifacts_dir / "retraining.csv"
+        assembled = retraining_data(
+            spark_session(params["spark_master"]), params, report["model"], windows[0], monitor["outcomes"], target
+        )
+        print(
+            f"retraining on {target.name}: {assembled['training_data']} and {assembled['added']:,} untreated customers"
+        )
+        retrained = run_notebooks(dict(params, data=str(target), run_id=""), progress=not args.quiet)
+        print(f"run id:    {retrained.run_id} ({retrained.status})")
+        if not retrained.succeeded:
+            print(f"error:     {retrained.error}", file=sys.stderr)
+            return 1
+    return quality.EXIT_STATUS[report["verdict"]]
+
+
+def add_command(commands) -> None:
+    monitor = commands.add_parser(
+        "monitor",
+        help="compare scored windows with the model's baseline; judge it on outcomes; exit 0 ok, 3 drift, 4 degraded",
+    )
+    monitor.add_argument("--window", action="append", default=[], help="a score file of `score` (repeatable)")
+    monitor.add_argument("--outcomes", help="the window's outcomes: <identifier>,churned (yes/no), a header first")
+    monitor.add_argument("--model", help="the run id of the model (default: the one that scored the windows)")
+    monitor.add_argument("--params", help="parameters file whose backend and registry to use (default: local)")
+    monitor.add_argument(
+        "-p",
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a verdict threshold ({', '.join(quality.THRESHOLDS)})",
+    )
+    monitor.add_argument("--monitor-id", help="names artifacts/monitor-<id>/ (default: a new id)")
+    monitor.add_argument(
+        "--retrain",
+        action="store_true",
+        help="on a drift or degraded verdict, start a run on the model's data plus the window's untreated customers",
+    )
+    monitor.add_argument("--quiet", action="store_true", help="no progress bar")
+    monitor.set_defaults(func=monitor_command)
