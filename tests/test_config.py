@@ -6,6 +6,8 @@ from helpers import ROOT
 
 from churn_pipeline import config
 from churn_pipeline.errors import ConfigError
+from churn_pipeline.notebooks import MONITOR_NOTEBOOK
+from churn_pipeline.pipeline.monitor import MONITOR_PARAMETERS
 
 
 def test_defaults_are_valid_and_complete():
@@ -73,4 +75,6 @@ def test_notebook_parameters_cells_match_the_package_defaults():
         namespace: dict = {}
         exec("".join(tagged[0]["source"]), namespace)
         namespace.pop("__builtins__")
+        if notebook.name == MONITOR_NOTEBOOK:  # the monitor's own parameters besides the pipeline's
+            assert {k: namespace.pop(k) for k in MONITOR_PARAMETERS} == MONITOR_PARAMETERS
         assert namespace == config.DEFAULTS, notebook.name

@@ -51,8 +51,8 @@ def test_the_control_group_is_stable_per_customer_and_date_and_near_its_fraction
 
 
 def test_the_offers_interval_covers_a_known_effect():
-    """Windows of 100,000 with 5 % held out: a 95 % interval covers the truth, and
-    its half-width is at most 0.05 (3 of 20 missed on these seeds, as 1 in 20 would; the benchmark measures coverage over 200 seeds)."""
+    """Windows of 100,000 with 5 % held out: a 95 % interval covers the truth (3 of these 20 seeds miss it,
+    as 1 in 20 would; the benchmark measures coverage over 200) and its half-width is at most 0.05."""
     missed, widths = 0, []
     for seed in range(20):
         counts, truth, _, _ = simulated_window(seed, 100_000, 0.3)

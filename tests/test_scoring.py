@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -408,3 +409,42 @@ def test_transform_settings_follow_the_instances_vcpus():
             container.transform_settings(unknown)
     with pytest.raises(PipelineError, match="must not exceed 100 MB"):
         check_payload(20, 6)
+
+
+def test_score_holds_out_a_control_group_and_leaves_a_window_the_monitor_reads(spark, small_model, tmp_path):
+    """The control group is stable for a date, the description and the captured input lie beside the scores,
+    and bad outcomes are refused naming their line (nothing is counted)."""
+    from churn_pipeline.etl import window as window_counts
+
+    archive, manifest_path, _ = small_model
+    manifest = json.loads(manifest_path.read_text())
+    customers = synthetic.write_synthetic(tmp_path / "customers.csv", 3_000, 11)
+    holdout = decisions.Holdout(0.2, "2026-11-29")
+    first = scoring.score_file(spark, archive, manifest, 0.3, str(customers), tmp_path / "a.csv", holdout=holdout)
+    again = scoring.score_file(spark, archive, manifest, 0.3, str(customers), tmp_path / "b.csv", holdout=holdout)
+    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
+    rows = read_scores(tmp_path / "a.csv")
+    held = sum(r["decision"] == decisions.HOLDOUT for r in rows)
+    assert first.holdouts == held == again.holdouts and 0.1 < held / (held + first.offers) < 0.3
+    assert all(float(r["score"]) > 0.3 for r in rows if r["decision"] == decisions.HOLDOUT)
+    window = decisions.read_window(tmp_path / "a.csv")
+    assert window["decisions"] == {"offer": first.offers, "no_offer": 3_000 - first.offers - held, "holdout": held}
+    assert Path(window["input_path"]).read_bytes() == customers.read_bytes()
+    with pytest.raises(PipelineError, match="exists; scores are not written over"):
+        scoring.score_file(spark, archive, manifest, 0.3, str(customers), tmp_path / "a.csv", holdout=holdout)
+
+    simulated = synthetic.simulate_outcomes(tmp_path / "a.csv", tmp_path / "outcomes.csv", 0.5, 1)
+    counted = window_counts.outcome_counts(spark, window, str(tmp_path / "outcomes.csv"))
+    assert sum(int(c.sum()) for c in counted["counts"].values()) + counted["shared_identifier"] == simulated.rows
+    lines = (tmp_path / "outcomes.csv").read_text().splitlines()
+    for line_number, bad, message in [
+        (3, "382-0000,maybe", "line 3: not <identifier>,<yes|no>"),
+        (4, "000-0000,yes", "line 4: a customer this window did not score"),
+    ]:
+        broken = tmp_path / f"bad-{line_number}.csv"
+        broken.write_text("\n".join([*lines[: line_number - 1], bad, *lines[line_number:]]) + "\n")
+        with pytest.raises(DataValidationError, match=message):
+            window_counts.outcome_counts(spark, window, str(broken))
+    statistics = json.loads((small_model[2] / "baseline" / "statistics.json").read_text())
+    drift = window_counts.input_counts(spark, window["input_path"], statistics)
+    assert drift["items"] == 3_000 and sum(drift["columns"]["Day Mins"]["deciles"]) == 3_000

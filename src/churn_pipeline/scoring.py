@@ -154,6 +154,26 @@ def capture_input(data_location: str, target: Path) -> None:
             shutil.copyfileobj(source, out, 1 << 20)
 
 
+def _description(model, cutoff, out, captured, data_location, identifier, columns, tally, holdout) -> dict:
+    """What a score file's ``.json`` says: the model, the decisions and the control group."""
+    return {
+        **(model or {}),
+        "cutoff": cutoff,
+        "scores": out.name,
+        "input": captured.name,
+        "input_source": os.path.abspath(data_location),
+        "identifier": identifier,
+        "columns": columns,
+        "rows": sum(tally.values()),
+        "decisions": {
+            "offer": tally[decisions.OFFER],
+            "no_offer": tally[decisions.NO_OFFER],
+            "holdout": tally[decisions.HOLDOUT],
+        },
+        "holdout": {"fraction": holdout.fraction, "date": holdout.date},
+    }
+
+
 def score_file(
     spark,
     model_path: str | os.PathLike,
@@ -200,22 +220,7 @@ def score_file(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     capture_input(data_location, captured)
-    document = {
-        **(model or {}),
-        "cutoff": cutoff,
-        "scores": out.name,
-        "input": captured.name,
-        "input_source": os.path.abspath(data_location),
-        "identifier": identifier,
-        "columns": columns,
-        "rows": sum(tally.values()),
-        "decisions": {
-            "offer": tally[decisions.OFFER],
-            "no_offer": tally[decisions.NO_OFFER],
-            "holdout": tally[decisions.HOLDOUT],
-        },
-        "holdout": {"fraction": holdout.fraction, "date": holdout.date},
-    }
+    document = _description(model, cutoff, out, captured, data_location, identifier, columns, tally, holdout)
     with atomic_file(description) as written:
         written.write(json.dumps(document, indent=2).encode() + b"\n")
     return ScoredFile(
