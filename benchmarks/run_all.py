@@ -10,6 +10,8 @@ import baseline
 import drift
 import e2e
 import endpoint
+import monitor
+import offers
 import scaling
 import score
 import transform
@@ -32,6 +34,8 @@ def main() -> None:
         ("transform", transform, []),
         ("drift", drift, []),
         ("baseline", baseline, []),
+        ("offers", offers, []),
+        ("monitor", monitor, []),
     ):
         print(f"\n== {name} ==", flush=True)
         figures[name] = module.main(argv)

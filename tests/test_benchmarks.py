@@ -30,6 +30,8 @@ from helpers import run_benchmark
         ("transform.py", ["--training-rows", "1000", "--batch-rows", "200", "--large-rounds", "20"]),
         ("drift.py", ["--baseline-rows", "2000", "--window-rows", "500", "--windows", "3"]),
         ("baseline.py", ["--rows", "2000"]),
+        ("offers.py", ["--seeds", "2", "--window-rows", "5000", "--reference-rows", "20000"]),
+        ("monitor.py", ["--rows", "3000", "--training-rows", "1000"]),
     ],
 )
 def test_benchmark_runs_on_a_tiny_size(script, arguments, tmp_path):

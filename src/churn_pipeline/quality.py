@@ -62,6 +62,18 @@ def score_bins(scores) -> np.ndarray:
     return np.clip((np.asarray(scores, dtype=float) * BINS).astype(np.int64), 0, BINS - 1)
 
 
+def counts_of(decided, scores, churned) -> dict[str, np.ndarray]:
+    """Outcome counts of rows in memory (a Spark job sums the same counts over a window of any size)."""
+    counts = empty_counts()
+    decided, churned = np.asarray(decided), np.asarray(churned, dtype=bool)
+    bins = score_bins(scores)
+    for decision in decisions.DECISIONS:
+        for label in (0, 1):
+            chosen = (decided == decision) & (churned == bool(label))
+            counts[decision][label] += np.bincount(bins[chosen], minlength=BINS)
+    return counts
+
+
 def hanley_mcneil(auc: float, positives: float, negatives: float) -> float:
     """The standard error of an AUC from its positives and negatives (Hanley and McNeil, 1982)."""
     if positives < 1 or negatives < 1:

@@ -265,3 +265,29 @@ def _shared_ids(window: dict, identifier: str, eligible_ids: np.ndarray) -> np.n
     for chunk in pd.read_csv(window["scores_path"], usecols=[identifier], dtype=str, chunksize=SYNTHETIC_BLOCK_ROWS):
         seen.update(value for value in chunk[identifier] if value in wanted)
     return np.array([value for value, count in seen.items() if count > 1], dtype=object)
+
+
+def simulate_decisions(
+    rows: int, seed: int, effect: float, holdout, cutoff: float, model_noise: float = 0.0
+) -> dict[str, np.ndarray]:
+    """A scored window with known truth, in memory: customers drawn as ``generate_synthetic`` draws them,
+    scored by a model whose log-odds err from the simulator's own by normal noise of ``model_noise``
+    (0: a perfect model), decided at ``cutoff`` with the control group ``holdout`` (a
+    ``decisions.Holdout``), and their outcomes under an offer ``effect``. Arrays: p (the truth),
+    score, decision, churned."""
+    rng = np.random.default_rng([seed, 19])
+    columns = generate_synthetic(rows, rng)
+    p = churn_probability(
+        columns["Day Mins"],
+        columns["Eve Mins"],
+        columns["Int'l Plan"] == "yes",
+        columns["Intl Mins"],
+        columns["Intl Calls"],
+        columns["CustServ Calls"],
+        columns["VMail Plan"] == "yes",
+    )
+    log_odds = np.log(p / (1 - p)) + model_noise * rng.standard_normal(rows)
+    score = 1 / (1 + np.exp(-log_odds))
+    decided = holdout.decisions(score > cutoff, [f"{seed}-{i}" for i in range(rows)])
+    churned = rng.random(rows) < np.where(decided == decisions.OFFER, p * (1 - effect), p)
+    return {"p": p, "score": score, "decision": decided, "churned": churned}

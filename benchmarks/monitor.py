@@ -1,0 +1,127 @@
+"""Monitoring at scale: a `score` output of ``--rows`` customers, with outcomes, counted by the monitor's
+Spark passes (drift, score drift, outcome counts) against the ETL's validation pass over the same rows,
+each in a process of its own (JVM start included), in the same run.
+
+A model is trained on ``--training-rows`` synthetic customers; ``--rows`` others (seed 43) are scored by
+`churn-pipeline score` with the default control group, and their outcomes simulated (offers prevent 30 %
+of churn). The monitor's process counts everything notebook 04 needs; the validation process checks
+every row as the ETL's first pass does.
+
+    python benchmarks/monitor.py [--rows 10000000] [--training-rows 5000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import measure_process, synthetic_file, write_figures
+from endpoint import train_model
+
+
+def count(window_path: str, statistics_path: str, scores_path: str, outcomes: str) -> None:
+    """The monitor's passes over one window (run in a process of its own)."""
+    from churn_pipeline import decisions
+    from churn_pipeline.etl import window as counting
+    from churn_pipeline.etl.session import spark_session
+
+    spark = spark_session("local[*]")
+    window = decisions.read_window(window_path)
+    statistics = json.loads(Path(statistics_path).read_text())
+    counting.input_counts(spark, window["input_path"], statistics)
+    counting.score_counts(spark, window, json.loads(Path(scores_path).read_text()))
+    counting.outcome_counts(spark, window, outcomes)
+
+
+def validate(path: str) -> None:
+    from churn_pipeline.etl.session import spark_session
+    from churn_pipeline.etl.validation import validate as check
+
+    check(spark_session("local[*]"), path)
+
+
+def score_statistics(model: Path, test: Path) -> dict:
+    from churn_pipeline import evaluation, monitoring, training
+
+    booster, tally = training.load_model_archive(model), evaluation.ScoreTally()
+    for features, labels in training.iter_channel(test):
+        tally.add(labels, booster.inplace_predict(features))
+    feature = monitoring.numeric_feature("score", tally.score_figures(monitoring.SKETCH_QUANTILES))
+    return monitoring.statistics_document(int(tally.counts.sum()), [feature])
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--training-rows", type=int, default=5000)
+    parser.add_argument("--out")
+    parser.add_argument("--count", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--validate", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.count:
+        return count(*args.count)
+    if args.validate:
+        return validate(args.validate)
+    from churn_pipeline import synthetic
+
+    customers = synthetic_file(args.rows, seed=43)
+    me = [sys.executable, str(Path(__file__).resolve())]
+    with tempfile.TemporaryDirectory(prefix="churn-monitor-") as scratch:
+        scratch = Path(scratch)
+        model, manifest, test = train_model(scratch, args.training_rows)
+        scored = scratch / "scores.csv"
+        score = measure_process(
+            [
+                sys.executable,
+                "-m",
+                "churn_pipeline.cli",
+                "score",
+                "--model",
+                str(model),
+                "--manifest",
+                str(manifest),
+                "--data",
+                str(customers),
+                "--out",
+                str(scored),
+                "--date",
+                "2026-11-29",
+            ],
+            "score",
+        )
+        started = time.perf_counter()
+        outcomes = synthetic.simulate_outcomes(scored, scratch / "outcomes.csv", 0.3, 5)
+        simulate_seconds = time.perf_counter() - started
+        (scratch / "scores-baseline.json").write_text(json.dumps(score_statistics(model, test)))
+        statistics = scratch / "etl" / "baseline" / "statistics.json"
+        counted = measure_process(
+            [*me, "--count", str(scored), str(statistics), str(scratch / "scores-baseline.json"), str(outcomes.path)],
+            "monitor counts",
+        )
+        validated = measure_process([*me, "--validate", str(customers)], "validation pass")
+    figures = {
+        "cpu_count": os.cpu_count(),
+        "rows": args.rows,
+        "score": score,
+        "simulate_outcomes_seconds": round(simulate_seconds, 1),
+        "monitor": counted,
+        "validation": validated,
+        "monitor_over_validation": round(counted["wall_seconds"] / validated["wall_seconds"], 2),
+    }
+    print(
+        f"{args.rows:,} scored customers with outcomes: the monitor's passes {counted['wall_seconds']:.1f} s "
+        f"(peak {counted['peak_rss_mib']:,} MiB, largest process {counted['largest_process_mib']:,} MiB), the ETL's "
+        f"validation pass {validated['wall_seconds']:.1f} s (peak {validated['peak_rss_mib']:,} MiB): ratio "
+        f"{figures['monitor_over_validation']:.2f}"
+    )
+    write_figures("monitor", figures, args.out)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
