@@ -61,7 +61,8 @@ def main(argv=None) -> dict:
         archive, manifest_path, test_split = train_model(Path(scratch), args.training_rows)
         manifest = json.loads(manifest_path.read_text())
         features, _ = training.read_channel(test_split)
-        rows = [",".join(repr(float(v)) for v in features[i % len(features)]) for i in range(args.batch_rows)]
+        # as the ETL's scoring mode writes them: the control-group flag, then the features
+        rows = [",".join(["0", *(repr(float(v)) for v in features[i % len(features)])]) for i in range(args.batch_rows)]
         body = "\n".join(rows) + "\n"
         bytes_per_row = len(body.encode()) / len(rows)
         large = training.hyperparameters_from(

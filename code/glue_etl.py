@@ -33,6 +33,9 @@ OPTIONAL = {
     "ETL_KEY": "",
     "RUN_ID": "",
     "SPARK_MASTER": "local[*]",
+    # scoring mode: the control group's share and the scoring date that draws it
+    "HOLDOUT_FRACTION": "0",
+    "SCORING_DATE": "",
 }
 
 
@@ -71,13 +74,14 @@ def main(argv=None):
     else:
         spark = session.spark_session(arguments["SPARK_MASTER"])
     if arguments["ETL_MODE"] == "score":
-        from churn_pipeline import scoring
+        from churn_pipeline import decisions, scoring
         from churn_pipeline.s3 import s3_storage
 
         manifest = json.loads(s3_storage().read_text(arguments["MANIFEST"]) or "null")
         if manifest is None:
             raise SystemExit(f"no feature manifest at {arguments['MANIFEST']}")
-        encoded = scoring.encode_for_transform(spark, arguments["S3_SOURCE"], manifest, arguments["S3_DEST"])
+        holdout = decisions.Holdout(float(arguments["HOLDOUT_FRACTION"]), arguments["SCORING_DATE"])
+        encoded = scoring.encode_for_transform(spark, arguments["S3_SOURCE"], manifest, arguments["S3_DEST"], holdout)
         print(json.dumps(encoded))
         return encoded
     manifest = job.run_etl(

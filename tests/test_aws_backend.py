@@ -425,7 +425,7 @@ def test_scoring_on_aws_deploys_its_state_machine_and_starts_the_transform(aws_e
     execution = sfn.describe_execution(executionArn=result["execution_arn"])
     sent = json.loads(execution["input"])
     manifest = json.loads(manifest_path.read_text())
-    assert sent["OutputFilter"] == f"$[0,{len(manifest['features']) + 1}:]"
+    assert sent["OutputFilter"] == f"$[0,{len(manifest['features']) + 2}:]"
     assert sent["ManifestUri"] == f"s3://{BUCKET}/churn/trained/etl/manifest.json" and sent["Cutoff"] == "0.4"
     assert sent["SourceDirUri"].startswith(f"s3://{BUCKET}/churn/dev/code/scoring-")
     # the input lay outside the roles' prefix: copied inside S3 to where the Glue role reads

@@ -266,7 +266,7 @@ def test_sagemaker_transform_filters_take_one_range(target):
     sagemaker.create_transform_job(
         TransformJobName="ok", DataProcessing=container.transform_data_processing(69), **request
     )
-    assert sagemaker.describe_transform_job(TransformJobName="ok")["DataProcessing"]["OutputFilter"] == "$[0,70:]"
+    assert sagemaker.describe_transform_job(TransformJobName="ok")["DataProcessing"]["OutputFilter"] == "$[0,71:]"
     try:
         sagemaker.create_transform_job(TransformJobName="two", DataProcessing={"InputFilter": "$[0:2,246:]"}, **request)
     except ClientError as error:  # refused at the call (the strict layer)

@@ -81,7 +81,10 @@ def test_the_scripts_answer_under_the_containers_python_as_here(container_python
              "body": ",".join(repr(float(v)) for v in features[0])},
             {"headers": {}, "body": ""},
         ],
-        "rows": "\n".join(",".join(repr(float(v)) for v in row) for row in features[:200]),
+        # the transform's rows: the control-group flag (every third customer held), then the features
+        "rows": "\n".join(
+            ",".join([str(int(i % 3 == 0)), *(repr(float(v)) for v in row)]) for i, row in enumerate(features[:200])
+        ),
     }  # fmt: skip
     there = _answers(container_python, spec, code_dir)
     here = _answers(sys.executable, spec, code_dir)
@@ -89,3 +92,4 @@ def test_the_scripts_answer_under_the_containers_python_as_here(container_python
     assert [a[0] for a in there["answers"]] == [200, 200, 200, 200, 200, 400, 415, 406, 415]
     assert there["answers"] == here["answers"]
     assert there["scored"] == here["scored"] and len(there["scored"].splitlines()) == len(features[:200])
+    assert "holdout" in there["scored"]

@@ -21,13 +21,14 @@ def simulated_window(seed: int, rows: int, effect: float, fraction: float = 0.05
 def test_the_control_group_is_stable_per_customer_and_date_and_near_its_fraction():
     holdout = decisions.Holdout(0.05, "2026-11-29")
     ids = [f"{i:07d}" for i in range(40_000)]
-    first = holdout.decisions(np.ones(40_000, dtype=bool), ids)
-    again = holdout.decisions(np.ones(40_000, dtype=bool), ids)
-    other_day = decisions.Holdout(0.05, "2026-11-30").decisions(np.ones(40_000, dtype=bool), ids)
+    everyone = np.ones(40_000, dtype=bool)
+    first = decisions.decided_with_holdout(everyone, holdout.held(ids))
+    again = decisions.decided_with_holdout(everyone, holdout.held(ids))
+    other_day = decisions.decided_with_holdout(everyone, decisions.Holdout(0.05, "2026-11-30").held(ids))
     assert (first == again).all()
     assert 0.045 < (first == decisions.HOLDOUT).mean() < 0.055
     assert (first != other_day).any()
-    below = holdout.decisions(np.zeros(5, dtype=bool), ids[:5])
+    below = decisions.decided_with_holdout(np.zeros(5, dtype=bool), holdout.held(ids[:5]))
     assert list(below) == [decisions.NO_OFFER] * 5  # only the eligible are held out
     with pytest.raises(PipelineError, match="holdout_fraction"):
         decisions.Holdout(1.0, "2026-11-29")

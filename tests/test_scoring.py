@@ -11,6 +11,9 @@ from churn_pipeline import container, decisions, explain, features, scoring, ser
 from churn_pipeline.errors import DataValidationError, PipelineError
 from churn_pipeline.pipeline import scoring as batch_scoring
 
+#: a control group large enough to show in a few thousand rows
+CONTROL_GROUP = decisions.Holdout(0.2, "2026-11-29")
+
 
 def read_scores(path):
     with open(path, newline="") as handle:
@@ -171,7 +174,7 @@ def test_a_batch_transform_gives_the_same_columns_as_the_local_score(spark, smal
     spark.conf.set("spark.sql.files.maxPartitionBytes", str(128 * 1024))
     try:
         encoded = scoring.encode_for_transform(
-            spark, str(churn_txt), manifest, str(backend.mirror.path(f"{bucket}/customers"))
+            spark, str(churn_txt), manifest, str(backend.mirror.path(f"{bucket}/customers")), CONTROL_GROUP
         )
     finally:
         spark.conf.unset("spark.sql.files.maxPartitionBytes")
@@ -206,9 +209,11 @@ def test_a_batch_transform_gives_the_same_columns_as_the_local_score(spark, smal
     parts = sorted(p.name for p in backend.mirror.path(f"{bucket}/customers").glob("part-*.csv"))
     assert [p.name for p in outputs] == [f"{name}.out" for name in parts] and len(parts) > 1
     transformed = [line for path in outputs for line in path.read_text().splitlines()]
-    local = scoring.score_file(spark, archive, manifest, 0.3, str(churn_txt), tmp_path / "scores.csv", explain_count=2)
+    local = scoring.score_file(
+        spark, archive, manifest, 0.3, str(churn_txt), tmp_path / "scores.csv", 2, holdout=CONTROL_GROUP
+    )
     assert transformed == local.path.read_text().splitlines()[1:]
-    assert len(transformed) == 3333
+    assert len(transformed) == 3333 and local.holdouts > 0
 
 
 def booster_width(archive):
@@ -448,3 +453,15 @@ def test_score_holds_out_a_control_group_and_leaves_a_window_the_monitor_reads(s
     statistics = json.loads((small_model[2] / "baseline" / "statistics.json").read_text())
     drift = window_counts.input_counts(spark, window["input_path"], statistics)
     assert drift["items"] == 3_000 and sum(drift["columns"]["Day Mins"]["deciles"]) == 3_000
+
+
+def test_spark_draws_the_same_control_group_as_python(spark):
+    """``scoring.held_column`` (Spark's sha2) and ``decisions.Holdout.held`` (hashlib) agree on every
+    customer, at a fraction where about half are held, including identifiers with spaces and accents."""
+    from pyspark.sql import functions as F
+
+    holdout = decisions.Holdout(0.5, "2026-11-29")
+    identifiers = [f"{i:03d}-{i * 7919 % 10000:04d}" for i in range(2000)] + ["Zoë 1", "a b", ""]
+    frame = spark.createDataFrame([(i,) for i in identifiers], "id string")
+    held = [row["held"] for row in frame.select(scoring.held_column(holdout, F.col("id")).alias("held")).collect()]
+    assert held == holdout.held(identifiers).astype(int).tolist() and 800 < sum(held) < 1200

@@ -23,11 +23,6 @@ def score_command(args) -> int:
         params["holdout_fraction"] if args.holdout_fraction is None else args.holdout_fraction, args.date
     )
     if args.batch_transform or params["backend"] == "aws":
-        if holdout.fraction:
-            raise PipelineError(
-                f"--holdout-fraction {holdout.fraction:g}: Batch Transform scoring draws no control group; "
-                "pass --holdout-fraction 0 to score every eligible customer with an offer"
-            )
         result = batch_transform(
             params,
             args.model,
@@ -37,6 +32,7 @@ def score_command(args) -> int:
             args.cutoff,
             args.overwrite,
             progress=lambda line: print(line, flush=True),
+            holdout=holdout,
         )
         if result["status"] == "RUNNING":
             print(

@@ -74,8 +74,8 @@ def transform_model(model_dir: str | os.PathLike, code_dir: str | os.PathLike) -
 
 
 def csv_input(body: str | bytes, content_type: str):
-    """The built-in algorithm's ``text/csv`` input, and the scoring script's ``input_fn``: rows of
-    features (Batch Transform's InputFilter has removed the identifier) -> a float32 matrix."""
+    """The built-in algorithm's ``text/csv`` input, and the scoring script's ``input_fn``: rows of numbers
+    (Batch Transform's InputFilter has removed the identifier) -> a float32 matrix."""
     import numpy as np
 
     if inference.media_type(content_type)[0] != "text/csv":
@@ -86,10 +86,16 @@ def csv_input(body: str | bytes, content_type: str):
 
 
 def transform_predict(matrix, model: TransformModel) -> list[str]:
-    """``predict_fn``: one CSV line (score, decision, reasons) per row."""
-    if matrix.shape[1] != len(model.manifest["features"]):
-        raise PipelineError(f"rows have {matrix.shape[1]} features, the model takes {len(model.manifest['features'])}")
-    columns = decisions.decided(model.booster, matrix, model.manifest, model.cutoff, model.explain_count)
+    """``predict_fn``: one CSV line (score, decision, reasons) per row of (held, features...): ``held`` is
+    1 for a customer of the control group (``scoring.held_column``), whose offer becomes ``holdout``."""
+    features = len(model.manifest["features"])
+    if matrix.shape[1] != features + 1:
+        raise PipelineError(
+            f"rows have {matrix.shape[1]} columns; the scoring model takes the control-group flag and "
+            f"{features} features"
+        )
+    columns = decisions.decided(model.booster, matrix[:, 1:], model.manifest, model.cutoff, model.explain_count)
+    columns["decision"] = decisions.decided_with_holdout(columns["decision"], matrix[:, 0] == 1)
     return [",".join(str(value) for value in row) for row in zip(*columns.values())]
 
 
@@ -101,10 +107,10 @@ def transform_output(lines: list[str], accept: str) -> tuple[str, str]:
 
 
 def transform_data_processing(features_count: int) -> dict[str, str]:
-    """Batch Transform's DataProcessing for ``<identifier>,<features>`` rows: the model sees the
-    features; each answer is appended to its whole input row, and the identifier and the answer are
-    kept (contract row SM-TRANSFORM-JOIN)."""
-    return {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": f"$[0,{features_count + 1}:]"}
+    """Batch Transform's DataProcessing for ``<identifier>,<held>,<features>`` rows: the model sees the
+    flag and the features; each answer is appended to its whole input row, and the identifier and the
+    answer are kept (contract row SM-TRANSFORM-JOIN)."""
+    return {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": f"$[0,{features_count + 2}:]"}
 
 
 def script_mode(program: str, source_dir_uri: Any, region: str) -> dict[str, Any]:

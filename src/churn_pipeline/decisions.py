@@ -25,7 +25,11 @@ DECISIONS = (OFFER, NO_OFFER, HOLDOUT)
 class Holdout:
     """The control group of one scoring: a ``fraction`` of the customers above the cutoff, drawn per
     customer from a hash of the scoring date and the customer's identifier, so the same customer on the
-    same date is always in it or always out (a re-run scores the same group), and a new date draws anew."""
+    same date is always in it or always out (a re-run scores the same group), and a new date draws anew.
+
+    The draw is the first 8 bytes of SHA-256(``date`` + 0x1F + identifier) as an unsigned integer: a
+    customer is held out below ``threshold``. Spark computes the same with its own ``sha2``
+    (``scoring.held_column``); a test holds the two together."""
 
     fraction: float
     date: str
@@ -34,27 +38,40 @@ class Holdout:
         if not 0.0 <= self.fraction < 1.0:
             raise PipelineError(f"holdout_fraction must be at least 0 and below 1; got {self.fraction}")
 
-    def draws(self, identifiers) -> Any:
-        """Uniform numbers in [0, 1), one per identifier; a customer is held out below ``fraction``."""
+    @property
+    def salt(self) -> str:
+        return f"{self.date}\x1f"
+
+    @property
+    def threshold(self) -> int:
+        """A draw below this is held out: ``fraction`` of the 2^64 draws."""
+        return int(self.fraction * 2**64)
+
+    def held(self, identifiers) -> Any:
+        """Whether each customer is in the control group if eligible (in Python, for the simulator)."""
         import numpy as np
 
-        salt = f"{self.date}\x1f".encode()
+        salt = self.salt.encode()
         return np.fromiter(
-            (int.from_bytes(hashlib.sha256(salt + str(i).encode()).digest()[:8], "big") / 2.0**64 for i in identifiers),
-            dtype=np.float64,
+            (
+                int.from_bytes(hashlib.sha256(salt + str(i).encode()).digest()[:8], "big") < self.threshold
+                for i in identifiers
+            ),
+            dtype=bool,
             count=len(identifiers),
         )
 
-    def decisions(self, offered, identifiers) -> Any:
-        """``offered`` (1 above the cutoff) as the score file's decisions, the drawn ones held out."""
-        import numpy as np
+    def to_dict(self) -> dict[str, Any]:
+        return {"fraction": self.fraction, "date": self.date}
 
-        offered = np.asarray(offered, dtype=bool)
-        held = np.zeros(offered.shape, dtype=bool)
-        eligible = np.flatnonzero(offered)
-        if self.fraction > 0 and eligible.size:
-            held[eligible] = self.draws(np.asarray(identifiers, dtype=object)[eligible]) < self.fraction
-        return np.where(held, HOLDOUT, np.where(offered, OFFER, NO_OFFER)).astype(object)
+
+def decided_with_holdout(offered, held) -> Any:
+    """``offered`` (1 above the cutoff) as the score file's decisions: the ``held`` ones among them held out."""
+    import numpy as np
+
+    offered = np.asarray(offered, dtype=bool)
+    held = offered & np.asarray(held, dtype=bool)
+    return np.where(held, HOLDOUT, np.where(offered, OFFER, NO_OFFER)).astype(object)
 
 
 def output_columns(identifier: str, explain_count: int) -> list[str]:

@@ -33,6 +33,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ from .storage import Storage, atomic_file
 
 #: Spark's CSV writes as RFC 4180 (a quote in a field doubled, as Batch Transform and Python's csv read
 #: it), values as they are (Spark trims white space by default)
+#: the column after the identifier in the encoded customers: 1 for the control group (``held_column``)
+HELD = "_held"
 CSV_WRITE = {"escape": '"', "ignoreLeadingWhiteSpace": "false", "ignoreTrailingWhiteSpace": "false"}
 
 
@@ -87,9 +90,8 @@ def batch_scorer(
     cutoff: float,
     identifier: str,
     explain_count: int,
-    holdout: decisions.Holdout,
 ) -> Callable[[Iterator[Any]], Iterator[Any]]:
-    """The function ``mapInPandas`` runs: (identifier, features...) batches -> output rows."""
+    """The function ``mapInPandas`` runs: (identifier, held, features...) batches -> output rows."""
 
     def score(batches):
         import numpy as np
@@ -97,34 +99,56 @@ def batch_scorer(
 
         booster = _booster(model_path)
         for batch in batches:
-            matrix = batch.iloc[:, 1:].to_numpy(dtype=np.float32)
-            identifiers = batch.iloc[:, 0].to_numpy()
+            matrix = batch.iloc[:, 2:].to_numpy(dtype=np.float32)
             columns = decisions.decided(booster, matrix, manifest, cutoff, explain_count)
-            columns["decision"] = holdout.decisions(columns["decision"], identifiers)
-            yield pd.DataFrame({identifier: identifiers, **columns})
+            columns["decision"] = decisions.decided_with_holdout(columns["decision"], batch.iloc[:, 1].to_numpy())
+            yield pd.DataFrame({identifier: batch.iloc[:, 0].to_numpy(), **columns})
 
     return score
 
 
-def encoded_customers(spark, data_location: str, manifest: dict[str, Any], storage: Storage | None = None):
-    """(identifier name, Spark frame of identifier and features): every row checked by the run's rules
-    (a bad row raises, naming its line), then encoded by the model's encoding, in input order."""
+def held_column(holdout: decisions.Holdout, identifier):
+    """1 for a customer in ``holdout``'s control group if eligible, else 0: ``decisions.Holdout``'s draw
+    (the first 8 bytes of SHA-256 of the salted identifier, unsigned) with Spark's own functions."""
+    from pyspark.sql import functions as F
+
+    if not holdout.fraction:
+        return F.lit(0)
+    digest = F.sha2(F.concat(F.lit(holdout.salt), identifier), 256)
+    draw = F.conv(F.substring(digest, 1, 16), 16, 10).cast("decimal(20,0)")
+    return F.when(draw < F.lit(Decimal(holdout.threshold)), 1).otherwise(0)
+
+
+def encoded_customers(
+    spark, data_location: str, manifest: dict[str, Any], holdout: decisions.Holdout, storage: Storage | None = None
+):
+    """(identifier name, Spark frame of identifier, held (``held_column``) and features): every row
+    checked by the run's rules (a bad row raises, naming its line), then encoded by the model's
+    encoding, in input order."""
     source = Source(spark, data_location, storage, labelled=False)
     encoding = source.format.scoring_encoding(manifest, source.location)
     check_rows(source)  # the run's rules, the run's words; nothing is written for a bad file
     identifier = source.format.identifier
-    return identifier, feature_frame(source, encoding, source.format.spark_identifier(source).alias(identifier))
+    customer = source.format.spark_identifier(source)
+    held = held_column(holdout, customer).alias(HELD)
+    return identifier, feature_frame(source, encoding, customer.alias(identifier), held)
 
 
 def encode_for_transform(
-    spark, data_location: str, manifest: dict[str, Any], dest: str, storage: Storage | None = None
+    spark,
+    data_location: str,
+    manifest: dict[str, Any],
+    dest: str,
+    holdout: decisions.Holdout,
+    storage: Storage | None = None,
 ) -> dict[str, Any]:
-    """The ETL job's scoring mode: ``<identifier>,<features>`` parts without a header under ``dest``,
-    in input order (part names sort as the input), what the scoring Batch Transform reads."""
-    identifier, frame = encoded_customers(spark, data_location, manifest, storage)
+    """The ETL job's scoring mode: ``<identifier>,<held>,<features>`` parts without a header under
+    ``dest``, in input order (part names sort as the input), what the scoring Batch Transform reads
+    (``held``: 1 for the control group, ``held_column``)."""
+    identifier, frame = encoded_customers(spark, data_location, manifest, holdout, storage)
     frame.write.mode("overwrite").options(**CSV_WRITE).csv(dest, header=False)
     (storage or s3_storage()).keep_only_csv_parts(dest)
-    return {"identifier": identifier, "features": len(frame.columns) - 1}
+    return {"identifier": identifier, "features": len(frame.columns) - 2}
 
 
 def join_parts(folder: Path, header: str, target: Path, explain_count: int) -> dict[str, int]:
@@ -170,7 +194,7 @@ def _description(model, cutoff, out, captured, data_location, identifier, column
             "no_offer": tally[decisions.NO_OFFER],
             "holdout": tally[decisions.HOLDOUT],
         },
-        "holdout": {"fraction": holdout.fraction, "date": holdout.date},
+        "holdout": holdout.to_dict(),
     }
 
 
@@ -206,9 +230,9 @@ def score_file(
             "pass --overwrite)"
         )
     decisions.check_explain_count(explain_count, manifest)
-    identifier, frame = encoded_customers(spark, data_location, manifest)
+    identifier, frame = encoded_customers(spark, data_location, manifest, holdout)
     scored = frame.mapInPandas(
-        batch_scorer(str(model_path), manifest, cutoff, identifier, explain_count, holdout),
+        batch_scorer(str(model_path), manifest, cutoff, identifier, explain_count),
         _output_schema(identifier, explain_count),
     )
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -49,8 +49,9 @@ def _with_inputs(values: tuple[tuple[str, str], ...], execution_input) -> dict[s
 
 def scoring_input_schema() -> dict[str, type]:
     """The scoring execution's values: the customers (``DataUri``), where their encoded rows and the
-    scores go, the model (its data, the feature manifest, the script's source directory) and the
-    decision's settings (strings: they become the scoring model's environment)."""
+    scores go, the model (its data, the feature manifest, the script's source directory), the
+    decision's settings (strings: they become the scoring model's environment) and the control group's
+    (the ETL job's arguments)."""
     return {
         "DataUri": str,
         "EncodedUri": str,
@@ -65,6 +66,8 @@ def scoring_input_schema() -> dict[str, type]:
         "EtlScript": str,
         "EtlPackage": str,
         "OutputFilter": str,
+        "HoldoutFraction": str,
+        "ScoringDate": str,
     }
 
 
@@ -124,6 +127,8 @@ def build_scoring_definition(spec: ScoringSpec) -> dict[str, Any]:
                     "--S3_SOURCE": execution_input["DataUri"],
                     "--S3_DEST": execution_input["EncodedUri"],
                     "--MANIFEST": execution_input["ManifestUri"],
+                    "--HOLDOUT_FRACTION": execution_input["HoldoutFraction"],
+                    "--SCORING_DATE": execution_input["ScoringDate"],
                 },
             },
         )

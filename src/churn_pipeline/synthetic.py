@@ -288,6 +288,6 @@ def simulate_decisions(
     )
     log_odds = np.log(p / (1 - p)) + model_noise * rng.standard_normal(rows)
     score = 1 / (1 + np.exp(-log_odds))
-    decided = holdout.decisions(score > cutoff, [f"{seed}-{i}" for i in range(rows)])
+    decided = decisions.decided_with_holdout(score > cutoff, holdout.held([f"{seed}-{i}" for i in range(rows)]))
     churned = rng.random(rows) < np.where(decided == decisions.OFFER, p * (1 - effect), p)
     return {"p": p, "score": score, "decision": decided, "churned": churned}

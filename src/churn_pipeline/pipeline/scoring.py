@@ -36,9 +36,12 @@ def batch_transform(
     cutoff: float | None = None,
     overwrite: bool = False,
     progress: Callable[[str], None] = print,
+    holdout: decisions.Holdout | None = None,
 ) -> dict[str, Any]:
-    """Score ``data_location`` with the model ``reference`` (run id or ``s3://`` URI) into ``out_uri``;
-    what was written, and how the decisions were made."""
+    """Score ``data_location`` with the model ``reference`` (run id or ``s3://`` URI) into ``out_uri``,
+    keeping ``holdout``'s control group out of the offers; what was written, and how the decisions were
+    made."""
+    holdout = holdout or decisions.Holdout(0.0, "")
     stamp = workspace.new_run_id()
     run = Run(params, stamp, open_backend(params), workspace.artifacts_root() / "scoring" / stamp)
     out_uri = _checked_out_uri(run, out_uri, overwrite)
@@ -66,6 +69,8 @@ def batch_transform(
         "Explain": str(explain_count),
         "TransformJobName": name,
         "OutputFilter": container.transform_data_processing(len(manifest["features"]))["OutputFilter"],
+        "HoldoutFraction": repr(float(holdout.fraction)),
+        "ScoringDate": holdout.date,
     }
     if overwrite:
         run.backend.store.remove_prefix(out_uri)
@@ -76,6 +81,8 @@ def batch_transform(
     run.state.update(execution_arn=arn, execution_input=execution_input)
     run.save()
     result = {
+        "model": reference,
+        "holdout": holdout.to_dict(),
         "output_uri": out_uri,
         "columns": decisions.output_columns(identifier, explain_count),
         "cutoff": cutoff,
@@ -148,7 +155,8 @@ def _wait_and_describe(run: Run, arn: str, result: dict[str, Any], scratch: str,
     history = run.backend.execution_history(arn)
     run.write_artifact("execution-history.json", history)
     raise_if_failed(history)
-    described = {k: result[k] for k in ("columns", "cutoff", "cutoff_origin", "execution_arn", "transform_job")}
+    kept = ("model", "columns", "cutoff", "cutoff_origin", "holdout", "execution_arn", "transform_job")
+    described = {k: result[k] for k in kept}
     run.backend.store.put(f"{result['output_uri']}{SCORES_DESCRIPTION}", json.dumps(described, indent=2).encode())
     run.backend.store.remove_prefix(scratch + "/")
     return status
