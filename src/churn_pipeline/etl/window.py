@@ -30,30 +30,28 @@ def _decile(value, edges: list[float]):
 
 
 def input_counts(spark, location: str, statistics: dict[str, Any]) -> dict[str, Any]:
-    """``monitoring.window_counts`` of the customers at ``location``, for the baseline's columns."""
+    """``monitoring.window_counts`` of the customers at ``location``, for the baseline's columns, in one
+    pass: a categorical column's values are counted against the baseline's (a second pass, over the
+    rows that have them, counts values the baseline never saw)."""
     from pyspark.sql import functions as F
 
     source = Source(spark, location, labelled=False)
     rows = source.rows.select(*source.format.spark_named())
     numeric = [f for f in statistics["features"] if f["inferred_type"] in monitoring.NUMERIC_TYPES]
-    categorical = [f["name"] for f in statistics["features"] if f["inferred_type"] == "String"]
+    categorical = [f for f in statistics["features"] if f["inferred_type"] == "String"]
     aggregates = [F.count(F.lit(1)).alias("items")]
     for i, feature in enumerate(numeric):
+        aggregates += _numeric_aggregates(i, feature)
+    known: dict[str, list[str]] = {}
+    for j, feature in enumerate(categorical):
         text = F.trim(F.col(feature["name"]))
-        number = text.cast("double")
-        present = text != ""
-        wrong = present & number.isNull()
-        if feature["inferred_type"] == "Integral":
-            wrong = wrong | (number != F.floor(number))
-        aggregates += [
-            F.sum(present.cast("long")).alias(f"present{i}"),
-            F.sum(wrong.cast("long")).alias(f"wrong{i}"),
-            F.sum((number < 0).cast("long")).alias(f"negative{i}"),
-            *[
-                F.sum((_decile(number, monitoring.deciles(feature)) == k).cast("long")).alias(f"d{i}_{k}")
-                for k in range(10)
-            ],
+        known[feature["name"]] = [
+            b["value"] for b in feature["string_statistics"]["distribution"]["categorical"]["buckets"]
         ]
+        aggregates += [
+            F.sum((text == value).cast("long")).alias(f"c{j}_{k}") for k, value in enumerate(known[feature["name"]])
+        ]
+        aggregates.append(F.sum(((text != "") & ~text.isin(*known[feature["name"]])).cast("long")).alias(f"other{j}"))
     figures = rows.agg(*aggregates).first()
     items = int(figures["items"])
     columns: dict[str, Any] = {}
@@ -66,10 +64,47 @@ def input_counts(spark, location: str, statistics: dict[str, Any]) -> dict[str, 
             "negative": int(figures[f"negative{i}"] or 0),
             "deciles": [int(figures[f"d{i}_{k}"] or 0) for k in range(10)],
         }
-    for name, values in categorical_counts(rows, categorical).items():
+    unseen = [f["name"] for j, f in enumerate(categorical) if figures[f"other{j}"]]
+    others = _unseen_values(rows, unseen, known) if unseen else {}
+    for j, feature in enumerate(categorical):
+        name = feature["name"]
+        values = {value: int(figures[f"c{j}_{k}"] or 0) for k, value in enumerate(known[name])}
+        values = {value: n for value, n in {**values, **others.get(name, {})}.items() if n}
         present = sum(values.values())
         columns[name] = {"present": present, "missing": items - present, "values": values}
     return {"items": items, "columns": columns}
+
+
+def _numeric_aggregates(i: int, feature: dict[str, Any]) -> list:
+    """Present, wrong-type and negative values and decile counts of one numeric column."""
+    from pyspark.sql import functions as F
+
+    text = F.trim(F.col(feature["name"]))
+    number = text.cast("double")
+    present = text != ""
+    wrong = present & number.isNull()
+    if feature["inferred_type"] == "Integral":
+        wrong = wrong | (number != F.floor(number))
+    decile = F.when(number.isNotNull(), _decile(number, monitoring.deciles(feature)))  # a missing value has none
+    return [
+        F.sum(present.cast("long")).alias(f"present{i}"),
+        F.sum(wrong.cast("long")).alias(f"wrong{i}"),
+        F.sum((number < 0).cast("long")).alias(f"negative{i}"),
+        *[F.sum((decile == k).cast("long")).alias(f"d{i}_{k}") for k in range(10)],
+    ]
+
+
+def _unseen_values(rows, names: list[str], known: dict[str, list[str]]) -> dict[str, dict[str, int]]:
+    """Counts of the values of ``names`` the baseline never saw, over the rows that have one."""
+    from pyspark.sql import functions as F
+
+    unseen = None
+    for name in names:
+        text = F.trim(F.col(name))
+        condition = (text != "") & ~text.isin(*known[name])
+        unseen = condition if unseen is None else unseen | condition
+    counted = categorical_counts(rows.where(unseen), names)
+    return {name: {v: n for v, n in counted[name].items() if v not in known[name]} for name in names}
 
 
 def _scores(spark, window: dict[str, Any]):
@@ -105,10 +140,8 @@ def score_counts(spark, window: dict[str, Any], score_statistics: dict[str, Any]
     return counted
 
 
-def checked_outcomes(spark, window: dict[str, Any], outcomes: str):
-    """(the window's scores, its outcomes as (id, churned 0/1) rows, the identifiers more than one scored
-    row shares), once every outcome line is checked: a bad line, a customer scored once with two
-    outcomes, or a customer the window did not score raises, naming the line."""
+def _outcome_lines(spark, window: dict[str, Any], outcomes: str):
+    """(the outcomes' ``Lines``, their rows: _id, id, churned 0/1 or null for a bad line, _bad)."""
     from pyspark.sql import functions as F
 
     lines = Lines(spark, outcomes)
@@ -118,46 +151,76 @@ def checked_outcomes(spark, window: dict[str, Any], outcomes: str):
         raise DataValidationError(outcomes, f"the header must be {expected}; got {lines.first.strip()!r}", 1)
     fields = F.split(F.col("value"), ",")
     answer = F.lower(F.trim(fields.getItem(1)))
+    churned = F.when(answer.isin(*CHURNED), 1).when(answer.isin(*STAYED), 0)
     rows = lines.text.where((F.col("_id") != 0) & (F.trim("value") != "")).select(
         "_id",
         F.trim(fields.getItem(0)).alias("id"),
-        F.when(answer.isin(*CHURNED), 1).when(answer.isin(*STAYED), 0).alias("churned"),
-        (F.size(fields) != 2).alias("_wrong_width"),
+        churned.alias("churned"),
+        ((F.size(fields) != 2) | churned.isNull()).alias("_bad"),
     )
-    _refuse(lines, rows.where(F.col("_wrong_width") | F.col("churned").isNull()), "not <identifier>,<yes|no>")
-    scores = _scores(spark, window)
-    shared = scores.groupBy("id").agg(F.count(F.lit(1)).alias("n")).where("n > 1").select("id")
-    twice = rows.groupBy("id").agg(F.count(F.lit(1)).alias("n")).where("n > 1").join(shared, "id", "left_anti")
-    _refuse(lines, rows.join(twice, "id", "left_semi"), "a customer scored once with more than one outcome")
-    _refuse(lines, rows.join(scores, "id", "left_anti"), "a customer this window did not score")
-    return scores, rows.select("id", "churned"), shared
+    return lines, rows
+
+
+def _joined(spark, window: dict[str, Any], rows):
+    """Per identifier: how many scored rows and outcome lines have it, its decision, score bin and
+    outcome, and whether a bad line has it: the one shuffle every outcome figure and check is read from."""
+    from pyspark.sql import functions as F
+
+    scores = (
+        _scores(spark, window)
+        .groupBy("id")
+        .agg(
+            F.count(F.lit(1)).alias("scored"),
+            F.first("decision").alias("decision"),
+            F.first(F.least(F.floor(F.col("score") * quality.BINS), F.lit(quality.BINS - 1))).alias("bin"),
+        )
+    )
+    told = rows.groupBy("id").agg(
+        F.count(F.lit(1)).alias("told"),
+        F.max("churned").alias("churned"),
+        F.max(F.col("_bad").cast("int")).alias("bad"),
+    )
+    return scores.join(told, "id", "full_outer")
 
 
 def outcome_counts(spark, window: dict[str, Any], outcomes: str) -> dict[str, Any]:
     """Outcome counts per (decision, churned, score bin) of the window's customers with an outcome (a bad
-    line, a customer twice or a customer the window did not score raises, naming the line); and how many
-    scored customers had none, or shared their identifier with another scored row (left out: their
-    outcomes cannot be told apart)."""
+    line, a customer scored once with two outcomes or a customer the window did not score raises,
+    naming the line); and how many scored customers had none, or shared their identifier with another
+    scored row (left out: their outcomes cannot be told apart). One job when the outcomes are sound."""
     from pyspark.sql import functions as F
 
-    scores, rows, shared = checked_outcomes(spark, window, outcomes)
-    known = scores.join(shared, "id", "left_anti")
-    joined = known.join(rows, "id", "left")
-    tally = (
-        joined.withColumn("bin", F.least(F.floor(F.col("score") * quality.BINS), F.lit(quality.BINS - 1)))
-        .groupBy("decision", "churned", "bin")
-        .count()
+    lines, rows = _outcome_lines(spark, window, outcomes)
+    kind = (
+        F.when(F.col("bad") == 1, "bad")
+        .when(F.col("scored").isNull(), "unknown")
+        .when(F.col("scored") > 1, "shared")
+        .when(F.col("told") > 1, "twice")
+        .when(F.col("told").isNull(), "without")
+        .otherwise("counted")
+    )
+    groups = (
+        _joined(spark, window, rows)
+        .groupBy(kind.alias("kind"), "decision", "churned", "bin")
+        .agg(F.sum("scored").alias("rows"))
         .collect()
     )
+    problems = {g["kind"] for g in groups} & {"bad", "twice", "unknown"}
+    if problems:
+        _refuse(lines, rows.where("_bad"), "not <identifier>,<yes|no>")
+        scored = _scores(spark, window)
+        shared = scored.groupBy("id").count().where("count > 1").select("id")
+        twice = rows.groupBy("id").count().where("count > 1").join(shared, "id", "left_anti")
+        _refuse(lines, rows.join(twice, "id", "left_semi"), "a customer scored once with more than one outcome")
+        _refuse(lines, rows.join(scored, "id", "left_anti"), "a customer this window did not score")
     counts = quality.empty_counts()
-    without = 0
-    for row in tally:
-        if row["churned"] is None:
-            without += row["count"]
-        else:
-            counts[row["decision"]][row["churned"], int(row["bin"])] += row["count"]
-    shared_rows = scores.join(shared, "id", "left_semi").count()
-    return {"counts": counts, "without_outcome": int(without), "shared_identifier": int(shared_rows)}
+    tally = {"without": 0, "shared": 0}
+    for group in groups:
+        if group["kind"] == "counted":
+            counts[group["decision"]][group["churned"], int(group["bin"])] += group["rows"]
+        elif group["kind"] in tally:
+            tally[group["kind"]] += group["rows"]
+    return {"counts": counts, "without_outcome": tally["without"], "shared_identifier": tally["shared"]}
 
 
 def _refuse(lines: Lines, bad, problem: str) -> None:
@@ -173,20 +236,21 @@ def _refuse(lines: Lines, bad, problem: str) -> None:
 def untreated_records(spark, window: dict[str, Any], outcomes: str, folder: str) -> int:
     """The window's untreated customers (below the cutoff, and the control group) with their outcomes as
     labelled raw records, written as text parts under ``folder``; how many. Offered customers are left
-    out: the offer changed their outcome, and a model taught on them would learn the offer's effect."""
+    out: the offer changed their outcome, and a model taught on them would learn the offer's effect.
+    The outcomes are checked as ``outcome_counts`` checks them, before anything is written."""
     from pyspark.sql import functions as F
 
     if window["identifier"] != "Phone":
         raise DataValidationError(window["input_path"], "retraining assembles raw customer records", 1)
-    scores, rows, shared = checked_outcomes(spark, window, outcomes)
+    outcome_counts(spark, window, outcomes)  # a bad outcomes file stops here
+    _, rows = _outcome_lines(spark, window, outcomes)
+    sound = _joined(spark, window, rows).where(
+        (F.col("scored") == 1) & (F.col("told") == 1) & F.col("decision").isin(decisions.NO_OFFER, decisions.HOLDOUT)
+    )
     source = Source(spark, window["input_path"], labelled=False)
     customers = source.rows.select(source.format.spark_identifier(source).alias("id"), *source.format.spark_named())
-    untreated = scores.where(F.col("decision").isin(decisions.NO_OFFER, decisions.HOLDOUT)).join(
-        shared, "id", "left_anti"
-    )
-    labelled = customers.join(untreated.select("id"), "id").join(rows, "id")
+    labelled = customers.join(sound.select("id", "churned"), "id")
     label = F.when(F.col("churned") == 1, F.lit("True.")).otherwise(F.lit("False."))
     columns = [label if name == data.LABEL else F.trim(F.col(f"`{name}`")) for name in data.RAW_COLUMNS]
-    records = labelled.select(F.concat_ws(",", *columns).alias("value"))
-    records.write.mode("overwrite").text(folder)
+    labelled.select(F.concat_ws(",", *columns).alias("value")).write.mode("overwrite").text(folder)
     return spark.read.text(folder).count()

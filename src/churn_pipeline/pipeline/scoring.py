@@ -39,8 +39,7 @@ def batch_transform(
     holdout: decisions.Holdout | None = None,
 ) -> dict[str, Any]:
     """Score ``data_location`` with the model ``reference`` (run id or ``s3://`` URI) into ``out_uri``,
-    keeping ``holdout``'s control group out of the offers; what was written, and how the decisions were
-    made."""
+    ``holdout``'s control group kept out of the offers; what was written, and how it was decided."""
     holdout = holdout or decisions.Holdout(0.0, "")
     stamp = workspace.new_run_id()
     run = Run(params, stamp, open_backend(params), workspace.artifacts_root() / "scoring" / stamp)
@@ -65,19 +64,13 @@ def batch_transform(
         "ModelName": name,
         "ModelDataUrl": model_uri,
         "SourceDirUri": stage_code(run, "scoring.tar.gz", archives.source_dir(manifest)),
-        "Cutoff": repr(float(cutoff)),
-        "Explain": str(explain_count),
         "TransformJobName": name,
-        "OutputFilter": container.transform_data_processing(len(manifest["features"]))["OutputFilter"],
-        "HoldoutFraction": repr(float(holdout.fraction)),
-        "ScoringDate": holdout.date,
+        **_decision_input(manifest, cutoff, explain_count, holdout),
     }
     if overwrite:
         run.backend.store.remove_prefix(out_uri)
-    sfn = run.backend.client("stepfunctions")
-    arn = sfn.start_execution(stateMachineArn=version_arn, name=stamp, input=json.dumps(execution_input))[
-        "executionArn"
-    ]
+    start = run.backend.client("stepfunctions").start_execution
+    arn = start(stateMachineArn=version_arn, name=stamp, input=json.dumps(execution_input))["executionArn"]
     run.state.update(execution_arn=arn, execution_input=execution_input)
     run.save()
     result = {
@@ -94,6 +87,18 @@ def batch_transform(
     if params["wait_for_execution"]:
         result["status"] = _wait_and_describe(run, arn, result, scratch, progress)
     return result
+
+
+def _decision_input(manifest: dict[str, Any], cutoff: float, explain_count: int, holdout) -> dict[str, str]:
+    """The execution input's decision settings: the cutoff, the reasons, the control group, and the
+    output filter that keeps the identifier and the answer."""
+    return {
+        "Cutoff": repr(float(cutoff)),
+        "Explain": str(explain_count),
+        "OutputFilter": container.transform_data_processing(len(manifest["features"]))["OutputFilter"],
+        "HoldoutFraction": repr(float(holdout.fraction)),
+        "ScoringDate": holdout.date,
+    }
 
 
 def _where_the_etl_reads(run: Run, data_location: str, scratch: str) -> str:
