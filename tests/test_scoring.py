@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from churn_pipeline import container, decisions, explain, features, scoring, serving, synthetic, training
+from churn_pipeline import container, decisions, explain, features, monitoring, scoring, serving, synthetic, training
 from churn_pipeline.errors import DataValidationError, PipelineError
 from churn_pipeline.pipeline import scoring as batch_scoring
 
@@ -453,6 +453,10 @@ def test_score_holds_out_a_control_group_and_leaves_a_window_the_monitor_reads(s
     statistics = json.loads((small_model[2] / "baseline" / "statistics.json").read_text())
     drift = window_counts.input_counts(spark, window["input_path"], statistics)
     assert drift["items"] == 3_000 and sum(drift["columns"]["Day Mins"]["deciles"]) == 3_000
+    shifted = synthetic.generate_file(tmp_path / "shifted.csv", 2_000, 12, ("new-state",)).path
+    counted = window_counts.input_counts(spark, str(shifted), statistics)
+    in_memory = monitoring.window_counts(statistics, synthetic.generate_synthetic(2_000, 12, ("new-state",)))
+    assert counted == in_memory and counted["columns"]["State"]["values"][synthetic.NEW_STATE] > 100
 
 
 def test_spark_draws_the_same_control_group_as_python(spark):
