@@ -469,3 +469,45 @@ def test_spark_draws_the_same_control_group_as_python(spark):
     frame = spark.createDataFrame([(i,) for i in identifiers], "id string")
     held = [row["held"] for row in frame.select(scoring.held_column(holdout, F.col("id")).alias("held")).collect()]
     assert held == holdout.held(identifiers).astype(int).tolist() and 800 < sum(held) < 1200
+
+
+def test_an_endpoints_capture_is_a_window_and_a_bad_line_is_named(spark, small_model, tmp_path):
+    """SM-DATA-CAPTURE: captured requests of raw records (CSV answers, JSON answers) give the same counts as
+    the same customers in memory; a request of encoded rows is counted, not compared; a line that is not a
+    capture record stops the monitor, naming its file and line."""
+    import csv as csv_module
+    import io
+    from datetime import datetime, timezone
+
+    from churn_pipeline import capture, data, monitoring
+    from churn_pipeline.etl import captures
+
+    statistics = json.loads((small_model[2] / "baseline" / "statistics.json").read_text())
+    customers = synthetic.generate_synthetic(300, 21)
+    folder = tmp_path / "capture" / "local" / "AllTraffic" / "2026" / "11" / "29" / "10"
+    folder.mkdir(parents=True)
+    lines = []
+    for start in range(0, 300, 100):
+        text = io.StringIO()
+        writer = csv_module.writer(text)
+        writer.writerow(data.RAW_COLUMNS)
+        writer.writerows(zip(*(customers[name][start : start + 100].tolist() for name in data.RAW_COLUMNS)))
+        scores = [0.001 * (start + i) for i in range(100)]
+        answer = ("text/csv", "".join(f"{s!r}\n" for s in scores).encode())
+        if start == 100:
+            answer = ("application/json", json.dumps({"predictions": [{"score": s} for s in scores]}).encode())
+        record = capture.capture_record(
+            ("text/csv; header=present", text.getvalue().encode()), answer, datetime.now(timezone.utc), None
+        )
+        lines.append(json.dumps(record))
+    encoded = capture.capture_record(("text/csv", b"1,2,3\n"), ("text/csv", b"0.5\n"), datetime.now(timezone.utc), None)
+    lines.append(json.dumps(encoded))
+    (folder / "worker-1.jsonl").write_text("\n".join(lines) + "\n")
+    counted, scored, read = captures.capture_counts(spark, str(tmp_path / "capture"), statistics, None)
+    assert counted == monitoring.window_counts(statistics, customers)
+    assert read == {"requests": 4, "raw_requests": 3} and scored["items"] == 300
+    rows, _ = captures.capture_rows(spark, str(tmp_path / "capture"), ["Day Mins"])
+    assert sorted(round(r["score"], 3) for r in rows.collect()) == [round(0.001 * i, 3) for i in range(300)]
+    (folder / "worker-2.jsonl").write_text(lines[0] + "\n{not json\n")
+    with pytest.raises(DataValidationError, match=r"worker-2.jsonl, line 2: not a data capture record"):
+        captures.capture_counts(spark, str(tmp_path / "capture"), statistics, None)

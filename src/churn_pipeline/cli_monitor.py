@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import sys
 
-from . import config, decisions, quality, reports
+from . import config, quality, reports
 from .errors import PipelineError
 from .etl.session import spark_session
-from .pipeline.monitor import retraining_data
+from .pipeline.monitor import describe_window, retraining_data
 from .runner import run_monitor, run_notebooks
 
 
@@ -21,7 +21,7 @@ def monitor_command(args) -> int:
         raise PipelineError("--retrain adds the window's untreated customers with their outcomes: name --outcomes")
     windows = [os.path.abspath(w) for w in args.window]  # the notebook runs in notebooks/
     for window in windows:
-        decisions.read_window(window)
+        describe_window(window)  # a path that is neither a score file nor a folder fails here
     monitor.update(
         model=args.model or "",
         windows=windows,
@@ -57,7 +57,12 @@ def add_command(commands) -> None:
         "monitor",
         help="compare scored windows with the model's baseline; judge it on outcomes; exit 0 ok, 3 drift, 4 degraded",
     )
-    monitor.add_argument("--window", action="append", default=[], help="a score file of `score` (repeatable)")
+    monitor.add_argument(
+        "--window",
+        action="append",
+        default=[],
+        help="a score file of `score`, or a folder of an endpoint's data capture (repeatable)",
+    )
     monitor.add_argument("--outcomes", help="the window's outcomes: <identifier>,churned (yes/no), a header first")
     monitor.add_argument("--model", help="the run id of the model (default: the one that scored the windows)")
     monitor.add_argument("--params", help="parameters file whose backend and registry to use (default: local)")

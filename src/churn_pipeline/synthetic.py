@@ -252,11 +252,12 @@ def simulate_outcomes(scores: str | os.PathLike, out: str | os.PathLike, effect:
             )
             rows, churned = rows + len(p), churned + int(churn.sum())
     ids, effects = np.concatenate(eligible_ids), np.concatenate(eligible_effects)
-    unique = ~np.isin(ids, _shared_ids(window, identifier, ids))
+    shared = _shared_ids(window, identifier, ids)
+    unique = np.fromiter((value not in shared for value in ids), dtype=bool, count=len(ids))
     return SimulatedOutcomes(Path(out), rows, churned, int(unique.sum()), float(effects[unique].mean()))
 
 
-def _shared_ids(window: dict, identifier: str, eligible_ids: np.ndarray) -> np.ndarray:
+def _shared_ids(window: dict, identifier: str, eligible_ids: np.ndarray) -> set[str]:
     """The eligible identifiers that some row of the window, eligible or not, also has."""
     import pandas as pd
 
@@ -264,7 +265,7 @@ def _shared_ids(window: dict, identifier: str, eligible_ids: np.ndarray) -> np.n
     seen = collections.Counter()
     for chunk in pd.read_csv(window["scores_path"], usecols=[identifier], dtype=str, chunksize=SYNTHETIC_BLOCK_ROWS):
         seen.update(value for value in chunk[identifier] if value in wanted)
-    return np.array([value for value, count in seen.items() if count > 1], dtype=object)
+    return {value for value, count in seen.items() if count > 1}
 
 
 def simulate_decisions(

@@ -30,13 +30,17 @@ def _decile(value, edges: list[float]):
 
 
 def input_counts(spark, location: str, statistics: dict[str, Any]) -> dict[str, Any]:
-    """``monitoring.window_counts`` of the customers at ``location``, for the baseline's columns, in one
-    pass: a categorical column's values are counted against the baseline's (a second pass, over the
-    rows that have them, counts values the baseline never saw)."""
+    """``monitoring.window_counts`` of the customers at ``location`` (``column_counts``)."""
+    source = Source(spark, location, labelled=False)
+    return column_counts(source.rows.select(*source.format.spark_named()), statistics)
+
+
+def column_counts(rows, statistics: dict[str, Any]) -> dict[str, Any]:
+    """``monitoring.window_counts`` of ``rows`` (the baseline's columns by name, as text), in one pass: a
+    categorical column's values are counted against the baseline's (a second pass, over the rows that
+    have others, counts the values the baseline never saw)."""
     from pyspark.sql import functions as F
 
-    source = Source(spark, location, labelled=False)
-    rows = source.rows.select(*source.format.spark_named())
     numeric = [f for f in statistics["features"] if f["inferred_type"] in monitoring.NUMERIC_TYPES]
     categorical = [f for f in statistics["features"] if f["inferred_type"] == "String"]
     aggregates = [F.count(F.lit(1)).alias("items")]
@@ -120,21 +124,29 @@ def _scores(spark, window: dict[str, Any]):
 
 
 def score_counts(spark, window: dict[str, Any], score_statistics: dict[str, Any] | None) -> dict[str, Any]:
-    """How many customers got each decision and, against the test split's score distribution, the
-    window's score decile counts."""
+    """How many of the window's customers got each decision and, against the test split's score
+    distribution, the window's score decile counts."""
+    return score_aggregates(_scores(spark, window), score_statistics)
+
+
+def score_aggregates(scores, score_statistics: dict[str, Any] | None) -> dict[str, Any]:
+    """``score_counts`` of a frame with ``score`` (and ``decision``, when it has one)."""
     from pyspark.sql import functions as F
 
-    scores = _scores(spark, window)
-    aggregates = [
-        F.sum((F.col("decision") == d).cast("long")).alias(f"n{i}") for i, d in enumerate(decisions.DECISIONS)
-    ]
+    decided = "decision" in scores.columns
+    aggregates = [F.count(F.lit(1)).alias("items")]
+    if decided:
+        aggregates += [
+            F.sum((F.col("decision") == d).cast("long")).alias(f"n{i}") for i, d in enumerate(decisions.DECISIONS)
+        ]
     if score_statistics is not None:
         edges = monitoring.deciles(score_statistics["features"][0])
-        decile = _decile(F.col("score"), edges)
+        decile = F.when(F.col("score").isNotNull(), _decile(F.col("score"), edges))
         aggregates += [F.sum((decile == k).cast("long")).alias(f"d{k}") for k in range(10)]
-    figures = scores.agg(F.count(F.lit(1)).alias("items"), *aggregates).first()
-    counted = {"items": int(figures["items"])}
-    counted["decisions"] = {d: int(figures[f"n{i}"] or 0) for i, d in enumerate(decisions.DECISIONS)}
+    figures = scores.agg(*aggregates).first()
+    counted: dict[str, Any] = {"items": int(figures["items"])}
+    if decided:
+        counted["decisions"] = {d: int(figures[f"n{i}"] or 0) for i, d in enumerate(decisions.DECISIONS)}
     if score_statistics is not None:
         counted["deciles"] = [int(figures[f"d{k}"] or 0) for k in range(10)]
     return counted

@@ -18,6 +18,7 @@ from typing import Any
 from .. import data, decisions, monitoring, names, quality, scoring, serving, synthetic, workspace
 from ..backends import open_backend
 from ..errors import PipelineError
+from ..etl import captures
 from ..etl import window as window_counts
 from ..storage import atomic_file, write_atomic
 from .run import Run
@@ -127,28 +128,30 @@ def monitor_windows(
     thresholds: dict[str, Any] | None = None,
     out: Path | None = None,
 ) -> dict[str, Any]:
-    """Monitor ``windows`` (score files) with the model that scored them (or ``model``); with ``outcomes``
-    (one window's), judge the untreated customers, the offers and the costs. Writes ``MONITORING`` and
-    ``VIOLATIONS`` into ``out`` (nothing is written when an input is refused); the report."""
+    """Monitor ``windows`` (score files, or capture folders of an endpoint) with the model that scored
+    them (or ``model``); with ``outcomes`` (one score file's), judge the untreated customers, the offers
+    and the costs. Writes ``MONITORING`` and ``VIOLATIONS`` into ``out`` (nothing is written when an
+    input is refused); the report."""
     thresholds = quality.check_thresholds(thresholds or {})
     if not windows:
-        raise PipelineError("no window to monitor: name one or more score files")
-    described = [decisions.read_window(w) for w in windows]
-    model = model or described[0].get("model", "")
-    others = sorted({d.get("model") for d in described} - {model})
+        raise PipelineError("no window to monitor: name one or more score files or capture folders")
+    described = [describe_window(w) for w in windows]
+    model = model or next((d["model"] for d in described if d.get("model")), "")
+    others = sorted({d["model"] for d in described if d.get("model")} - {model})
     if not model or others:
         raise PipelineError(f"the windows were scored by different models or none ({others}); name the model")
-    if outcomes and len(described) > 1:
-        raise PipelineError("outcomes belong to one scored window; monitor that window alone with them")
+    if outcomes and (len(described) > 1 or described[0]["kind"] != "scores"):
+        raise PipelineError("outcomes belong to one score file (captures have no control group): monitor it alone")
     documents = model_documents(params, model)
     statistics, evaluation = documents["statistics"], documents["evaluation"]
     score_statistics = evaluation["scores"] if evaluation else None
-    counted = _sum_counts([window_counts.input_counts(spark, d["input_path"], statistics) for d in described])
-    scored = [window_counts.score_counts(spark, d, score_statistics) for d in described]
+    each = [_count(spark, d, statistics, score_statistics) for d in described]
+    counted = _sum_counts([c for c, _, _ in each])
+    scored = [s for _, s, _ in each]
     drift = monitoring.feature_drift(statistics, counted)
     report: dict[str, Any] = {
         "model": model,
-        "windows": [{k: d[k] for k in ("scores", "rows", "cutoff", "holdout", "decisions")} for d in described],
+        "windows": [entry for _, _, entry in each],
         "items": counted["items"],
         "drift": drift,
         "drifted_share": sum(found["drifted"] for found in drift.values()) / len(drift),
@@ -174,6 +177,23 @@ def monitor_windows(
         write_atomic(Path(out) / VIOLATIONS, json.dumps(violations, indent=2))
         write_atomic(Path(out) / MONITORING, json.dumps(report, indent=2, default=float))
     return {**report, "counts": counted, "score_counts": scored, "statistics": statistics}
+
+
+def describe_window(path: str) -> dict[str, Any]:
+    """A window by its path: a folder is an endpoint's capture, a file a score file (``decisions.read_window``)."""
+    if Path(path).is_dir():
+        return {"kind": "capture", "path": str(path)}
+    return {"kind": "scores", **decisions.read_window(path)}
+
+
+def _count(spark, window: dict[str, Any], statistics, score_statistics):
+    """(column counts, score counts, the window's entry in the report) of one window."""
+    if window["kind"] == "capture":
+        counted, scored, read = captures.capture_counts(spark, window["path"], statistics, score_statistics)
+        return counted, scored, {"capture": Path(window["path"]).name, **read, "rows": counted["items"]}
+    counted = window_counts.input_counts(spark, window["input_path"], statistics)
+    entry = {k: window[k] for k in ("scores", "rows", "cutoff", "holdout", "decisions")}
+    return counted, window_counts.score_counts(spark, window, score_statistics), entry
 
 
 def _score_drift(score_statistics: dict[str, Any] | None, scored: list[dict[str, Any]]) -> dict[str, Any] | None:
