@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -565,3 +566,41 @@ def test_the_saved_model_answers_as_the_local_deploy_answers(default_run, env, t
     decided = [json.loads(line) for line in answers[3].data.decode().splitlines()]
     cutoff = registry(env).get("e2e-default").cutoff
     assert all(row["decision"] == (row["score"] > cutoff) for row in decided) and cutoff != 0.5
+
+
+def test_the_loop_from_a_drifted_window_to_a_retrained_model_is_one_command(default_run, env, tmp_path):
+    """Score a drifted population with a control group, simulate its outcomes, then `monitor --retrain`:
+    notebook 04 runs headlessly, the verdict is the exit status, and a new model is trained on the
+    model's data plus the window's untreated customers."""
+    customers, scores, outcomes = tmp_path / "customers.csv", tmp_path / "scores.csv", tmp_path / "outcomes.csv"
+    drawn = cli(
+        env, "generate-data", "--rows", "4000", "--seed", "8", "--shift", "day-mins-up", "--out", str(customers)
+    )
+    assert drawn.returncode == 0, drawn.stderr[-2000:]
+    scored = cli(env, "score", "--model", "e2e-default", "--data", str(customers), "--out", str(scores),
+                 "--holdout-fraction", "0.2", "--date", "2026-11-29")  # fmt: skip
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert "held out of the offers (control group of 20% for 2026-11-29)" in scored.stdout
+    simulated = cli(env, "generate-data", "--outcomes-for", str(scores), "--offer-effect", "0.3",
+                    "--out", str(outcomes))  # fmt: skip
+    assert simulated.returncode == 0, simulated.stderr[-2000:]
+    refused = cli(env, "monitor", "--window", str(scores), "-p", "max_psi=0.2")
+    assert refused.returncode == 1 and "unknown monitor threshold max_psi" in refused.stderr
+    monitored = cli(env, "monitor", "--window", str(scores), "--outcomes", str(outcomes), "--monitor-id", "loop-1",
+                    "--retrain", "--quiet")  # fmt: skip
+    assert monitored.returncode == 3, monitored.stdout[-2000:] + monitored.stderr[-3000:]
+    folder = Path(env["CHURN_PIPELINE_ARTIFACTS"]) / "monitor-loop-1"
+    report = json.loads((folder / "monitoring.json").read_text())
+    assert report["verdict"] == "drift" and report["drift"]["Day Mins"]["drifted"] and report["model"] == "e2e-default"
+    assert report["quality"]["customers"] > 0 and report["offers"]["holdout"]["customers"] > 0
+    violations = json.loads((folder / "constraint_violations.json").read_text())["violations"]
+    drifted = {(v["feature_name"], v["constraint_check_type"]) for v in violations}
+    assert ("Day Mins", "baseline_drift_check") in drifted
+    assert (folder / "04-monitor.html").exists() and str(tmp_path) not in (folder / "04-monitor.ipynb").read_text()
+    added = int(re.search(r"and ([\d,]+) untreated customers", monitored.stdout).group(1).replace(",", ""))
+    untreated = report["windows"][0]["decisions"]["no_offer"] + report["windows"][0]["decisions"]["holdout"]
+    assert 0 < added <= untreated
+    default_data_lines = 5000 + 1  # the default run's synthetic customers and their header
+    assert len((folder / "retraining.csv").read_text().splitlines()) == default_data_lines + added
+    retrained = re.search(r"run id:    (\S+) \(succeeded\)", monitored.stdout).group(1)
+    assert registry(env).get(retrained).data_uri.endswith("retraining.csv")

@@ -20,13 +20,12 @@ BAD_LINES_SHOWN = 5
 
 
 def _decile(value, edges: list[float]):
-    """A value's interval among the 10 the edges cut (a value on an edge goes right), as ``decile_counts``."""
+    """A value's interval among the 10 the edges cut (a value on an edge goes right), as ``decile_counts``:
+    how many edges are at or below it, the value read once (null stays null)."""
     from pyspark.sql import functions as F
 
-    index = F.lit(0)
-    for edge in edges:
-        index = index + F.when(value >= F.lit(edge), 1).otherwise(0)
-    return index
+    below = F.size(F.filter(F.array(*[F.lit(float(edge)) for edge in edges]), lambda edge: edge <= value))
+    return F.when(value.isNotNull(), below)
 
 
 def input_counts(spark, location: str, statistics: dict[str, Any]) -> dict[str, Any]:
@@ -36,27 +35,44 @@ def input_counts(spark, location: str, statistics: dict[str, Any]) -> dict[str, 
 
 
 def column_counts(rows, statistics: dict[str, Any]) -> dict[str, Any]:
-    """``monitoring.window_counts`` of ``rows`` (the baseline's columns by name, as text), in one pass: a
-    categorical column's values are counted against the baseline's (a second pass, over the rows that
-    have others, counts the values the baseline never saw)."""
+    """``monitoring.window_counts`` of ``rows`` (the baseline's columns by name, as text), in one pass:
+    each value is first coded once (a number's decile, a category's place in the baseline's domain), then
+    the codes are counted; values the baseline never saw are counted in a second pass over the rows that
+    have them."""
     from pyspark.sql import functions as F
 
     numeric = [f for f in statistics["features"] if f["inferred_type"] in monitoring.NUMERIC_TYPES]
     categorical = [f for f in statistics["features"] if f["inferred_type"] == "String"]
-    aggregates = [F.count(F.lit(1)).alias("items")]
-    for i, feature in enumerate(numeric):
-        aggregates += _numeric_aggregates(i, feature)
-    known: dict[str, list[str]] = {}
+    known = {
+        f["name"]: [b["value"] for b in f["string_statistics"]["distribution"]["categorical"]["buckets"]]
+        for f in categorical
+    }
+    read = rows.select(  # each value read once: a text trimmed, a number cast, before it is coded
+        *[F.trim(F.col(f["name"])).alias(f"t{i}") for i, f in enumerate(numeric)],
+        *[F.trim(F.col(f["name"])).cast("double").alias(f"x{i}") for i, f in enumerate(numeric)],
+        *[F.col(f["name"]) for f in categorical],
+    )
+    coded = read.select(
+        *[code for i, feature in enumerate(numeric) for code in _numeric_codes(i, feature)],
+        *[
+            _category_code(feature["name"], known[feature["name"]]).alias(f"c{j}")
+            for j, feature in enumerate(categorical)
+        ],
+    )
+    counted = [F.count(F.lit(1)).alias("items")]
+    for i in range(len(numeric)):
+        counted += [
+            F.sum(f"p{i}").alias(f"present{i}"),
+            F.sum(f"w{i}").alias(f"wrong{i}"),
+            F.sum(f"n{i}").alias(f"negative{i}"),
+        ]
+        counted += [F.count(F.when(F.col(f"d{i}") == k, 1)).alias(f"d{i}_{k}") for k in range(10)]
     for j, feature in enumerate(categorical):
-        text = F.trim(F.col(feature["name"]))
-        known[feature["name"]] = [
-            b["value"] for b in feature["string_statistics"]["distribution"]["categorical"]["buckets"]
+        counted += [
+            F.count(F.when(F.col(f"c{j}") == k, 1)).alias(f"c{j}_{k}") for k in range(len(known[feature["name"]]))
         ]
-        aggregates += [
-            F.sum((text == value).cast("long")).alias(f"c{j}_{k}") for k, value in enumerate(known[feature["name"]])
-        ]
-        aggregates.append(F.sum(((text != "") & ~text.isin(*known[feature["name"]])).cast("long")).alias(f"other{j}"))
-    figures = rows.agg(*aggregates).first()
+        counted.append(F.count(F.when(F.col(f"c{j}") == -1, 1)).alias(f"other{j}"))
+    figures = coded.agg(*counted).first()
     items = int(figures["items"])
     columns: dict[str, Any] = {}
     for i, feature in enumerate(numeric):
@@ -66,36 +82,44 @@ def column_counts(rows, statistics: dict[str, Any]) -> dict[str, Any]:
             "missing": items - present,
             "mismatched": int(figures[f"wrong{i}"] or 0),
             "negative": int(figures[f"negative{i}"] or 0),
-            "deciles": [int(figures[f"d{i}_{k}"] or 0) for k in range(10)],
+            "deciles": [int(figures[f"d{i}_{k}"]) for k in range(10)],
         }
     unseen = [f["name"] for j, f in enumerate(categorical) if figures[f"other{j}"]]
     others = _unseen_values(rows, unseen, known) if unseen else {}
     for j, feature in enumerate(categorical):
         name = feature["name"]
-        values = {value: int(figures[f"c{j}_{k}"] or 0) for k, value in enumerate(known[name])}
+        values = {value: int(figures[f"c{j}_{k}"]) for k, value in enumerate(known[name])}
         values = {value: n for value, n in {**values, **others.get(name, {})}.items() if n}
         present = sum(values.values())
         columns[name] = {"present": present, "missing": items - present, "values": values}
     return {"items": items, "columns": columns}
 
 
-def _numeric_aggregates(i: int, feature: dict[str, Any]) -> list:
-    """Present, wrong-type and negative values and decile counts of one numeric column."""
+def _numeric_codes(i: int, feature: dict[str, Any]) -> list:
+    """A numeric column's value coded once: present, wrong type and negative (0/1) and its decile."""
     from pyspark.sql import functions as F
 
-    text = F.trim(F.col(feature["name"]))
-    number = text.cast("double")
+    text, number = F.col(f"t{i}"), F.col(f"x{i}")  # read once (``column_counts``)
     present = text != ""
     wrong = present & number.isNull()
     if feature["inferred_type"] == "Integral":
         wrong = wrong | (number != F.floor(number))
-    decile = F.when(number.isNotNull(), _decile(number, monitoring.deciles(feature)))  # a missing value has none
     return [
-        F.sum(present.cast("long")).alias(f"present{i}"),
-        F.sum(wrong.cast("long")).alias(f"wrong{i}"),
-        F.sum((number < 0).cast("long")).alias(f"negative{i}"),
-        *[F.sum((decile == k).cast("long")).alias(f"d{i}_{k}") for k in range(10)],
+        present.cast("int").alias(f"p{i}"),
+        F.coalesce(wrong, F.lit(False)).cast("int").alias(f"w{i}"),
+        F.coalesce(number < 0, F.lit(False)).cast("int").alias(f"n{i}"),
+        _decile(number, monitoring.deciles(feature)).alias(f"d{i}"),  # none for a missing or wrong value
     ]
+
+
+def _category_code(name: str, domain: list[str]):
+    """A category's place in the baseline's ``domain``; -1 for a value it never saw, null for none."""
+    from pyspark.sql import functions as F
+
+    text = F.trim(F.col(name))
+    places = F.create_map(*[F.lit(v) for k, value in enumerate(domain) for v in (value, k)]) if domain else None
+    place = F.element_at(places, text) if domain else F.lit(None)
+    return F.when(text == "", None).otherwise(F.coalesce(place, F.lit(-1)))
 
 
 def _unseen_values(rows, names: list[str], known: dict[str, list[str]]) -> dict[str, dict[str, int]]:
@@ -141,7 +165,7 @@ def score_aggregates(scores, score_statistics: dict[str, Any] | None) -> dict[st
         ]
     if score_statistics is not None:
         edges = monitoring.deciles(score_statistics["features"][0])
-        decile = F.when(F.col("score").isNotNull(), _decile(F.col("score"), edges))
+        decile = _decile(F.col("score"), edges)
         aggregates += [F.sum((decile == k).cast("long")).alias(f"d{k}") for k in range(10)]
     figures = scores.agg(*aggregates).first()
     counted: dict[str, Any] = {"items": int(figures["items"])}
