@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import data, decisions, monitoring, quality
-from ..errors import DataValidationError
+from ..errors import DataValidationError, PipelineError
 from .baseline import categorical_counts
 from .source import Lines, Source
 
@@ -199,24 +199,51 @@ def _outcome_lines(spark, window: dict[str, Any], outcomes: str):
 
 def _joined(spark, window: dict[str, Any], rows):
     """Per identifier: how many scored rows and outcome lines have it, its decision, score bin and
-    outcome, and whether a bad line has it: the one shuffle every outcome figure and check is read from."""
+    outcome, and whether a bad line has it: the one shuffle every outcome figure and check is read from
+    (the scores and the outcomes as one union, grouped once by identifier)."""
     from pyspark.sql import functions as F
 
-    scores = (
-        _scores(spark, window)
+    # every buffer of the grouping fixed-width (the decision as its place in DECISIONS): a hash aggregation
+    place = F.create_map(*[F.lit(v) for k, d in enumerate(decisions.DECISIONS) for v in (d, k)])
+    scored = _scores(spark, window).select(
+        "id",
+        F.lit(1).alias("s"),
+        F.lit(0).alias("o"),
+        F.element_at(place, F.col("decision")).alias("decision"),
+        F.least(F.floor(F.col("score") * quality.BINS), F.lit(quality.BINS - 1)).cast("int").alias("bin"),
+        F.lit(None).cast("int").alias("churned"),
+        F.lit(0).alias("b"),
+    )
+    told = rows.select(
+        "id",
+        F.lit(0).alias("s"),
+        F.lit(1).alias("o"),
+        F.lit(None).cast("int").alias("decision"),
+        F.lit(None).cast("int").alias("bin"),
+        "churned",
+        F.col("_bad").cast("int").alias("b"),
+    )
+    return (
+        scored.unionByName(told)
         .groupBy("id")
         .agg(
-            F.count(F.lit(1)).alias("scored"),
-            F.first("decision").alias("decision"),
-            F.first(F.least(F.floor(F.col("score") * quality.BINS), F.lit(quality.BINS - 1))).alias("bin"),
+            F.sum("s").alias("scored"),
+            F.sum("o").alias("told"),
+            F.max("decision").alias("decision"),
+            F.max("bin").alias("bin"),
+            F.max("churned").alias("churned"),
+            F.max("b").alias("bad"),
+        )
+        .select(
+            "id",
+            F.when(F.col("scored") > 0, F.col("scored")).alias("scored"),
+            F.when(F.col("told") > 0, F.col("told")).alias("told"),
+            "decision",
+            "bin",
+            "churned",
+            "bad",
         )
     )
-    told = rows.groupBy("id").agg(
-        F.count(F.lit(1)).alias("told"),
-        F.max("churned").alias("churned"),
-        F.max(F.col("_bad").cast("int")).alias("bad"),
-    )
-    return scores.join(told, "id", "full_outer")
 
 
 def outcome_counts(spark, window: dict[str, Any], outcomes: str) -> dict[str, Any]:
@@ -253,7 +280,9 @@ def outcome_counts(spark, window: dict[str, Any], outcomes: str) -> dict[str, An
     tally = {"without": 0, "shared": 0}
     for group in groups:
         if group["kind"] == "counted":
-            counts[group["decision"]][group["churned"], int(group["bin"])] += group["rows"]
+            if group["decision"] is None:
+                raise PipelineError(f"{window['scores_path']}: a decision that is none of {decisions.DECISIONS}")
+            counts[decisions.DECISIONS[group["decision"]]][group["churned"], int(group["bin"])] += group["rows"]
         elif group["kind"] in tally:
             tally[group["kind"]] += group["rows"]
     return {"counts": counts, "without_outcome": tally["without"], "shared_identifier": tally["shared"]}
@@ -281,7 +310,9 @@ def untreated_records(spark, window: dict[str, Any], outcomes: str, folder: str)
     outcome_counts(spark, window, outcomes)  # a bad outcomes file stops here
     _, rows = _outcome_lines(spark, window, outcomes)
     sound = _joined(spark, window, rows).where(
-        (F.col("scored") == 1) & (F.col("told") == 1) & F.col("decision").isin(decisions.NO_OFFER, decisions.HOLDOUT)
+        (F.col("scored") == 1)
+        & (F.col("told") == 1)
+        & F.col("decision").isin(*[decisions.DECISIONS.index(d) for d in (decisions.NO_OFFER, decisions.HOLDOUT)])
     )
     source = Source(spark, window["input_path"], labelled=False)
     customers = source.rows.select(source.format.spark_identifier(source).alias("id"), *source.format.spark_named())
