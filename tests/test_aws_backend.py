@@ -428,8 +428,9 @@ def test_scoring_on_aws_deploys_its_state_machine_and_starts_the_transform(aws_e
     assert sent["OutputFilter"] == f"$[0,{len(manifest['features']) + 2}:]"
     assert sent["ManifestUri"] == f"s3://{BUCKET}/churn/trained/etl/manifest.json" and sent["Cutoff"] == "0.4"
     assert sent["SourceDirUri"].startswith(f"s3://{BUCKET}/churn/dev/code/scoring-")
-    # the input lay outside the roles' prefix: copied inside S3 to where the Glue role reads
-    assert sent["DataUri"].startswith(f"s3://{BUCKET}/churn/dev/scoring/") and sent["DataUri"].endswith("/today.csv")
+    # the input lay outside the roles' prefix: kept beside the scores (copied inside S3), where the Glue role reads
+    assert sent["DataUri"] == f"s3://{BUCKET}/churn/dev/scores/today/input/today.csv"
+    assert sent["HoldoutFraction"] == "0.0" and sent["ScoringDate"] == ""
     assert boto3.client("glue").get_job(JobName="churn-dev-etl")["Job"]["Command"]["ScriptLocation"].endswith(".py")
     definition = json.loads(
         sfn.describe_state_machine(

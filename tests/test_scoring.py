@@ -294,7 +294,8 @@ def test_score_as_on_aws_runs_the_etl_job_and_a_batch_transform_from_a_state_mac
     assert result["columns"] == decisions.output_columns("Phone", 3) and result["cutoff"] == 0.3
     outputs = sorted(backend.mirror.path(scores_uri).glob("*.csv.out"))
     described = json.loads(backend.mirror.path(scores_uri + batch_scoring.SCORES_DESCRIPTION).read_text())
-    assert described["columns"] == result["columns"]
+    assert described["columns"] == result["columns"] and described["input"] == "input/churn.txt"
+    assert backend.mirror.path(scores_uri + described["input"]).read_bytes() == churn_txt.read_bytes()
     assert not backend.mirror.path("s3://churn-pipeline-local/churn/local/scoring").exists() or not any(
         backend.mirror.path("s3://churn-pipeline-local/churn/local/scoring").rglob("*.csv")
     )  # encoded rows removed

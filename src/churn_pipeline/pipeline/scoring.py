@@ -1,10 +1,12 @@
 """``score`` as AWS runs it: the ETL job in its scoring mode and a Batch Transform, in a state machine.
 
-The ETL job checks every row by the run's rules and encodes the customers into
-``<identifier>,<features>`` parts in input order; the scoring model runs the
-container's script-mode functions (``container``), and Batch Transform joins
-each answer to its input row, keeping the identifier. The scores land under
-``--out`` as one ``<part>.csv.out`` per encoded part, with ``score``'s columns.
+The customers are kept under ``--out``'s ``input/``; the ETL job checks every row
+by the run's rules and encodes them into ``<identifier>,<held>,<features>`` parts
+in input order (``held``: the control group); the scoring model runs the
+container's script-mode functions (``container``), and Batch Transform joins each
+answer to its input row, keeping the identifier. The scores land under ``--out``
+as one ``<part>.csv.out`` per encoded part, with ``score``'s columns, described by
+``_scores.json`` once every part is scored.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from .staging import stage_code
 SCORES_FOLDER = "scores"
 #: written beside the ``.out`` parts once every part is scored
 SCORES_DESCRIPTION = "_scores.json"
+#: under ``--out``: the scored customers, as they were given
+INPUT_FOLDER = "input/"
 
 
 def batch_transform(
@@ -52,7 +56,9 @@ def batch_transform(
     identifier = _identifier_of(data_location, run.backend)
     version_arn = _deploy_scoring(run)
     scratch = f"{run.environment_prefix}/scoring/{stamp}"
-    data_location = _where_the_etl_reads(run, data_location, scratch)
+    if overwrite:
+        run.backend.store.remove_prefix(out_uri)
+    data_location = _capture_input(run, data_location, out_uri)
     name = names.resource_name(params, f"score-{stamp}")
     execution_input = {
         "DataUri": data_location,
@@ -67,14 +73,13 @@ def batch_transform(
         "TransformJobName": name,
         **_decision_input(manifest, cutoff, explain_count, holdout),
     }
-    if overwrite:
-        run.backend.store.remove_prefix(out_uri)
     start = run.backend.client("stepfunctions").start_execution
     arn = start(stateMachineArn=version_arn, name=stamp, input=json.dumps(execution_input))["executionArn"]
     run.state.update(execution_arn=arn, execution_input=execution_input)
     run.save()
     result = {
         "model": reference,
+        "input": data_location[len(out_uri) :],
         "holdout": holdout.to_dict(),
         "output_uri": out_uri,
         "columns": decisions.output_columns(identifier, explain_count),
@@ -101,14 +106,13 @@ def _decision_input(manifest: dict[str, Any], cutoff: float, explain_count: int,
     }
 
 
-def _where_the_etl_reads(run: Run, data_location: str, scratch: str) -> str:
-    """The customers where the Glue role reads them: under the environment's prefix, copied there if not
-    (an ``s3://`` input is copied inside S3)."""
-    if data_location.startswith(run.environment_prefix + "/"):
-        return data_location
+def _capture_input(run: Run, data_location: str, out_uri: str) -> str:
+    """The customers kept beside their scores, under ``--out``'s ``input/`` (copied inside S3 when the
+    input is in S3): where the Glue role reads them, and what a monitor reads of the window later."""
     file_name = data_location.rstrip("/").rsplit("/", 1)[-1]
-    run.backend.store.stage(f"{scratch}/{file_name}", data_location, run.backend.inputs)
-    return f"{scratch}/{file_name}"
+    target = f"{out_uri}{INPUT_FOLDER}{file_name}"
+    run.backend.store.stage(target, data_location, run.backend.inputs)
+    return target
 
 
 def _checked_out_uri(run: Run, out_uri: str, overwrite: bool) -> str:
@@ -160,7 +164,7 @@ def _wait_and_describe(run: Run, arn: str, result: dict[str, Any], scratch: str,
     history = run.backend.execution_history(arn)
     run.write_artifact("execution-history.json", history)
     raise_if_failed(history)
-    kept = ("model", "columns", "cutoff", "cutoff_origin", "holdout", "execution_arn", "transform_job")
+    kept = ("model", "input", "columns", "cutoff", "cutoff_origin", "holdout", "execution_arn", "transform_job")
     described = {k: result[k] for k in kept}
     run.backend.store.put(f"{result['output_uri']}{SCORES_DESCRIPTION}", json.dumps(described, indent=2).encode())
     run.backend.store.remove_prefix(scratch + "/")
