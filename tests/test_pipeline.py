@@ -68,7 +68,7 @@ def notebook_text(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def default_run(env):
-    result = cli(env, "run", "--params", "parameters/local.yaml", "--run-id", "e2e-default", "--quiet")
+    result = cli(env, "run", "--params", "parameters/local.yaml", "--run-id", "e2e-default")
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -76,6 +76,9 @@ def default_run(env):
 def test_default_run_prints_run_id_and_artifacts(default_run, env):
     assert "run id:    e2e-default" in default_run.stdout
     assert "state machine: succeeded" in default_run.stderr  # the state machine's own progress
+    # in a log (no terminal): no cell bar, and every progress line a line of its own
+    assert "Executing" not in default_run.stderr and "\r" not in default_run.stderr
+    assert all(line.startswith("[e2e-default]") for line in default_run.stderr.splitlines() if "e2e-default]" in line)
     assert f"artifacts: {artifacts(env, 'e2e-default')}" in default_run.stdout
     assert {p.name for p in artifacts(env, "e2e-default").iterdir()} == EXPECTED_ARTIFACTS
 
@@ -424,7 +427,7 @@ def test_resume_continues_a_failed_run_from_the_state_that_failed(default_run, e
     lambdas = LocalBackend(params, env["CHURN_PIPELINE_HOME"]).client("lambda")
     for function in ("churn-local-query-training-status", "churn-local-update-model-registry"):
         _redeploy_failing_code(lambdas, function)
-    result = cli(env, "run", "--resume", "e2e-resume", "--quiet")
+    result = cli(env, "run", "--resume", "e2e-resume")
     assert result.returncode == 0, result.stderr[-3000:]
     out = artifacts(env, "e2e-resume")
     assert "attempt-1" in result.stderr and "state machine: succeeded" in result.stderr

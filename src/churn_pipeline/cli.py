@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override one parameter (repeatable)",
     )
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no progress lines")
     run.set_defaults(func=_cmd_run)
 
     generate = commands.add_parser("generate-data", help="write seeded synthetic churn data (raw format)")

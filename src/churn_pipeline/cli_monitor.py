@@ -80,5 +80,5 @@ def add_command(commands) -> None:
         action="store_true",
         help="on a drift or degraded verdict, start a run on the model's data plus the window's untreated customers",
     )
-    monitor.add_argument("--quiet", action="store_true", help="no progress bar")
+    monitor.add_argument("--quiet", action="store_true", help="no progress bar and no progress lines")
     monitor.set_defaults(func=monitor_command)

@@ -76,7 +76,8 @@ def execute_notebook(
     name: str, params: dict[str, Any], out: Path, progress: bool
 ) -> tuple[dict[str, Any], NotebookFailed | None]:
     """Run notebook ``name`` with ``params`` into ``out`` and keep it (sanitised, with its HTML); its
-    entry for the run's summary, and its failure if a cell raised."""
+    entry for the run's summary, and its failure if a cell raised. ``progress``: papermill's cell bar,
+    in a terminal only."""
     import papermill
 
     root = workspace.project_root()
@@ -90,7 +91,7 @@ def execute_notebook(
             parameters=params,
             cwd=str(root / "notebooks"),
             kernel_name="python3",
-            progress_bar=progress,
+            progress_bar=progress and sys.stderr.isatty(),  # a bar in a log is a line of carriage returns
             log_output=False,
             # the kernel's start-up warnings are noise on the run's console
             extra_arguments=["--IPKernelApp.log_level=ERROR"],

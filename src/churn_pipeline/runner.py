@@ -138,18 +138,34 @@ class ExecutionProgress:
                 shown = state
 
 
+def progress_lines(progress: bool) -> Callable[[str], None]:
+    """Where a run's progress lines go: stderr, each on a line of its own (in a terminal the cell bar's
+    line is cleared first; the bar draws itself again below at its next step, and a log has no bar);
+    nowhere when ``progress`` is off (--quiet)."""
+    if not progress:
+        return lambda message: None
+
+    def write(message: str) -> None:
+        sys.stderr.write(("\r\033[K" if sys.stderr.isatty() else "") + message + "\n")
+        sys.stderr.flush()
+
+    return write
+
+
 def run_notebooks(
     params: dict[str, Any],
     progress: bool = True,
-    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+    log: Callable[[str], None] | None = None,
     notebooks: tuple[str, ...] = NOTEBOOKS,
     earlier: dict[str, Any] | None = None,
 ) -> RunResult:
-    """Execute 01, 02, 03 with ``params`` (already validated); stop at the first failure.
+    """Execute 01, 02, 03 with ``params`` (already validated); stop at the first failure. ``progress``:
+    the cell bar (in a terminal) and the progress lines (``progress_lines``), unless ``log`` is given.
 
     ``notebooks`` and ``earlier`` (the previous attempt's summary) are for
     ``resume_notebooks``: the notebooks not run again keep their earlier entries.
     """
+    log = log or progress_lines(progress)
     params = dict(params, run_id=workspace.check_run_id(params["run_id"] or workspace.new_run_id()))
     run_id = params["run_id"]
     out = workspace.artifacts_root() / run_id
@@ -198,9 +214,7 @@ def _summary(result: RunResult, params, run_state, earlier, started: float) -> d
     }
 
 
-def resume_notebooks(
-    run_id: str, progress: bool = True, log: Callable[[str], None] = lambda message: print(message, file=sys.stderr)
-) -> RunResult:
+def resume_notebooks(run_id: str, progress: bool = True, log: Callable[[str], None] | None = None) -> RunResult:
     """Continue a failed or interrupted run with the parameters it started with.
 
     Notebook 01 runs again only if it did not finish; 02 and 03 always do (02
@@ -233,6 +247,7 @@ def resume_notebooks(
         if (out / name).exists():
             shutil.copy2(out / name, attempt / name)
     params = dict(json.loads((out / names.RUN_PARAMETERS).read_text()), resume=True)
+    log = log or progress_lines(progress)
     log(f"[{run_id}] resuming: the earlier attempt is kept in {attempt.name}/; running {', '.join(notebooks)}")
     return run_notebooks(
         params, progress=progress, log=log, notebooks=notebooks, earlier={**earlier, "attempt": number}
@@ -254,12 +269,13 @@ class MonitorResult:
 
 
 def run_monitor(
-    params: dict[str, Any], monitor: dict[str, Any], progress: bool = True, log: Callable[[str], None] = print
+    params: dict[str, Any], monitor: dict[str, Any], progress: bool = True, log: Callable[[str], None] | None = None
 ) -> MonitorResult:
     """Execute notebook 04 with the pipeline's ``params`` and the monitor's own (``monitor``) into
     ``artifacts/monitor-<id>/``, kept with its HTML like a run's notebooks."""
     monitor_id = workspace.check_run_id(monitor.get("monitor_id") or workspace.new_run_id())
     out = monitor_folder(monitor_id)
+    log = log or progress_lines(progress)
     kernel_environment(workspace.project_root())
     log(f"[monitor-{monitor_id}] {MONITOR_NOTEBOOK} ...")
     entry, failure = execute_notebook(MONITOR_NOTEBOOK, {**params, **monitor, "monitor_id": monitor_id}, out, progress)
