@@ -588,7 +588,7 @@ def test_the_loop_from_a_drifted_window_to_a_retrained_model_is_one_command(defa
                     "--out", str(outcomes))  # fmt: skip
     assert simulated.returncode == 0, simulated.stderr[-2000:]
     refused = cli(env, "monitor", "--window", str(scores), "-p", "max_psi=0.2")
-    assert refused.returncode == 1 and "unknown monitor threshold max_psi" in refused.stderr
+    assert refused.returncode == 2 and "unknown monitor threshold max_psi" in refused.stderr
     monitored = cli(env, "monitor", "--window", str(scores), "--outcomes", str(outcomes), "--monitor-id", "loop-1",
                     "--retrain", "--quiet")  # fmt: skip
     assert monitored.returncode == 3, monitored.stdout[-2000:] + monitored.stderr[-3000:]

@@ -28,7 +28,7 @@ CALIBRATION_BANDS = 10
 #: the normal quantile of a two-sided 95 % interval
 Z95 = 1.959963984540054
 VERDICTS = ("ok", "drift", "degraded")
-#: what ``churn-pipeline monitor`` exits with for each verdict (2 is argparse's usage error)
+#: what ``churn-pipeline monitor`` exits with for each verdict (1: the notebook failed; 2: an input refused)
 EXIT_STATUS = {"ok": 0, "drift": 3, "degraded": 4}
 #: the verdict's thresholds, each a parameter of the monitor
 THRESHOLDS = {

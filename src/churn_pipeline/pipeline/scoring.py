@@ -56,9 +56,7 @@ def batch_transform(
     identifier = _identifier_of(data_location, run.backend)
     version_arn = _deploy_scoring(run)
     scratch = f"{run.environment_prefix}/scoring/{stamp}"
-    if overwrite:
-        run.backend.store.remove_prefix(out_uri)
-    data_location = _capture_input(run, data_location, out_uri)
+    data_location = _capture_input(run, data_location, out_uri, overwrite)
     name = names.resource_name(params, f"score-{stamp}")
     execution_input = {
         "DataUri": data_location,
@@ -106,9 +104,12 @@ def _decision_input(manifest: dict[str, Any], cutoff: float, explain_count: int,
     }
 
 
-def _capture_input(run: Run, data_location: str, out_uri: str) -> str:
+def _capture_input(run: Run, data_location: str, out_uri: str, overwrite: bool) -> str:
     """The customers kept beside their scores, under ``--out``'s ``input/`` (copied inside S3 when the
-    input is in S3): where the Glue role reads them, and what a monitor reads of the window later."""
+    input is in S3; earlier scores removed first with ``overwrite``): where the Glue role reads them,
+    and what a monitor reads of the window later."""
+    if overwrite:
+        run.backend.store.remove_prefix(out_uri)
     file_name = data_location.rstrip("/").rsplit("/", 1)[-1]
     target = f"{out_uri}{INPUT_FOLDER}{file_name}"
     run.backend.store.stage(target, data_location, run.backend.inputs)
