@@ -40,6 +40,7 @@ def test_metrics_table_puts_validation_beside_test():
     table = reports.metrics_table(EVALUATION)
     assert table.loc["accuracy"].tolist() == [0.95, 0.94]
     assert table.loc["recall", "test"] == 0.7
+    assert table.loc["recall", "validation"] == "not computed" and "NaN" not in table.to_html()
 
 
 def test_plots_draw_what_they_say():
@@ -59,6 +60,7 @@ def test_data_profile(synthetic_csv):
     profile = reports.data_profile(profiling.profile_file(str(synthetic_csv)).sample)
     assert profile.loc["Churn?", "type"] == "categorical"
     assert profile.loc["Day Mins", "type"] == "numeric" and 150 < profile.loc["Day Mins", "mean"] < 210
+    assert "NaN" not in profile.to_html() and profile.loc["State", "mean"] == ""
 
 
 def test_nbval_sanitiser_makes_the_state_table_independent_of_durations():

@@ -9,6 +9,11 @@ import pandas as pd
 
 from . import formats
 
+#: what a table shows where a figure does not apply (a categorical column's mean) or was not computed (the
+#: training job reports accuracy and AUC on the validation split, not precision, recall or F1): never NaN
+NOT_APPLICABLE = ""
+NOT_COMPUTED = "not computed"
+
 
 def data_profile(lines: list[str], source: str = "data") -> pd.DataFrame:
     """Per-column summary of the first lines of a raw or encoded CSV (``DataProfile.sample``)."""
@@ -23,10 +28,10 @@ def data_profile(lines: list[str], source: str = "data") -> pd.DataFrame:
                 "column": column,
                 "type": "numeric" if numeric else "categorical",
                 "distinct": int(series.nunique()),
-                "mean": round(float(series.mean()), 2) if numeric else None,
-                "min": series.min() if numeric else None,
-                "max": series.max() if numeric else None,
-                "top": None if numeric else series.mode().iat[0],
+                "mean": round(float(series.mean()), 2) if numeric else NOT_APPLICABLE,
+                "min": series.min() if numeric else NOT_APPLICABLE,
+                "max": series.max() if numeric else NOT_APPLICABLE,
+                "top": NOT_APPLICABLE if numeric else series.mode().iat[0],
             }
         )
     return pd.DataFrame(rows).set_index("column")
@@ -53,7 +58,9 @@ def metrics_table(evaluation: dict[str, Any]) -> pd.DataFrame:
     rows = [
         {
             "metric": name,
-            "validation": round(training[f"validation:{name}"], 3) if f"validation:{name}" in training else None,
+            "validation": (
+                round(training[f"validation:{name}"], 3) if f"validation:{name}" in training else NOT_COMPUTED
+            ),
             "test": round(test[name], 3),
         }
         for name in ("accuracy", "auc", "precision", "recall", "f1")

@@ -43,10 +43,13 @@ def monitor_folder(monitor_id: str) -> Path:
     return folder
 
 
-def current_model(params: dict[str, Any], model: str) -> str:
-    """``model``, else the run id of the parameters, else the run notebook 01 started last."""
-    if model or params["run_id"]:
-        return model or params["run_id"]
+def current_model(params: dict[str, Any], model: str, windows: list[str]) -> str:
+    """``model``; else, for windows, none (each score file names the model that scored it); else (the
+    demonstration) the run id of the parameters, or the run notebook 01 started last."""
+    if model or windows:
+        return model
+    if params["run_id"]:
+        return params["run_id"]
     marker = workspace.home() / names.CURRENT_RUN
     if not marker.exists():
         raise PipelineError("no model named and no current run: name the model (a run id) to monitor")
