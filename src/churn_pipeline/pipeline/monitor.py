@@ -165,10 +165,10 @@ def monitor_windows(
     violations["violations"] += monitoring.drift_violations(drift)
     report["violations"] = len(violations["violations"])
     report["test"] = quality.registered_figures(evaluation["test"]) if evaluation else None
+    if outcomes and report["test"] is None:
+        raise PipelineError(f"run {model!r} has no test figures ({names.EVALUATION}): evaluate it in notebook 03")
     if outcomes:
         report.update(_outcomes(spark, described[0], outcomes, documents["record"]))
-    if report["test"] is None and outcomes:
-        raise PipelineError(f"run {model!r} has no test figures ({names.EVALUATION}): evaluate it in notebook 03")
     report["verdict"], report["reasons"] = quality.verdict(
         report["drifted_share"],
         bool(report["score_drift"] and report["score_drift"]["drifted"]),
