@@ -22,6 +22,7 @@ from pathlib import Path
 
 from common import measure_process, synthetic_file, write_figures
 from endpoint import train_model
+from score import score_command
 
 
 def count(window_path: str, statistics_path: str, scores_path: str, outcomes: str) -> None:
@@ -76,25 +77,7 @@ def main(argv=None) -> dict:
         scratch = Path(scratch)
         model, manifest, test = train_model(scratch, args.training_rows)
         scored = scratch / "scores.csv"
-        score = measure_process(
-            [
-                sys.executable,
-                "-m",
-                "churn_pipeline.cli",
-                "score",
-                "--model",
-                str(model),
-                "--manifest",
-                str(manifest),
-                "--data",
-                str(customers),
-                "--out",
-                str(scored),
-                "--date",
-                "2026-11-29",
-            ],
-            "score",
-        )
+        score = measure_process(score_command(model, manifest, customers, scored, "--date", "2026-11-29"), "score")
         started = time.perf_counter()
         outcomes = synthetic.simulate_outcomes(scored, scratch / "outcomes.csv", 0.3, 5)
         simulate_seconds = time.perf_counter() - started

@@ -25,24 +25,14 @@ from endpoint import train_model
 FLOOR_ROWS = 200_000
 
 
+def score_command(model: Path, manifest: Path, data: Path, out: Path, *options: str) -> list[str]:
+    """`churn-pipeline score` of ``data`` with a model file and its manifest, in a process of its own."""
+    command = [sys.executable, "-m", "churn_pipeline.cli", "score", "--model", str(model), "--manifest"]
+    return [*command, str(manifest), "--data", str(data), "--out", str(out), *options]
+
+
 def score_once(model: Path, manifest: Path, data: Path, out: Path, explain: int) -> dict:
-    command = [
-        sys.executable,
-        "-m",
-        "churn_pipeline.cli",
-        "score",
-        "--model",
-        str(model),
-        "--manifest",
-        str(manifest),
-        "--data",
-        str(data),
-        "--out",
-        str(out),
-        "--explain",
-        str(explain),
-        "--overwrite",
-    ]
+    command = score_command(model, manifest, data, out, "--explain", str(explain), "--overwrite")
     measured = measure_process(command, f"score --explain {explain}")
     return {"explain": explain, **measured, "output_mib": round(out.stat().st_size / 2**20, 1)}
 

@@ -1,5 +1,5 @@
 """ETL job: raw churn CSV -> encoded train/validation/test CSV and a feature manifest; or, with
-``--ETL_MODE score``, customers to score -> ``<identifier>,<features>`` parts for a Batch Transform.
+``--ETL_MODE score``, customers to score -> ``<identifier>,<held>,<features>`` parts for a Batch Transform.
 
 AWS Glue runs this file as it is (Glue 5.0, Spark 3.5, Python 3.11), with the
 ``churn_pipeline`` package as a zip in ``--extra-py-files`` (Glue puts it on the

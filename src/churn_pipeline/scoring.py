@@ -21,8 +21,9 @@ column and its signed contribution in log-odds, positive towards churn.
 On AWS the same columns come from a SageMaker Batch Transform
 (``pipeline.scoring``): the ETL job, in its scoring mode
 (``encode_for_transform``), checks and encodes the rows into
-``<identifier>,<features>`` parts in input order, and the container runs
-``container``'s script-mode functions on them.
+``<identifier>,<held>,<features>`` parts in input order (``held``: the control
+group, drawn as here), and the container runs ``container``'s script-mode
+functions on them.
 """
 
 from __future__ import annotations
