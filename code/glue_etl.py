@@ -1,5 +1,6 @@
 """ETL job: raw churn CSV -> encoded train/validation/test CSV and a feature manifest; or, with
-``--ETL_MODE score``, customers to score -> ``<identifier>,<held>,<features>`` parts for a Batch Transform.
+``--ETL_MODE score``, customers to score -> ``<identifier>,<held>,<features>`` parts for a Batch Transform;
+or, with ``--ETL_MODE monitor`` / ``retrain``, a monitor's request over windows in S3.
 
 AWS Glue runs this file as it is (Glue 5.0, Spark 3.5, Python 3.11), with the
 ``churn_pipeline`` package as a zip in ``--extra-py-files`` (Glue puts it on the
@@ -12,7 +13,9 @@ the state machine's StartJobRun for each run: ``--S3_SOURCE``, ``--S3_DEST``,
 written, for later runs with the same inputs to reuse) and ``--SPARK_MASTER``
 (local only). The scoring mode reads ``--S3_SOURCE``, ``--S3_DEST`` and
 ``--MANIFEST`` (the model's feature manifest) and checks every row by the same
-rules.
+rules. The monitor and retrain modes read ``request.json`` in ``--S3_DEST``, whose locations are
+relative to ``--S3_SOURCE`` (the environment's folder), and write their answer beside it
+(``churn_pipeline.etl.monitor_pass``).
 """
 
 import argparse
@@ -20,6 +23,7 @@ import json
 import sys
 
 REQUIRED = ["S3_SOURCE", "S3_DEST"]
+MODES = ("etl", "score", "monitor", "retrain")
 OPTIONAL = {
     "ETL_MODE": "etl",
     "MANIFEST": "",
@@ -55,8 +59,8 @@ def parse_arguments(argv):
     for name, default in OPTIONAL.items():
         parser.add_argument(f"--{name}", default=default)
     arguments, _ = parser.parse_known_args(argv)
-    if arguments.ETL_MODE not in ("etl", "score"):
-        parser.error(f"--ETL_MODE must be etl or score; got {arguments.ETL_MODE!r}")
+    if arguments.ETL_MODE not in MODES:
+        parser.error(f"--ETL_MODE must be one of {', '.join(MODES)}; got {arguments.ETL_MODE!r}")
     if arguments.ETL_MODE == "score" and not arguments.MANIFEST:
         parser.error("--ETL_MODE score needs --MANIFEST, the model's feature manifest")
     return vars(arguments)
@@ -73,6 +77,12 @@ def main(argv=None):
         spark = GlueContext(SparkContext.getOrCreate()).spark_session
     else:
         spark = session.spark_session(arguments["SPARK_MASTER"])
+    if arguments["ETL_MODE"] in ("monitor", "retrain"):
+        from churn_pipeline.etl import monitor_pass
+
+        answer = monitor_pass.run_request(spark, arguments["ETL_MODE"], arguments["S3_SOURCE"], arguments["S3_DEST"])
+        print(json.dumps({"mode": arguments["ETL_MODE"], "windows": len(answer.get("windows", []))}))
+        return answer
     if arguments["ETL_MODE"] == "score":
         from churn_pipeline import decisions, scoring
         from churn_pipeline.s3 import s3_storage

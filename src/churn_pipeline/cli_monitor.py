@@ -7,9 +7,10 @@ import os
 import sys
 
 from . import config, quality, reports
+from .backends import open_backend
 from .errors import PipelineError
-from .etl.session import spark_session
 from .pipeline.monitor import describe_window, retraining_data
+from .pipeline.monitor_job import run_data, start_pipeline
 from .runner import run_monitor, run_notebooks
 
 
@@ -17,15 +18,18 @@ def monitor_command(args) -> int:
     params = config.load(args.params)
     monitor = dict(config.parse_override(item) for item in args.parameter)
     quality.check_thresholds(monitor)  # refused here, before a kernel starts
+    if args.start_pipeline and not args.retrain:
+        raise PipelineError("--start-pipeline starts a retraining: it goes with --retrain")
     if args.retrain and not args.outcomes:
         raise PipelineError("--retrain adds the window's untreated customers with their outcomes: name --outcomes")
-    windows = [os.path.abspath(w) for w in args.window]  # the notebook runs in notebooks/
+    windows = [_absolute(w) for w in args.window]  # the notebook runs in notebooks/
+    store = open_backend(params).store
     for window in windows:
-        describe_window(window)  # a path that is neither a score file nor a folder fails here
+        describe_window(window, store)  # a location that is neither scores nor captures fails here
     monitor.update(
         model=args.model or "",
         windows=windows,
-        outcomes=os.path.abspath(args.outcomes) if args.outcomes else "",
+        outcomes=_absolute(args.outcomes) if args.outcomes else "",
         monitor_id=args.monitor_id or "",
     )
     result = run_monitor(params, monitor, progress=not args.quiet)
@@ -38,18 +42,26 @@ def monitor_command(args) -> int:
     print(reports.verdict_lines(report))
     if args.retrain and report["verdict"] != "ok":
         target = result.artifacts_dir / "retraining.csv"
-        assembled = retraining_data(
-            spark_session(params["spark_master"]), params, report["model"], windows[0], monitor["outcomes"], target
-        )
+        assembled = retraining_data(None, params, report["model"], windows[0], monitor["outcomes"], target)
         print(
-            f"retraining on {target.name}: {assembled['training_data']} and {assembled['added']:,} untreated customers"
+            f"retraining on {assembled['path']}: {assembled['training_data']} and {assembled['added']:,} "
+            "untreated customers"
         )
-        retrained = run_notebooks(dict(params, data=str(target), run_id=""), progress=not args.quiet)
+        if args.start_pipeline:
+            execution = start_pipeline(params, args.start_pipeline, assembled["path"])
+            print(f"pipeline:  {args.start_pipeline} started (execution {execution})")
+            return quality.EXIT_STATUS[report["verdict"]]
+        data = run_data(params, assembled["path"])
+        retrained = run_notebooks(dict(params, data=data, run_id=""), progress=not args.quiet)
         print(f"run id:    {retrained.run_id} ({retrained.status})")
         if not retrained.succeeded:
             print(f"error:     {retrained.error}", file=sys.stderr)
             return 1
     return quality.EXIT_STATUS[report["verdict"]]
+
+
+def _absolute(location: str) -> str:
+    return location if location.startswith("s3://") else os.path.abspath(location)
 
 
 def add_command(commands) -> None:
@@ -79,6 +91,12 @@ def add_command(commands) -> None:
         "--retrain",
         action="store_true",
         help="on a drift or degraded verdict, start a run on the model's data plus the window's untreated customers",
+    )
+    monitor.add_argument(
+        "--start-pipeline",
+        metavar="PIPELINE",
+        help="with --retrain: start this CodePipeline on the new training file (its TrainingData variable) "
+        "instead of a run here",
     )
     monitor.add_argument("--quiet", action="store_true", help="no progress bar and no progress lines")
     monitor.set_defaults(func=monitor_command)

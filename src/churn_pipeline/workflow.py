@@ -19,6 +19,7 @@ from .pipeline.etl_reuse import plan_etl
 from .pipeline.evaluation import evaluate_model, record_decision, registry_record
 from .pipeline.execution import build_state_machine, execute, raise_if_failed
 from .pipeline.monitor import current_model, demonstration_window, monitor_folder, monitor_windows
+from .pipeline.monitor_job import in_s3
 from .pipeline.run import resume_run, start_run
 from .pipeline.staging import stage_data
 
@@ -26,9 +27,10 @@ from .pipeline.staging import stage_data
 MONITOR_THRESHOLDS = tuple(quality.THRESHOLDS)
 
 
-def monitor_spark(params):
-    """The Spark session the monitor counts on (locally; the windows are read where they are)."""
-    return spark_session(params["spark_master"])
+def monitor_spark(params, windows):
+    """The Spark session the monitor counts on: none for windows in S3, which the ETL job counts where
+    they lie; else local Spark (a demonstration window is made and counted here too)."""
+    return None if windows and in_s3(windows) else spark_session(params["spark_master"])
 
 
 __all__ = [

@@ -6,12 +6,13 @@ beside the score the endpoint answered for it (CSV, JSON or JSON Lines answers).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from .. import decisions
 from ..errors import DataValidationError, PipelineError
+from ..s3 import s3_storage
+from ..storage import Storage
 from .window import column_counts, score_aggregates
 
 #: the fields of a capture line the monitor reads (row SM-DATA-CAPTURE)
@@ -55,7 +56,8 @@ def capture_rows(spark, folder: str, columns: list[str]) -> tuple[Any, dict[str,
     line; requests of encoded rows (not raw records) are counted, not compared."""
     from pyspark.sql import functions as F
 
-    if not any(Path(folder).rglob(CAPTURE_FILES)):
+    storage = s3_storage()
+    if not any(name.endswith(CAPTURE_FILES[1:]) for name in storage.objects_under(folder.rstrip("/") + "/")):
         raise PipelineError(f"{folder}: no capture files ({CAPTURE_FILES}) under it")
     text = spark.read.options(recursiveFileLookup="true", pathGlobFilter=CAPTURE_FILES).text(folder)
     parsed = text.select(F.input_file_name().alias("file"), F.from_json("value", CAPTURE_SCHEMA).alias("c"))
@@ -70,7 +72,7 @@ def capture_rows(spark, folder: str, columns: list[str]) -> tuple[Any, dict[str,
         F.min(F.when(~F.coalesce(sound, F.lit(False)), F.col("file"))).alias("bad_file"),
     ).first()
     if summary["bad"]:
-        _raise_bad_line(summary["bad_file"], summary["bad"])
+        _raise_bad_line(storage, summary["bad_file"], summary["bad"])
     lines = _lines(_text(request))
     header = F.transform(F.split(F.element_at(lines, 1), ","), lambda name: F.trim(name))
     kind_out = F.lower(F.regexp_replace(answer.observedContentType, " ", ""))
@@ -89,10 +91,12 @@ def capture_rows(spark, folder: str, columns: list[str]) -> tuple[Any, dict[str,
     return rows, {"requests": int(summary["requests"]), "raw_requests": int(summary["raw"] or 0)}
 
 
-def _raise_bad_line(file: str, bad: int) -> None:
-    """The first line of ``file`` that is not a capture record (the file is an hour's capture: small)."""
-    path = Path(unquote(urlparse(file).path))
-    with open(path, encoding="utf-8") as lines:
+def _raise_bad_line(storage: Storage, file: str, bad: int) -> None:
+    """The first line of ``file`` (as Spark names it: ``file:`` or ``s3://``) that is not a capture record
+    (the file is an hour's capture: small)."""
+    location = file if file.startswith("s3://") else unquote(urlparse(file).path)
+    lines = storage.lines(location)
+    try:
         for number, line in enumerate(lines, start=1):
             try:
                 record = json.loads(line)
@@ -100,9 +104,11 @@ def _raise_bad_line(file: str, bad: int) -> None:
                 record["captureData"]["endpointOutput"]["data"]  # noqa: B018
             except (ValueError, KeyError, TypeError):
                 raise DataValidationError(
-                    str(path), f"not a data capture record ({bad:,} such lines in the window)", number
+                    location, f"not a data capture record ({bad:,} such lines in the window)", number
                 ) from None
-    raise DataValidationError(str(path), f"{bad:,} lines are not data capture records")
+    finally:
+        lines.close()
+    raise DataValidationError(location, f"{bad:,} lines are not data capture records")
 
 
 def capture_counts(spark, folder: str, statistics: dict[str, Any], score_statistics: dict[str, Any] | None):

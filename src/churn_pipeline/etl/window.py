@@ -136,10 +136,13 @@ def _unseen_values(rows, names: list[str], known: dict[str, list[str]]) -> dict[
 
 
 def _scores(spark, window: dict[str, Any]):
-    """The window's score file as (identifier, score, decision) rows."""
+    """The window's scores as (identifier, score, decision) rows."""
     from pyspark.sql import functions as F
 
-    frame = spark.read.options(header=True, escape='"').csv(window["scores_path"])
+    if window.get("header", True):  # ``score``'s file
+        frame = spark.read.options(header=True, escape='"').csv(window["scores_path"])
+    else:  # a Batch Transform's ``.out`` parts: no header, the columns its description names
+        frame = spark.read.options(escape='"').csv(window["scores_path"]).toDF(*window["columns"])
     return frame.select(
         F.col(window["identifier"]).alias("id"),
         F.col(decisions.SCORE).cast("double").alias("score"),

@@ -2,7 +2,8 @@
 outcomes, its untreated customers, its offers and its costs; a verdict.
 
 Notebook 04 calls ``monitor_windows`` and draws what it returns; the counts come
-from Spark (``etl.window``), so a window of any size costs the monitor a few
+from Spark (``etl.monitor_pass``: local Spark for windows on this machine, the
+ETL job for windows in S3), so a window of any size costs the monitor a few
 thousand numbers. Written beside the executed notebook: ``monitoring.json``
 (everything, with the verdict) and ``constraint_violations.json`` (Model
 Monitor's format).
@@ -11,17 +12,21 @@ Monitor's format).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
-from .. import data, decisions, monitoring, names, quality, scoring, serving, synthetic, workspace
+import numpy as np
+
+from .. import decisions, monitoring, names, quality, scoring, serving, synthetic, workspace
 from ..backends import open_backend
 from ..errors import PipelineError
-from ..etl import captures
-from ..etl import window as window_counts
-from ..storage import atomic_file, write_atomic
+from ..etl import monitor_pass, session
+from ..storage import Storage, write_atomic
+from . import monitor_job
 from .run import Run
+from .scoring import SCORES_DESCRIPTION
 
 #: what the monitor writes beside its executed notebook
 MONITORING = "monitoring.json"
@@ -131,33 +136,29 @@ def monitor_windows(
     thresholds: dict[str, Any] | None = None,
     out: Path | None = None,
 ) -> dict[str, Any]:
-    """Monitor ``windows`` (score files, or capture folders of an endpoint) with the model that scored
-    them (or ``model``); with ``outcomes`` (one score file's), judge the untreated customers, the offers
-    and the costs. Writes ``MONITORING`` and ``VIOLATIONS`` into ``out`` (nothing is written when an
-    input is refused); the report."""
+    """Monitor ``windows`` (score outputs, or capture folders of an endpoint; on this machine, counted by
+    ``spark``, or in S3, counted by the ETL job) with the model that scored them (or ``model``); with
+    ``outcomes`` (one score output's), judge the untreated customers, the offers and the costs. Writes
+    ``MONITORING`` and ``VIOLATIONS`` into ``out`` (nothing is written when an input is refused); the
+    report."""
     thresholds = quality.check_thresholds(thresholds or {})
-    if not windows:
-        raise PipelineError("no window to monitor: name one or more score files or capture folders")
-    described = [describe_window(w) for w in windows]
-    model = model or next((d["model"] for d in described if d.get("model")), "")
-    others = sorted({d["model"] for d in described if d.get("model")} - {model})
-    if not model or others:
-        raise PipelineError(f"the windows were scored by different models or none ({others}); name the model")
-    if outcomes and (len(described) > 1 or described[0]["kind"] != "scores"):
-        raise PipelineError("outcomes belong to one score file (captures have no control group): monitor it alone")
+    remote, described, model = _windows_and_model(params, windows, outcomes, model)
     documents = model_documents(params, model)
     statistics, evaluation = documents["statistics"], documents["evaluation"]
+    if outcomes and evaluation is None:
+        raise PipelineError(f"run {model!r} has no test figures ({names.EVALUATION}): evaluate it in notebook 03")
     score_statistics = evaluation["scores"] if evaluation else None
-    each = [_count(spark, d, statistics, score_statistics) for d in described]
-    counted = _sum_counts([c for c, _, _ in each])
-    scored = [s for _, s, _ in each]
+    found = _counted(spark, params, remote, described, (statistics, score_statistics), outcomes, out)
+    each = [_entry(d, c) for d, c in zip(described, found["windows"], strict=True)]
+    counted = _sum_counts([c["columns"] for c in found["windows"]])
+    scored = [c["scores"] for c in found["windows"]]
     drift = monitoring.feature_drift(statistics, counted)
     report: dict[str, Any] = {
         "model": model,
-        "windows": [entry for _, _, entry in each],
+        "windows": each,
         "items": counted["items"],
         "drift": drift,
-        "drifted_share": sum(found["drifted"] for found in drift.values()) / len(drift),
+        "drifted_share": sum(column["drifted"] for column in drift.values()) / len(drift),
         "thresholds": thresholds,
     }
     report["score_drift"] = _score_drift(score_statistics, scored)
@@ -165,10 +166,8 @@ def monitor_windows(
     violations["violations"] += monitoring.drift_violations(drift)
     report["violations"] = len(violations["violations"])
     report["test"] = quality.registered_figures(evaluation["test"]) if evaluation else None
-    if outcomes and report["test"] is None:
-        raise PipelineError(f"run {model!r} has no test figures ({names.EVALUATION}): evaluate it in notebook 03")
     if outcomes:
-        report.update(_outcomes(spark, described[0], outcomes, documents["record"]))
+        report.update(_outcomes(described[0], outcomes, found["outcomes"], documents["record"]))
     report["verdict"], report["reasons"] = quality.verdict(
         report["drifted_share"],
         bool(report["score_drift"] and report["score_drift"]["drifted"]),
@@ -182,21 +181,85 @@ def monitor_windows(
     return {**report, "counts": counted, "score_counts": scored, "statistics": statistics}
 
 
-def describe_window(path: str) -> dict[str, Any]:
-    """A window by its path: a folder is an endpoint's capture, a file a score file (``decisions.read_window``)."""
-    if Path(path).is_dir():
-        return {"kind": "capture", "path": str(path)}
-    return {"kind": "scores", **decisions.read_window(path)}
+def _windows_and_model(params, windows: list[str], outcomes: str, model: str) -> tuple[bool, list[dict], str]:
+    """(whether the windows lie in S3, their descriptions, the model that scored them), or a clear refusal."""
+    if not windows:
+        raise PipelineError("no window to monitor: name one or more score files or capture folders")
+    remote = monitor_job.in_s3(windows)
+    if outcomes.startswith("s3://") and not remote:
+        raise PipelineError(f"--outcomes {outcomes}: the outcomes of windows on this machine are a file here too")
+    described = [describe_window(w, open_backend(params).store) for w in windows]
+    model = model or next((d["model"] for d in described if d.get("model")), "")
+    others = sorted({d["model"] for d in described if d.get("model")} - {model})
+    if not model or others:
+        raise PipelineError(f"the windows were scored by different models or none ({others}); name the model")
+    if outcomes and (len(described) > 1 or described[0]["kind"] != "scores"):
+        raise PipelineError("outcomes belong to one score file (captures have no control group): monitor it alone")
+    return remote, described, model
 
 
-def _count(spark, window: dict[str, Any], statistics, score_statistics):
-    """(column counts, score counts, the window's entry in the report) of one window."""
+def _counted(spark, params, remote: bool, described, baselines, outcomes: str, out: Path | None) -> dict[str, Any]:
+    """``monitor_pass.count_windows`` of the windows: in the ETL job for windows in S3, else on ``spark``."""
+    if remote:
+        monitor_id = out.name.removeprefix("monitor-") if out is not None else workspace.new_run_id()
+        artifacts = out if out is not None else workspace.artifacts_root() / f"monitor-{monitor_id}"
+        return monitor_job.job_counts(params, monitor_id, described, *baselines, outcomes, artifacts)
+    spark = spark or session.spark_session(params["spark_master"])
+    return monitor_pass.count_windows(spark, described, *baselines, outcomes)
+
+
+def describe_window(location: str, store: Storage) -> dict[str, Any]:
+    """A window by its location: on this machine a folder is an endpoint's capture and a file a score
+    file of ``score`` (``decisions.read_window``); in S3 a folder with ``_scores.json`` is a Batch
+    Transform's scores, any other folder a capture."""
+    if location.startswith("s3://"):
+        folder = location.rstrip("/") + "/"
+        description = store.read_text(folder + SCORES_DESCRIPTION)
+        if description is not None:
+            return transform_window(folder, description)
+        if not store.objects_under(folder):
+            raise PipelineError(f"{location}: nothing there (neither scores of `score` nor an endpoint's captures)")
+        return {"kind": "capture", "path": folder}
+    if Path(location).is_dir():
+        return {"kind": "capture", "path": str(location)}
+    return {"kind": "scores", **decisions.read_window(location)}
+
+
+def transform_window(folder: str, description: str) -> dict[str, Any]:
+    """A Batch Transform's scores as a window: its ``.out`` parts (no header, ``columns``), its input."""
+    try:
+        document = json.loads(description)
+        columns, holdout, cutoff = document["columns"], document["holdout"], document["cutoff"]
+        holdout["fraction"]  # noqa: B018
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PipelineError(f"{folder}{SCORES_DESCRIPTION}: not a scoring's description ({exc})") from None
+    return {
+        "kind": "scores",
+        "model": document.get("model", ""),
+        "scores": folder.rstrip("/").rsplit("/", 1)[-1],
+        "identifier": columns[0],
+        "columns": columns,
+        "header": False,
+        "cutoff": cutoff,
+        "holdout": holdout,
+        "scores_path": f"{folder}*.out",
+        "input_path": folder + document["input"],
+    }
+
+
+def _entry(window: dict[str, Any], counted: dict[str, Any]) -> dict[str, Any]:
+    """A window's entry in the report."""
+    rows = counted["columns"]["items"]
     if window["kind"] == "capture":
-        counted, scored, read = captures.capture_counts(spark, window["path"], statistics, score_statistics)
-        return counted, scored, {"capture": Path(window["path"]).name, **read, "rows": counted["items"]}
-    counted = window_counts.input_counts(spark, window["input_path"], statistics)
-    entry = {k: window[k] for k in ("scores", "rows", "cutoff", "holdout", "decisions")}
-    return counted, window_counts.score_counts(spark, window, score_statistics), entry
+        return {"capture": window["path"].rstrip("/").rsplit("/", 1)[-1], **counted["read"], "rows": rows}
+    scores = counted["scores"]
+    return {
+        "scores": window["scores"],
+        "rows": rows,
+        "cutoff": window["cutoff"],
+        "holdout": window["holdout"],
+        "decisions": scores.get("decisions"),
+    }
 
 
 def _score_drift(score_statistics: dict[str, Any] | None, scored: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -216,18 +279,18 @@ def _score_drift(score_statistics: dict[str, Any] | None, scored: list[dict[str,
     }
 
 
-def _outcomes(spark, described: dict[str, Any], outcomes: str, record) -> dict[str, Any]:
-    """Model quality on the untreated customers, the offers' effect and the realised cost."""
-    counted = window_counts.outcome_counts(spark, described, outcomes)
-    counts = counted["counts"]
+def _outcomes(described: dict[str, Any], outcomes: str, found: dict[str, Any], record) -> dict[str, Any]:
+    """Model quality on the untreated customers, the offers' effect and the realised cost, from the
+    outcome counts (``window.outcome_counts``)."""
+    counts = {decision: np.asarray(table, dtype=np.int64) for decision, table in found["counts"].items()}
     if not any(group.sum() for group in counts.values()):
         raise PipelineError(f"{outcomes}: no outcome of a customer this window scored")
     result: dict[str, Any] = {
         "outcomes": {
-            "file": Path(outcomes).name,
+            "file": outcomes.rstrip("/").rsplit("/", 1)[-1],
             "customers": int(sum(group.sum() for group in counts.values())),
-            "without_outcome": counted["without_outcome"],
-            "shared_identifier": counted["shared_identifier"],
+            "without_outcome": found["without_outcome"],
+            "shared_identifier": found["shared_identifier"],
         },
         "quality": quality.untreated_quality(counts, described["holdout"]["fraction"], described["cutoff"]),
         "offers": quality.offer_effect(counts),
@@ -238,32 +301,23 @@ def _outcomes(spark, described: dict[str, Any], outcomes: str, record) -> dict[s
 
 
 def retraining_data(spark, params: dict[str, Any], model: str, scores: str, outcomes: str, target: Path) -> dict:
-    """A new training file (raw format) at ``target``: the data ``model`` was trained on, then the
-    window's untreated customers with their outcomes; nothing is left at ``target`` if a step fails."""
+    """A new training file: the data ``model`` was trained on, then the window's untreated customers with
+    their outcomes (``monitor_pass.retraining_part``), at ``target`` (on this machine), or, for a window
+    in S3, written by the ETL job beside the monitor's request (``target``'s folder names the monitor).
+    Nothing is left at ``target`` if a step fails."""
     backend = open_backend(params)
     record = backend.registry(names.registry_table(params)).get(model)
-    training = backend.store.local_path(record.data_uri)
-    with open(training, encoding="utf-8") as lines:
-        header = lines.readline()
-    if header.strip().split(",") != list(data.RAW_COLUMNS):
-        raise PipelineError(f"run {model!r} was trained on {record.data_uri}, not raw records: nothing to add to")
+    window = describe_window(scores, backend.store)
+    if monitor_job.in_s3([scores]):
+        monitor_id = target.parent.name.removeprefix("monitor-")
+        return monitor_job.job_retraining(params, monitor_id, record.data_uri, window, outcomes, target.parent)
+    training = str(backend.store.local_path(record.data_uri))
     parts = target.with_name(f".{target.name}.parts")
     try:
-        added = window_counts.untreated_records(spark, decisions.read_window(scores), outcomes, str(parts))
-        with atomic_file(target) as out:
-            with open(training, "rb") as source:
-                shutil.copyfileobj(source, out, 1 << 20)
-            if training.stat().st_size and _last_byte(training) != b"\n":
-                out.write(b"\n")
-            for part in sorted(parts.glob("part-*")):
-                with open(part, "rb") as source:
-                    shutil.copyfileobj(source, out, 1 << 20)
+        spark = spark or session.spark_session(params["spark_master"])
+        added = monitor_pass.retraining_part(spark, training, window, outcomes, str(parts))
+        (part,) = parts.glob("part-*")
+        os.replace(part, target)
     finally:
         shutil.rmtree(parts, ignore_errors=True)
     return {"path": str(target), "training_data": record.data_uri, "added": added}
-
-
-def _last_byte(path: Path) -> bytes:
-    with open(path, "rb") as handle:
-        handle.seek(-1, 2)
-        return handle.read(1)

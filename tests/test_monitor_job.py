@@ -1,0 +1,84 @@
+"""Windows in S3, counted where they lie: the ETL job's monitor and retrain modes give what local Spark
+gives for the same customers, scores and outcomes."""
+
+import json
+
+import pytest
+
+from churn_pipeline import config, decisions, scoring, synthetic
+from churn_pipeline.errors import PipelineError
+from churn_pipeline.etl import monitor_pass
+from churn_pipeline.pipeline import monitor, monitor_job
+from churn_pipeline.pipeline import scoring as batch_scoring
+
+CONTROL_GROUP = decisions.Holdout(0.2, "2026-11-29")
+
+
+def test_a_batch_transforms_window_counts_in_the_etl_job_as_score_files_count_on_spark(
+    spark, small_model, isolated, tmp_path
+):
+    """GLUE-RUN-STATES, GLUE-RUN-CODE: `score` as on AWS leaves a window in S3 (``.out`` parts with no
+    header, the input under ``input/``, ``_scores.json``); the ETL job's monitor mode counts it, with its
+    outcomes staged beside the request, exactly as local Spark counts the local `score` of the same
+    customers; the retrain mode writes the same new training file, byte for byte."""
+    from churn_pipeline.backends import open_backend
+
+    archive, manifest_path, _ = small_model
+    statistics = json.loads((small_model[2] / "baseline" / "statistics.json").read_text())
+    params = config.load(None, {"execution_timeout_minutes": 10})
+    backend = open_backend(params)
+    model_uri = "s3://churn-pipeline-local/churn/local/trained/models/job/output/model.tar.gz"
+    backend.store.stage(model_uri, str(archive))
+    backend.store.stage("s3://churn-pipeline-local/churn/local/trained/etl/manifest.json", str(manifest_path))
+    customers = synthetic.write_synthetic(tmp_path / "customers.csv", 2_000, 31)
+    scores_uri = "s3://churn-pipeline-local/churn/local/scores/window/"
+    batch_scoring.batch_transform(
+        params, model_uri, str(customers), scores_uri, cutoff=0.3, progress=lambda line: None, holdout=CONTROL_GROUP
+    )
+    local = scoring.score_file(
+        spark,
+        archive,
+        json.loads(manifest_path.read_text()),
+        0.3,
+        str(customers),
+        tmp_path / "scores.csv",
+        holdout=CONTROL_GROUP,
+    )
+    outcomes = synthetic.simulate_outcomes(local.path, tmp_path / "outcomes.csv", 0.3, 5).path
+
+    remote = monitor.describe_window(scores_uri, backend.store)
+    assert remote["kind"] == "scores" and remote["identifier"] == "Phone" and not remote["header"]
+    here = monitor.describe_window(str(local.path), backend.store)
+    in_job = monitor_job.job_counts(
+        params, "m1", [remote], statistics, None, str(outcomes), isolated / "artifacts" / "monitor-m1"
+    )
+    on_spark = monitor_pass.count_windows(spark, [here], statistics, None, str(outcomes))
+    assert in_job == on_spark and in_job["windows"][0]["scores"]["decisions"]["holdout"] > 0
+    folder = monitor_job.request_folder(monitor_job.Run(params, "m1", backend, tmp_path), "m1", "monitor")
+    assert backend.store.exists(f"{folder}outcomes.csv")
+    with pytest.raises(PipelineError, match="holds an earlier request of monitor 'm1'"):
+        monitor_job.job_counts(params, "m1", [remote], statistics, None, "", isolated / "artifacts" / "monitor-m1")
+
+    training_uri = "s3://churn-pipeline-local/churn/local/trained/data/customers.csv"
+    backend.store.stage(training_uri, str(customers))
+    retrained = monitor_job.job_retraining(
+        params, "m2", training_uri, remote, str(outcomes), isolated / "artifacts" / "monitor-m2"
+    )
+    parts = tmp_path / "parts"
+    added = monitor_pass.retraining_part(spark, str(customers), here, str(outcomes), str(parts))
+    (part,) = parts.glob("part-*")
+    assert retrained["added"] == added > 0
+    assert backend.store.local_path(retrained["path"]).read_bytes() == part.read_bytes()
+    lines = part.read_text().splitlines()
+    assert lines[:2_001] == customers.read_text().splitlines() and len(lines) == 2_001 + added
+
+
+def test_windows_outside_the_environment_or_mixed_are_refused(isolated, tmp_path):
+    """The ETL job's role reads only under the environment's folder; windows in S3 and on this machine
+    are monitored apart."""
+    params = config.load(None, {})
+    with pytest.raises(PipelineError, match="monitored apart"):
+        monitor_job.in_s3(["s3://churn-pipeline-local/churn/local/scores/a/", str(tmp_path / "scores.csv")])
+    outside = {"kind": "capture", "path": "s3://churn-pipeline-local/elsewhere/capture/"}
+    with pytest.raises(PipelineError, match="reads only under s3://churn-pipeline-local/churn/local/"):
+        monitor_job.job_counts(params, "m3", [outside], {}, None, "", tmp_path / "monitor-m3")
