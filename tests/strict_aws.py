@@ -267,10 +267,24 @@ def _sagemaker_create_transform_job(self, transform_job_name, model_name, *args,
     return _original(type(self), "create_transform_job")(self, transform_job_name, model_name, *args, **kwargs)
 
 
+# --- CodePipeline ---------------------------------------------------------------------------------
+def _codepipeline_start_pipeline_execution(self, name, variables):
+    """CP-VARIABLES: variable names match [A-Za-z0-9@\\-_]+ and a value is never empty."""
+    import re
+
+    for variable in variables or []:
+        if not re.fullmatch(r"[A-Za-z0-9@\-_]+", variable.get("name", "")) or not variable.get("value"):
+            raise JsonRESTError(
+                "ValidationException", f"pipeline variable {variable}: a name of [A-Za-z0-9@-_], a value"
+            )
+    return _original(type(self), "start_pipeline_execution")(self, name, variables)
+
+
 def apply(monkeypatch) -> None:
     """Hold moto to the AWS behaviours the pipeline relies on, for one test."""
     from moto.awslambda.models import LambdaBackend, LambdaFunction
     from moto.awslambda.responses import LambdaResponse
+    from moto.codepipeline.models import CodePipelineBackend
     from moto.glue.responses import GlueResponse
     from moto.sagemaker.models import FakeEndpoint, Model, SageMakerModelBackend
     from moto.stepfunctions.models import StateMachineVersion, StepFunctionBackend
@@ -295,6 +309,7 @@ def apply(monkeypatch) -> None:
     )
     monkeypatch.setattr(StepFunctionResponse, "redrive_execution", _sfn_redrive_execution, raising=False)
     monkeypatch.setattr(StateMachineVersion, "start_execution", _version_start_execution, raising=False)
+    _patch(monkeypatch, CodePipelineBackend, "start_pipeline_execution", _codepipeline_start_pipeline_execution)
     _patch(monkeypatch, SageMakerModelBackend, "create_model", _sagemaker_create_model)
     _patch(monkeypatch, SageMakerModelBackend, "create_training_job", _sagemaker_create_training_job)
     _patch(monkeypatch, SageMakerModelBackend, "create_transform_job", _sagemaker_create_transform_job)

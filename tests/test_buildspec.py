@@ -1,6 +1,7 @@
 """buildspec.yml names commands, files and paths that exist in the project."""
 
 import shlex
+import subprocess
 
 import tomllib
 import yaml
@@ -24,21 +25,56 @@ def test_runtime_matches_the_project():
     assert str(runtimes["python"]) == "3.11" and "17" in str(runtimes["java"])
 
 
+def churn_pipeline_calls(spec, environment):
+    """The arguments of every ``churn-pipeline`` call of a buildspec's (pre-)build commands, as bash (the
+    buildspec's shell, one shell for every command, as version 0.2 runs them) expands them with
+    ``environment``: the calls are recorded, not run."""
+    commands = [c for name in ("pre_build", "build") for c in spec["phases"].get(name, {}).get("commands", [])]
+    script = "churn-pipeline() { printf '%s\\0' \"$@\"; printf '\\n'; }\n" + "\n".join(commands)
+    variables = {**spec["env"]["variables"], "CODEBUILD_BUILD_NUMBER": "17", **environment}
+    ran = subprocess.run(["bash", "-c", script], env={"PATH": "/usr/bin:/bin", **variables}, capture_output=True)
+    assert ran.returncode == 0, ran.stderr
+    return [line.split("\0")[:-1] for line in ran.stdout.decode().splitlines() if "\0" in line]
+
+
 def test_churn_pipeline_commands_parse_and_name_existing_files():
+    """CP-VARIABLES: the build trains on the pipeline's TrainingData when an execution sets it, else on
+    the data of its parameters file."""
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    commands = [c for phase in buildspec()["phases"].values() for c in phase.get("commands", [])]
-    pipeline = [
-        shlex.split(_substitute(c, {**buildspec()["env"]["variables"], "CODEBUILD_BUILD_NUMBER": "17"}))
-        for c in commands
-        if c.startswith("churn-pipeline")
-    ]
-    assert [c[1] for c in pipeline] == ["doctor", "run"]
-    for argv in pipeline:
-        assert argv[0] in scripts
-        arguments = cli.build_parser().parse_args(argv[1:])
+    assert "churn-pipeline" in scripts
+    calls = churn_pipeline_calls(buildspec(), {"TRAINING_DATA": "from-parameters"})
+    assert [c[0] for c in calls] == ["doctor", "run"]
+    for argv in calls:
+        arguments = cli.build_parser().parse_args(argv)
         assert (ROOT / arguments.params).exists()
-    run = cli.build_parser().parse_args(pipeline[1][1:])
-    assert run.params == "parameters/dev.yaml" and run.run_id == "build-17"
+    run = cli.build_parser().parse_args(calls[1])
+    assert run.params == "parameters/dev.yaml" and run.run_id == "build-17" and run.data is None
+    retraining = "s3://sagemaker-eu-west-1-1/churn/dev/monitoring/m/retrain/retraining.csv"
+    run = cli.build_parser().parse_args(churn_pipeline_calls(buildspec(), {"TRAINING_DATA": retraining})[1])
+    assert run.data == retraining
+
+
+def test_the_scheduled_monitor_reads_yesterdays_window_and_retrains_only_with_outcomes():
+    """CODEBUILD-SHELL: the monitor build's commands share one shell: "{yesterday}" becomes the day's
+    capture folders; --retrain with outcomes alone;
+    a failing verdict starts the pipeline by its name; the exit status of a verdict keeps the build green."""
+    import datetime
+
+    spec = yaml.safe_load((ROOT / "buildspec-monitor.yml").read_text())
+    assert spec["phases"]["install"] == buildspec()["phases"]["install"]
+    window = "s3://sagemaker-eu-west-1-1/churn/dev/capture/churn-dev-endpoint/AllTraffic/{yesterday}/"
+    project = {"MONITOR_WINDOW": window, "MONITOR_OUTCOMES": "", "PIPELINE_NAME": "churn-dev"}
+    (argv,) = churn_pipeline_calls(spec, project)
+    monitor = cli.build_parser().parse_args(argv)
+    yesterday = datetime.datetime.now(datetime.timezone.utc).date() - datetime.timedelta(days=1)
+    assert monitor.window == [window.replace("{yesterday}", yesterday.strftime("%Y/%m/%d"))]
+    assert monitor.start_pipeline == "churn-dev" and not monitor.retrain and monitor.outcomes is None
+    assert monitor.monitor_id == "scheduled-17" and (ROOT / monitor.params).exists()
+    outcomes = "s3://customer-data/outcomes/2026-11.csv"
+    (argv,) = churn_pipeline_calls(spec, {**project, "MONITOR_OUTCOMES": outcomes})
+    monitor = cli.build_parser().parse_args(argv)
+    assert monitor.retrain and monitor.outcomes == outcomes
+    assert "build/artifacts/**/*" in spec["artifacts"]["files"]
 
 
 def test_published_artifacts_are_where_the_run_writes_them():

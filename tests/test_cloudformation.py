@@ -1,5 +1,6 @@
 """The CloudFormation templates: linted, and the CI/CD template defines every role the pipeline uses."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,61 @@ def test_the_build_may_read_a_data_bucket_only_when_one_is_named():
     assert condition == "ReadsDataBucket" and otherwise == {"!Ref": "AWS::NoValue"}
     assert set(grant["Action"]) == {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetBucketLocation"}
     assert all("${DataBucket}" in r["!Sub"] for r in grant["Resource"])
+
+
+def test_the_scheduled_monitor_has_its_own_least_privilege_roles():
+    """EVENTS-SCHEDULE-CODEBUILD, CB-CONNECTION-SOURCE, CP-VARIABLES: with a MonitorWindow, an EventBridge
+    rule starts the monitor project (its role may start that build alone); the monitor's role reads and
+    writes the environment's folder, runs the ETL job, reads the registry and starts this pipeline, and
+    nothing else; the pipeline is V2 and passes its TrainingData variable to the build."""
+    document = template("pipeline.yml")
+    resources = document["Resources"]
+    monitor = ("MonitorBuildRole", "MonitorProject", "MonitorScheduleRole", "MonitorRule")
+    assert all(resources[name]["Condition"] == "Monitors" for name in monitor)
+    assert document["Parameters"]["MonitorWindow"]["Default"] == ""
+    rule = resources["MonitorRule"]["Properties"]
+    assert rule["ScheduleExpression"] == {"!Ref": "MonitorSchedule"}
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"!GetAtt": "MonitorProject.Arn"} and target["RoleArn"] == {
+        "!GetAtt": "MonitorScheduleRole.Arn"
+    }
+    (start,) = policy_statements(resources["MonitorScheduleRole"])
+    assert start["Action"] == "codebuild:StartBuild" and start["Resource"] == {"!GetAtt": "MonitorProject.Arn"}
+
+    granted = {}
+    for statement in policy_statements(resources["MonitorBuildRole"]):
+        statement = statement["!If"][1] if "!If" in statement else statement
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        for action in actions:
+            granted.setdefault(action, []).append(json.dumps(statement["Resource"]))
+    assert set(granted) == {
+        "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+        "codeconnections:GetConnectionToken", "codeconnections:GetConnection",
+        "codestar-connections:GetConnectionToken", "codestar-connections:GetConnection",
+        "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", "s3:GetBucketLocation",
+        "glue:GetJob", "glue:CreateJob", "glue:UpdateJob", "glue:StartJobRun", "glue:GetJobRun",
+        "iam:PassRole", "dynamodb:DescribeTable", "dynamodb:GetItem", "codepipeline:StartPipelineExecution",
+    }  # fmt: skip
+    assert all('"*"' not in resource for resources_of in granted.values() for resource in resources_of)
+    assert granted["s3:DeleteObject"] == [
+        json.dumps(resources["GlueRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]["Resource"])
+    ]
+    assert "${ProjectName}-${Environment}-etl" in granted["glue:StartJobRun"][0]
+    pipeline_arn = "arn:${AWS::Partition}:codepipeline:${AWS::Region}:${AWS::AccountId}:${ProjectName}-${Environment}"
+    assert granted["codepipeline:StartPipelineExecution"] == [json.dumps({"!Sub": pipeline_arn})]
+
+    project = resources["MonitorProject"]["Properties"]
+    assert project["Source"]["BuildSpec"] == "buildspec-monitor.yml" and (ROOT / "buildspec-monitor.yml").exists()
+    assert project["Source"]["Auth"] == {"Type": "CODECONNECTIONS", "Resource": {"!Ref": "ConnectionArn"}}
+    variables = {v["Name"]: v["Value"] for v in project["Environment"]["EnvironmentVariables"]}
+    pipeline = resources["Pipeline"]["Properties"]
+    assert variables["PIPELINE_NAME"] == pipeline["Name"] and variables["RUN_PARAMS"] == {
+        "!Sub": "parameters/${Environment}.yaml"
+    }
+    assert pipeline["PipelineType"] == "V2"
+    (declared,) = pipeline["Variables"]
+    assert declared["Name"] == "TrainingData" and 1 <= len(declared["DefaultValue"]) <= 1000
+    build = pipeline["Stages"][1]["Actions"][0]["Configuration"]
+    assert json.loads(build["EnvironmentVariables"]) == [
+        {"name": "TRAINING_DATA", "value": "#{variables.TrainingData}", "type": "PLAINTEXT"}
+    ]

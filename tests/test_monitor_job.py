@@ -74,11 +74,64 @@ def test_a_batch_transforms_window_counts_in_the_etl_job_as_score_files_count_on
 
 
 def test_windows_outside_the_environment_or_mixed_are_refused(isolated, tmp_path):
-    """The ETL job's role reads only under the environment's folder; windows in S3 and on this machine
-    are monitored apart."""
+    """GLUE-MONITOR-READS: the ETL job's role reads only under the environment's folder; windows in S3 and
+    on this machine are monitored apart."""
     params = config.load(None, {})
     with pytest.raises(PipelineError, match="monitored apart"):
         monitor_job.in_s3(["s3://churn-pipeline-local/churn/local/scores/a/", str(tmp_path / "scores.csv")])
     outside = {"kind": "capture", "path": "s3://churn-pipeline-local/elsewhere/capture/"}
     with pytest.raises(PipelineError, match="reads only under s3://churn-pipeline-local/churn/local/"):
         monitor_job.job_counts(params, "m3", [outside], {}, None, "", tmp_path / "monitor-m3")
+
+
+def test_a_failing_verdict_starts_the_pipeline_on_the_retraining_file(aws_env):
+    """CP-VARIABLES: the monitor starts the CI/CD pipeline with its TrainingData variable set to the
+    retraining file (or with none, for the data its parameters name); a value that is not in S3 is
+    refused before the call."""
+    import boto3
+    from helpers import ROOT
+
+    params = config.load(ROOT / "parameters" / "dev.yaml", {})
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "codepipeline.amazonaws.com"}}
+        ],
+    }
+    role = boto3.client("iam").create_role(
+        RoleName="churn-dev-codepipeline", AssumeRolePolicyDocument=json.dumps(trust)
+    )
+    role = role["Role"]["Arn"]
+    stage = lambda name, category, provider: {  # noqa: E731
+        "name": name,
+        "actions": [
+            {
+                "name": name,
+                "actionTypeId": {"category": category, "owner": "AWS", "provider": provider, "version": "1"},
+                "configuration": {"S3Bucket": "b", "S3ObjectKey": "k"}
+                if category == "Source"
+                else {"ProjectName": "p"},
+                "outputArtifacts": [{"name": "out"}] if category == "Source" else [],
+                "inputArtifacts": [] if category == "Source" else [{"name": "out"}],
+            }
+        ],
+    }
+    boto3.client("codepipeline").create_pipeline(
+        pipeline={
+            "name": "churn-dev",
+            "roleArn": role,
+            "artifactStore": {"type": "S3", "location": "artifacts"},
+            "stages": [stage("Source", "Source", "S3"), stage("Build", "Build", "CodeBuild")],
+            "pipelineType": "V2",
+            "variables": [{"name": monitor_job.TRAINING_DATA_VARIABLE, "defaultValue": "from-parameters"}],
+        }
+    )
+    retraining = "s3://sagemaker-eu-west-1-123456789012/churn/dev/monitoring/m/retrain/retraining.csv"
+    started = monitor_job.start_pipeline(params, "churn-dev", retraining)
+    execution = boto3.client("codepipeline").get_pipeline_execution(
+        pipelineName="churn-dev", pipelineExecutionId=started
+    )["pipelineExecution"]
+    assert execution["variables"] == [{"name": "TrainingData", "resolvedValue": retraining}]
+    assert monitor_job.start_pipeline(params, "churn-dev", "")
+    with pytest.raises(PipelineError, match="reads its training data from S3"):
+        monitor_job.start_pipeline(params, "churn-dev", "/tmp/retraining.csv")

@@ -18,8 +18,6 @@ def monitor_command(args) -> int:
     params = config.load(args.params)
     monitor = dict(config.parse_override(item) for item in args.parameter)
     quality.check_thresholds(monitor)  # refused here, before a kernel starts
-    if args.start_pipeline and not args.retrain:
-        raise PipelineError("--start-pipeline starts a retraining: it goes with --retrain")
     if args.retrain and not args.outcomes:
         raise PipelineError("--retrain adds the window's untreated customers with their outcomes: name --outcomes")
     windows = [_absolute(w) for w in args.window]  # the notebook runs in notebooks/
@@ -40,6 +38,9 @@ def monitor_command(args) -> int:
         return 1
     report = result.report
     print(reports.verdict_lines(report))
+    if args.start_pipeline and not args.retrain and report["verdict"] != "ok":  # on the parameters' data
+        execution = start_pipeline(params, args.start_pipeline, "")
+        print(f"pipeline:  {args.start_pipeline} started (execution {execution})")
     if args.retrain and report["verdict"] != "ok":
         target = result.artifacts_dir / "retraining.csv"
         assembled = retraining_data(None, params, report["model"], windows[0], monitor["outcomes"], target)
@@ -95,8 +96,8 @@ def add_command(commands) -> None:
     monitor.add_argument(
         "--start-pipeline",
         metavar="PIPELINE",
-        help="with --retrain: start this CodePipeline on the new training file (its TrainingData variable) "
-        "instead of a run here",
+        help="on a drift or degraded verdict, start this CodePipeline instead of a run here: with --retrain on "
+        "the new training file (its TrainingData variable), else on the data its parameters name",
     )
     monitor.add_argument("--quiet", action="store_true", help="no progress bar and no progress lines")
     monitor.set_defaults(func=monitor_command)

@@ -19,6 +19,13 @@ SCORE = "score"
 #: the decisions a score file holds: an offer, none, or scored and eligible but held out of the offers
 OFFER, NO_OFFER, HOLDOUT = "1", "0", "holdout"
 DECISIONS = (OFFER, NO_OFFER, HOLDOUT)
+#: how a window's description and the monitor's report name each decision's count
+DECISION_NAMES = {OFFER: "offer", NO_OFFER: "no_offer", HOLDOUT: "holdout"}
+
+
+def named_counts(tally: dict[str, int]) -> dict[str, int]:
+    """Counts per decision value as a description names them."""
+    return {DECISION_NAMES[decision]: int(tally.get(decision, 0)) for decision in DECISIONS}
 
 
 @dataclass(frozen=True)

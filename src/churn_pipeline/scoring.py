@@ -190,11 +190,7 @@ def _description(model, cutoff, out, captured, data_location, identifier, column
         "identifier": identifier,
         "columns": columns,
         "rows": sum(tally.values()),
-        "decisions": {
-            "offer": tally[decisions.OFFER],
-            "no_offer": tally[decisions.NO_OFFER],
-            "holdout": tally[decisions.HOLDOUT],
-        },
+        "decisions": decisions.named_counts(tally),
         "holdout": holdout.to_dict(),
     }
 

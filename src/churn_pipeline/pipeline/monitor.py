@@ -258,7 +258,7 @@ def _entry(window: dict[str, Any], counted: dict[str, Any]) -> dict[str, Any]:
         "rows": rows,
         "cutoff": window["cutoff"],
         "holdout": window["holdout"],
-        "decisions": scores.get("decisions"),
+        "decisions": decisions.named_counts(scores["decisions"]),
     }
 
 

@@ -138,15 +138,15 @@ TRAINING_DATA_VARIABLE = "TrainingData"
 
 
 def start_pipeline(params: dict[str, Any], pipeline: str, training_data: str) -> str:
-    """Start the CI/CD pipeline ``pipeline`` on ``training_data`` (its ``TrainingData`` variable, which
-    the build passes to ``churn-pipeline run`` as ``-p data=``); the execution id."""
-    if not training_data.startswith("s3://"):
+    """Start the CI/CD pipeline ``pipeline``: on ``training_data`` (its ``TrainingData`` variable, which
+    the build passes to ``churn-pipeline run --data``), or with none on the data its parameters name;
+    the execution id."""
+    if training_data and not training_data.startswith("s3://"):
         raise PipelineError(f"{training_data}: a pipeline's build reads its training data from S3")
+    # the API takes a list of at least one variable, or none at all
+    variables = {"variables": [{"name": TRAINING_DATA_VARIABLE, "value": training_data}]} if training_data else {}
     client = open_backend(params).client("codepipeline")
-    started = client.start_pipeline_execution(
-        name=pipeline, variables=[{"name": TRAINING_DATA_VARIABLE, "value": training_data}]
-    )
-    return started["pipelineExecutionId"]
+    return client.start_pipeline_execution(name=pipeline, **variables)["pipelineExecutionId"]
 
 
 def run_data(params: dict[str, Any], location: str) -> str:
