@@ -63,13 +63,17 @@ def test_the_scheduled_monitor_reads_yesterdays_window_and_retrains_only_with_ou
     spec = yaml.safe_load((ROOT / "buildspec-monitor.yml").read_text())
     assert spec["phases"]["install"] == buildspec()["phases"]["install"]
     window = "s3://sagemaker-eu-west-1-1/churn/dev/capture/churn-dev-endpoint/AllTraffic/{yesterday}/"
-    project = {"MONITOR_WINDOW": window, "MONITOR_OUTCOMES": "", "PIPELINE_NAME": "churn-dev"}
+    project = {"MONITOR_WINDOW": window, "MONITOR_MODEL": "", "MONITOR_OUTCOMES": "", "PIPELINE_NAME": "churn-dev"}
     (argv,) = churn_pipeline_calls(spec, project)
     monitor = cli.build_parser().parse_args(argv)
     yesterday = datetime.datetime.now(datetime.timezone.utc).date() - datetime.timedelta(days=1)
     assert monitor.window == [window.replace("{yesterday}", yesterday.strftime("%Y/%m/%d"))]
     assert monitor.start_pipeline == "churn-dev" and not monitor.retrain and monitor.outcomes is None
-    assert monitor.monitor_id == "scheduled-17" and (ROOT / monitor.params).exists()
+    assert monitor.model is None and (ROOT / monitor.params).exists()
+    days = {(yesterday + datetime.timedelta(days=n)).strftime("%Y%m%d") for n in (1, 2)}  # a midnight between
+    assert monitor.monitor_id in {f"scheduled-{day}-17" for day in days}  # unique if build numbers restart
+    (argv,) = churn_pipeline_calls(spec, {**project, "MONITOR_MODEL": "build-12"})
+    assert cli.build_parser().parse_args(argv).model == "build-12"  # a capture names no model
     outcomes = "s3://customer-data/outcomes/2026-11.csv"
     (argv,) = churn_pipeline_calls(spec, {**project, "MONITOR_OUTCOMES": outcomes})
     monitor = cli.build_parser().parse_args(argv)

@@ -115,7 +115,7 @@ def test_the_scheduled_monitor_has_its_own_least_privilege_roles():
         "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
         "codeconnections:GetConnectionToken", "codeconnections:GetConnection",
         "codestar-connections:GetConnectionToken", "codestar-connections:GetConnection",
-        "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", "s3:GetBucketLocation",
+        "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket", "s3:GetBucketLocation", "s3:GetBucketAcl",
         "glue:GetJob", "glue:CreateJob", "glue:UpdateJob", "glue:StartJobRun", "glue:GetJobRun",
         "iam:PassRole", "dynamodb:DescribeTable", "dynamodb:GetItem", "codepipeline:StartPipelineExecution",
     }  # fmt: skip
@@ -132,6 +132,7 @@ def test_the_scheduled_monitor_has_its_own_least_privilege_roles():
     assert project["Source"]["Auth"] == {"Type": "CODECONNECTIONS", "Resource": {"!Ref": "ConnectionArn"}}
     variables = {v["Name"]: v["Value"] for v in project["Environment"]["EnvironmentVariables"]}
     pipeline = resources["Pipeline"]["Properties"]
+    assert set(config.ROLE_VARIABLES) <= set(variables)  # the aws backend's configuration names all five
     assert variables["PIPELINE_NAME"] == pipeline["Name"] and variables["RUN_PARAMS"] == {
         "!Sub": "parameters/${Environment}.yaml"
     }

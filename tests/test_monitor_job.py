@@ -86,8 +86,8 @@ def test_windows_outside_the_environment_or_mixed_are_refused(isolated, tmp_path
 
 def test_a_failing_verdict_starts_the_pipeline_on_the_retraining_file(aws_env):
     """CP-VARIABLES: the monitor starts the CI/CD pipeline with its TrainingData variable set to the
-    retraining file (or with none, for the data its parameters name); a value that is not in S3 is
-    refused before the call."""
+    retraining file (or with none, for the data its parameters name), once per set of windows; a value
+    that is not in S3 is refused before the call."""
     import boto3
     from helpers import ROOT
 
@@ -127,11 +127,17 @@ def test_a_failing_verdict_starts_the_pipeline_on_the_retraining_file(aws_env):
         }
     )
     retraining = "s3://sagemaker-eu-west-1-123456789012/churn/dev/monitoring/m/retrain/retraining.csv"
-    started = monitor_job.start_pipeline(params, "churn-dev", retraining)
+    window = "s3://sagemaker-eu-west-1-123456789012/churn/dev/scores/november/"
+    started, now = monitor_job.start_pipeline(params, "churn-dev", retraining, [window])
     execution = boto3.client("codepipeline").get_pipeline_execution(
         pipelineName="churn-dev", pipelineExecutionId=started
     )["pipelineExecution"]
-    assert execution["variables"] == [{"name": "TrainingData", "resolvedValue": retraining}]
-    assert monitor_job.start_pipeline(params, "churn-dev", "")
+    assert now and execution["variables"] == [{"name": "TrainingData", "resolvedValue": retraining}]
+    # the same window judged again (the next day's schedule) does not start the pipeline again
+    assert monitor_job.start_pipeline(params, "churn-dev", retraining, [window]) == (started, False)
+    other, now = monitor_job.start_pipeline(params, "churn-dev", "", [window.replace("november", "december")])
+    assert now and other != started
+    executions = boto3.client("codepipeline").list_pipeline_executions(pipelineName="churn-dev")
+    assert len(executions["pipelineExecutionSummaries"]) == 2
     with pytest.raises(PipelineError, match="reads its training data from S3"):
-        monitor_job.start_pipeline(params, "churn-dev", "/tmp/retraining.csv")
+        monitor_job.start_pipeline(params, "churn-dev", "/tmp/retraining.csv", ["/tmp/scores.csv"])

@@ -39,8 +39,7 @@ def monitor_command(args) -> int:
     report = result.report
     print(reports.verdict_lines(report))
     if args.start_pipeline and not args.retrain and report["verdict"] != "ok":  # on the parameters' data
-        execution = start_pipeline(params, args.start_pipeline, "")
-        print(f"pipeline:  {args.start_pipeline} started (execution {execution})")
+        _start(params, args.start_pipeline, "", windows)
     if args.retrain and report["verdict"] != "ok":
         target = result.artifacts_dir / "retraining.csv"
         assembled = retraining_data(None, params, report["model"], windows[0], monitor["outcomes"], target)
@@ -49,8 +48,7 @@ def monitor_command(args) -> int:
             "untreated customers"
         )
         if args.start_pipeline:
-            execution = start_pipeline(params, args.start_pipeline, assembled["path"])
-            print(f"pipeline:  {args.start_pipeline} started (execution {execution})")
+            _start(params, args.start_pipeline, assembled["path"], windows)
             return quality.EXIT_STATUS[report["verdict"]]
         data = run_data(params, assembled["path"])
         retrained = run_notebooks(dict(params, data=data, run_id=""), progress=not args.quiet)
@@ -59,6 +57,14 @@ def monitor_command(args) -> int:
             print(f"error:     {retrained.error}", file=sys.stderr)
             return 1
     return quality.EXIT_STATUS[report["verdict"]]
+
+
+def _start(params, pipeline: str, training_data: str, windows: list[str]) -> None:
+    execution, started = start_pipeline(params, pipeline, training_data, windows)
+    if started:
+        print(f"pipeline:  {pipeline} started (execution {execution})")
+    else:
+        print(f"pipeline:  {pipeline} not started again: these windows started execution {execution}")
 
 
 def _absolute(location: str) -> str:

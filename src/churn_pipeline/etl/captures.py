@@ -94,7 +94,7 @@ def capture_rows(spark, folder: str, columns: list[str]) -> tuple[Any, dict[str,
 def _raise_bad_line(storage: Storage, file: str, bad: int) -> None:
     """The first line of ``file`` (as Spark names it: ``file:`` or ``s3://``) that is not a capture record
     (the file is an hour's capture: small)."""
-    location = file if file.startswith("s3://") else unquote(urlparse(file).path)
+    location = unquote(file) if file.startswith("s3://") else unquote(urlparse(file).path)  # Spark quotes keys
     lines = storage.lines(location)
     try:
         for number, line in enumerate(lines, start=1):

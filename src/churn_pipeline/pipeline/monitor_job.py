@@ -8,12 +8,14 @@ the request's folder.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .. import names
 from ..backends import open_backend
 from ..errors import PipelineError
 from ..etl import monitor_pass
@@ -51,6 +53,9 @@ def run_job(
     """Run the ETL job in ``mode`` over ``request`` (whose ``windows`` and ``outcomes`` hold ``s3://``
     locations); (the run that deployed the job, the request's folder), once the job has succeeded."""
     run = Run(params, monitor_id, open_backend(params), artifacts)
+    kept = artifacts / names.RUN_STATE  # a monitor's earlier job run (monitor, then retrain) stays recorded
+    if kept.exists():
+        run.state = {k: v for k, v in json.loads(kept.read_text()).items() if k not in ("run_id", "backend")}
     root = f"{run.environment_prefix}/"
     folder = request_folder(run, monitor_id, mode)
     store = run.backend.store
@@ -65,6 +70,11 @@ def run_job(
         store.stage(f"{folder}outcomes.csv", request["outcomes"], run.backend.inputs)
         sent["outcomes"] = monitor_pass.relocated(f"{folder}outcomes.csv", root, "")
     if request.get("training_data"):
+        if not request["training_data"].startswith(root):
+            raise PipelineError(
+                f"the model was trained on {request['training_data']}, outside {root}, where the ETL job's role "
+                "reads: retrain it from a window on this machine"
+            )
         sent["training_data"] = monitor_pass.relocated(request["training_data"], root, "")
     store.write_text(folder + monitor_pass.REQUEST, json.dumps(sent, indent=2))
     deploy_etl_job(run)
@@ -137,16 +147,29 @@ def job_retraining(params, monitor_id, training_data, window, outcomes, artifact
 TRAINING_DATA_VARIABLE = "TrainingData"
 
 
-def start_pipeline(params: dict[str, Any], pipeline: str, training_data: str) -> str:
+def start_pipeline(params: dict[str, Any], pipeline: str, training_data: str, windows: list[str]) -> tuple[str, bool]:
     """Start the CI/CD pipeline ``pipeline``: on ``training_data`` (its ``TrainingData`` variable, which
-    the build passes to ``churn-pipeline run --data``), or with none on the data its parameters name;
-    the execution id."""
+    the build passes to ``churn-pipeline run --data``), or with none on the data its parameters name.
+    Once per set of windows: windows that started it already (a fixed scores folder judged again the
+    next day, against the model that scored it) do not start it again. (The execution id, whether it was
+    started now.)"""
     if training_data and not training_data.startswith("s3://"):
         raise PipelineError(f"{training_data}: a pipeline's build reads its training data from S3")
+    backend = open_backend(params)
+    digest = hashlib.sha256(json.dumps(sorted(windows)).encode()).hexdigest()[:32]
+    marker = (
+        f"{Run(params, 'monitor', backend, Path('.')).environment_prefix}/{MONITORING_FOLDER}/started/{digest}.json"
+    )
+    earlier = backend.store.read_text(marker)
+    if earlier is not None:
+        return json.loads(earlier)["execution"], False
     # the API takes a list of at least one variable, or none at all
     variables = {"variables": [{"name": TRAINING_DATA_VARIABLE, "value": training_data}]} if training_data else {}
-    client = open_backend(params).client("codepipeline")
-    return client.start_pipeline_execution(name=pipeline, **variables)["pipelineExecutionId"]
+    started = backend.client("codepipeline").start_pipeline_execution(name=pipeline, **variables)
+    execution = started["pipelineExecutionId"]
+    record = {"windows": windows, "pipeline": pipeline, "execution": execution, "training_data": training_data}
+    backend.store.write_text(marker, json.dumps(record, indent=2))
+    return execution, True
 
 
 def run_data(params: dict[str, Any], location: str) -> str:
