@@ -28,16 +28,14 @@ from score import score_command
 def count(window_path: str, statistics_path: str, scores_path: str, outcomes: str) -> None:
     """The monitor's passes over one window (run in a process of its own)."""
     from churn_pipeline import decisions
-    from churn_pipeline.etl import window as counting
+    from churn_pipeline.etl import monitor_pass
     from churn_pipeline.etl.session import spark_session
 
     spark = spark_session("local[*]")
-    window = decisions.read_window(window_path)
+    window = {"kind": "scores", **decisions.read_window(window_path)}
     statistics = json.loads(Path(statistics_path).read_text())
-    counting.input_counts(spark, window["input_path"], statistics)
-    counting.score_counts(spark, window, json.loads(Path(scores_path).read_text()))
-    if outcomes != "-":
-        counting.outcome_counts(spark, window, outcomes)
+    score_statistics = json.loads(Path(scores_path).read_text())
+    monitor_pass.count_windows(spark, [window], statistics, score_statistics, "" if outcomes == "-" else outcomes)
 
 
 def validate(path: str) -> None:

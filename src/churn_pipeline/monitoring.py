@@ -13,9 +13,13 @@ from __future__ import annotations
 import bisect
 import collections
 import math
+import re
 from typing import Any
 
+from .data import NUMBER_PATTERN
 from .errors import PipelineError
+
+_NUMBER = re.compile(NUMBER_PATTERN)
 
 #: "By default, the distribution is materialized in 10 buckets" (statistics.json)
 BUCKETS = 10
@@ -273,10 +277,9 @@ def window_counts(statistics: dict[str, Any], columns: dict[str, Any]) -> dict[s
 
 
 def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return math.nan
+    """A value as a number by the data's rule (``data.NUMBER_PATTERN``, as the ETL checks it), else NaN:
+    "NaN", "inf" or "1_000" are not numbers here, though Python's ``float`` reads them."""
+    return float(text) if _NUMBER.fullmatch(text) else math.nan
 
 
 def constraint_violations(constraints: dict[str, Any], window: dict[str, Any]) -> dict[str, Any]:

@@ -34,11 +34,18 @@ def input_counts(spark, location: str, statistics: dict[str, Any]) -> dict[str, 
     return column_counts(source.rows.select(*source.format.spark_named()), statistics)
 
 
+#: a numeric value's code (``_numeric_code``): its decile, or one of these, plus NEGATIVE below zero
+NOT_WHOLE, NOT_A_NUMBER, MISSING, NEGATIVE = 20, 30, 40, 100
+#: a categorical value's code besides its place in the baseline's domain
+UNSEEN, NO_VALUE = -1, -2
+
+
 def column_counts(rows, statistics: dict[str, Any]) -> dict[str, Any]:
     """``monitoring.window_counts`` of ``rows`` (the baseline's columns by name, as text), in one pass:
-    each value is first coded once (a number's decile, a category's place in the baseline's domain), then
-    the codes are counted; values the baseline never saw are counted in a second pass over the rows that
-    have them."""
+    each value is coded once (a number's decile and what is wrong with it, a category's place in the
+    baseline's domain), the row's codes exploded into (column, code) pairs and those counted in one
+    small grouping (a few hundred groups, whatever the rows); values the baseline never saw are
+    counted in a second pass over the rows that have them."""
     from pyspark.sql import functions as F
 
     numeric = [f for f in statistics["features"] if f["inferred_type"] in monitoring.NUMERIC_TYPES]
@@ -49,77 +56,93 @@ def column_counts(rows, statistics: dict[str, Any]) -> dict[str, Any]:
     }
     read = rows.select(  # each value read once: a text trimmed, a number cast, before it is coded
         *[F.trim(F.col(f["name"])).alias(f"t{i}") for i, f in enumerate(numeric)],
-        *[F.trim(F.col(f["name"])).cast("double").alias(f"x{i}") for i, f in enumerate(numeric)],
+        *[_number(F.trim(F.col(f["name"]))).alias(f"x{i}") for i, f in enumerate(numeric)],
         *[F.col(f["name"]) for f in categorical],
     )
-    coded = read.select(
-        *[code for i, feature in enumerate(numeric) for code in _numeric_codes(i, feature)],
-        *[
-            _category_code(feature["name"], known[feature["name"]]).alias(f"c{j}")
-            for j, feature in enumerate(categorical)
-        ],
+    read = read.select(  # a value's decile computed once, in a projection of its own (``_numeric_code``)
+        *[column for i, feature in enumerate(numeric) for column in _numeric_parts(i, feature)],
+        *[F.col(f["name"]) for f in categorical],
     )
-    counted = [F.count(F.lit(1)).alias("items")]
-    for i in range(len(numeric)):
-        counted += [
-            F.sum(f"p{i}").alias(f"present{i}"),
-            F.sum(f"w{i}").alias(f"wrong{i}"),
-            F.sum(f"n{i}").alias(f"negative{i}"),
-        ]
-        counted += [F.count(F.when(F.col(f"d{i}") == k, 1)).alias(f"d{i}_{k}") for k in range(10)]
-    for j, feature in enumerate(categorical):
-        counted += [
-            F.count(F.when(F.col(f"c{j}") == k, 1)).alias(f"c{j}_{k}") for k in range(len(known[feature["name"]]))
-        ]
-        counted.append(F.count(F.when(F.col(f"c{j}") == -1, 1)).alias(f"other{j}"))
-    figures = coded.agg(*counted).first()
-    items = int(figures["items"])
+    codes = [_numeric_code(i) for i in range(len(numeric))]
+    codes += [_category_code(feature["name"], known[feature["name"]]) for feature in categorical]
+    pairs = read.select(F.posexplode(F.array(*codes)).alias("column", "code"))
+    counted: dict[tuple[int, int], int] = {
+        (g["column"], g["code"]): int(g["count"]) for g in pairs.groupBy("column", "code").count().collect()
+    }
+    items = sum(n for (column, _), n in counted.items() if column == 0)
     columns: dict[str, Any] = {}
     for i, feature in enumerate(numeric):
-        present = int(figures[f"present{i}"] or 0)
+        found = {code: n for (column, code), n in counted.items() if column == i}
+        plain: dict[int, int] = {}  # negatives folded onto their code
+        for code, n in found.items():
+            plain[code % NEGATIVE] = plain.get(code % NEGATIVE, 0) + n
+        missing = sum(n for code, n in plain.items() if code == MISSING)
         columns[feature["name"]] = {
-            "present": present,
-            "missing": items - present,
-            "mismatched": int(figures[f"wrong{i}"] or 0),
-            "negative": int(figures[f"negative{i}"] or 0),
-            "deciles": [int(figures[f"d{i}_{k}"]) for k in range(10)],
+            "present": items - missing,
+            "missing": missing,
+            "mismatched": sum(n for code, n in plain.items() if code >= NOT_WHOLE and code != MISSING),
+            "negative": sum(n for code, n in found.items() if code >= NEGATIVE),
+            "deciles": [plain.get(k, 0) + plain.get(NOT_WHOLE + k, 0) for k in range(10)],
         }
-    unseen = [f["name"] for j, f in enumerate(categorical) if figures[f"other{j}"]]
+    unseen = [f["name"] for j, f in enumerate(categorical) if counted.get((len(numeric) + j, UNSEEN))]
     others = _unseen_values(rows, unseen, known) if unseen else {}
     for j, feature in enumerate(categorical):
         name = feature["name"]
-        values = {value: int(figures[f"c{j}_{k}"]) for k, value in enumerate(known[name])}
+        values = {value: counted.get((len(numeric) + j, k), 0) for k, value in enumerate(known[name])}
         values = {value: n for value, n in {**values, **others.get(name, {})}.items() if n}
         present = sum(values.values())
         columns[name] = {"present": present, "missing": items - present, "values": values}
     return {"items": items, "columns": columns}
 
 
-def _numeric_codes(i: int, feature: dict[str, Any]) -> list:
-    """A numeric column's value coded once: present, wrong type and negative (0/1) and its decile."""
+def _number(text):
+    """A text as a number by the data's rule (``data.NUMBER_PATTERN``), else null: Spark's cast alone
+    would read "NaN", "Infinity" or "1d"."""
     from pyspark.sql import functions as F
 
-    text, number = F.col(f"t{i}"), F.col(f"x{i}")  # read once (``column_counts``)
-    present = text != ""
-    wrong = present & number.isNull()
-    if feature["inferred_type"] == "Integral":
-        wrong = wrong | (number != F.floor(number))
+    return F.when(text.rlike(f"^{data.NUMBER_PATTERN}$"), text.cast("double"))
+
+
+def _numeric_parts(i: int, feature: dict[str, Any]) -> list:
+    """A numeric value's parts, read once (``column_counts``): present, not a number, a fraction in a
+    whole-number column, below zero, and its decile."""
+    from pyspark.sql import functions as F
+
+    text, number = F.col(f"t{i}"), F.col(f"x{i}")
+    fraction = number != F.floor(number) if feature["inferred_type"] == "Integral" else F.lit(False)
     return [
-        present.cast("int").alias(f"p{i}"),
-        F.coalesce(wrong, F.lit(False)).cast("int").alias(f"w{i}"),
-        F.coalesce(number < 0, F.lit(False)).cast("int").alias(f"n{i}"),
-        _decile(number, monitoring.deciles(feature)).alias(f"d{i}"),  # none for a missing or wrong value
+        (F.coalesce(text, F.lit("")) != "").alias(f"p{i}"),
+        number.isNull().alias(f"nan{i}"),
+        F.coalesce(fraction, F.lit(False)).alias(f"f{i}"),
+        F.coalesce(number < 0, F.lit(False)).alias(f"n{i}"),
+        _decile(number, monitoring.deciles(feature)).alias(f"d{i}"),
     ]
 
 
+def _numeric_code(i: int):
+    """A numeric value's one code: its decile (0-9); NOT_WHOLE + its decile for a fraction in a whole-number
+    column (counted as mismatched and in its decile, as ``monitoring.window_counts`` counts it);
+    NOT_A_NUMBER; MISSING; plus NEGATIVE for a number below zero."""
+    from pyspark.sql import functions as F
+
+    decile = F.col(f"d{i}")
+    code = (
+        F.when(~F.col(f"p{i}"), MISSING)
+        .when(F.col(f"nan{i}"), NOT_A_NUMBER)
+        .when(F.col(f"f{i}"), NOT_WHOLE + decile)
+        .otherwise(decile)
+    )
+    return code + F.when(F.col(f"n{i}"), NEGATIVE).otherwise(0)
+
+
 def _category_code(name: str, domain: list[str]):
-    """A category's place in the baseline's ``domain``; -1 for a value it never saw, null for none."""
+    """A category's place in the baseline's ``domain``; UNSEEN for a value it never saw, NO_VALUE for none."""
     from pyspark.sql import functions as F
 
     text = F.trim(F.col(name))
     places = F.create_map(*[F.lit(v) for k, value in enumerate(domain) for v in (value, k)]) if domain else None
     place = F.element_at(places, text) if domain else F.lit(None)
-    return F.when(text == "", None).otherwise(F.coalesce(place, F.lit(-1)))
+    return F.when(F.coalesce(text, F.lit("")) == "", NO_VALUE).otherwise(F.coalesce(place, F.lit(UNSEEN)))
 
 
 def _unseen_values(rows, names: list[str], known: dict[str, list[str]]) -> dict[str, dict[str, int]]:

@@ -1,0 +1,37 @@
+"""A window's column counts on Spark equal the in-memory counts, value by value, for every kind of bad
+value a data-quality check must see."""
+
+import pytest
+
+from churn_pipeline import data, monitoring, synthetic
+from churn_pipeline.etl import window
+
+
+@pytest.mark.spark
+def test_spark_codes_every_kind_of_value_as_the_in_memory_counts_do(spark):
+    """Missing, blank, not a number (by the data's rule: "NaN", "inf", "1d" are not), a fraction in a
+    whole-number column (mismatched and counted in its decile), negatives (whole, fractional and
+    mismatched), values on a decile's edge, a category the baseline never saw and a blank category:
+    every count equal."""
+    baseline = monitoring.statistics_of(synthetic.generate_synthetic(2_000, 1), data.NUMERIC, data.CATEGORICAL)
+    customers = synthetic.generate_synthetic(300, 2)
+    columns = {name: [str(v) for v in customers[name].tolist()] for name in (*data.NUMERIC, *data.CATEGORICAL)}
+    edges = monitoring.deciles(next(f for f in baseline["features"] if f["name"] == "Day Mins"))
+    odd = {
+        "Account Length": ["", "  ", "abc", "1.5", "-3", "-1.5", "NaNa", "7"],
+        "Day Mins": ["-0.5", str(edges[0]), str(edges[4]), str(edges[-1]), "", "x", "1e3", " 12.5 "],
+        "CustServ Calls": ["2.0", "-0", "+3", "NaN", "inf", "1d", "1_000", "0x10"],
+        "State": ["ZZ", "", " ", "KS", "ZZ", "YY", "OH", "OH"],
+        "VMail Plan": ["", "yes", "maybe", "no", "no", "no", "", "yes"],
+    }
+    for name, values in odd.items():
+        columns[name][: len(values)] = values
+    frame = spark.createDataFrame(list(zip(*columns.values())), list(columns))
+    on_spark = window.column_counts(frame, baseline)
+    in_memory = monitoring.window_counts(baseline, columns)
+    assert on_spark == in_memory
+    account = on_spark["columns"]["Account Length"]
+    assert account["missing"] == 2 and account["mismatched"] == 4 and account["negative"] >= 2
+    assert on_spark["columns"]["State"]["values"]["ZZ"] == 2 and on_spark["columns"]["State"]["missing"] == 2
+    assert on_spark["columns"]["CustServ Calls"]["mismatched"] == 5
+    assert window.column_counts(frame.limit(0), baseline)["items"] == 0
