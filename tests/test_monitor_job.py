@@ -2,10 +2,12 @@
 gives for the same customers, scores and outcomes."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from churn_pipeline import config, decisions, scoring, synthetic
+from churn_pipeline import config, decisions, scoring, state_graph, synthetic
+from churn_pipeline.cli_score import _draw_state_machine
 from churn_pipeline.errors import PipelineError
 from churn_pipeline.etl import monitor_pass
 from churn_pipeline.pipeline import monitor, monitor_job
@@ -32,9 +34,17 @@ def test_a_batch_transforms_window_counts_in_the_etl_job_as_score_files_count_on
     backend.store.stage("s3://churn-pipeline-local/churn/local/trained/etl/manifest.json", str(manifest_path))
     customers = synthetic.write_synthetic(tmp_path / "customers.csv", 2_000, 31)
     scores_uri = "s3://churn-pipeline-local/churn/local/scores/window/"
-    batch_scoring.batch_transform(
+    scored = batch_scoring.batch_transform(
         params, model_uri, str(customers), scores_uri, cutoff=0.3, progress=lambda line: None, holdout=CONTROL_GROUP
     )
+    # the scoring state machine drawn as its execution went: every state ran, in order
+    drawn = _draw_state_machine(Path(scored["artifacts"]))
+    assert drawn.stat().st_size > 10_000
+    definition = json.loads((Path(scored["artifacts"]) / batch_scoring.STATE_MACHINE).read_text())
+    history = json.loads((Path(scored["artifacts"]) / batch_scoring.HISTORY).read_text())
+    nodes, edges = state_graph.layout(definition, history)
+    assert [n.rank for n in nodes] == list(range(len(nodes))) and all(n.status == "SUCCEEDED" for n in nodes)
+    assert all(edge.taken for edge in edges)
     local = scoring.score_file(
         spark,
         archive,

@@ -52,7 +52,7 @@ def test_plots_draw_what_they_say():
     ]
     definition = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Succeed"}}}
     graph = reports.plot_state_machine(definition, {"states": [{"state": "A", "status": "SUCCEEDED"}]})
-    assert [t.get_text() for t in graph.texts if t.get_text()] == ["A\n(Pass)", "B\n(Succeed)"]
+    assert [t.get_text() for t in graph.texts if t.get_text()] == ["A\nPass · succeeded", "B\nSucceed · not run"]
 
 
 def test_data_profile(synthetic_csv):

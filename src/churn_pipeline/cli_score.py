@@ -7,14 +7,28 @@ import argparse
 import json
 import os
 from datetime import date, datetime, timezone
+from pathlib import Path
 
-from . import config, decisions, scoring, serving
+from . import config, decisions, reports, scoring, serving
 from .backends import open_backend
 from .errors import PipelineError
 from .etl.session import spark_session
 from .names import registry_table
-from .pipeline.scoring import batch_transform
+from .pipeline.scoring import HISTORY, STATE_MACHINE, batch_transform
 from .registry import open_registry
+
+
+def _draw_state_machine(folder: Path) -> Path:
+    """The scoring state machine as its execution went, beside its definition and history."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # a file, never a window
+    definition = json.loads((folder / STATE_MACHINE).read_text())
+    history = json.loads((folder / HISTORY).read_text())
+    axes = reports.plot_state_machine(definition, history)
+    target = folder / "state-machine.png"
+    axes.figure.savefig(target, dpi=100, bbox_inches="tight")
+    return target
 
 
 def score_command(args) -> int:
@@ -44,6 +58,7 @@ def score_command(args) -> int:
             f"scores under {result['output_uri']} (one <part>.csv.out per part, no header): "
             f"{','.join(result['columns'])}; decisions above cutoff {result['cutoff']:g} ({result['cutoff_origin']})"
         )
+        print(f"state machine: {_draw_state_machine(Path(result['artifacts']))}")
         return 0
     backend, registry = backend_and_registry(args)
     model = serving.resolve_model(args.model, backend, registry, args.manifest, args.cutoff)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import formats
+from . import formats, state_graph
 
 #: what a table shows where a figure does not apply (a categorical column's mean) or was not computed (the
 #: training job reports accuracy and AUC on the validation split, not precision, recall or F1): never NaN
@@ -174,55 +174,86 @@ def plot_reasons(evaluation: dict[str, Any], top: int = 12, ax=None):
     return ax
 
 
+#: a state's colours by its status in the execution (fill, border)
+STATE_COLOURS = {
+    "SUCCEEDED": ("#b7e1b0", "#2e7d32"),
+    "FAILED": ("#f4b6b6", "#c62828"),
+    "RUNNING": ("#fff1b8", "#b28704"),
+    state_graph.NOT_RUN: ("#ffffff", "#9e9e9e"),
+}
+
+
 def plot_state_machine(definition: dict[str, Any], history: dict[str, Any] | None = None, ax=None):
-    """The state machine as a top-down graph; states the execution passed are coloured by outcome."""
+    """The state machine top to bottom in execution order (``state_graph.layout``): Choice rules on their
+    edges, the path the execution took drawn bold, states it did not run dashed."""
     import matplotlib.pyplot as plt
 
-    status = {s["state"]: s["status"] for s in (history or {}).get("states", [])}
-    order, seen = [], set()
-    pending = [definition["StartAt"]]
-    while pending:
-        name = pending.pop(0)
-        if name in seen:
-            continue
-        seen.add(name)
-        order.append(name)
-        state = definition["States"][name]
-        pending += [c["Next"] for c in state.get("Choices", [])]
-        pending += [t for t in (state.get("Default"), state.get("Next")) if t]
-    ax = ax or plt.subplots(figsize=(6, 0.8 * len(order) + 0.5))[1]
-    colours = {"SUCCEEDED": "#b7e1b0", "FAILED": "#f4b6b6"}
-    position = {name: (0.0, -i) for i, name in enumerate(order)}
-    for name, (x, y) in position.items():
-        state = definition["States"][name]
+    nodes, edges = state_graph.layout(definition, history)
+    where = {node.name: (node.lane * 2.6, -node.rank) for node in nodes}
+    depth = max(node.rank for node in nodes) + 1
+    width = max(abs(node.lane) for node in nodes) * 2.6 + 2.2
+    ax = ax or plt.subplots(figsize=(max(7.0, 2.2 * width), 0.95 * depth + 1.2))[1]
+    for edge in edges:
+        (x0, y0), (x1, y1) = where[edge.source], where[edge.target]
+        skips = y0 - y1 > 1 and x0 == x1  # around the states between, not through them
+        colour, style, weight = ("#1f5fa8", "-", 2.2) if edge.taken else ("#9e9e9e", "--", 1.0)
+        ax.annotate(
+            "",
+            xy=(x1, y1),
+            xytext=(x0, y0),
+            arrowprops={
+                "arrowstyle": "-|>",
+                "color": colour,
+                "linestyle": style,
+                "linewidth": weight,
+                "shrinkA": 16,
+                "shrinkB": 16,
+                "connectionstyle": f"arc3,rad={-0.9 if skips else 0.0}",
+            },
+        )
+        if edge.label:  # beside the edge, near its source, on the side it leaves to
+            if skips:
+                lx, ly, align = x0 + 0.5 * (y0 - y1), (y0 + y1) / 2, "left"
+            else:
+                lx, ly = x0 + 0.4 * (x1 - x0), y0 + 0.4 * (y1 - y0)
+                align = "right" if x1 < x0 else "left"
+                lx += -0.15 if x1 < x0 else 0.15
+            ax.text(lx, ly, edge.label, fontsize=8, color=colour, ha=align, va="center", style="italic")
+    for node in nodes:
+        fill, border = STATE_COLOURS.get(node.status, STATE_COLOURS["RUNNING"])
+        shown = "not run" if node.status == state_graph.NOT_RUN else node.status.lower()
         ax.text(
-            x,
-            y,
-            f"{name}\n({state['Type']})",
+            *where[node.name],
+            f"{node.name}\n{node.type} · {shown}",
             ha="center",
             va="center",
             fontsize=9,
-            bbox={"boxstyle": "round", "facecolor": colours.get(status.get(name), "#eeeeee")},
+            color="#616161" if node.status == state_graph.NOT_RUN else "black",
+            bbox={
+                "boxstyle": "round,pad=0.45",
+                "facecolor": fill,
+                "edgecolor": border,
+                "linestyle": "--" if node.status == state_graph.NOT_RUN else "-",
+            },
         )
-        for target in [state.get("Next"), state.get("Default"), *[c["Next"] for c in state.get("Choices", [])]]:
-            if target in position:
-                ax.annotate(
-                    "",
-                    xy=position[target],
-                    xytext=(x, y),
-                    arrowprops={
-                        "arrowstyle": "->",
-                        "color": "grey",
-                        "shrinkA": 14,
-                        "shrinkB": 14,
-                        "connectionstyle": f"arc3,rad={0.4 if position[target][1] < y - 1 else 0.0}",
-                    },
-                )
-    ax.set_xlim(-1, 1)
-    ax.set_ylim(-len(order) + 0.5, 0.5)
+    ax.legend(handles=_state_legend(), loc="upper left", fontsize=8, frameon=False)
+    ax.set_xlim(-width, width)
+    ax.set_ylim(-depth + 0.4, 0.6)
     ax.axis("off")
-    ax.set_title("State machine")
+    ax.set_title("State machine, in execution order")
     return ax
+
+
+def _state_legend() -> list:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    return [
+        Patch(facecolor=STATE_COLOURS["SUCCEEDED"][0], edgecolor=STATE_COLOURS["SUCCEEDED"][1], label="succeeded"),
+        Patch(facecolor=STATE_COLOURS["FAILED"][0], edgecolor=STATE_COLOURS["FAILED"][1], label="failed"),
+        Patch(facecolor="white", edgecolor="#9e9e9e", linestyle="--", label="not run"),
+        Line2D([], [], color="#1f5fa8", linewidth=2.2, label="path taken"),
+    ]
 
 
 # --- notebook 04: a monitor's report ----------------------------------------------------------------

@@ -29,6 +29,8 @@ SCORES_FOLDER = "scores"
 SCORES_DESCRIPTION = "_scores.json"
 #: under ``--out``: the scored customers, as they were given
 INPUT_FOLDER = "input/"
+#: in the scoring's artifacts folder: the definition and the execution's history
+STATE_MACHINE, HISTORY = "statemachine.json", "execution-history.json"
 
 
 def batch_transform(
@@ -86,6 +88,7 @@ def batch_transform(
         "execution_arn": arn,
         "transform_job": name,
         "status": "RUNNING",
+        "artifacts": str(run.artifacts_dir),
     }
     if params["wait_for_execution"]:
         result["status"] = _wait_and_describe(run, arn, result, scratch, progress)
@@ -154,6 +157,7 @@ def _deploy_scoring(run: Run) -> str:
         tuple(environment.items()),
     )
     definition = scoring_statemachine.scoring_definition_for(spec, workspace.sdk_cache())
+    run.write_artifact(STATE_MACHINE, definition)  # drawn with the execution's history by `score`
     deploy_state_machine(run, definition, name=names.scoring_state_machine_name(params))
     return run.state["state_machine"]["version_arn"]
 
@@ -163,7 +167,7 @@ def _wait_and_describe(run: Run, arn: str, result: dict[str, Any], scratch: str,
     encoded customers. The execution's status."""
     status = wait_for_execution(run, arn, progress=progress)["status"]
     history = run.backend.execution_history(arn)
-    run.write_artifact("execution-history.json", history)
+    run.write_artifact(HISTORY, history)
     raise_if_failed(history)
     kept = ("model", "input", "columns", "cutoff", "cutoff_origin", "holdout", "execution_arn", "transform_job")
     described = {k: result[k] for k in kept}
