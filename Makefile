@@ -19,7 +19,7 @@ UV_VERSION := 0.13.8
 ARGS ?=
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test test-fast test-312 nbval install lock lock-container container-env check-java check-python lint bench clean notebooks
+.PHONY: browser run test test-fast test-312 nbval install lock lock-container container-env check-java check-python lint bench clean notebooks
 
 check-python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] in ((3, 11), (3, 12)) else 1)' || { \
@@ -75,7 +75,17 @@ run: check-java install
 # in order, sharing their fixtures).
 test: check-java install
 	@$(MAKE) --no-print-directory container-env || echo "no .venv-container (see above): tests/test_container_python.py will be skipped"
+	@$(MAKE) --no-print-directory browser || echo "no Chromium (see above): the audit pages will not be opened in a browser"
 	$(BIN)/python -m pytest tests -p no:nbval -n auto --dist loadfile $(ARGS)
+
+# Chromium and chromedriver from the distribution's packages: tests open the audit pages in them
+# (tests/browser.py). Installed where apt-get may run (as root, as in CI); elsewhere it says how.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then :; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else echo "Chromium and chromedriver are needed to open the audit pages:"; \
+	  echo "  Debian/Ubuntu: sudo apt-get install -y chromium chromium-driver"; exit 1; fi
 
 # The edit-test loop: no Spark, no notebooks, no whole pipeline runs.
 test-fast: install

@@ -83,6 +83,33 @@ def test_default_run_prints_run_id_and_artifacts(default_run, env):
     assert {p.name for p in artifacts(env, "e2e-default").iterdir()} == EXPECTED_ARTIFACTS
 
 
+def test_the_audit_pages_render_in_a_browser_with_their_plots(default_run, env):
+    """Each executed notebook's HTML of a default run, opened in headless Chromium with no network: its
+    title, every image loaded, tables, no error output, no NaN, nothing fetched from elsewhere; the
+    state-machine graph of notebook 02 kept as a screenshot (test-artifacts/)."""
+    import browser
+
+    session = browser.chromium()
+    try:
+        least_images = {"01-etl-setup": 0, "02-train-workflow": 1, "03-register-and-export": 2}
+        for name, images in least_images.items():
+            facts = browser.page_facts(session, artifacts(env, "e2e-default") / f"{name}.html")
+            assert facts["title"] == name
+            assert len(facts["images"]) >= images and all(image["loaded"] for image in facts["images"]), facts
+            assert facts["tables"] >= 1 and facts["errors"] == 0 and not facts["traceback"], facts
+            assert not facts["nan"] and facts["fetched"] == [], facts
+        browser.page_facts(session, artifacts(env, "e2e-default") / "02-train-workflow.html")
+        from selenium.webdriver.common.by import By
+
+        (graph,) = session.find_elements(By.TAG_NAME, "img")
+        session.execute_script("arguments[0].scrollIntoView();", graph)
+        kept = ROOT / "test-artifacts" / "02-state-machine.png"
+        kept.parent.mkdir(exist_ok=True)
+        assert graph.screenshot(str(kept)) and kept.stat().st_size > 20_000
+    finally:
+        session.quit()
+
+
 def test_default_run_registers_the_model_and_exports_it(default_run, env):
     out = artifacts(env, "e2e-default")
     record = registry(env).get("e2e-default")
@@ -602,6 +629,16 @@ def test_the_loop_from_a_drifted_window_to_a_retrained_model_is_one_command(defa
     # the audit page names the windows it read; the project's and the home's paths are sanitised
     executed = (folder / "04-monitor.ipynb").read_text()
     assert (folder / "04-monitor.html").exists() and str(scores) in executed and str(ROOT) not in executed
+    import browser
+
+    session = browser.chromium(optional=True)  # the monitor's audit page, as a reviewer opens it
+    if session is not None:
+        try:
+            facts = browser.page_facts(session, folder / "04-monitor.html")
+        finally:
+            session.quit()
+        assert facts["title"] == "04-monitor" and len(facts["images"]) >= 2, facts
+        assert all(i["loaded"] for i in facts["images"]) and facts["errors"] == 0 and not facts["nan"], facts
     added = int(re.search(r"and ([\d,]+) untreated customers", monitored.stdout).group(1).replace(",", ""))
     untreated = report["windows"][0]["decisions"]["no_offer"] + report["windows"][0]["decisions"]["holdout"]
     assert 0 < added <= untreated

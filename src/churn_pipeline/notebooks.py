@@ -43,12 +43,21 @@ def sanitise_notebook(path: Path, replacements: list[tuple[str, str]]) -> None:
     write_atomic(path, scrub(path.read_text(), escaped))
 
 
+#: the audit pages' template (``templates/audit``): JupyterLab's, loading nothing from a CDN
+AUDIT_TEMPLATE = "audit"
+
+
 def render_html(notebook: Path) -> Path:
-    """The executed notebook as the HTML page a reviewer opens from the build's artifacts."""
+    """The executed notebook as the HTML page a reviewer opens from the build's artifacts: self-contained
+    (styles inline, images embedded, no script from a CDN), so it renders offline."""
     import nbformat
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(notebook, as_version=4))
+    exporter = HTMLExporter(
+        extra_template_basedirs=[str(Path(__file__).parent / "templates")], template_name=AUDIT_TEMPLATE
+    )
+    resources = {"metadata": {"name": notebook.stem}}  # the page's title: the notebook's name
+    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4), resources=resources)
     return write_atomic(notebook.with_suffix(".html"), body)
 
 
