@@ -172,3 +172,15 @@ def run_benchmark(script, arguments, tmp_path) -> dict:
     figures = json.loads(out.read_text())
     assert figures["cpu_count"] >= 1 and result.stdout.strip()
     return figures
+
+
+def churn_pipeline_calls(spec, environment):
+    """The arguments of every ``churn-pipeline`` call of a buildspec's (pre-)build commands, as bash (the
+    buildspec's shell, one shell for every command, as version 0.2 runs them) expands them with
+    ``environment``: the calls are recorded, not run."""
+    commands = [c for name in ("pre_build", "build") for c in spec["phases"].get(name, {}).get("commands", [])]
+    script = "churn-pipeline() { printf '%s\\0' \"$@\"; printf '\\n'; }\n" + "\n".join(commands)
+    variables = {**spec["env"]["variables"], "CODEBUILD_BUILD_NUMBER": "17", **environment}
+    ran = subprocess.run(["bash", "-c", script], env={"PATH": "/usr/bin:/bin", **variables}, capture_output=True)
+    assert ran.returncode == 0, ran.stderr
+    return [line.split("\0")[:-1] for line in ran.stdout.decode().splitlines() if "\0" in line]

@@ -1,11 +1,10 @@
 """buildspec.yml names commands, files and paths that exist in the project."""
 
 import shlex
-import subprocess
 
 import tomllib
 import yaml
-from helpers import ROOT
+from helpers import ROOT, churn_pipeline_calls
 
 from churn_pipeline import cli, names
 
@@ -23,18 +22,6 @@ def _substitute(command, variables):
 def test_runtime_matches_the_project():
     runtimes = buildspec()["phases"]["install"]["runtime-versions"]
     assert str(runtimes["python"]) == "3.11" and "17" in str(runtimes["java"])
-
-
-def churn_pipeline_calls(spec, environment):
-    """The arguments of every ``churn-pipeline`` call of a buildspec's (pre-)build commands, as bash (the
-    buildspec's shell, one shell for every command, as version 0.2 runs them) expands them with
-    ``environment``: the calls are recorded, not run."""
-    commands = [c for name in ("pre_build", "build") for c in spec["phases"].get(name, {}).get("commands", [])]
-    script = "churn-pipeline() { printf '%s\\0' \"$@\"; printf '\\n'; }\n" + "\n".join(commands)
-    variables = {**spec["env"]["variables"], "CODEBUILD_BUILD_NUMBER": "17", **environment}
-    ran = subprocess.run(["bash", "-c", script], env={"PATH": "/usr/bin:/bin", **variables}, capture_output=True)
-    assert ran.returncode == 0, ran.stderr
-    return [line.split("\0")[:-1] for line in ran.stdout.decode().splitlines() if "\0" in line]
 
 
 def test_churn_pipeline_commands_parse_and_name_existing_files():

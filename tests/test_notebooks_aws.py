@@ -1,8 +1,6 @@
 """Notebooks 01 and 02, run headlessly with the aws backend against a moto server on loopback."""
 
 import json
-import re
-import shlex
 import urllib.request
 
 import boto3
@@ -10,7 +8,7 @@ import nbformat
 import pytest
 import strict_aws
 import yaml
-from helpers import ROOT, create_account_resources, fake_aws_credentials
+from helpers import ROOT, churn_pipeline_calls, create_account_resources, fake_aws_credentials
 
 from churn_pipeline import cli, config, runner
 from churn_pipeline.deployments import free_port
@@ -78,13 +76,8 @@ def test_the_first_build_on_a_fresh_account_passes_doctor_and_creates_what_it_ne
     table): no bucket, no job, no function, no state machine. buildspec.yml's commands from pre_build on,
     as far as moto takes them: doctor passes, then the run's notebooks 01 and 02 create the rest."""
     spec = yaml.safe_load((ROOT / "buildspec.yml").read_text())
-    variables = {**spec["env"]["variables"], "CODEBUILD_BUILD_NUMBER": "1"}
-
-    def command(phase: str) -> list[str]:
-        (line,) = spec["phases"][phase]["commands"]
-        argv = [re.sub(r"\$(\w+)", lambda m: variables[m.group(1)], word) for word in shlex.split(line)]
-        assert argv[0] == "churn-pipeline"
-        return argv[1:]
+    doctor, build = churn_pipeline_calls(spec, {"CODEBUILD_BUILD_NUMBER": "1", "TRAINING_DATA": "from-parameters"})
+    command = {"pre_build": doctor, "build": build}.get
 
     assert boto3.client("s3").list_buckets()["Buckets"] == []
     assert cli.main(command("pre_build")) == 0
