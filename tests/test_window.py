@@ -21,6 +21,7 @@ def test_spark_codes_every_kind_of_value_as_the_in_memory_counts_do(spark):
         "Account Length": ["", "  ", "abc", "1.5", "-3", "-1.5", "NaNa", "7"],
         "Day Mins": ["-0.5", str(edges[0]), str(edges[4]), str(edges[-1]), "", "x", "1e3", " 12.5 "],
         "CustServ Calls": ["2.0", "-0", "+3", "NaN", "inf", "1d", "1_000", "0x10"],
+        "Eve Calls": ["0x1p3", "1.5F", "-Infinity", "+inf", "nan", "1e2", "1.", ".5"],
         "State": ["ZZ", "", " ", "KS", "ZZ", "YY", "OH", "OH"],
         "VMail Plan": ["", "yes", "maybe", "no", "no", "no", "", "yes"],
     }
@@ -34,4 +35,5 @@ def test_spark_codes_every_kind_of_value_as_the_in_memory_counts_do(spark):
     assert account["missing"] == 2 and account["mismatched"] == 4 and account["negative"] >= 2
     assert on_spark["columns"]["State"]["values"]["ZZ"] == 2 and on_spark["columns"]["State"]["missing"] == 2
     assert on_spark["columns"]["CustServ Calls"]["mismatched"] == 5
+    assert on_spark["columns"]["Eve Calls"]["mismatched"] == 6  # all but 1e2 and 1. (.5 is not whole)
     assert window.column_counts(frame.limit(0), baseline)["items"] == 0

@@ -34,6 +34,8 @@ def input_counts(spark, location: str, statistics: dict[str, Any]) -> dict[str, 
     return column_counts(source.rows.select(*source.format.spark_named()), statistics)
 
 
+#: every character a number of ``data.NUMBER_PATTERN`` may hold (once trimmed)
+NUMBER_CHARACTERS = "0123456789+-.eE"
 #: a numeric value's code (``_numeric_code``): its decile, or one of these, plus NEGATIVE below zero
 NOT_WHOLE, NOT_A_NUMBER, MISSING, NEGATIVE = 20, 30, 40, 100
 #: a categorical value's code besides its place in the baseline's domain
@@ -96,11 +98,14 @@ def column_counts(rows, statistics: dict[str, Any]) -> dict[str, Any]:
 
 
 def _number(text):
-    """A text as a number by the data's rule (``data.NUMBER_PATTERN``), else null: Spark's cast alone
-    would read "NaN", "Infinity" or "1d"."""
+    """A text as a number by the data's rule (``data.NUMBER_PATTERN``), else null. Spark's cast reads a
+    little more (Java's grammar: "NaN", "Infinity", "inf", a d/f suffix, hexadecimal), all of it with a
+    character no number of the rule has: such a text is refused before the cast, by one ``translate`` (a
+    regular expression per value would cost a third of the pass); tests/test_window.py holds the two
+    rules equal."""
     from pyspark.sql import functions as F
 
-    return F.when(text.rlike(f"^{data.NUMBER_PATTERN}$"), text.cast("double"))
+    return F.when(F.translate(text, NUMBER_CHARACTERS, "") == "", text.cast("double"))
 
 
 def _numeric_parts(i: int, feature: dict[str, Any]) -> list:
