@@ -1,3 +1,5 @@
+import dataclasses
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -86,3 +88,34 @@ def test_nbval_sanitiser_makes_the_state_table_independent_of_durations():
         return text
 
     assert sanitised(8.0) == sanitised(10.4) == sanitised(123.0) == sanitised(4321.9)
+
+
+def test_registry_compare_shows_runs_side_by_side_and_marks_what_changed(tmp_path, capsys):
+    """`registry compare`: one column per run in the order named, metrics and hyper-parameters as rows,
+    * on the rows that differ, a figure one run lacks shown empty (never NaN); an unknown run is named."""
+    from helpers import DECISION, make_record
+
+    from churn_pipeline import cli
+    from churn_pipeline.registry import open_registry
+
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    registry = open_registry(url)
+    registry.register(make_record("base", hyperparameters={"max_depth": "5", "eta": "0.2"}))
+    tuned = make_record("tuned", metrics={"validation:accuracy": 0.96, "validation:auc": 0.93})
+    registry.register(dataclasses.replace(tuned, hyperparameters={"max_depth": "7", "eta": "0.2"}))
+    registry.record_decision("tuned", DECISION)
+    assert cli.main(["registry", "--registry", url, "compare", "tuned", "base"]) == 0
+    shown = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in shown.splitlines()[1:]}
+    header = shown.splitlines()[0].split()
+    assert header == ["tuned", "base", "differs"]
+    assert lines["validation:accuracy"].split() == ["validation:accuracy", "0.96", "0.95", "*"]
+    assert lines["validation:auc"].split() == ["validation:auc", "0.93", "*"]  # base has none: empty
+    assert lines["hyper-parameter"] and "NaN" not in shown
+    table = reports.registry_comparison([registry.get("tuned"), registry.get("base")])
+    assert (
+        table.loc["hyper-parameter max_depth", "differs"] == "*" and table.loc["hyper-parameter eta", "differs"] == ""
+    )
+    assert table.loc["cutoff", "tuned"] == DECISION["cutoff"] and table.loc["cutoff", "base"] == reports.NOT_COMPUTED
+    assert cli.main(["registry", "--registry", url, "compare", "tuned", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import cli_monitor, cli_score, config, serving, synthetic, workspace
+from . import cli_monitor, cli_score, config, reports, serving, synthetic, workspace
 from .capture import CaptureWriter
 from .cli_score import backend_and_registry, registry_of
 from .deployments import LocalEndpoints
@@ -172,6 +172,17 @@ def _cmd_registry_show(args) -> int:
     return 0
 
 
+def _cmd_registry_compare(args) -> int:
+    registry = registry_of(args)
+    records = [registry.get(run_id) for run_id in args.run_ids]
+    table = reports.registry_comparison(records)
+    if args.json:
+        print(table.to_json(orient="index", indent=2))
+    else:
+        print(table.to_string())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="churn-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -289,6 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("run_id")
     show.add_argument("--json", action="store_true")
     show.set_defaults(func=_cmd_registry_show)
+    compare = registry_commands.add_parser(
+        "compare", help="runs side by side: data, metrics, hyper-parameters and cutoff; * marks what differs"
+    )
+    compare.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    compare.add_argument("--json", action="store_true")
+    compare.set_defaults(func=_cmd_registry_compare)
     return parser
 
 

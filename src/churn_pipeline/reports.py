@@ -256,6 +256,27 @@ def _state_legend() -> list:
     ]
 
 
+# --- the registry ---------------------------------------------------------------------------------
+def registry_comparison(records: list) -> pd.DataFrame:
+    """Several runs side by side (one column each, in the order given): their data, metrics,
+    hyper-parameters and cutoff, a row per figure; ``differs`` marks the rows whose values are not all
+    the same (what changed between the runs). A figure a run lacks is shown as ``NOT_APPLICABLE``."""
+    rows: dict[str, list[Any]] = {
+        "created": [r.created_at for r in records],
+        "environment": [r.environment for r in records],
+        "data sha256": [r.data_sha256[:12] for r in records],
+        "git commit": [(r.git_commit or "")[:12] for r in records],
+        "cutoff": [r.cutoff if r.cutoff is not None else NOT_COMPUTED for r in records],
+    }
+    for name in sorted({m for r in records for m in r.metrics}):
+        rows[name] = [r.metrics.get(name, NOT_APPLICABLE) for r in records]
+    for name in sorted({h for r in records for h in r.hyperparameters}):
+        rows[f"hyper-parameter {name}"] = [r.hyperparameters.get(name, NOT_APPLICABLE) for r in records]
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=[r.run_id for r in records], dtype=object)
+    table["differs"] = ["*" if len({str(v) for v in values}) > 1 else "" for values in rows.values()]
+    return table
+
+
 # --- notebook 04: a monitor's report ----------------------------------------------------------------
 def verdict_lines(report: dict[str, Any]) -> str:
     """The verdict and its reasons, as the monitor prints them."""
