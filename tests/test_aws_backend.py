@@ -278,6 +278,24 @@ def test_normalise_history_from_real_event_shapes():
         "bad channel",
     )
     json.dumps(history)  # every value is JSON-safe
+    # the graph reads AWS's history as it reads the local executor's: ETL ran, training failed there
+    from churn_pipeline import state_graph
+
+    definition = {
+        "StartAt": "ETL",
+        "States": {
+            "ETL": {"Type": "Task", "Next": "Model Training"},
+            "Model Training": {"Type": "Task", "Next": "Save Model"},
+            "Save Model": {"Type": "Task", "End": True},
+        },
+    }
+    nodes, edges = state_graph.layout(definition, history)
+    assert [(n.name, n.status) for n in nodes] == [
+        ("ETL", "SUCCEEDED"),
+        ("Model Training", "FAILED"),
+        ("Save Model", state_graph.NOT_RUN),
+    ]
+    assert [e.taken for e in edges] == [True, False]
 
 
 # --- guard rails ---------------------------------------------------------------------------------
