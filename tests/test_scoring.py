@@ -440,8 +440,13 @@ def test_score_holds_out_a_control_group_and_leaves_a_window_the_monitor_reads(s
         scoring.score_file(spark, archive, manifest, 0.3, str(customers), tmp_path / "a.csv", holdout=holdout)
 
     simulated = synthetic.simulate_outcomes(tmp_path / "a.csv", tmp_path / "outcomes.csv", 0.5, 1)
-    counted = window_counts.outcome_counts(spark, window, str(tmp_path / "outcomes.csv"))
+    scores = {"score": np.array([float(r["score"]) for r in rows])}
+    score_statistics = monitoring.statistics_of(scores, ["score"], [])
+    counted = window_counts.outcome_counts(spark, window, str(tmp_path / "outcomes.csv"), score_statistics)
     assert sum(int(c.sum()) for c in counted["counts"].values()) + counted["shared_identifier"] == simulated.rows
+    # the score counts come from the same pass as the outcomes, equal to a pass of their own
+    assert counted["scores"] == window_counts.score_counts(spark, window, score_statistics)
+    assert sum(counted["scores"]["deciles"]) == 3_000 and counted["scores"]["decisions"][decisions.HOLDOUT] == held
     lines = (tmp_path / "outcomes.csv").read_text().splitlines()
     for line_number, bad, message in [
         (3, "382-0000,maybe", "line 3: not <identifier>,<yes|no>"),

@@ -71,19 +71,21 @@ def count_windows(
 ) -> dict[str, Any]:
     """Per window, ``monitoring.window_counts`` of its customers, its score counts and what was read;
     with ``outcomes`` (the one window's), its outcome counts. JSON: it crosses from a Glue job."""
+    result: dict[str, Any] = {}
+    if outcomes:  # first: a bad outcomes file is refused before anything else is counted
+        found = outcome_counts(spark, windows[0], outcomes, score_statistics)
+        result["outcomes"] = {k: v for k, v in found.items() if k not in ("counts", "scores")}
+        result["outcomes"]["counts"] = {d: c.tolist() for d, c in found["counts"].items()}
     counted = []
-    for window in windows:
+    for number, window in enumerate(windows):
         if window["kind"] == "capture":
             columns, scores, read = captures.capture_counts(spark, window["path"], statistics, score_statistics)
         else:
-            columns = input_counts(spark, window["input_path"], statistics)
-            scores, read = score_counts(spark, window, score_statistics), {}
+            columns, read = input_counts(spark, window["input_path"], statistics), {}
+            # with outcomes, the window's scores were counted in the same pass as its outcomes
+            scores = found["scores"] if outcomes and number == 0 else score_counts(spark, window, score_statistics)
         counted.append({"columns": columns, "scores": scores, "read": read})
-    result: dict[str, Any] = {"windows": counted}
-    if outcomes:
-        found = outcome_counts(spark, windows[0], outcomes)
-        result["outcomes"] = {**found, "counts": {d: c.tolist() for d, c in found["counts"].items()}}
-    return result
+    return {"windows": counted, **result}
 
 
 def retraining_part(spark, training_data: str, window: dict[str, Any], outcomes: str, folder: str) -> int:

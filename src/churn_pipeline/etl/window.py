@@ -228,22 +228,32 @@ def _outcome_lines(spark, window: dict[str, Any], outcomes: str):
     return lines, rows
 
 
-def _joined(spark, window: dict[str, Any], rows):
+#: per scored row, one 0/1 column per decision and per score decile: the score counts, summed in the join
+_ROW_TALLIES = [f"n{k}" for k in range(len(decisions.DECISIONS))] + [f"q{k}" for k in range(10)]
+
+
+def _joined(spark, window: dict[str, Any], rows, score_statistics: dict[str, Any] | None = None):
     """Per identifier: how many scored rows and outcome lines have it, its decision, score bin and
-    outcome, and whether a bad line has it: the one shuffle every outcome figure and check is read from
-    (the scores and the outcomes as one union, grouped once by identifier)."""
+    outcome, whether a bad line has it, and its scored rows' decisions and score deciles (against
+    ``score_statistics``) as tallies: the one shuffle every outcome figure, check and score count is read
+    from (the scores and the outcomes as one union, grouped once by identifier)."""
     from pyspark.sql import functions as F
 
     # every buffer of the grouping fixed-width (the decision as its place in DECISIONS): a hash aggregation
     place = F.create_map(*[F.lit(v) for k, d in enumerate(decisions.DECISIONS) for v in (d, k)])
+    decision = F.element_at(place, F.col("decision"))
+    edges = monitoring.deciles(score_statistics["features"][0]) if score_statistics else None
+    decile = _decile(F.col("score"), edges) if edges else F.lit(None).cast("int")
     scored = _scores(spark, window).select(
         "id",
         F.lit(1).alias("s"),
         F.lit(0).alias("o"),
-        F.element_at(place, F.col("decision")).alias("decision"),
+        decision.alias("decision"),
         F.least(F.floor(F.col("score") * quality.BINS), F.lit(quality.BINS - 1)).cast("int").alias("bin"),
         F.lit(None).cast("int").alias("churned"),
         F.lit(0).alias("b"),
+        *[F.coalesce((decision == k).cast("int"), F.lit(0)).alias(f"n{k}") for k in range(len(decisions.DECISIONS))],
+        *[F.coalesce((decile == k).cast("int"), F.lit(0)).alias(f"q{k}") for k in range(10)],
     )
     told = rows.select(
         "id",
@@ -253,6 +263,7 @@ def _joined(spark, window: dict[str, Any], rows):
         F.lit(None).cast("int").alias("bin"),
         "churned",
         F.col("_bad").cast("int").alias("b"),
+        *[F.lit(0).alias(name) for name in _ROW_TALLIES],
     )
     return (
         scored.unionByName(told)
@@ -264,6 +275,7 @@ def _joined(spark, window: dict[str, Any], rows):
             F.max("bin").alias("bin"),
             F.max("churned").alias("churned"),
             F.max("b").alias("bad"),
+            *[F.sum(name).alias(name) for name in _ROW_TALLIES],
         )
         .select(
             "id",
@@ -273,15 +285,19 @@ def _joined(spark, window: dict[str, Any], rows):
             "bin",
             "churned",
             "bad",
+            *_ROW_TALLIES,
         )
     )
 
 
-def outcome_counts(spark, window: dict[str, Any], outcomes: str) -> dict[str, Any]:
+def outcome_counts(
+    spark, window: dict[str, Any], outcomes: str, score_statistics: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Outcome counts per (decision, churned, score bin) of the window's customers with an outcome (a bad
     line, a customer scored once with two outcomes or a customer the window did not score raises,
-    naming the line); and how many scored customers had none, or shared their identifier with another
-    scored row (left out: their outcomes cannot be told apart). One job when the outcomes are sound."""
+    naming the line); how many scored customers had none, or shared their identifier with another
+    scored row (left out: their outcomes cannot be told apart); and the window's ``score_counts``, from
+    the same pass. One job when the outcomes are sound."""
     from pyspark.sql import functions as F
 
     lines, rows = _outcome_lines(spark, window, outcomes)
@@ -294,9 +310,9 @@ def outcome_counts(spark, window: dict[str, Any], outcomes: str) -> dict[str, An
         .otherwise("counted")
     )
     groups = (
-        _joined(spark, window, rows)
+        _joined(spark, window, rows, score_statistics)
         .groupBy(kind.alias("kind"), "decision", "churned", "bin")
-        .agg(F.sum("scored").alias("rows"))
+        .agg(F.sum("scored").alias("rows"), *[F.sum(name).alias(name) for name in _ROW_TALLIES])
         .collect()
     )
     problems = {g["kind"] for g in groups} & {"bad", "twice", "unknown"}
@@ -316,7 +332,22 @@ def outcome_counts(spark, window: dict[str, Any], outcomes: str) -> dict[str, An
             counts[decisions.DECISIONS[group["decision"]]][group["churned"], int(group["bin"])] += group["rows"]
         elif group["kind"] in tally:
             tally[group["kind"]] += group["rows"]
-    return {"counts": counts, "without_outcome": tally["without"], "shared_identifier": tally["shared"]}
+    return {
+        "counts": counts,
+        "without_outcome": tally["without"],
+        "shared_identifier": tally["shared"],
+        "scores": _score_counts_of(groups, score_statistics is not None),
+    }
+
+
+def _score_counts_of(groups, with_deciles: bool) -> dict[str, Any]:
+    """``score_counts`` from the join's groups: every scored row is in exactly one of them."""
+    scored = [g for g in groups if g["rows"] is not None]
+    counted: dict[str, Any] = {"items": int(sum(g["rows"] for g in scored))}
+    counted["decisions"] = {d: int(sum(g[f"n{k}"] or 0 for g in scored)) for k, d in enumerate(decisions.DECISIONS)}
+    if with_deciles:
+        counted["deciles"] = [int(sum(g[f"q{k}"] or 0 for g in scored)) for k in range(10)]
+    return counted
 
 
 def _refuse(lines: Lines, bad, problem: str) -> None:
