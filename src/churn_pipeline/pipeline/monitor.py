@@ -188,7 +188,8 @@ def _windows_and_model(params, windows: list[str], outcomes: str, model: str) ->
     remote = monitor_job.in_s3(windows)
     if outcomes.startswith("s3://") and not remote:
         raise PipelineError(f"--outcomes {outcomes}: the outcomes of windows on this machine are a file here too")
-    described = [describe_window(w, open_backend(params).store) for w in windows]
+    store = open_backend(params).store
+    described = [describe_window(w, store) for w in windows]
     model = model or next((d["model"] for d in described if d.get("model")), "")
     others = sorted({d["model"] for d in described if d.get("model")} - {model})
     if not model or others:
