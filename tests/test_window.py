@@ -37,3 +37,19 @@ def test_spark_codes_every_kind_of_value_as_the_in_memory_counts_do(spark):
     assert on_spark["columns"]["CustServ Calls"]["mismatched"] == 5
     assert on_spark["columns"]["Eve Calls"]["mismatched"] == 6  # all but 1e2 and 1. (.5 is not whole)
     assert window.column_counts(frame.limit(0), baseline)["items"] == 0
+
+
+@pytest.mark.spark
+def test_both_decile_forms_count_as_numpy_does(spark):
+    """The compiled search (scores) and the array filter (columns) put every value, edges and repeated
+    edges included, in the interval ``monitoring.decile_counts`` gives it."""
+    from pyspark.sql import functions as F
+
+    edges = [0.1, 0.2, 0.2, 0.35, 0.5, 0.5, 0.5, 0.7, 0.9]
+    values = [0.0, 0.1, 0.15, 0.2, 0.3, 0.35, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, -1.0, 0.2000001, 0.0999999]
+    frame = spark.createDataFrame([(v,) for v in values], "score double")
+    for compiled in (False, True):
+        placed = frame.select(window._decile(F.col("score"), edges, compiled).alias("d")).collect()
+        assert [sum(1 for row in placed if row["d"] == k) for k in range(10)] == monitoring.decile_counts(values, edges)
+    nulls = spark.createDataFrame([(None,)], "score double").select(window._decile(F.col("score"), edges, True))
+    assert nulls.first()[0] is None
