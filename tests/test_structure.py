@@ -21,7 +21,7 @@ LONG_BY_NATURE = {("cli.py", "build_parser")}
 #: runtime has no numpy, Glue no IPython): imported where they are used
 DEFERRED_IMPORTS = {
     "boto3", "botocore", "flask", "gunicorn", "IPython", "matplotlib", "nbclient", "nbconvert",
-    "nbformat", "numpy", "pandas", "papermill", "pyarrow", "pyspark", "sagemaker", "scipy", "statelint",
+    "nbformat", "numpy", "optuna", "pandas", "papermill", "pyarrow", "pyspark", "sagemaker", "scipy", "statelint",
     "stepfunctions", "xgboost",
 }  # fmt: skip
 

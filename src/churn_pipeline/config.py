@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from . import names, workspace
+from . import names, tuning, workspace
 from .errors import ConfigError, PipelineError
 
 
@@ -63,6 +63,26 @@ PARAMETERS: dict[str, Parameter] = {
     "xgboost_version": _P("3.0-5", str, "SageMaker XGBoost container version (matches the pinned xgboost)"),
     "training_instance_type": _P("ml.m5.xlarge", str, "SageMaker training instance type"),
     "training_instance_count": _P(1, int, "SageMaker training instance count", minimum=1),
+    # tuning (SageMaker Automatic Model Tuning; the local backend runs the same tuning jobs)
+    "tuning_max_jobs": _P(
+        0,
+        int,
+        "training jobs of a hyper-parameter search (0: train once with the settings above)",
+        minimum=0,
+        maximum=750,
+    ),
+    "tuning_max_parallel_jobs": _P(2, int, "training jobs of a search at once", minimum=1, maximum=100),
+    "tuning_strategy": _P("Bayesian", str, "how the search proposes settings", choices=tuning.STRATEGIES),
+    "tuning_objective": _P(
+        "validation:auc",
+        str,
+        "the metric the search optimises (its direction is AMT's)",
+        choices=tuple(tuning.OBJECTIVES),
+    ),
+    "tuning_ranges": _P(
+        {}, dict, "hyper-parameter ranges to search: name: {min, max[, scaling]} or {values: [...]} ({}: the defaults)"
+    ),
+    "tuning_seed": _P(42, int, "seed of the search's proposals (AMT's RandomSeed)", minimum=0),
     # gate and deploy
     "accuracy_threshold": _P(
         0.90, float, "validation accuracy the model must exceed to be registered", minimum=0.0, maximum=1.0
@@ -182,6 +202,8 @@ def validate(values: Mapping[str, Any], source: str = "parameters") -> dict[str,
             f"got {merged['train_fraction']} + {merged['validation_fraction']}"
         )
     _check_names(merged, source)
+    if merged["tuning_max_jobs"] > 0:
+        tuning.tuning_config(merged, source)  # the search space, by AMT's rules
     return merged
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from .errors import DataValidationError, PipelineError
 from .storage import atomic_file
+from .tuning import OBJECTIVE_HYPERPARAMETER
 
 MODEL_FILE = "xgboost-model"
 #: hyper-parameters that are not XGBoost booster parameters
@@ -50,11 +51,16 @@ def _booster_params(hyperparameters: Mapping[str, str]) -> dict[str, Any]:
         if name == "eval_metric":
             booster[name] = [m for m in str(value).split(",") if m]
             continue
+        if name == OBJECTIVE_HYPERPARAMETER:  # a tuning job's: its metric is evaluated, as the container does
+            continue
         try:
             number = float(value)
             booster[name] = int(number) if number.is_integer() and name in ("max_depth",) else number
         except ValueError:
             booster[name] = value
+    objective = str(hyperparameters.get(OBJECTIVE_HYPERPARAMETER, "")).partition(":")[2]
+    if objective and objective not in booster.setdefault("eval_metric", []):
+        booster["eval_metric"].append(objective)
     booster.setdefault("nthread", os.cpu_count() or 1)
     booster.setdefault("seed", 0)
     return booster

@@ -22,9 +22,8 @@ BAD_LINES_SHOWN = 5
 def _decile(value, edges: list[float], compiled: bool = False):
     """A value's interval among the 10 the edges cut (a value on an edge goes right), as ``decile_counts``:
     how many edges are at or below it, the value read once (null stays null). ``compiled``: a binary
-    search of comparisons, which Spark compiles (twice as fast for the one score column); the column
-    pass's twenty columns keep the array filter, as their compiled searches make the stage's generated
-    method too large for the JVM to compile (measured in benchmarks/RESULTS.md)."""
+    search of comparisons (twice as fast for the one score column); the column pass's twenty columns keep
+    the array filter: their searches make a method too large for the JVM to compile (RESULTS.md)."""
     from pyspark.sql import functions as F
 
     if compiled:

@@ -19,6 +19,7 @@ from ...errors import PipelineError
 from ...storage import split_s3_uri
 from . import transform
 from .common import JsonStore, arn, now
+from .tuning_jobs import TuningJobs
 
 
 def _run_job_process(module: str, folder: Path, log: Path, failure: Path, kind: str) -> None:
@@ -49,12 +50,13 @@ def _extract(archive: Path, target: Path) -> None:
         raise PipelineError(f"{archive} is not a .tar.gz archive: {exc}") from exc
 
 
-class LocalSageMaker:
+class LocalSageMaker(TuningJobs):
     def __init__(self, backend):
         self.backend = backend
         self.jobs = JsonStore(backend.home / "sagemaker" / "training-jobs")
         self.models = JsonStore(backend.home / "sagemaker" / "models")
         self.transform_jobs = JsonStore(backend.home / "sagemaker" / "transform-jobs")
+        self.tuning_jobs = JsonStore(backend.home / "sagemaker" / "tuning-jobs")
 
     def create_training_job(
         self,
