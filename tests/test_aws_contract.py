@@ -329,6 +329,18 @@ def test_the_roles_grant_what_these_behaviours_need():
         if "events:PutRule" in statement["Action"]
     ]
     assert "StepFunctionsGetEventsForSageMakerTransformJobsRule" in json.dumps(rules)
+    # SFN-TUNING-SYNC, SFN-AWS-SDK-DESCRIBE: the tuning job, its rule, and its training jobs' descriptions
+    assert "StepFunctionsGetEventsForSageMakerTuningJobsRule" in json.dumps(rules)
+    tuning = [
+        s
+        for s in policy_statements(resources["WorkflowExecutionRole"])
+        if "sagemaker:CreateHyperParameterTuningJob" in s["Action"]
+    ]
+    assert len(tuning) == 1 and {
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:StopHyperParameterTuningJob",
+    } <= set(tuning[0]["Action"])
+    assert "hyper-parameter-tuning-job/${ProjectName}-${Environment}-*" in json.dumps(tuning[0]["Resource"])
     build_role = next(
         k
         for k, v in resources.items()

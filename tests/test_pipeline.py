@@ -430,6 +430,32 @@ def test_a_second_run_on_the_same_data_reuses_the_etl(default_run, env):
     assert not (bucket / "e2e-reuse" / "etl" / "train").exists()
 
 
+def test_a_tuning_run_registers_the_best_job_with_the_same_definition(default_run, env):
+    """SFN-TUNING-SYNC, SFN-AWS-SDK-DESCRIBE: with tuning_max_jobs the execution takes the tuning branch of
+    the same definition (nothing new to publish), and the best training job's description flows into Save
+    Model, the gate and the registry as one training job's does; the record keeps the search."""
+    from churn_pipeline.backends.local import LocalBackend
+
+    result = cli(env, "run", "--params", "parameters/local.yaml", "--run-id", "e2e-tuned", "-p", "tuning_max_jobs=3")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "state machine: Hyper-Parameter Tuning" in result.stderr
+    tuned, plain = artifacts(env, "e2e-tuned"), artifacts(env, "e2e-default")
+    assert (tuned / "statemachine.json").read_text() == (plain / "statemachine.json").read_text()
+    record = registry(env).get("e2e-tuned")
+    search = record.extra["tuning"]
+    assert search["Strategy"] == "Bayesian" and search["ResourceLimits"]["MaxNumberOfTrainingJobs"] == 3
+    tuning_job = f"{search['job_name']}-0"
+    assert record.training_job_name.startswith(f"{tuning_job}-")
+    sagemaker = LocalBackend(None, env["CHURN_PIPELINE_HOME"]).client("sagemaker")
+    listed = sagemaker.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=tuning_job, SortBy="FinalObjectiveMetricValue", SortOrder="Descending"
+    )["TrainingJobSummaries"]
+    assert len(listed) == 3 and listed[0]["TrainingJobName"] == record.training_job_name
+    assert record.metrics["validation:auc"] == listed[0]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+    assert record.hyperparameters["max_depth"] == listed[0]["TunedHyperParameters"]["max_depth"]
+    assert registry(env).get("e2e-default").extra["tuning"] == {}
+
+
 def test_resume_continues_a_failed_run_from_the_state_that_failed(default_run, env, monkeypatch):
     """SFN-REDRIVE: the functions vanish while notebook 02 runs; once they are back, --resume redrives the
     execution: training is not run again, the failed attempt is kept in attempt-1/. LAMBDA-VERSIONS: other

@@ -37,7 +37,9 @@ def test_states_in_pipeline_order(definition):
         name = state.get("Next") or (state["Choices"][0]["Next"] if state["Type"] == "Choice" else None)
     assert order == [
         "Reuse Previous ETL?",
-        "Model Training",
+        "Tune Hyper-Parameters?",
+        "Hyper-Parameter Tuning",
+        "Best Training Job",
         "Save Model",
         "Query Training Results",
         "Accuracy Above Threshold",
@@ -45,14 +47,25 @@ def test_states_in_pipeline_order(definition):
     ]
     assert definition["States"]["Accuracy Above Threshold"]["Default"] == "Accuracy Below Threshold"
     assert definition["States"]["Accuracy Below Threshold"]["Type"] == "Fail"
-    assert definition["States"]["ETL"]["Next"] == "Model Training"
+    assert definition["States"]["ETL"]["Next"] == "Tune Hyper-Parameters?"
+    tune_or_train = definition["States"]["Tune Hyper-Parameters?"]
+    assert tune_or_train["Choices"] == [
+        {"Variable": "$.Tuning", "BooleanEquals": True, "Next": "Hyper-Parameter Tuning"}
+    ]
+    assert (
+        tune_or_train["Default"] == "Model Training" and definition["States"]["Model Training"]["Next"] == "Save Model"
+    )
+    tune = definition["States"]["Hyper-Parameter Tuning"]["Parameters"]
+    # the search space and the static hyper-parameters are input: a new search publishes nothing
+    assert tune["HyperParameterTuningJobConfig.$"] == "$$.Execution.Input.TuningConfig"
+    assert tune["TrainingJobDefinition"]["StaticHyperParameters.$"] == "$$.Execution.Input.HyperParameters"
 
 
 def test_the_etl_is_skipped_only_when_the_execution_input_says_so(definition):
     """SFN-CHOICE-REUSE: The reuse decision is a Choice state on the execution input, before the ETL task."""
     reuse = definition["States"][definition["StartAt"]]
     assert reuse["Type"] == "Choice"
-    assert reuse["Choices"] == [{"Variable": "$.ReuseEtl", "BooleanEquals": True, "Next": "Model Training"}]
+    assert reuse["Choices"] == [{"Variable": "$.ReuseEtl", "BooleanEquals": True, "Next": "Tune Hyper-Parameters?"}]
     assert reuse["Default"] == "ETL"
     arguments = definition["States"]["ETL"]["Parameters"]["Arguments"]
     assert arguments["--ETL_RECORD.$"] == "$$.Execution.Input['EtlRecordUri']"

@@ -222,6 +222,8 @@ def _check_names(params: Mapping[str, Any], source: str) -> None:
             names.function_name(params, role)
         names.resource_name(params, "etl")
         names.training_job_name(params, run_id)
+        if params["tuning_max_jobs"]:
+            names.tuning_job_name(params, run_id)
     except PipelineError as exc:
         raise ConfigError(f"{source}: parameters project and environment: {exc}") from None
 

@@ -3,6 +3,7 @@ and the files a run writes, each name with one meaning."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from .errors import PipelineError
@@ -55,6 +56,14 @@ def scoring_state_machine_name(params: dict[str, Any]) -> str:
 def function_name(params: dict[str, Any], role: str) -> str:
     """The function of ``role`` (``query`` or ``registry``), named after its handler module."""
     return resource_name(params, FUNCTION_MODULES[role].replace("_", "-"), limit=64)
+
+
+def tuning_job_name(params: dict[str, Any], run_id: str) -> str:
+    """The base of a run's tuning job names: AMT allows 32 characters (row AMT-NAME) with the state
+    machine's ``-<redrive count>``, so ``<project>-<environment>-`` (the prefix the roles grant, for the
+    tuning job and the training jobs it names after itself) and a digest of the run's training job name."""
+    digest = hashlib.sha256(training_job_name(params, run_id).encode()).hexdigest()[:8]
+    return resource_name(params, digest, limit=32 - TRAINING_JOB_SUFFIX_LENGTH)
 
 
 #: what the state machine appends to a training job's name (``-<redrive count>``; an execution can be

@@ -21,6 +21,9 @@ ACCURACY_PATH = "$.TrainingResults.Payload.metrics['validation:accuracy']"
 STATE_REUSE = "Reuse Previous ETL?"
 STATE_ETL = "ETL"
 STATE_TRAIN = "Model Training"
+STATE_TUNE_OR_TRAIN = "Tune Hyper-Parameters?"
+STATE_TUNE = "Hyper-Parameter Tuning"
+STATE_BEST = "Best Training Job"
 STATE_SAVE = "Save Model"
 STATE_QUERY = "Query Training Results"
 STATE_GATE = "Accuracy Above Threshold"
@@ -31,6 +34,9 @@ GATE_ERROR = "ModelAccuracyBelowThreshold"
 #: training state replaces it with the execution input's ModelOutputUri, so it never reaches AWS.
 OUTPUT_PATH_FROM_INPUT = "s3://replaced-by-execution-input/"
 TRAINING_JOB_NAME = "States.Format('{}-{}', $$.Execution.Input.TrainingJobName, $$.Execution.RedriveCount)"
+TUNING_JOB_NAME = "States.Format('{}-{}', $$.Execution.Input.TuningJobName, $$.Execution.RedriveCount)"
+#: the best training job's description, as a training state's output (row SFN-AWS-SDK-DESCRIBE)
+DESCRIBE_TRAINING_JOB = "arn:aws:states:::aws-sdk:sagemaker:describeTrainingJob"
 LAMBDA_RETRY = [
     "Lambda.ServiceException",
     "Lambda.AWSLambdaException",
@@ -73,7 +79,9 @@ def execution_input_schema() -> dict[str, type]:
     ``QueryFunction`` and ``RegistryFunction`` are the qualified ARNs of the
     function versions it published, for the same reason. The saved model runs the
     endpoint's script from ``SourceDirUri`` with the run's ``ManifestUri`` and the
-    ``DecisionUri`` notebook 03 writes.
+    ``DecisionUri`` notebook 03 writes. ``Tuning`` sends the execution to a tuning job
+    (``TuningConfig``: AMT's HyperParameterTuningJobConfig; ``HyperParameters`` are then the static
+    ones) instead of one training job: the search space is input, so changing it publishes nothing.
     """
     return {
         "RunId": str,
@@ -100,6 +108,10 @@ def execution_input_schema() -> dict[str, type]:
         "ValidationUri": str,
         "ModelOutputUri": str,
         "HyperParameters": dict,
+        "Tuning": bool,
+        "TuningJobName": str,
+        "TuningConfig": dict,
+        "TuningRecord": dict,
     }
 
 
@@ -150,9 +162,11 @@ def _etl_step(spec: WorkflowSpec, execution_input):
 
 
 def _training_steps(spec: WorkflowSpec, execution_input):
-    """(Model Training, Save Model)."""
+    """(Model Training, Hyper-Parameter Tuning, Best Training Job, Save Model): one estimator and one set
+    of channels for the training job and for every job of a tuning job."""
     from sagemaker.estimator import Estimator
     from sagemaker.inputs import TrainingInput
+    from sagemaker.tuner import ContinuousParameter, HyperparameterTuner
     from stepfunctions import steps
 
     # The 3.0-5 container ignores the debugger hook: leave it out (disable_profiler likewise).
@@ -166,24 +180,47 @@ def _training_steps(spec: WorkflowSpec, execution_input):
         disable_profiler=True,
         debugger_hook_config=False,
     )
+    # several instances: each reads a share of the train parts (distributed XGBoost); one instance,
+    # or the validation channel: every part (the default, FullyReplicated)
+    data = {
+        "train": TrainingInput(
+            execution_input["TrainUri"],
+            content_type="text/csv",
+            distribution="ShardedByS3Key" if spec.instance_count > 1 else None,
+        ),
+        "validation": TrainingInput(execution_input["ValidationUri"], content_type="text/csv"),
+    }
     train = steps.TrainingStep(
         STATE_TRAIN,
         estimator=estimator,
         job_name=execution_input["TrainingJobName"],
-        # several instances: each reads a share of the train parts (distributed XGBoost); one instance,
-        # or the validation channel: every part (the default, FullyReplicated)
-        data={
-            "train": TrainingInput(
-                execution_input["TrainUri"],
-                content_type="text/csv",
-                distribution="ShardedByS3Key" if spec.instance_count > 1 else None,
-            ),
-            "validation": TrainingInput(execution_input["ValidationUri"], content_type="text/csv"),
-        },
+        data=data,
         hyperparameters=execution_input["HyperParameters"],
         output_data_config_path=execution_input["ModelOutputUri"],
     )
-    return train, _save_step(spec, execution_input)
+    # the tuner's search space is a stand-in: ``build_definition`` reads the real one from the input
+    tuner = HyperparameterTuner(estimator, "validation:auc", {"eta": ContinuousParameter(0, 1)}, max_jobs=1)
+    tune = steps.TuningStep(
+        STATE_TUNE, tuner=tuner, job_name=execution_input["TuningJobName"], data=data, result_path="$.TuningResults"
+    )
+    best = steps.Task(
+        STATE_BEST,
+        resource=DESCRIBE_TRAINING_JOB,
+        parameters={"TrainingJobName.$": "$.TuningResults.BestTrainingJob.TrainingJobName"},
+    )
+    return train, tune, best, _save_step(spec, execution_input)
+
+
+def _tuning_from_input(state: dict[str, Any]) -> None:
+    """The tuning state's search space, static hyper-parameters, output path and name from the input."""
+    parameters = state["Parameters"]
+    del parameters["HyperParameterTuningJobConfig"], parameters["HyperParameterTuningJobName.$"]
+    parameters["HyperParameterTuningJobConfig.$"] = "$$.Execution.Input.TuningConfig"
+    parameters["HyperParameterTuningJobName.$"] = TUNING_JOB_NAME
+    definition = parameters["TrainingJobDefinition"]
+    del definition["StaticHyperParameters"]
+    definition["StaticHyperParameters.$"] = "$$.Execution.Input.HyperParameters"
+    definition["OutputDataConfig"] = {"S3OutputPath.$": "$$.Execution.Input.ModelOutputUri"}
 
 
 def _save_step(spec: WorkflowSpec, execution_input):
@@ -249,6 +286,8 @@ def _registry_step(spec: WorkflowSpec, execution_input):
                         "statistics": execution_input["BaselineStatisticsUri"],
                         "constraints": execution_input["BaselineConstraintsUri"],
                     },
+                    # the search that chose the hyper-parameters ({} when none ran)
+                    "tuning": execution_input["TuningRecord"],
                 },
             },
         },
@@ -263,7 +302,7 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
 
     execution_input = ExecutionInput(schema=execution_input_schema())
     etl = _etl_step(spec, execution_input)
-    train, save = _training_steps(spec, execution_input)
+    train, tune, best, save = _training_steps(spec, execution_input)
     query = steps.LambdaStep(
         STATE_QUERY,
         result_path="$.TrainingResults",
@@ -281,16 +320,22 @@ def build_definition(spec: WorkflowSpec) -> dict[str, Any]:
         steps.ChoiceRule.NumericGreaterThan(variable=ACCURACY_PATH, value=spec.threshold), next_step=register
     )
     gate.default_choice(too_low)
-    steps.Chain([etl, train, save, query, gate])
+    tune_or_train = steps.Choice(STATE_TUNE_OR_TRAIN)
+    tune_or_train.add_choice(steps.ChoiceRule.BooleanEquals(variable="$.Tuning", value=True), next_step=tune)
+    tune_or_train.default_choice(train)
+    steps.Chain([etl, tune_or_train])
+    steps.Chain([tune, best, save])
+    steps.Chain([train, save, query, gate])
     # The decision is the execution input's (the pipeline found an identical ETL's output); the
     # history shows this state choosing, and the input says which run's output is reused.
     reuse = steps.Choice(STATE_REUSE)
-    reuse.add_choice(steps.ChoiceRule.BooleanEquals(variable="$.ReuseEtl", value=True), next_step=train)
+    reuse.add_choice(steps.ChoiceRule.BooleanEquals(variable="$.ReuseEtl", value=True), next_step=tune_or_train)
     reuse.default_choice(etl)
     definition = json.loads(steps.Graph(reuse).to_json())
     # SageMaker refuses a second training job of the same name, and a redriven execution runs the
     # failed training state again: each attempt's job is named after the redrive count.
     definition["States"][STATE_TRAIN]["Parameters"]["TrainingJobName.$"] = TRAINING_JOB_NAME
+    _tuning_from_input(definition["States"][STATE_TUNE])
     validate_definition(definition)
     return definition
 

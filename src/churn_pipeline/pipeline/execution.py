@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import archives, names, sdk, statemachine, workspace
+from .. import archives, names, sdk, statemachine, tuning, workspace
 from ..aws_errors import ExecutionAlreadyExists, ExecutionNotRedrivable
 from ..errors import ExecutionFailed, PipelineError
 from ..training import hyperparameters_from
@@ -78,7 +78,31 @@ def execution_input(run: Run) -> dict[str, Any]:
         "TrainUri": run.channel_uri("train"),
         "ValidationUri": run.channel_uri("validation"),
         "ModelOutputUri": run.model_output_uri,
-        "HyperParameters": hyperparameters_from(run.params),
+        **tuning_input(run),
+    }
+
+
+def tuning_input(run: Run) -> dict[str, Any]:
+    """The execution input that chooses one training job or a tuning job (``tuning_max_jobs`` > 0):
+    AMT's config, the static hyper-parameters (the tuned ones left out) and what the registry keeps."""
+    hyperparameters = hyperparameters_from(run.params)
+    if not run.params["tuning_max_jobs"]:
+        return {
+            "HyperParameters": hyperparameters,
+            "Tuning": False,
+            "TuningJobName": "",
+            "TuningConfig": {},
+            "TuningRecord": {},
+        }
+    config = tuning.tuning_config(run.params)
+    name = names.tuning_job_name(run.params, run.run_id)
+    tuned = tuning.tuned_names(config)
+    return {
+        "HyperParameters": {k: v for k, v in hyperparameters.items() if k not in tuned},
+        "Tuning": True,
+        "TuningJobName": name,
+        "TuningConfig": config,
+        "TuningRecord": {"job_name": name, **config},
     }
 
 

@@ -73,4 +73,33 @@ def task_runners(backend) -> dict[str, asl.Runner]:
         "arn:aws:states:::sagemaker:createTransformJob.sync": sagemaker_job("Transform"),
         "arn:aws:states:::sagemaker:createModel": create_model,
         "arn:aws:states:::lambda:invoke": invoke_function,
+        **_tuning_runners(backend),
+    }
+
+
+def _tuning_runners(backend) -> dict[str, asl.Runner]:
+    """A ``.sync`` tuning job, and the best training job's description (an AWS SDK integration)."""
+
+    def run_tuning_job(parameters: dict) -> dict:
+        """A ``.sync`` tuning job: its description is the state's output once it ends Completed."""
+        sagemaker = backend.client("sagemaker")
+        try:
+            sagemaker.create_hyper_parameter_tuning_job(**parameters)
+        except ClientError as exc:
+            raise _service_error("SageMaker", exc) from exc
+        name = parameters["HyperParameterTuningJobName"]
+        job = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+        if job["HyperParameterTuningJobStatus"] != "Completed":
+            raise TaskFailed("States.TaskFailed", json.dumps(job))
+        return job
+
+    def describe_training_job(parameters: dict) -> dict:
+        try:
+            return backend.client("sagemaker").describe_training_job(**parameters)
+        except ClientError as exc:
+            raise _service_error("SageMaker", exc) from exc
+
+    return {
+        "arn:aws:states:::sagemaker:createHyperParameterTuningJob.sync": run_tuning_job,
+        "arn:aws:states:::aws-sdk:sagemaker:describeTrainingJob": describe_training_job,
     }
