@@ -15,6 +15,7 @@ import offers
 import scaling
 import score
 import transform
+import tuning
 from common import write_figures
 
 
@@ -36,6 +37,7 @@ def main() -> None:
         ("baseline", baseline, []),
         ("offers", offers, []),
         ("monitor", monitor, []),
+        ("tuning", tuning, []),
     ):
         print(f"\n== {name} ==", flush=True)
         figures[name] = module.main(argv)

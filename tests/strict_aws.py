@@ -267,6 +267,30 @@ def _sagemaker_create_transform_job(self, transform_job_name, model_name, *args,
     return _original(type(self), "create_transform_job")(self, transform_job_name, model_name, *args, **kwargs)
 
 
+def _sagemaker_create_tuning_job(
+    self, hyper_parameter_tuning_job_name, hyper_parameter_tuning_job_config, *args, **kwargs
+):
+    """AMT-NAME: at most 32 characters of AMT's pattern, unique; AMT-SEARCH-SPACE: AMT's rules on the
+    config (moto stores both unchecked)."""
+    from moto.sagemaker.exceptions import ResourceInUseException, ValidationError
+
+    from churn_pipeline import tuning
+
+    if not tuning.TUNING_JOB_NAME.match(hyper_parameter_tuning_job_name):
+        raise ValidationError(
+            f"1 validation error detected: Value '{hyper_parameter_tuning_job_name}' at 'hyperParameterTuningJobName' "
+            "failed to satisfy constraint: Member must have length less than or equal to 32"
+        )
+    if hyper_parameter_tuning_job_name in self.hyper_parameter_tuning_jobs:
+        raise ResourceInUseException(f"Hyperparameter tuning job {hyper_parameter_tuning_job_name} already exists")
+    problem = tuning.config_problem(hyper_parameter_tuning_job_config)
+    if problem:
+        raise ValidationError(problem)
+    return _original(type(self), "create_hyper_parameter_tuning_job")(
+        self, hyper_parameter_tuning_job_name, hyper_parameter_tuning_job_config, *args, **kwargs
+    )
+
+
 # --- CodePipeline ---------------------------------------------------------------------------------
 def _codepipeline_start_pipeline_execution(self, name, variables):
     """CP-VARIABLES: variable names match [A-Za-z0-9@\\-_]+ and a value is never empty."""
@@ -313,6 +337,7 @@ def apply(monkeypatch) -> None:
     _patch(monkeypatch, SageMakerModelBackend, "create_model", _sagemaker_create_model)
     _patch(monkeypatch, SageMakerModelBackend, "create_training_job", _sagemaker_create_training_job)
     _patch(monkeypatch, SageMakerModelBackend, "create_transform_job", _sagemaker_create_transform_job)
+    _patch(monkeypatch, SageMakerModelBackend, "create_hyper_parameter_tuning_job", _sagemaker_create_tuning_job)
     # CFN-NAMES: CloudFormation creates SageMaker models and endpoints under the names the template
     # gives (moto invents names).
     monkeypatch.setattr(Model, "cloudformation_name_type", staticmethod(lambda: "ModelName"))

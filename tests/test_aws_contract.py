@@ -275,6 +275,41 @@ def test_sagemaker_transform_filters_take_one_range(target):
         assert "only single range filters" in sagemaker.describe_transform_job(TransformJobName="two")["FailureReason"]
 
 
+def test_a_tuning_job_is_refused_as_amt_refuses_it(target):
+    """AMT-NAME, AMT-SEARCH-SPACE: a name over 32 characters and a Grid search over a continuous range
+    are refused before any job starts, on both implementations; a missing tuning job is ResourceNotFound."""
+    from churn_pipeline import config, tuning
+
+    sagemaker = target.client("sagemaker")
+    search = tuning.tuning_config(config.load(overrides={"tuning_max_jobs": 2}))
+    definition = {
+        "AlgorithmSpecification": {"TrainingImage": "xgb", "TrainingInputMode": "File"},
+        "RoleArn": ROLE,
+        "InputDataConfig": [
+            {
+                "ChannelName": c,
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{c}/"}},
+            }
+            for c in ("train", "validation")
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models"},
+        "ResourceConfig": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "StaticHyperParameters": {},
+    }
+    for name, config_ in (("t" * 33, search), ("grid", {**search, "Strategy": "Grid"})):
+        with pytest.raises(ClientError) as error:
+            sagemaker.create_hyper_parameter_tuning_job(
+                HyperParameterTuningJobName=name,
+                HyperParameterTuningJobConfig=config_,
+                TrainingJobDefinition=definition,
+            )
+        assert code(error) == "ValidationException", target.name
+    with pytest.raises(ClientError) as error:
+        sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="missing")
+    assert code(error) == "ResourceNotFound", target.name
+
+
 # --- the document ----------------------------------------------------------------------------------------
 def test_every_row_has_a_test():
     """Every row of docs/aws-behaviours.md names a test that enforces it, and every named row exists."""

@@ -32,6 +32,7 @@ from helpers import run_benchmark
         ("baseline.py", ["--rows", "2000"]),
         ("offers.py", ["--seeds", "2", "--window-rows", "5000", "--reference-rows", "20000"]),
         ("monitor.py", ["--rows", "3000", "--training-rows", "1000"]),
+        ("tuning.py", ["--jobs", "2", "--large-rows", "3000", "--large-jobs", "2"]),
     ],
 )
 def test_benchmark_runs_on_a_tiny_size(script, arguments, tmp_path):

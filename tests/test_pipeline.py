@@ -157,6 +157,7 @@ def test_the_deployed_definition_is_the_saved_one_and_the_history_is_complete(de
     assert [s["state"] for s in history["states"]] == [
         "Reuse Previous ETL?",
         "ETL",
+        "Tune Hyper-Parameters?",
         "Model Training",
         "Save Model",
         "Query Training Results",
@@ -414,7 +415,11 @@ def test_a_second_run_on_the_same_data_reuses_the_etl(default_run, env):
     manifest = json.loads((out / names.RUN_SUMMARY).read_text())
     assert manifest["etl"]["reused"] and manifest["etl"]["source_run_id"] == "e2e-default"
     history = json.loads((out / "execution-history.json").read_text())
-    assert [s["state"] for s in history["states"]][:2] == ["Reuse Previous ETL?", "Model Training"]
+    assert [s["state"] for s in history["states"]][:3] == [
+        "Reuse Previous ETL?",
+        "Tune Hyper-Parameters?",
+        "Model Training",
+    ]
     assert "ETL" not in [s["state"] for s in history["states"]]
     record = registry(env).get("e2e-reuse")
     assert record.extra["etl"] == {
@@ -438,7 +443,7 @@ def test_a_tuning_run_registers_the_best_job_with_the_same_definition(default_ru
 
     result = cli(env, "run", "--params", "parameters/local.yaml", "--run-id", "e2e-tuned", "-p", "tuning_max_jobs=3")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "state machine: Hyper-Parameter Tuning" in result.stderr
+    assert "state machine: Hyper-Parameter Tuning: " in result.stderr  # with the search's progress
     tuned, plain = artifacts(env, "e2e-tuned"), artifacts(env, "e2e-default")
     assert (tuned / "statemachine.json").read_text() == (plain / "statemachine.json").read_text()
     record = registry(env).get("e2e-tuned")
@@ -454,6 +459,9 @@ def test_a_tuning_run_registers_the_best_job_with_the_same_definition(default_ru
     assert record.metrics["validation:auc"] == listed[0]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
     assert record.hyperparameters["max_depth"] == listed[0]["TunedHyperParameters"]["max_depth"]
     assert registry(env).get("e2e-default").extra["tuning"] == {}
+    shown = notebook_text(tuned / "02-train-workflow.ipynb")  # the search's jobs, the best one marked
+    assert record.training_job_name in shown and "validation:auc" in shown and "best" in shown
+    assert "tuning_max_jobs is 0" in notebook_text(plain / "02-train-workflow.ipynb")
 
 
 def test_resume_continues_a_failed_run_from_the_state_that_failed(default_run, env, monkeypatch):

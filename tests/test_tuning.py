@@ -230,3 +230,22 @@ def test_a_stopped_tuning_job_starts_no_more_training_jobs(sagemaker):
     job = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="stopped")
     assert job["HyperParameterTuningJobStatus"] == "Stopped"
     assert sum(job["TrainingJobStatusCounters"].values()) < 8
+
+
+def test_the_search_report_marks_the_best_job_and_plots_each_tuned_range():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from churn_pipeline import tuning_report
+
+    jobs = [
+        {"job": "t-001-a", "status": "Completed", "objective": 0.91, "best": False, "eta": "0.1", "max_depth": "3"},
+        {"job": "t-002-b", "status": "Completed", "objective": 0.93, "best": True, "eta": "0.3", "max_depth": "5"},
+        {"job": "t-003-c", "status": "Failed", "objective": None, "best": False, "eta": "0.9", "max_depth": "9"},
+    ]
+    table = tuning_report.search_table(jobs, "validation:auc")
+    assert list(table.index) == ["t-001-a", "t-002-b", "t-003-c"] and table.loc["t-002-b", "best"] == "best"
+    assert table.loc["t-001-a", "validation:auc"] == 0.91
+    axes = tuning_report.plot_search(jobs, "validation:auc")
+    assert [ax.get_xlabel() for ax in axes] == ["eta", "max_depth"]
+    assert len(axes[0].collections[0].get_offsets()) == 2  # the failed job has no objective to plot

@@ -131,6 +131,12 @@ class SageMakerResourceInUse(AwsErrorCode):
     code = "ResourceInUse"
 
 
+class SageMakerResourceNotFound(AwsErrorCode):
+    """SageMaker's code for a missing tuning job (a missing training job is a ValidationException)."""
+
+    code = "ResourceNotFound"
+
+
 # --- DynamoDB and S3 ---------------------------------------------------------------------------------
 class ConditionalCheckFailed(AwsErrorCode):
     code = "ConditionalCheckFailedException"

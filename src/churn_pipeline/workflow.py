@@ -3,7 +3,7 @@ holds them; this facade keeps the notebooks short).
 
 01 ``start_run`` -> ``stage_data`` -> ``deploy_etl_job`` -> ``deploy_functions``
 02 ``resume_run`` -> ``plan_etl`` -> ``build_state_machine`` -> ``deploy_state_machine`` -> ``execute``
-   -> ``raise_if_failed``
+   -> ``search_jobs`` -> ``raise_if_failed``
 03 ``resume_run`` -> ``registry_record`` -> ``evaluate_model`` -> ``record_decision``
    -> ``export.write_parameters``
 04 ``monitor_folder`` -> ``current_model`` -> ``monitor_spark`` -> [``demonstration_window``]
@@ -21,6 +21,7 @@ from .pipeline.execution import build_state_machine, execute, raise_if_failed
 from .pipeline.monitor import current_model, demonstration_window, monitor_folder, monitor_windows
 from .pipeline.monitor_job import in_s3
 from .pipeline.run import resume_run, start_run
+from .pipeline.search import search_jobs
 from .pipeline.staging import stage_data
 
 #: notebook 04's thresholds, by name
@@ -51,6 +52,7 @@ __all__ = [
     "record_decision",
     "registry_record",
     "resume_run",
+    "search_jobs",
     "stage_data",
     "start_run",
 ]

@@ -9,12 +9,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .. import archives, names, sdk, statemachine, tuning, workspace
+from .. import archives, names, sdk, statemachine, workspace
 from ..aws_errors import ExecutionAlreadyExists, ExecutionNotRedrivable
 from ..errors import ExecutionFailed, PipelineError
-from ..training import hyperparameters_from
 from .etl_reuse import plan_etl
 from .run import Run
+from .search import search_progress, tuning_input
 from .staging import stage_code
 
 
@@ -79,30 +79,6 @@ def execution_input(run: Run) -> dict[str, Any]:
         "ValidationUri": run.channel_uri("validation"),
         "ModelOutputUri": run.model_output_uri,
         **tuning_input(run),
-    }
-
-
-def tuning_input(run: Run) -> dict[str, Any]:
-    """The execution input that chooses one training job or a tuning job (``tuning_max_jobs`` > 0):
-    AMT's config, the static hyper-parameters (the tuned ones left out) and what the registry keeps."""
-    hyperparameters = hyperparameters_from(run.params)
-    if not run.params["tuning_max_jobs"]:
-        return {
-            "HyperParameters": hyperparameters,
-            "Tuning": False,
-            "TuningJobName": "",
-            "TuningConfig": {},
-            "TuningRecord": {},
-        }
-    config = tuning.tuning_config(run.params)
-    name = names.tuning_job_name(run.params, run.run_id)
-    tuned = tuning.tuned_names(config)
-    return {
-        "HyperParameters": {k: v for k, v in hyperparameters.items() if k not in tuned},
-        "Tuning": True,
-        "TuningJobName": name,
-        "TuningConfig": config,
-        "TuningRecord": {"job_name": name, **config},
     }
 
 
@@ -210,6 +186,8 @@ def wait_for_execution(
         if described["status"] != "RUNNING" and not redriving:
             return described
         current = current_state(sfn, arn)
+        if current == statemachine.STATE_TUNE:
+            current = f"{current}: {search_progress(run, described.get('redriveCount', 0))}"
         if current != shown:
             progress(f"[{elapsed(started_at)}] {current or 'starting'} ...")
             shown = current

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ... import tuning
-from ...aws_errors import SageMakerResourceInUse, SageMakerValidation
+from ...aws_errors import SageMakerResourceInUse, SageMakerResourceNotFound, SageMakerValidation
 from .common import JsonStore, arn, now
 
 #: AMT ends a tuning job as failed when this many training jobs failed and none succeeded (the
@@ -296,7 +296,7 @@ class TuningJobs:
 
     def describe_hyper_parameter_tuning_job(self, HyperParameterTuningJobName: str) -> dict:
         if not self.tuning_jobs.exists(HyperParameterTuningJobName):
-            raise SageMakerValidation.error(
+            raise SageMakerResourceNotFound.error(
                 f"Amazon SageMaker can't find a tuning job with name {HyperParameterTuningJobName}",
                 "DescribeHyperParameterTuningJob",
             )

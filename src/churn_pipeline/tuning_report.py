@@ -1,0 +1,46 @@
+"""A hyper-parameter search as notebook 02 shows it: its training jobs as a table, and the objective
+against each tuned hyper-parameter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+#: the columns every job row has besides its tuned hyper-parameters (``pipeline.search.search_jobs``)
+JOB_COLUMNS = ("job", "status", "objective", "best")
+
+
+def search_table(jobs: list[dict[str, Any]], objective: str) -> pd.DataFrame:
+    """The search's jobs in job order, the objective named, the best job marked."""
+    table = pd.DataFrame(jobs).set_index("job")
+    table["best"] = table["best"].map({True: "best", False: ""})
+    return table.rename(columns={"objective": objective})
+
+
+def plot_search(jobs: list[dict[str, Any]], objective: str, axes=None):
+    """The objective of each job that has one against each tuned hyper-parameter (one panel each; the
+    best job ringed): where a range's edge wins, the range is too narrow."""
+    import matplotlib.pyplot as plt
+
+    tuned = [name for name in jobs[0] if name not in JOB_COLUMNS] if jobs else []
+    scored = [job for job in jobs if job["objective"] is not None]
+    if axes is None:
+        _, axes = plt.subplots(1, max(len(tuned), 1), figsize=(3.2 * max(len(tuned), 1), 3.0), squeeze=False)
+        axes = axes[0]
+    for ax, name in zip(axes, tuned):
+        values = [_number(job[name]) for job in scored]
+        ax.scatter(values, [job["objective"] for job in scored], s=18, color="#4477aa")
+        best = [job for job in scored if job["best"]]
+        if best:
+            ax.scatter([_number(best[0][name])], [best[0]["objective"]], s=80, facecolors="none", edgecolors="#cc3311")
+        ax.set_xlabel(name)
+        ax.set_ylabel(objective if ax is axes[0] else "")
+    return axes
+
+
+def _number(text: str) -> float | str:
+    try:
+        return float(text)
+    except ValueError:
+        return text
