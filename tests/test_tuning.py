@@ -11,6 +11,7 @@ from churn_pipeline import config, training, tuning
 from churn_pipeline.backends.local import LocalBackend
 from churn_pipeline.backends.local.tuning_jobs import FAILED_BEFORE_GIVING_UP, Proposer
 from churn_pipeline.errors import ConfigError
+from churn_pipeline.pipeline.search import search_progress
 
 
 def _config(**overrides):
@@ -176,6 +177,11 @@ def test_a_local_tuning_job_runs_its_jobs_and_names_the_best(sagemaker):
     )
     names = [s["TrainingJobName"] for s in page["TrainingJobSummaries"] + rest["TrainingJobSummaries"]]
     assert names == sorted(names) and len(names) == 4 and "NextToken" not in rest
+
+    assert (
+        search_progress(sagemaker, "churn-tune-1") == f"4/4 jobs done, 0 running, best validation:auc {values[0]:.4f}"
+    )
+    assert search_progress(sagemaker, "churn-tune-2") == "starting"
 
     with pytest.raises(ClientError, match="already exists"):
         sagemaker.create_hyper_parameter_tuning_job(

@@ -14,7 +14,7 @@ from ..aws_errors import ExecutionAlreadyExists, ExecutionNotRedrivable
 from ..errors import ExecutionFailed, PipelineError
 from .etl_reuse import plan_etl
 from .run import Run
-from .search import search_progress, tuning_input
+from .search import search_progress, tuning_input, tuning_job_name
 from .staging import stage_code
 
 
@@ -187,7 +187,8 @@ def wait_for_execution(
             return described
         current = current_state(sfn, arn)
         if current == statemachine.STATE_TUNE:
-            current = f"{current}: {search_progress(run, described.get('redriveCount', 0))}"
+            tuning_job = tuning_job_name(run, described.get("redriveCount", 0))
+            current = f"{current}: {search_progress(run.backend.client('sagemaker'), tuning_job)}"
         if current != shown:
             progress(f"[{elapsed(started_at)}] {current or 'starting'} ...")
             shown = current

@@ -41,13 +41,11 @@ def tuning_job_name(run: Run, redrive_count: int) -> str:
     return f"{names.tuning_job_name(run.params, run.run_id)}-{redrive_count}"
 
 
-def search_progress(run: Run, redrive_count: int) -> str:
-    """One line: jobs done of the limit, running, and the best objective so far."""
-    sagemaker = run.backend.client("sagemaker")
+def search_progress(sagemaker, tuning_job: str) -> str:
+    """One line: jobs done of the limit, running, and the best objective so far (``starting`` until the
+    tuning job exists)."""
     try:
-        job = sagemaker.describe_hyper_parameter_tuning_job(
-            HyperParameterTuningJobName=tuning_job_name(run, redrive_count)
-        )
+        job = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuning_job)
     except ClientError:
         return "starting"
     counters = job["TrainingJobStatusCounters"]
