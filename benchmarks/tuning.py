@@ -23,28 +23,35 @@ import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from common import ROOT, measure_process, synthetic_file, write_figures
 
 CHURN_TXT = ROOT.parent / "shared" / "data" / "churn.txt"
+#: the ETL's split in a process of its own (its Spark JVM gone before the search is measured)
+_ETL_COMMAND = (
+    "import sys; from churn_pipeline.etl import job; from churn_pipeline.etl.session import spark_session; "
+    "job.run_etl(spark_session('local[*]'), sys.argv[1], sys.argv[2] + '/etl')"
+)
 FOLDS = 5
 
 
-def _backend(home: Path, data: str):
-    """A local backend whose store holds the ETL's split of ``data`` (Spark, as the pipeline runs it)."""
+def _backend(home: Path, data: str | None):
+    """A local backend whose store holds the ETL's split of ``data`` (Spark, as the pipeline runs it;
+    None: the split already under ``home``)."""
     from churn_pipeline.backends.local import LocalBackend
-    from churn_pipeline.etl import job as etl_job
-    from churn_pipeline.etl.session import spark_session
 
-    spark = spark_session("local[*]")
-    etl_job.run_etl(spark, data, str(home / "etl"))
-    spark.stop()
+    if data is not None:
+        from churn_pipeline.etl import job as etl_job
+        from churn_pipeline.etl.session import spark_session
+
+        spark = spark_session("local[*]")
+        etl_job.run_etl(spark, data, str(home / "etl"))
+        spark.stop()
     backend = LocalBackend(None, home / "home")
     for channel in ("train", "validation", "test"):
         for part in sorted((home / "etl" / channel).glob("part-*.csv")):
-            backend.store.put(f"s3://bench/etl/{channel}/{part.name}", part.read_bytes())
+            backend.store.stage(f"s3://bench/etl/{channel}/{part.name}", str(part))
     return backend
 
 
@@ -184,7 +191,8 @@ def quality(data: str, jobs: int, parallel: int) -> dict:
 
 
 def overhead(jobs: int, parallel: int) -> dict:
-    """The tuning job's wall time against its own hyper-parameter sets run as plain training jobs."""
+    """The tuning job's wall time against its own hyper-parameter sets run as plain training jobs, one
+    after another, each on every core."""
     with tempfile.TemporaryDirectory(prefix="churn-tuning-") as scratch:
         backend = _backend(Path(scratch), str(synthetic_file(5000)))
         described, tuned_seconds = _search(backend, "bench-overhead", jobs, parallel)
@@ -196,8 +204,8 @@ def overhead(jobs: int, parallel: int) -> dict:
             sagemaker.describe_training_job(TrainingJobName=s["TrainingJobName"])["HyperParameters"] for s in listed
         ]
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=parallel) as pool:
-            list(pool.map(lambda item: _train(backend, f"plain-{item[0]:03d}", item[1]), enumerate(sets)))
+        for number, hyperparameters in enumerate(sets):
+            _train(backend, f"plain-{number:03d}", hyperparameters)
         plain_seconds = time.perf_counter() - started
     return {
         "jobs": jobs,
@@ -210,8 +218,9 @@ def overhead(jobs: int, parallel: int) -> dict:
 
 
 def large(rows: int, jobs: int, parallel: int, home: str) -> None:
-    """(In a process of its own) a tuning job on ``rows`` synthetic customers."""
-    backend = _backend(Path(home), str(synthetic_file(rows, seed=43)))
+    """(In a process of its own) a tuning job on the ETL's split of ``rows`` synthetic customers, made
+    beforehand under ``home``."""
+    backend = _backend(Path(home), None)
     described, _ = _search(
         backend, "bench-large", jobs, parallel, {"max_depth": {"min": 3, "max": 8}, "eta": {"min": 0.05, "max": 0.5}}
     )
@@ -250,13 +259,16 @@ def main(argv=None) -> dict:
         )
     if args.large_rows:
         with tempfile.TemporaryDirectory(prefix="churn-tuning-large-") as home:
+            etl = [sys.executable, "-c", _ETL_COMMAND, str(synthetic_file(args.large_rows, seed=43)), home]
+            figures["large_etl"] = measure_process(etl, "large ETL")
             me = [sys.executable, str(Path(__file__).resolve())]
             command = [*me, "--large", str(args.large_rows), str(args.large_jobs), str(args.parallel), home]
             figures["large"] = {"rows": args.large_rows, "jobs": args.large_jobs, **measure_process(command, "large")}
         g = figures["large"]
         print(
             f"{g['rows']:,} rows, {g['jobs']} jobs: {g['wall_seconds']} s, largest process "
-            f"{g['largest_process_mib']:,} MiB ({g['largest_process']}), peak of the tree {g['peak_rss_mib']:,} MiB"
+            f"{g['largest_process_mib']:,} MiB ({g['largest_process']}), peak of the tree {g['peak_rss_mib']:,} MiB "
+            f"(the ETL before it, a process of its own: {figures['large_etl']['wall_seconds']} s)"
         )
     write_figures("tuning", figures, args.out)
     return figures

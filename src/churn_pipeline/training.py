@@ -21,6 +21,7 @@ from typing import Any
 from .errors import DataValidationError, PipelineError
 from .storage import atomic_file
 from .tuning import OBJECTIVE_HYPERPARAMETER
+from .workspace import TRAINING_THREADS_ENV
 
 MODEL_FILE = "xgboost-model"
 #: hyper-parameters that are not XGBoost booster parameters
@@ -61,7 +62,8 @@ def _booster_params(hyperparameters: Mapping[str, str]) -> dict[str, Any]:
     objective = str(hyperparameters.get(OBJECTIVE_HYPERPARAMETER, "")).partition(":")[2]
     if objective and objective not in booster.setdefault("eval_metric", []):
         booster["eval_metric"].append(objective)
-    booster.setdefault("nthread", os.cpu_count() or 1)
+    # a process of its own uses every core, unless the jobs it runs beside share them (a tuning job's)
+    booster.setdefault("nthread", int(os.environ.get(TRAINING_THREADS_ENV) or 0) or os.cpu_count() or 1)
     booster.setdefault("seed", 0)
     return booster
 

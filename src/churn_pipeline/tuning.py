@@ -40,6 +40,7 @@ DEFAULT_RANGES: dict[str, dict[str, Any]] = {
     "gamma": {"min": 0.0, "max": 10.0},
     "min_child_weight": {"min": 1.0, "max": 20.0, "scaling": "Logarithmic"},
     "subsample": {"min": 0.5, "max": 1.0},
+    "colsample_bytree": {"min": 0.5, "max": 1.0},
     "num_round": {"min": 50, "max": 400},
 }
 #: objective metrics the training job emits, and AMT's direction for each (the XGBoost algorithm's page)

@@ -23,6 +23,8 @@ HOME_ENV = "CHURN_PIPELINE_HOME"
 BACKEND_ENV = "CHURN_PIPELINE_BACKEND"
 ARTIFACTS_ENV = "CHURN_PIPELINE_ARTIFACTS"
 CACHE_ENV = "CHURN_PIPELINE_CACHE"
+#: the cores a local training job's process may use (set when several run at once: a tuning job's)
+TRAINING_THREADS_ENV = "CHURN_PIPELINE_TRAINING_THREADS"
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}[A-Za-z0-9])?$")
 
 

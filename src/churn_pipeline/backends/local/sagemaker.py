@@ -17,17 +17,22 @@ from ... import training
 from ...aws_errors import SageMakerResourceInUse, SageMakerValidation
 from ...errors import PipelineError
 from ...storage import split_s3_uri
+from ...workspace import TRAINING_THREADS_ENV
 from . import transform
 from .common import JsonStore, arn, now
 from .tuning_jobs import TuningJobs
 
 
-def _run_job_process(module: str, folder: Path, log: Path, failure: Path, kind: str) -> None:
+def _run_job_process(
+    module: str, folder: Path, log: Path, failure: Path, kind: str, environment: dict[str, str] | None = None
+) -> None:
     """Run a job's process (``python -m <module> <folder>``) as its container; its failure file, or how
     it ended, becomes a PipelineError (the job's FailureReason)."""
     log.parent.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", module, str(folder)]
     with open(log, "wb") as out:
-        finished = subprocess.run([sys.executable, "-m", module, str(folder)], stdout=out, stderr=subprocess.STDOUT)
+        env = {**os.environ, **environment} if environment else None
+        finished = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, env=env)
     if failure.exists():
         raise PipelineError(failure.read_text())
     if finished.returncode != 0:
@@ -68,6 +73,28 @@ class LocalSageMaker(TuningJobs):
         HyperParameters: dict | None = None,
         **settings,
     ) -> dict:
+        return self._train(
+            TrainingJobName,
+            AlgorithmSpecification,
+            RoleArn,
+            InputDataConfig,
+            OutputDataConfig,
+            HyperParameters,
+            None,
+            **settings,
+        )
+
+    def _train(
+        self,
+        TrainingJobName: str,
+        AlgorithmSpecification: dict,
+        RoleArn: str,
+        InputDataConfig: list,
+        OutputDataConfig: dict,
+        HyperParameters: dict | None,
+        threads: int | None,
+        **settings,
+    ) -> dict:
         """Train to completion in a process of its own and record the job as DescribeTrainingJob shows it.
 
         The process sees the container's folders (``training.run_job``); each
@@ -102,7 +129,7 @@ class LocalSageMaker(TuningJobs):
             if missing:
                 raise PipelineError(f"channels {', '.join(sorted(missing))} are missing")
             folder = self._job_folder(TrainingJobName, channels, job["HyperParameters"])
-            final = self._run_container(folder)
+            final = self._run_container(folder, threads)
             training.archive_model_dir(folder / training.MODEL_DIR, self.backend.mirror.localize(output_uri))
             job.update(
                 TrainingJobStatus="Completed",
@@ -127,10 +154,12 @@ class LocalSageMaker(TuningJobs):
             self._channel(folder / training.DATA_DIR / name, name, uri)
         return folder
 
-    def _run_container(self, folder: Path) -> dict[str, float]:
-        """Run the training process; its final metrics, or its failure as the job's FailureReason."""
+    def _run_container(self, folder: Path, threads: int | None = None) -> dict[str, float]:
+        """Run the training process (on ``threads`` cores, when it shares the machine with other jobs: each
+        of AWS's has an instance of its own); its final metrics, or its failure as the job's FailureReason."""
         log = folder / "output" / "training.log"
-        _run_job_process(training.__name__, folder, log, folder / training.FAILURE_FILE, "training")
+        environment = {TRAINING_THREADS_ENV: str(threads)} if threads else None
+        _run_job_process(training.__name__, folder, log, folder / training.FAILURE_FILE, "training", environment)
         metrics = folder / training.METRICS_FILE
         if not metrics.exists():
             raise PipelineError(f"the training process ended without its metrics (log: {log})")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -231,13 +232,17 @@ class TuningJobs:
         hyperparameters[tuning.OBJECTIVE_HYPERPARAMETER] = metric
         self._count(job, InProgress=1, Pending=1)
         optional = {k: definition[k] for k in ("ResourceConfig", "StoppingCondition") if k in definition}
-        self.create_training_job(
-            TrainingJobName=name,
-            AlgorithmSpecification=definition["AlgorithmSpecification"],
-            RoleArn=definition["RoleArn"],
-            InputDataConfig=definition["InputDataConfig"],
-            OutputDataConfig=definition["OutputDataConfig"],
-            HyperParameters=hyperparameters,
+        # the jobs at once share this machine's cores (on AWS each has its instance): oversubscribed,
+        # two XGBoost processes each spinning on every core ran 10-25x slower (benchmarks/RESULTS.md)
+        parallel = config["ResourceLimits"]["MaxParallelTrainingJobs"]
+        self._train(
+            name,
+            definition["AlgorithmSpecification"],
+            definition["RoleArn"],
+            definition["InputDataConfig"],
+            definition["OutputDataConfig"],
+            hyperparameters,
+            max(1, (os.cpu_count() or 1) // parallel),
             TuningJobArn=job["HyperParameterTuningJobArn"],
             **optional,
         )
