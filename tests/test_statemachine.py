@@ -59,6 +59,7 @@ def test_states_in_pipeline_order(definition):
     # the search space and the static hyper-parameters are input: a new search publishes nothing
     assert tune["HyperParameterTuningJobConfig.$"] == "$$.Execution.Input.TuningConfig"
     assert tune["TrainingJobDefinition"]["StaticHyperParameters.$"] == "$$.Execution.Input.HyperParameters"
+    assert "$$.Execution.RedriveCount" in tune["HyperParameterTuningJobName.$"]  # a redrive tunes anew
 
 
 def test_the_etl_is_skipped_only_when_the_execution_input_says_so(definition):

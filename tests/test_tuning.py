@@ -255,3 +255,21 @@ def test_the_search_report_marks_the_best_job_and_plots_each_tuned_range():
     axes = tuning_report.plot_search(jobs, "validation:auc")
     assert [ax.get_xlabel() for ax in axes] == ["eta", "max_depth"]
     assert len(axes[0].collections[0].get_offsets()) == 2  # the failed job has no objective to plot
+
+
+def test_a_records_search_reads_as_lines_naming_the_tuning_job():
+    from churn_pipeline import tuning_report
+
+    search = {
+        "job_name": "churn-local-1a2b3c4d",
+        **_config(
+            tuning_ranges={
+                "eta": {"min": 0.05, "max": 0.5, "scaling": "Logarithmic"},
+                "num_round": {"values": [50, 100]},
+            }
+        ),
+    }
+    lines = dict(tuning_report.search_lines(search, "churn-local-1a2b3c4d-1-004-0a1b2c3d"))
+    assert lines["search"] == "Bayesian, 6 jobs (2 at once), validation:auc (Maximize), seed 42"
+    assert lines["tuning job"] == "churn-local-1a2b3c4d-1"  # the redriven attempt's
+    assert lines["range eta"] == "Continuous 0.05 to 0.5 (Logarithmic)" and lines["range num_round"] == "one of 50, 100"

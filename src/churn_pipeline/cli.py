@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import cli_monitor, cli_score, config, reports, serving, synthetic, workspace
+from . import cli_monitor, cli_score, config, reports, serving, synthetic, tuning_report, workspace
 from .capture import CaptureWriter
 from .cli_score import backend_and_registry, registry_of
 from .deployments import LocalEndpoints
@@ -169,6 +169,12 @@ def _cmd_registry_show(args) -> int:
     else:
         for key, value in record.to_dict().items():
             print(f"{key:<18} {json.dumps(value) if isinstance(value, (dict, list)) else value}")
+        for label, text in (
+            tuning_report.search_lines(record.extra["tuning"], record.training_job_name)
+            if record.extra.get("tuning")
+            else []
+        ):
+            print(f"{label:<18} {text}")
     return 0
 
 

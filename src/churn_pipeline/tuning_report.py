@@ -39,6 +39,30 @@ def plot_search(jobs: list[dict[str, Any]], objective: str, axes=None):
     return axes
 
 
+def search_lines(search: dict[str, Any], training_job_name: str) -> list[tuple[str, str]]:
+    """A registry record's search (``extra.tuning``) as (label, text) lines: strategy and limits, the tuning
+    job (the best training job's name less AMT's ``-NNN-<hex>``), and each range searched."""
+    limits, objective = search["ResourceLimits"], search["HyperParameterTuningJobObjective"]
+    lines = [
+        (
+            "search",
+            f"{search['Strategy']}, {limits.get('MaxNumberOfTrainingJobs')} jobs "
+            f"({limits['MaxParallelTrainingJobs']} at once), {objective['MetricName']} ({objective['Type']}), "
+            f"seed {search.get('RandomSeed')}",
+        ),
+        ("tuning job", training_job_name.rsplit("-", 2)[0]),
+    ]
+    for kind, entries in search["ParameterRanges"].items():
+        for entry in entries:
+            if "Values" in entry:
+                text = "one of " + ", ".join(entry["Values"])
+            else:
+                scaling = entry.get("ScalingType", "Auto")
+                text = f"{kind.removesuffix('ParameterRanges')} {entry['MinValue']} to {entry['MaxValue']} ({scaling})"
+            lines.append((f"range {entry['Name']}", text))
+    return lines
+
+
 def _number(text: str) -> float | str:
     try:
         return float(text)
