@@ -97,6 +97,10 @@ def test_grid_runs_every_point_in_order_and_bayesian_learns_seeded():
 
     first = search(1)
     assert first == search(1) and first != search(2)
+    minimising = Proposer({**_config(tuning_objective="validation:logloss"), "RandomSeed": 3})
+    minimising.propose(2)
+    minimising.observe([0.3, 0.2])  # AMT's Minimize, as the study's direction
+    assert minimising.study.best_value == 0.2 and len(minimising.propose(2)) == 2
     assert all(0.01 <= float(p["eta"]) <= 1.0 and 2 <= int(p["max_depth"]) <= 10 for p in first)
     late = [abs(float(p["eta"]) - 0.3) for p in first[12:]]
     early = [abs(float(p["eta"]) - 0.3) for p in first[:8]]  # the first batches are TPE's random start

@@ -49,7 +49,7 @@ class Proposer:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         objective = self.config["HyperParameterTuningJobObjective"]["Type"]
         sampler = optuna.samplers.TPESampler(seed=self.config.get("RandomSeed", 0), multivariate=True)
-        return optuna.create_study(direction=objective.lower() + "d"[: objective == "Minimize"], sampler=sampler)
+        return optuna.create_study(direction=objective.lower(), sampler=sampler)  # Maximize, Minimize
 
     def propose(self, count: int) -> list[dict[str, str]]:
         if self.grid is not None:
