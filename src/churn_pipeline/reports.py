@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from . import formats, state_graph
+from .tuning_report import search_summary
 
 #: what a table shows where a figure does not apply (a categorical column's mean) or was not computed (the
 #: training job reports accuracy and AUC on the validation split, not precision, recall or F1): never NaN
@@ -267,7 +268,7 @@ def registry_comparison(records: list) -> pd.DataFrame:
         "data sha256": [r.data_sha256[:12] for r in records],
         "git commit": [(r.git_commit or "")[:12] for r in records],
         "cutoff": [r.cutoff if r.cutoff is not None else NOT_COMPUTED for r in records],
-        "search": [_search(r.extra.get("tuning")) for r in records],
+        "search": [search_summary(r.extra.get("tuning")) for r in records],
     }
     for name in sorted({m for r in records for m in r.metrics}):
         rows[name] = [r.metrics.get(name, NOT_APPLICABLE) for r in records]
@@ -276,14 +277,6 @@ def registry_comparison(records: list) -> pd.DataFrame:
     table = pd.DataFrame.from_dict(rows, orient="index", columns=[r.run_id for r in records], dtype=object)
     table["differs"] = ["*" if len({str(v) for v in values}) > 1 else "" for values in rows.values()]
     return table
-
-
-def _search(tuning: dict[str, Any] | None) -> str:
-    """A record's search in a few words: strategy, jobs and objective, or none."""
-    if not tuning:
-        return "none"
-    jobs = tuning["ResourceLimits"].get("MaxNumberOfTrainingJobs")
-    return f"{tuning['Strategy']}, {jobs} jobs, {tuning['HyperParameterTuningJobObjective']['MetricName']}"
 
 
 # --- notebook 04: a monitor's report ----------------------------------------------------------------

@@ -39,19 +39,21 @@ def plot_search(jobs: list[dict[str, Any]], objective: str, axes=None):
     return axes
 
 
+def search_summary(search: dict[str, Any] | None) -> str:
+    """A record's search in one line: strategy, limits, objective and seed; ``none`` without one."""
+    if not search:
+        return "none"
+    limits, objective = search["ResourceLimits"], search["HyperParameterTuningJobObjective"]
+    return (
+        f"{search['Strategy']}, {limits.get('MaxNumberOfTrainingJobs')} jobs ({limits['MaxParallelTrainingJobs']} "
+        f"at once), {objective['MetricName']} ({objective['Type']}), seed {search.get('RandomSeed')}"
+    )
+
+
 def search_lines(search: dict[str, Any], training_job_name: str) -> list[tuple[str, str]]:
     """A registry record's search (``extra.tuning``) as (label, text) lines: strategy and limits, the tuning
     job (the best training job's name less AMT's ``-NNN-<hex>``), and each range searched."""
-    limits, objective = search["ResourceLimits"], search["HyperParameterTuningJobObjective"]
-    lines = [
-        (
-            "search",
-            f"{search['Strategy']}, {limits.get('MaxNumberOfTrainingJobs')} jobs "
-            f"({limits['MaxParallelTrainingJobs']} at once), {objective['MetricName']} ({objective['Type']}), "
-            f"seed {search.get('RandomSeed')}",
-        ),
-        ("tuning job", training_job_name.rsplit("-", 2)[0]),
-    ]
+    lines = [("search", search_summary(search)), ("tuning job", training_job_name.rsplit("-", 2)[0])]
     for kind, entries in search["ParameterRanges"].items():
         for entry in entries:
             if "Values" in entry:

@@ -63,36 +63,18 @@ class LocalSageMaker(TuningJobs):
         self.transform_jobs = JsonStore(backend.home / "sagemaker" / "transform-jobs")
         self.tuning_jobs = JsonStore(backend.home / "sagemaker" / "tuning-jobs")
 
-    def create_training_job(
+    def create_training_job(self, **request) -> dict:
+        return self._train(None, **request)
+
+    def _train(
         self,
+        threads: int | None,
         TrainingJobName: str,
         AlgorithmSpecification: dict,
         RoleArn: str,
         InputDataConfig: list,
         OutputDataConfig: dict,
         HyperParameters: dict | None = None,
-        **settings,
-    ) -> dict:
-        return self._train(
-            TrainingJobName,
-            AlgorithmSpecification,
-            RoleArn,
-            InputDataConfig,
-            OutputDataConfig,
-            HyperParameters,
-            None,
-            **settings,
-        )
-
-    def _train(
-        self,
-        TrainingJobName: str,
-        AlgorithmSpecification: dict,
-        RoleArn: str,
-        InputDataConfig: list,
-        OutputDataConfig: dict,
-        HyperParameters: dict | None,
-        threads: int | None,
         **settings,
     ) -> dict:
         """Train to completion in a process of its own and record the job as DescribeTrainingJob shows it.

@@ -33,30 +33,6 @@ def task_runners(backend) -> dict[str, asl.Runner]:
             raise TaskFailed("States.TaskFailed", json.dumps(run))
         return run
 
-    def sagemaker_job(kind: str) -> asl.Runner:
-        """A ``.sync`` SageMaker job (``Training``, ``Transform``): created, then its description is the
-        state's output, or the failed task's cause (contract row SFN-SYNC-CAUSE)."""
-
-        def run(parameters: dict) -> dict:
-            sagemaker = backend.client("sagemaker")
-            try:
-                getattr(sagemaker, f"create_{kind.lower()}_job")(**parameters)
-            except ClientError as exc:
-                raise _service_error("SageMaker", exc) from exc
-            name = f"{kind}JobName"
-            job = getattr(sagemaker, f"describe_{kind.lower()}_job")(**{name: parameters[name]})
-            if job[f"{kind}JobStatus"] != "Completed":
-                raise TaskFailed("States.TaskFailed", json.dumps(job))
-            return job
-
-        return run
-
-    def create_model(parameters: dict) -> dict:
-        try:
-            return backend.client("sagemaker").create_model(**parameters)
-        except ClientError as exc:
-            raise _service_error("SageMaker", exc) from exc
-
     def invoke_function(parameters: dict) -> dict:
         try:
             response = backend.client("lambda").invoke(**parameters)
@@ -69,37 +45,45 @@ def task_runners(backend) -> dict[str, asl.Runner]:
 
     return {
         "arn:aws:states:::glue:startJobRun.sync": run_glue_job,
-        "arn:aws:states:::sagemaker:createTrainingJob.sync": sagemaker_job("Training"),
-        "arn:aws:states:::sagemaker:createTransformJob.sync": sagemaker_job("Transform"),
-        "arn:aws:states:::sagemaker:createModel": create_model,
+        "arn:aws:states:::sagemaker:createTrainingJob.sync": _sagemaker_job(backend, "Training", "training"),
+        "arn:aws:states:::sagemaker:createTransformJob.sync": _sagemaker_job(backend, "Transform", "transform"),
+        "arn:aws:states:::sagemaker:createHyperParameterTuningJob.sync": _sagemaker_job(
+            backend, "HyperParameterTuning", "hyper_parameter_tuning"
+        ),
+        "arn:aws:states:::sagemaker:createModel": _sagemaker_call(backend, "create_model"),
+        # the best training job's description: an AWS SDK integration, the API's response as output
+        "arn:aws:states:::aws-sdk:sagemaker:describeTrainingJob": _sagemaker_call(backend, "describe_training_job"),
         "arn:aws:states:::lambda:invoke": invoke_function,
-        **_tuning_runners(backend),
     }
 
 
-def _tuning_runners(backend) -> dict[str, asl.Runner]:
-    """A ``.sync`` tuning job, and the best training job's description (an AWS SDK integration)."""
+def _sagemaker_job(backend, kind: str, method: str) -> asl.Runner:
+    """A ``.sync`` SageMaker job (``Training``, ``Transform``, ``HyperParameterTuning``; ``method``: the
+    client's name for it): created, then its description is the state's output, or the failed task's
+    cause (contract row SFN-SYNC-CAUSE)."""
 
-    def run_tuning_job(parameters: dict) -> dict:
-        """A ``.sync`` tuning job: its description is the state's output once it ends Completed."""
+    def run(parameters: dict) -> dict:
         sagemaker = backend.client("sagemaker")
         try:
-            sagemaker.create_hyper_parameter_tuning_job(**parameters)
+            getattr(sagemaker, f"create_{method}_job")(**parameters)
         except ClientError as exc:
             raise _service_error("SageMaker", exc) from exc
-        name = parameters["HyperParameterTuningJobName"]
-        job = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-        if job["HyperParameterTuningJobStatus"] != "Completed":
+        name = f"{kind}JobName"
+        job = getattr(sagemaker, f"describe_{method}_job")(**{name: parameters[name]})
+        if job[f"{kind}JobStatus"] != "Completed":
             raise TaskFailed("States.TaskFailed", json.dumps(job))
         return job
 
-    def describe_training_job(parameters: dict) -> dict:
+    return run
+
+
+def _sagemaker_call(backend, method: str) -> asl.Runner:
+    """One SageMaker call whose response is the state's output."""
+
+    def run(parameters: dict) -> dict:
         try:
-            return backend.client("sagemaker").describe_training_job(**parameters)
+            return getattr(backend.client("sagemaker"), method)(**parameters)
         except ClientError as exc:
             raise _service_error("SageMaker", exc) from exc
 
-    return {
-        "arn:aws:states:::sagemaker:createHyperParameterTuningJob.sync": run_tuning_job,
-        "arn:aws:states:::aws-sdk:sagemaker:describeTrainingJob": describe_training_job,
-    }
+    return run

@@ -109,15 +109,12 @@ class Proposer:
 
     def _from_trial(self, chosen: dict[str, Any]) -> dict[str, str]:
         """A trial's values as AMT's strings (a reverse-logarithmic range was searched as 1 - x)."""
-        reverse = {e["Name"] for e in self.ranges.get(tuning.KINDS["Continuous"], [])}
-        reverse = {n for n in reverse if self._entry(n).get("ScalingType") == "ReverseLogarithmic"}
+        continuous = self.ranges.get(tuning.KINDS["Continuous"], [])
+        reverse = {e["Name"] for e in continuous if e.get("ScalingType") == "ReverseLogarithmic"}
         return {
             name: repr(1 - value) if name in reverse else value if isinstance(value, str) else _text(value)
             for name, value in chosen.items()
         }
-
-    def _entry(self, name: str) -> dict[str, Any]:
-        return next(e for entries in self.ranges.values() for e in entries if e["Name"] == name)
 
 
 def _text(value: int | float) -> str:
@@ -236,13 +233,13 @@ class TuningJobs:
         # two XGBoost processes each spinning on every core ran 10-25x slower (benchmarks/RESULTS.md)
         parallel = config["ResourceLimits"]["MaxParallelTrainingJobs"]
         self._train(
-            name,
-            definition["AlgorithmSpecification"],
-            definition["RoleArn"],
-            definition["InputDataConfig"],
-            definition["OutputDataConfig"],
-            hyperparameters,
             max(1, (os.cpu_count() or 1) // parallel),
+            TrainingJobName=name,
+            AlgorithmSpecification=definition["AlgorithmSpecification"],
+            RoleArn=definition["RoleArn"],
+            InputDataConfig=definition["InputDataConfig"],
+            OutputDataConfig=definition["OutputDataConfig"],
+            HyperParameters=hyperparameters,
             TuningJobArn=job["HyperParameterTuningJobArn"],
             **optional,
         )
