@@ -5,7 +5,8 @@ or, with ``--ETL_MODE monitor`` / ``retrain``, a monitor's request over windows 
 AWS Glue runs this file as it is (Glue 5.0, Spark 3.5, Python 3.11), with the
 ``churn_pipeline`` package as a zip in ``--extra-py-files`` (Glue puts it on the
 import path); the local backend runs the very same file, with the same zip on
-its import path, on a local SparkSession. Arguments are Glue-style and come from
+its import path, on a local SparkSession (a new session of the warm local Spark worker, when the
+local Glue names one). Arguments are Glue-style and come from
 the state machine's StartJobRun for each run: ``--S3_SOURCE``, ``--S3_DEST``,
 ``--TRAIN_KEY``, ``--VAL_KEY``, ``--TEST_KEY`` and optionally
 ``--TRAIN_FRACTION``, ``--VALIDATION_FRACTION``, ``--SPLIT_SEED``,
@@ -67,7 +68,7 @@ def parse_arguments(argv):
 
 
 def main(argv=None):
-    from churn_pipeline.etl import job, session
+    from churn_pipeline.etl import job, spark_worker
 
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     if _in_glue():
@@ -76,7 +77,7 @@ def main(argv=None):
 
         spark = GlueContext(SparkContext.getOrCreate()).spark_session
     else:
-        spark = session.spark_session(arguments["SPARK_MASTER"])
+        spark = spark_worker.job_session(arguments["SPARK_MASTER"])
     if arguments["ETL_MODE"] in ("monitor", "retrain"):
         from churn_pipeline.etl import monitor_pass
 

@@ -15,6 +15,10 @@ class EnvironmentProblem(PipelineError):
     """The machine lacks something the pipeline needs (Java, a package, a folder)."""
 
 
+class SparkWorkerLostError(EnvironmentProblem):
+    """The warm local Spark worker a job run used died under it (as a Glue job whose executors were lost)."""
+
+
 class DataValidationError(PipelineError):
     """The input data is unusable; names the file and, where known, the line and column.
 

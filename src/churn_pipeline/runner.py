@@ -31,6 +31,7 @@ from typing import Any
 from . import backends, names, workspace
 from .aws_errors import ExecutionDoesNotExist
 from .errors import NotebookFailed, PipelineError
+from .etl import spark_worker
 from .notebooks import MONITOR_NOTEBOOK, NOTEBOOKS, WORKFLOW_NOTEBOOK, execute_notebook, kernel_environment
 from .pipeline.execution import current_state, elapsed, execution_arn
 from .pipeline.monitor import MONITORING, monitor_folder
@@ -175,6 +176,7 @@ def run_notebooks(
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / names.RUN_PARAMETERS, json.dumps(params, indent=2, sort_keys=True))
     kernel_environment(workspace.project_root())
+    start_spark_worker(params)
     result = RunResult(run_id, out, "running")
     result.notebooks.extend(e for e in (earlier or {}).get("notebooks", []) if e["notebook"] not in notebooks)
     started = time.time()
@@ -191,6 +193,14 @@ def run_notebooks(
     summary = _summary(result, params, _read_json(out / names.RUN_STATE), earlier, started)
     write_atomic(out / names.RUN_SUMMARY, json.dumps(summary, indent=2, sort_keys=True, default=str))
     return result
+
+
+def start_spark_worker(params: dict[str, Any]) -> None:
+    """On the local backend, the warm Spark worker starting (and warming up) while the first notebooks
+    run, so the ETL state rarely waits for Spark's start; nothing when one lives or it is turned off."""
+    folder = workspace.spark_worker_dir(workspace.home()) if params["backend"] == "local" else None
+    if folder:
+        spark_worker.ensure_started(folder, params["spark_master"], wait=False)
 
 
 def _summary(result: RunResult, params, run_state, earlier, started: float) -> dict[str, Any]:

@@ -25,6 +25,16 @@ ARTIFACTS_ENV = "CHURN_PIPELINE_ARTIFACTS"
 CACHE_ENV = "CHURN_PIPELINE_CACHE"
 #: the cores a local training job's process may use (set when several run at once: a tuning job's)
 TRAINING_THREADS_ENV = "CHURN_PIPELINE_TRAINING_THREADS"
+#: where the warm local Spark worker lives (default ``<home>/spark-worker``): one folder, one worker, so
+#: several homes share one only when this names the same folder for them
+SPARK_WORKER_DIR_ENV = "CHURN_PIPELINE_SPARK_WORKER_DIR"
+#: seconds the worker waits unused before it exits (default 600); 0: no worker, a job run starts its own Spark
+SPARK_WORKER_IDLE_ENV = "CHURN_PIPELINE_SPARK_WORKER_IDLE"
+#: a process id: the worker exits with that process (the test suite names itself)
+SPARK_WORKER_OWNER_ENV = "CHURN_PIPELINE_SPARK_WORKER_OWNER"
+#: set in a local job run's environment to the worker's folder: the run's Spark is the worker's
+SPARK_ATTACH_ENV = "CHURN_PIPELINE_SPARK_ATTACH"
+DEFAULT_SPARK_WORKER_IDLE = 600.0
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}[A-Za-z0-9])?$")
 
 
@@ -114,3 +124,25 @@ def process_alive(pid: int | None) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+def spark_worker_idle() -> float:
+    """``CHURN_PIPELINE_SPARK_WORKER_IDLE`` in seconds (0 turns the worker off)."""
+    text = os.environ.get(SPARK_WORKER_IDLE_ENV, "").strip()
+    if not text:
+        return DEFAULT_SPARK_WORKER_IDLE
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ConfigError(f"{SPARK_WORKER_IDLE_ENV}={text!r} must be a number of seconds, 0 or more")
+    return seconds
+
+
+def spark_worker_dir(local_home: Path) -> Path | None:
+    """The warm Spark worker's folder for a local home, or None when the worker is turned off."""
+    if spark_worker_idle() == 0:
+        return None
+    named = os.environ.get(SPARK_WORKER_DIR_ENV, "").strip()
+    return Path(named).resolve() if named else local_home / "spark-worker"

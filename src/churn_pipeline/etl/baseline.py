@@ -17,6 +17,8 @@ def _numeric_aggregates(numeric: list[str]) -> list:
     from pyspark.sql import functions as F
 
     aggregates = [F.count(F.lit(1)).alias("items")]
+    # one array of the sketch's percentages for every column: a list would cost a JVM call per value per column
+    percentages = F.array(*[F.lit(q) for q in monitoring.SKETCH_QUANTILES])
     for i, name in enumerate(numeric):
         value = F.col(name).cast("double")
         aggregates += [
@@ -27,7 +29,7 @@ def _numeric_aggregates(numeric: list[str]) -> list:
             F.min(value).alias(f"min{i}"),
             F.max(value).alias(f"max{i}"),
             F.sum(F.when(value != F.floor(value), 1).otherwise(0)).alias(f"fractional{i}"),
-            F.percentile_approx(value, monitoring.SKETCH_QUANTILES, ACCURACY).alias(f"quantiles{i}"),
+            F.percentile_approx(value, percentages, ACCURACY).alias(f"quantiles{i}"),
         ]
     return aggregates
 

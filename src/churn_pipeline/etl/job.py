@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from typing import Any
 
 from .. import features
@@ -17,6 +18,27 @@ from .encoding import encoded_frame
 from .source import Source
 from .split import PART_BYTES, cut_values, plan_segments, rows_per_split, write_splits
 from .validation import scan
+
+#: session settings for a source of at most one part per split: adaptive execution runs each shuffle's
+#: first stage as a job of its own and re-plans after it, which costs a small file more than it saves
+SMALL_SOURCE_SETTINGS = {"spark.sql.adaptive.enabled": "false"}
+
+
+@contextmanager
+def _settings_for(spark, source_bytes: float, part_bytes: float):
+    """The session's settings for a source of this size, put back as they were afterwards."""
+    changed = SMALL_SOURCE_SETTINGS if source_bytes <= part_bytes else {}
+    before = {name: spark.conf.get(name, None) for name in changed}
+    for name, value in changed.items():
+        spark.conf.set(name, value)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                spark.conf.unset(name)
+            else:
+                spark.conf.set(name, value)
 
 
 def run_etl(
@@ -40,6 +62,22 @@ def run_etl(
     cut buckets, write.
     """
     storage = storage or s3_storage()
+    with _settings_for(spark, storage.size(source), part_bytes):
+        return _run_etl(
+            spark,
+            source,
+            dest,
+            (train_key, validation_key, test_key),
+            (train_fraction, validation_fraction),
+            seed,
+            storage,
+            part_bytes,
+        )
+
+
+def _run_etl(spark, source, dest, keys, fractions, seed, storage, part_bytes) -> dict[str, Any]:
+    train_key, validation_key, test_key = keys
+    train_fraction, validation_fraction = fractions
     lines = Source(spark, source, storage)
     summary, counts = scan(lines, seed)
     frame, encoding = encoded_frame(lines, summary, seed)

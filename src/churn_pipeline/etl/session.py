@@ -24,7 +24,24 @@ def require_java() -> str:
     return java
 
 
-def spark_session(master: str = "local[*]", app_name: str = "churn-etl", log_path: str | None = None):
+#: settings a session's own SQL configuration holds (every session gets them, a worker's new ones too)
+SESSION_SETTINGS = {"spark.sql.shuffle.partitions": "4", "spark.sql.session.timeZone": "UTC"}
+
+
+def settings(**extra: str) -> dict[str, str]:
+    """What a local Spark is started with (a warm worker's key names them: other settings, another worker)."""
+    return {
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": os.environ.get("CHURN_SPARK_DRIVER_MEMORY", "2g"),
+        **SESSION_SETTINGS,
+        **extra,
+    }
+
+
+def spark_session(
+    master: str = "local[*]", app_name: str = "churn-etl", log_path: str | None = None, **extra_settings: str
+):
     """The shared local SparkSession (created once per process, reused after).
 
     The JVM writes its own log lines straight to file descriptor 2, where a
@@ -45,16 +62,10 @@ def spark_session(master: str = "local[*]", app_name: str = "churn-etl", log_pat
     with open(log_path, "ab") as log:
         os.dup2(log.fileno(), 2)
         try:
-            session = (
-                SparkSession.builder.master(master)
-                .appName(app_name)
-                .config("spark.ui.enabled", "false")
-                .config("spark.ui.showConsoleProgress", "false")
-                .config("spark.sql.shuffle.partitions", "4")
-                .config("spark.driver.memory", os.environ.get("CHURN_SPARK_DRIVER_MEMORY", "2g"))
-                .config("spark.sql.session.timeZone", "UTC")
-                .getOrCreate()
-            )
+            builder = SparkSession.builder.master(master).appName(app_name)
+            for name, value in settings(**extra_settings).items():
+                builder = builder.config(name, value)
+            session = builder.getOrCreate()
         finally:
             os.dup2(saved_stderr, 2)
             os.close(saved_stderr)

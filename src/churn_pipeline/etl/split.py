@@ -21,17 +21,33 @@ from .validation import bucket
 PART_BYTES = 128 * 2**20
 
 
-def partition_keys(spark, parts: int) -> list[int]:
+def _spark_hash_of_long(value: int, seed: int = 42) -> int:
+    """Spark's ``hash`` of a long (Murmur3 x86 32-bit of its two halves, seed 42), as a signed int."""
+
+    def rotate(x: int, bits: int) -> int:
+        return ((x << bits) | (x >> (32 - bits))) & 0xFFFFFFFF
+
+    def mix(h: int, k: int) -> int:
+        k = rotate(k * 0xCC9E2D51 & 0xFFFFFFFF, 15) * 0x1B873593 & 0xFFFFFFFF
+        return (rotate(h ^ k, 13) * 5 + 0xE6546B64) & 0xFFFFFFFF
+
+    h = mix(mix(seed, value & 0xFFFFFFFF), (value >> 32) & 0xFFFFFFFF) ^ 8
+    for shift, factor in ((16, 0x85EBCA6B), (13, 0xC2B2AE35)):
+        h = (h ^ (h >> shift)) * factor & 0xFFFFFFFF
+    h ^= h >> 16
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def partition_keys(parts: int) -> list[int]:
     """For each partition p of ``parts``, a (long) key that hash partitioning sends to p.
 
     ``repartition(n, column)`` places a row by Murmur3 (``F.hash``) of the column, modulo n: part
-    numbers 0..n-1 themselves would collide and leave partitions empty, these keys do not.
+    numbers 0..n-1 themselves would collide and leave partitions empty, these keys do not. Found
+    here, not by a Spark job: the same function, without a job's start.
     """
-    from pyspark.sql import functions as F
-
     found: dict[int, int] = {}
-    for row in spark.range(0, 64 * parts).select("id", F.pmod(F.hash("id"), F.lit(parts)).alias("p")).collect():
-        found.setdefault(row["p"], row["id"])
+    for key in range(64 * parts):
+        found.setdefault(_spark_hash_of_long(key) % parts, key)
     if len(found) < parts:
         raise EnvironmentProblem(f"no hash keys found for {parts - len(found)} of {parts} partitions")
     return [found[p] for p in range(parts)]
@@ -177,7 +193,7 @@ def write_splits(spark, frame, cuts, segments, base: str, storage: Storage) -> d
     ``<base>/<split>/`` with only its CSV parts. The parts written per split."""
     from pyspark.sql import functions as F
 
-    keys = F.array(*[F.lit(k).cast("long") for k in partition_keys(spark, len(segments))])
+    keys = F.array(*[F.lit(k).cast("long") for k in partition_keys(len(segments))])
     names = F.array(*[F.lit(key) for key, _ in segments])
     staging = f"{base}/{STAGING_FOLDER}"
     (

@@ -1,4 +1,5 @@
-"""Local Glue: jobs as documents, job runs as a process running the job's script on local Spark."""
+"""Local Glue: jobs as documents, job runs as a process running the job's script on local Spark (the warm
+Spark worker's, ``etl.spark_worker``, unless ``CHURN_PIPELINE_SPARK_WORKER_IDLE`` is 0)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ...aws_errors import (
     GlueIdempotentParameterMismatch,
     GlueInvalidInput,
 )
-from ...workspace import HOME_ENV, process_alive
+from ...workspace import HOME_ENV, SPARK_ATTACH_ENV, process_alive, spark_worker_dir
 from .common import JsonStore, now
 
 #: worker types Glue runs Spark (glueetl) jobs on; G.025X is for streaming jobs only
@@ -135,7 +136,11 @@ class LocalGlue:
             HOME_ENV: str(self.backend.home),
             "PYTHONPATH": os.pathsep.join(python_path + [os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
         }
-        # A job runs in its own process, as on Glue: its JVM and its output stay out of the caller.
+        worker = spark_worker_dir(self.backend.home)
+        if worker:
+            environment[SPARK_ATTACH_ENV] = str(worker)
+        # A job runs in its own process, as on Glue: its output stays out of the caller, and its Spark is
+        # the warm worker's (a JVM of its own when the worker is off).
         with open(log_path, "wb") as log:
             finished = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, env=environment)
         if finished.returncode == 0:
