@@ -73,14 +73,31 @@ class PeakMemory:
         return round(self.peak / 2**20)
 
 
-def measure_process(command: list[str], what: str, env: dict | None = None) -> dict:
+def _spark_workers(folder: Path | None) -> list[psutil.Process]:
+    """The warm Spark workers under ``folder`` (a process of their own, not in the run's tree)."""
+    found = []
+    for state in folder.glob("*/worker.json") if folder else ():
+        try:
+            found.append(psutil.Process(json.loads(state.read_text())["pid"]))
+        except (OSError, ValueError, KeyError, psutil.NoSuchProcess):
+            pass
+    return found
+
+
+def measure_process(command: list[str], what: str, env: dict | None = None, spark_worker: Path | None = None) -> dict:
     """Run ``command`` from the project root; its wall time and the peak memory of its process tree and
-    of its largest process (sampled every 50 ms). A failure stops the benchmark with its stderr."""
+    of its largest process (sampled every 50 ms), the trees of the Spark workers under ``spark_worker``
+    counted in. A failure stops the benchmark with its stderr."""
     started = time.perf_counter()
     process = psutil.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     peak, largest, largest_name = 0, 0, ""
     while process.poll() is None:
         total, one, name = tree_rss(process)
+        for worker in _spark_workers(spark_worker):
+            worker_total, worker_one, worker_name = tree_rss(worker)
+            total += worker_total
+            if worker_one > one:
+                one, name = worker_one, worker_name
         peak = max(peak, total)
         if one > largest:
             largest, largest_name = one, name
@@ -102,9 +119,11 @@ def run_pipeline(
     run_id: str = "bench",
     extra: list[str] | None = None,
     scratch: str | None = None,
+    spark_worker: bool = True,
 ) -> dict:
     """`churn-pipeline run` in a fresh home (or in ``scratch``, to follow an earlier run there); wall
-    time, peak tree memory and the run's own figures."""
+    time, peak tree memory and the run's own figures. ``spark_worker``: job runs attach to a warm Spark
+    worker of the scratch folder's own (its memory counted in), else each starts its own Spark."""
     with contextlib.ExitStack() as stack:
         if scratch is None:
             scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="churn-bench-"))
@@ -113,13 +132,16 @@ def run_pipeline(
             "CHURN_PIPELINE_HOME": f"{scratch}/home",
             "CHURN_PIPELINE_ARTIFACTS": f"{scratch}/art",
             "CHURN_PIPELINE_PROJECT": str(ROOT),
+            "CHURN_PIPELINE_SPARK_WORKER_DIR": f"{scratch}/spark-worker",
+            "CHURN_PIPELINE_SPARK_WORKER_IDLE": env_idle(spark_worker),
         }
+        env.pop("CHURN_PIPELINE_SPARK_WORKER_OWNER", None)
         command = [sys.executable, "-m", "churn_pipeline.cli", "run", "--run-id", run_id, "--quiet", *(extra or [])]
         if rows is not None:
             command += ["-p", f"synthetic_rows={rows}"]
         if data is not None:
             command += ["--data", data]
-        measured = measure_process(command, f"run {run_id}", env)
+        measured = measure_process(command, f"run {run_id}", env, Path(scratch) / "spark-worker")
         out = Path(scratch) / "art" / run_id
         manifest = json.loads((out / "summary.json").read_text())
         history = json.loads((out / "execution-history.json").read_text())
@@ -131,6 +153,11 @@ def run_pipeline(
             "etl_reused": bool((manifest.get("etl") or {}).get("reused")),
             "test_accuracy": round(metrics["test"]["accuracy"], 4),
         }
+
+
+def env_idle(spark_worker: bool) -> str:
+    """The worker's idle time for a benchmark's runs: long enough to outlive a pause between runs; 0 for none."""
+    return "300" if spark_worker else "0"
 
 
 def synthetic_file(rows: int, seed: int = 42) -> Path:

@@ -1,13 +1,16 @@
-"""End to end: `churn-pipeline run` on synthetic data, a first run and the next iteration.
+"""End to end: `churn-pipeline run` on synthetic data, a first run and the next iterations, with and
+without the warm Spark worker.
 
-Each pair starts in a fresh local home (data generated, every resource created,
-as on a new machine): the *first* run, then a *second* run in the same home with
-other hyper-parameters, which reuses the first run's ETL output and the
-state-machine definition already built. Wall time and peak memory (the largest
-sum of resident memory over the whole process tree: CLI, kernels, Spark's JVM,
-sampled every 50 ms) per run; the ratio second/first is measured within a pair.
+Each round starts in fresh local homes (data generated, every resource created, as on a new machine).
+Without the worker (each ETL job run starts its own Spark): a *first* run, then a *second* run in the
+same home with other hyper-parameters, which reuses the first run's ETL output. With the worker (the
+home's own, started by the first run while its first notebooks run): the same two, then an *edited*
+run whose ETL inputs changed (another split seed: a new ETL key, as an edit of the ETL code gives), so
+its ETL runs on the warm worker. Wall time and peak memory (the largest sum of resident memory over the
+whole process tree: CLI, kernels, Spark's JVM, the worker; sampled every 50 ms) per run; the ratios
+are measured within a round.
 
-    python benchmarks/e2e.py --runs 3 [--rows 5000]
+    python benchmarks/e2e.py --runs 3 [--rows 5000] [--only worker]
 """
 
 from __future__ import annotations
@@ -20,57 +23,82 @@ import tempfile
 from common import run_pipeline, write_figures
 
 SECOND_RUN = ["-p", "max_depth=4", "-p", "eta=0.3"]
+EDITED_RUN = ["-p", "split_seed=43"]
+
+
+def _round(rows: int, index: int, only: str | None) -> dict:
+    found: dict = {}
+    if only != "worker":
+        with tempfile.TemporaryDirectory(prefix="churn-bench-") as scratch:
+            cold = run_pipeline(rows=rows, run_id=f"first-{index}", scratch=scratch, spark_worker=False)
+            reused = run_pipeline(
+                rows=rows, run_id=f"second-{index}", extra=SECOND_RUN, scratch=scratch, spark_worker=False
+            )
+        found["without worker"] = {"first": cold, "second": reused}
+    with tempfile.TemporaryDirectory(prefix="churn-bench-") as scratch:
+        runs = {
+            kind: run_pipeline(rows=rows, run_id=f"{kind}-{index}", extra=extra, scratch=scratch)
+            for kind, extra in (("first", []), ("second", SECOND_RUN), ("edited", EDITED_RUN))
+        }
+    found["with worker"] = runs
+    if "without worker" in found:
+        cold = found["without worker"]["first"]
+        found["ratios"] = {
+            "first run, worker / none": runs["first"]["wall_seconds"] / cold["wall_seconds"],
+            "ETL state, warm worker / cold": runs["edited"]["states"]["ETL"] / cold["states"]["ETL"],
+            "edited run / cold first run": runs["edited"]["wall_seconds"] / cold["wall_seconds"],
+            "second / first, none": found["without worker"]["second"]["wall_seconds"] / cold["wall_seconds"],
+        }
+    return found
+
+
+def _print_round(index: int, found: dict) -> None:
+    for mode in ("without worker", "with worker"):
+        for kind, r in found.get(mode, {}).items():
+            nb = list(r["notebooks"].values())
+            etl = r["states"].get("ETL")
+            print(
+                f"{index:>5} {mode:>14} {kind:>6} {r['wall_seconds']:>7.1f} {r['peak_rss_mib']:>9} {nb[0]:>7.1f} "
+                f"{nb[1]:>7.1f} {nb[2]:>7.1f} {'-' if etl is None else f'{etl:.1f}':>6} "
+                f"{r['states']['Model Training']:>7.2f} {'reused' if r['etl_reused'] else 'ran':>7}"
+            )
+    for name, ratio in found.get("ratios", {}).items():
+        print(f"{index:>5} {name}: {ratio:.2f}")
 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="pairs of runs")
+    parser.add_argument("--runs", type=int, default=3, help="rounds")
     parser.add_argument("--rows", type=int, default=5000)
+    parser.add_argument("--only", choices=["worker"], help="only the runs with the worker")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
-    pairs = []
-    for i in range(args.runs):
-        with tempfile.TemporaryDirectory(prefix="churn-bench-") as scratch:
-            first = run_pipeline(rows=args.rows, run_id=f"first-{i}", scratch=scratch)
-            second = run_pipeline(rows=args.rows, run_id=f"second-{i}", extra=SECOND_RUN, scratch=scratch)
-        pairs.append(
-            {"first": first, "second": second, "ratio": round(second["wall_seconds"] / first["wall_seconds"], 3)}
-        )
-    runs = [p[k] for p in pairs for k in ("first", "second")]
+    rounds = [_round(args.rows, i, args.only) for i in range(args.runs)]
+    runs = [r for found in rounds for mode in ("without worker", "with worker") for r in found.get(mode, {}).values()]
     figures = {
         "rows": args.rows,
-        "pairs": pairs,
+        "rounds": rounds,
         "cpu_count": os.cpu_count(),
-        "median_first_seconds": statistics.median(p["first"]["wall_seconds"] for p in pairs),
-        "median_second_seconds": statistics.median(p["second"]["wall_seconds"] for p in pairs),
-        "median_ratio": statistics.median(p["ratio"] for p in pairs),
         "max_peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
     }
+    if args.only is None:
+        figures["median_ratios"] = {
+            name: statistics.median(found["ratios"][name] for found in rounds) for name in rounds[0]["ratios"]
+        }
     path = write_figures("e2e", figures, args.out)
     print(
-        f"end to end: {args.rows} synthetic rows, {args.runs} pairs (first run, then {' '.join(SECOND_RUN)} "
-        f"in the same home), {os.cpu_count()} cores"
+        f"end to end: {args.rows} synthetic rows, {args.runs} rounds in fresh homes, {os.cpu_count()} cores; "
+        f"second: {' '.join(SECOND_RUN)}, edited: {' '.join(EDITED_RUN)}"
     )
     print(
-        f"{'pair':>4} {'run':>6} {'wall s':>7} {'peak MiB':>9} {'nb01 s':>7} {'nb02 s':>7} {'nb03 s':>7} "
-        f"{'ETL s':>6} {'train s':>7} {'ETL':>7}"
+        f"{'round':>5} {'mode':>14} {'run':>6} {'wall s':>7} {'peak MiB':>9} {'nb01 s':>7} {'nb02 s':>7} "
+        f"{'nb03 s':>7} {'ETL s':>6} {'train s':>7} {'ETL':>7}"
     )
-    for i, pair in enumerate(pairs):
-        for kind in ("first", "second"):
-            r = pair[kind]
-            nb = list(r["notebooks"].values())
-            etl = r["states"].get("ETL")
-            print(
-                f"{i:>4} {kind:>6} {r['wall_seconds']:>7.1f} {r['peak_rss_mib']:>9} {nb[0]:>7.1f} {nb[1]:>7.1f} "
-                f"{nb[2]:>7.1f} {'-' if etl is None else f'{etl:.1f}':>6} {r['states']['Model Training']:>7.2f} "
-                f"{'reused' if r['etl_reused'] else 'ran':>7}"
-            )
-        print(f"{i:>4} second/first = {pair['ratio']:.2f}")
-    print(
-        f"median first {figures['median_first_seconds']:.1f} s, median second "
-        f"{figures['median_second_seconds']:.1f} s, median ratio {figures['median_ratio']:.2f}, "
-        f"max peak {figures['max_peak_rss_mib']} MiB -> {path}"
-    )
+    for index, found in enumerate(rounds):
+        _print_round(index, found)
+    for name, ratio in figures.get("median_ratios", {}).items():
+        print(f"median {name}: {ratio:.2f}")
+    print(f"max peak {figures['max_peak_rss_mib']} MiB -> {path}")
     return figures
 
 

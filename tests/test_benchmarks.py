@@ -7,7 +7,7 @@ from helpers import run_benchmark
 @pytest.mark.parametrize(
     "script, arguments",
     [
-        ("e2e.py", ["--runs", "1", "--rows", "2000"]),
+        ("e2e.py", ["--runs", "1", "--rows", "2000", "--only", "worker"]),
         (
             "endpoint.py",
             [
@@ -38,4 +38,5 @@ from helpers import run_benchmark
 def test_benchmark_runs_on_a_tiny_size(script, arguments, tmp_path):
     figures = run_benchmark(script, arguments, tmp_path)
     if script == "e2e.py":
-        assert figures["pairs"][0]["second"]["etl_reused"] and not figures["pairs"][0]["first"]["etl_reused"]
+        runs = figures["rounds"][0]["with worker"]
+        assert runs["second"]["etl_reused"] and not runs["first"]["etl_reused"] and not runs["edited"]["etl_reused"]

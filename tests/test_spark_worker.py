@@ -197,6 +197,13 @@ def _package(edit: tuple[str, str, str] | None = None) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.fixture
+def worker_on(monkeypatch):
+    """The worker, even in a session run with it turned off (then a worker of the test's home)."""
+    if os.environ.get(workspace.SPARK_WORKER_IDLE_ENV) == "0":
+        monkeypatch.setenv(workspace.SPARK_WORKER_IDLE_ENV, "60")
+
+
 def _glue(tmp_path, package: bytes, script: str | None = None):
     backend = LocalBackend(None, tmp_path / "home")
     backend.store.put("s3://b/pkg.zip", package)
@@ -223,7 +230,7 @@ def _seen(run: dict) -> dict:
 
 
 @pytest.mark.spark
-def test_runs_share_the_worker_in_clean_sessions_and_at_once(tmp_path):
+def test_runs_share_the_worker_in_clean_sessions_and_at_once(worker_on, tmp_path):
     """Views, cached data and settings of one run are gone for the next; two runs at once
     (MaxConcurrentRuns 2) share one worker."""
     _, glue = _glue(tmp_path, archives.package_archive(), SCRIPT)
@@ -258,7 +265,7 @@ SYNTHETIC_1500_ETL_DIGEST = "cfcc2f373b5cd984975c6ab57df9aaa4958ecc8e4903a458743
 
 
 @pytest.mark.spark
-def test_the_worker_runs_the_edited_package_and_writes_the_same_bytes(spark, synthetic_csv, tmp_path):
+def test_the_worker_runs_the_edited_package_and_writes_the_same_bytes(worker_on, spark, synthetic_csv, tmp_path):
     """An edit to the ETL between two runs on one warm worker shows in the second run's output; the
     worker's output is byte for byte the output of a Spark of the process's own."""
     backend, glue = _glue(tmp_path, archives.package_archive())
@@ -278,7 +285,7 @@ def test_the_worker_runs_the_edited_package_and_writes_the_same_bytes(spark, syn
 
 
 @pytest.mark.spark
-def test_an_older_packages_worker_is_replaced_and_a_killed_one_fails_its_run(monkeypatch, tmp_path):
+def test_an_older_packages_worker_is_replaced_and_a_killed_one_fails_its_run(worker_on, monkeypatch, tmp_path):
     monkeypatch.setenv(workspace.SPARK_WORKER_DIR_ENV, str(tmp_path / "own-worker"))
     backend, glue = _glue(
         tmp_path, _package(("churn_pipeline/__init__.py", '__version__ = "', '__version__ = "0.0.0+old')), SCRIPT
