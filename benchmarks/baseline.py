@@ -12,10 +12,9 @@ import os
 import tempfile
 import time
 
-from common import synthetic_file, write_figures
+from common import bench_spark, synthetic_file, write_figures
 
 from churn_pipeline.etl import job as etl_job
-from churn_pipeline.etl.session import spark_session
 
 
 def main(argv=None) -> dict:
@@ -30,7 +29,7 @@ def main(argv=None) -> dict:
     from churn_pipeline.s3 import s3_storage
 
     path = str(synthetic_file(args.rows))
-    spark = spark_session("local[*]")
+    spark = bench_spark("local[*]")
     with tempfile.TemporaryDirectory(prefix="churn-baseline-") as scratch:
         started = time.perf_counter()
         manifest = etl_job.run_etl(spark, path, f"{scratch}/etl")

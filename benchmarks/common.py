@@ -155,6 +155,18 @@ def run_pipeline(
         }
 
 
+def bench_spark(master: str = "local[*]"):
+    """A benchmark's Spark: a JVM of its own, which its figures include; a session of the warm worker
+    only where a worker folder is named explicitly (the test suite, where the figures are not the point)."""
+    if os.environ.get("CHURN_PIPELINE_SPARK_WORKER_DIR"):
+        from churn_pipeline.etl.spark_worker import local_session
+
+        return local_session(master)
+    from churn_pipeline.etl.session import spark_session
+
+    return spark_session(master)
+
+
 def env_idle(spark_worker: bool) -> str:
     """The worker's idle time for a benchmark's runs: long enough to outlive a pause between runs; 0 for none."""
     return "300" if spark_worker else "0"

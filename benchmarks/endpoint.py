@@ -25,10 +25,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from common import ROOT, synthetic_file, write_figures
+from common import ROOT, bench_spark, synthetic_file, write_figures
 
 from churn_pipeline.etl import job as etl_job
-from churn_pipeline.etl.session import spark_session
 
 
 def percentile(values, q):
@@ -84,7 +83,7 @@ def generate_load(port: int, body: bytes, concurrency: int, seconds: float, expl
 def train_model(scratch: Path, rows: int) -> tuple[Path, Path, Path]:
     from churn_pipeline import config, training
 
-    spark = spark_session("local[*]")
+    spark = bench_spark("local[*]")
     etl_job.run_etl(spark, str(synthetic_file(rows)), str(scratch / "etl"))
     spark.stop()
     booster, _ = training.train(

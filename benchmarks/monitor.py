@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import measure_process, synthetic_file, write_figures
+from common import bench_spark, measure_process, synthetic_file, write_figures
 from endpoint import train_model
 from score import score_command
 
@@ -29,9 +29,8 @@ def count(window_path: str, statistics_path: str, scores_path: str, outcomes: st
     """The monitor's passes over one window (run in a process of its own)."""
     from churn_pipeline import decisions
     from churn_pipeline.etl import monitor_pass
-    from churn_pipeline.etl.session import spark_session
 
-    spark = spark_session("local[*]")
+    spark = bench_spark("local[*]")
     window = {"kind": "scores", **decisions.read_window(window_path)}
     statistics = json.loads(Path(statistics_path).read_text())
     score_statistics = json.loads(Path(scores_path).read_text())
@@ -39,10 +38,9 @@ def count(window_path: str, statistics_path: str, scores_path: str, outcomes: st
 
 
 def validate(path: str) -> None:
-    from churn_pipeline.etl.session import spark_session
     from churn_pipeline.etl.validation import validate as check
 
-    check(spark_session("local[*]"), path)
+    check(bench_spark("local[*]"), path)
 
 
 def score_statistics(model: Path, test: Path) -> dict:

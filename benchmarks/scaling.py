@@ -21,10 +21,9 @@ import sys
 import tempfile
 import time
 
-from common import PeakMemory, run_pipeline, synthetic_file, write_figures
+from common import PeakMemory, bench_spark, run_pipeline, synthetic_file, write_figures
 
 from churn_pipeline.etl import job as etl_job
-from churn_pipeline.etl.session import spark_session
 
 #: the in-memory comparison loads whole channels: only up to this size
 IN_MEMORY_MAX_ROWS = 1_000_000
@@ -40,7 +39,7 @@ def bare(path, scratch, rows: int) -> dict:
     hyperparameters = training.hyperparameters_from(config.DEFAULTS)
     with PeakMemory() as memory:
         started = time.perf_counter()
-        spark = spark_session("local[*]")
+        spark = bench_spark("local[*]")
         etl_job.run_etl(spark, str(path), f"{scratch}/etl")
         spark.stop()
         timings["etl_seconds"] = time.perf_counter() - started

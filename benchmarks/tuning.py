@@ -25,13 +25,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT, measure_process, synthetic_file, write_figures
+from common import ROOT, bench_spark, measure_process, synthetic_file, write_figures
 
 CHURN_TXT = ROOT.parent / "shared" / "data" / "churn.txt"
 #: the ETL's split in a process of its own (its Spark JVM gone before the search is measured)
 _ETL_COMMAND = (
-    "import sys; from churn_pipeline.etl import job; from churn_pipeline.etl.session import spark_session; "
-    "job.run_etl(spark_session('local[*]'), sys.argv[1], sys.argv[2] + '/etl')"
+    "import sys; sys.path.insert(0, 'benchmarks'); from churn_pipeline.etl import job; from common import bench_spark; "
+    "job.run_etl(bench_spark('local[*]'), sys.argv[1], sys.argv[2] + '/etl')"
 )
 FOLDS = 5
 
@@ -43,9 +43,8 @@ def _backend(home: Path, data: str | None):
 
     if data is not None:
         from churn_pipeline.etl import job as etl_job
-        from churn_pipeline.etl.session import spark_session
 
-        spark = spark_session("local[*]")
+        spark = bench_spark("local[*]")
         etl_job.run_etl(spark, data, str(home / "etl"))
         spark.stop()
     backend = LocalBackend(None, home / "home")

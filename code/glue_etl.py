@@ -77,7 +77,7 @@ def main(argv=None):
 
         spark = GlueContext(SparkContext.getOrCreate()).spark_session
     else:
-        spark = spark_worker.job_session(arguments["SPARK_MASTER"])
+        spark = spark_worker.local_session(arguments["SPARK_MASTER"])
     if arguments["ETL_MODE"] in ("monitor", "retrain"):
         from churn_pipeline.etl import monitor_pass
 

@@ -9,7 +9,7 @@ from helpers import CHURN_TXT, ROOT, create_account_resources, fake_aws_credenti
 
 from churn_pipeline import synthetic
 from churn_pipeline.etl import job as etl_job
-from churn_pipeline.etl.session import spark_session
+from churn_pipeline.etl.spark_worker import local_session
 
 #: modules that run whole pipelines or notebooks (kernels, Spark, the CLI)
 PIPELINE_MODULES = {
@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(scope="session")
 def spark():
 
-    return spark_session("local[2]")
+    return local_session("local[2]")
 
 
 @pytest.fixture(scope="session")

@@ -168,7 +168,7 @@ def test_a_live_worker_is_known_by_its_lock_not_by_its_files(tmp_path):
 SCRIPT = """
 import json, sys
 from churn_pipeline.etl import spark_worker
-spark = spark_worker.job_session("local[*]")
+spark = spark_worker.local_session("local[*]")
 print("SEEN " + json.dumps({
     "views": sorted(t.name for t in spark.catalog.listTables()),
     "partitions": spark.conf.get("spark.sql.shuffle.partitions"),

@@ -12,7 +12,7 @@ from pathlib import Path
 from . import config, decisions, reports, scoring, serving
 from .backends import open_backend
 from .errors import PipelineError
-from .etl.session import spark_session
+from .etl.spark_worker import local_session
 from .names import registry_table
 from .pipeline.scoring import HISTORY, STATE_MACHINE, batch_transform
 from .registry import open_registry
@@ -66,7 +66,7 @@ def score_command(args) -> int:
     if not os.path.isfile(data_location):
         raise PipelineError(f"--data {args.data}: no such file")
     manifest = json.loads(model.manifest.read_text())
-    spark = spark_session(args.spark_master)
+    spark = local_session(args.spark_master)
     described = {"model": args.model, "cutoff_origin": model.cutoff_origin}
     scored = scoring.score_file(
         spark,

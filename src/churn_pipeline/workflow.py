@@ -13,7 +13,7 @@ holds them; this facade keeps the notebooks short).
 from __future__ import annotations
 
 from . import quality
-from .etl.session import spark_session
+from .etl.spark_worker import local_session
 from .pipeline.deploy import deploy_etl_job, deploy_functions, deploy_state_machine
 from .pipeline.etl_reuse import plan_etl
 from .pipeline.evaluation import evaluate_model, record_decision, registry_record
@@ -31,7 +31,7 @@ MONITOR_THRESHOLDS = tuple(quality.THRESHOLDS)
 def monitor_spark(params, windows):
     """The Spark session the monitor counts on: none for windows in S3, which the ETL job counts where
     they lie; else local Spark (a demonstration window is made and counted here too)."""
-    return None if windows and in_s3(windows) else spark_session(params["spark_master"])
+    return None if windows and in_s3(windows) else local_session(params["spark_master"])
 
 
 __all__ = [

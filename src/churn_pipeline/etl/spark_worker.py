@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import traceback
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,9 @@ from ..storage import write_atomic
 from ..workspace import (
     SPARK_ATTACH_ENV,
     SPARK_WORKER_OWNER_ENV,
+    home,
     process_alive,
+    spark_worker_dir,
     spark_worker_idle,
 )
 from . import session
@@ -49,13 +52,28 @@ STATE = "worker.json"
 POLL_SECONDS = 0.5
 #: how long a run waits for a new worker's JVM before it gives up
 START_SECONDS = 180.0
-#: what a worker's JVM is started with beyond a session's settings: Python workers are never reused,
-#: so a UDF always imports the package of the run that sent it
-WORKER_SETTINGS = {"spark.python.worker.reuse": "false"}
+#: what a worker's JVM is started with beyond a session's settings
+WORKER_SETTINGS: dict[str, str] = {}
+#: the package's code, in the environment of the Python workers a run's UDFs start: Spark keeps one pool
+#: of Python workers per environment, so other code never reuses a worker that imported earlier code
+CODE_ENV = "CHURN_PIPELINE_CODE"
 
 
 def _code_of(module) -> bytes:
     return module.__loader__.get_data(module.__file__)
+
+
+def package_digest() -> str:
+    """The package's code as a digest (from a folder or from the zip a job run imports it from)."""
+    digest = hashlib.sha256()
+    pending = [resources.files(__package__.split(".")[0])]
+    while pending:
+        for entry in sorted(pending.pop().iterdir(), key=lambda e: e.name):
+            if entry.is_dir():
+                pending.append(entry)
+            elif entry.name.endswith(".py"):
+                digest.update(entry.name.encode() + entry.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def worker_key(master: str) -> str:
@@ -172,13 +190,23 @@ def stop(folder: Path, wait_seconds: float = 30.0) -> int:
 # --- a job run's side ----------------------------------------------------------------------------------
 
 
-def job_session(master: str, app_name: str = "churn-etl"):
-    """A job run's SparkSession: a new session of the warm worker when the local Glue says so
-    (``CHURN_PIPELINE_SPARK_ATTACH``), else a Spark of this process's own."""
-    folder = os.environ.get(SPARK_ATTACH_ENV)
-    if not folder:
+def local_session(master: str, app_name: str = "churn-etl"):
+    """Local Spark for a job run, a notebook or the CLI: a new session of the warm worker (the one the
+    local Glue names for a job run, ``CHURN_PIPELINE_SPARK_ATTACH``, else the local home's), one per
+    process; with the worker turned off, a Spark of this process's own."""
+    from pyspark import SparkContext
+
+    named = os.environ.get(SPARK_ATTACH_ENV)
+    folder = Path(named) if named else spark_worker_dir(home())
+    if folder is None or (SparkContext._active_spark_context and not _ATTACHED):  # a Spark of its own serves
         return session.spark_session(master, app_name)
-    return attach(Path(folder), master)
+    if (folder, master) not in _ATTACHED:
+        _ATTACHED[(folder, master)] = attach(folder, master)
+    return _ATTACHED[(folder, master)]
+
+
+#: this process's session of each worker it attached to
+_ATTACHED: dict[tuple[Path, str], Any] = {}
 
 
 def attach(folder: Path, master: str):
@@ -195,7 +223,11 @@ def attach(folder: Path, master: str):
         raise EnvironmentProblem(f"cannot record this run with the local Spark worker ({lease}): {exc}") from exc
     atexit.register(lease.unlink, missing_ok=True)
     _report_a_lost_worker(place, state)
-    return _connect(state)
+    spark = _connect(state)
+    # Data an earlier run cached could be stale (its files rewritten since); a live run's cache only
+    # costs it a re-read, so every attach starts from none.
+    spark.catalog.clearCache()
+    return spark
 
 
 def _connect(state: dict[str, Any]):
@@ -203,6 +235,8 @@ def _connect(state: dict[str, Any]):
     from pyspark.java_gateway import launch_gateway
     from pyspark.sql import SparkSession
 
+    # Python workers (scoring's mapInPandas) run this interpreter, which has the package
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ["PYSPARK_GATEWAY_PORT"] = str(state["port"])
     os.environ["PYSPARK_GATEWAY_SECRET"] = state["secret"]
     try:
@@ -215,12 +249,14 @@ def _connect(state: dict[str, Any]):
         gateway=gateway,
         jsc=jvm.org.apache.spark.api.java.JavaSparkContext(jvm.org.apache.spark.SparkContext.getOrCreate()),
     )
-    # Python workers the JVM starts for this run import this run's package
+    # the worker's Spark serves other processes: stopping this process's session leaves it running
+    context.stop = lambda: None
+    # Python workers the JVM starts for this process import this process's package, and only its code
     context.environment["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
+    context.environment[CODE_ENV] = package_digest()
     spark = SparkSession(
         context, jsparkSession=jvm.org.apache.spark.sql.SparkSession.builder().getOrCreate().newSession()
     )
-    spark.catalog.clearCache()
     for name, value in session.SESSION_SETTINGS.items():
         spark.conf.set(name, value)
     return spark

@@ -22,7 +22,7 @@ import numpy as np
 from .. import decisions, monitoring, names, quality, scoring, serving, synthetic, workspace
 from ..backends import open_backend
 from ..errors import PipelineError
-from ..etl import monitor_pass, session
+from ..etl import monitor_pass, spark_worker
 from ..storage import Storage, write_atomic
 from . import monitor_job
 from .run import Run
@@ -205,7 +205,7 @@ def _counted(spark, params, remote: bool, described, baselines, outcomes: str, o
         monitor_id = out.name.removeprefix("monitor-") if out is not None else workspace.new_run_id()
         artifacts = out if out is not None else workspace.artifacts_root() / f"monitor-{monitor_id}"
         return monitor_job.job_counts(params, monitor_id, described, *baselines, outcomes, artifacts)
-    spark = spark or session.spark_session(params["spark_master"])
+    spark = spark or spark_worker.local_session(params["spark_master"])
     return monitor_pass.count_windows(spark, described, *baselines, outcomes)
 
 
@@ -315,7 +315,7 @@ def retraining_data(spark, params: dict[str, Any], model: str, scores: str, outc
     training = str(backend.store.local_path(record.data_uri))
     parts = target.with_name(f".{target.name}.parts")
     try:
-        spark = spark or session.spark_session(params["spark_master"])
+        spark = spark or spark_worker.local_session(params["spark_master"])
         added = monitor_pass.retraining_part(spark, training, window, outcomes, str(parts))
         (part,) = parts.glob("part-*")
         os.replace(part, target)
