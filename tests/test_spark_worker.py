@@ -82,6 +82,17 @@ class _Running:
         return None
 
 
+def _waits_until(place: Path, happens, settle: float) -> None:
+    """The worker's wait is still waiting after ``settle`` seconds, and ends once ``happens()`` has run."""
+    waiting = threading.Thread(target=spark_worker._wait, args=(place, _Running()))
+    waiting.start()
+    time.sleep(settle)
+    assert waiting.is_alive()
+    happens()
+    waiting.join(timeout=5)
+    assert not waiting.is_alive()
+
+
 def test_the_worker_waits_while_a_run_is_attached_and_goes_when_idle(monkeypatch, tmp_path):
     monkeypatch.setattr(spark_worker, "POLL_SECONDS", 0.05)
     monkeypatch.setenv(workspace.SPARK_WORKER_IDLE_ENV, "0.3")
@@ -91,13 +102,7 @@ def test_the_worker_waits_while_a_run_is_attached_and_goes_when_idle(monkeypatch
     (place / "stop").touch()  # asked to stop, but a run (this process) is attached
     lease = place / "runs" / str(os.getpid())
     lease.touch()
-    waiting = threading.Thread(target=spark_worker._wait, args=(place, _Running()))
-    waiting.start()
-    time.sleep(1.0)
-    assert waiting.is_alive()
-    lease.unlink()
-    waiting.join(timeout=5)
-    assert not waiting.is_alive()
+    _waits_until(place, lease.unlink, settle=1.0)
     # a dead run's lease does not hold the worker
     (place / "stop").unlink()
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -114,14 +119,7 @@ def test_the_worker_goes_with_its_owner_or_its_folder(monkeypatch, tmp_path):
     monkeypatch.setenv(workspace.SPARK_WORKER_OWNER_ENV, str(owner.pid))
     place = tmp_path / "key"
     place.mkdir()
-    waiting = threading.Thread(target=spark_worker._wait, args=(place, _Running()))
-    waiting.start()
-    time.sleep(0.5)
-    assert waiting.is_alive()
-    owner.kill()
-    owner.wait()
-    waiting.join(timeout=5)
-    assert not waiting.is_alive()
+    _waits_until(place, lambda: (owner.kill(), owner.wait()), settle=0.5)
     monkeypatch.delenv(workspace.SPARK_WORKER_OWNER_ENV)
     place.rmdir()
     spark_worker._wait(place, _Running())  # returns: its folder is gone

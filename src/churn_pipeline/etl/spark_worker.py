@@ -26,6 +26,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from importlib import resources
@@ -35,7 +36,6 @@ from typing import Any
 from .. import __version__, synthetic
 from ..errors import EnvironmentProblem, SparkWorkerLostError
 from ..s3 import s3_storage
-from ..storage import write_atomic
 from ..workspace import (
     SPARK_ATTACH_ENV,
     SPARK_WORKER_OWNER_ENV,
@@ -52,6 +52,8 @@ STATE = "worker.json"
 POLL_SECONDS = 0.5
 #: how long a run waits for a new worker's JVM before it gives up
 START_SECONDS = 180.0
+#: the job group of the warm-up's jobs (cancelled when a run comes)
+WARM_UP = "churn-warm-up"
 #: what a worker's JVM is started with beyond a session's settings
 WORKER_SETTINGS: dict[str, str] = {}
 #: the package's code, in the environment of the Python workers a run's UDFs start: Spark keeps one pool
@@ -308,17 +310,32 @@ def serve(folder: Path, master: str, warm_up: bool = False) -> int:
         "master": master,
     }
     try:
-        write_atomic(place / STATE, json.dumps(state))
-        os.chmod(place / STATE, 0o600)  # the secret opens the JVM
+        _write_private(place / STATE, json.dumps(state))  # the secret opens the JVM
         for key, other in workers(folder).items():
             if key != place.name and other and other["master"] == master:  # an older package's: stops once idle
                 (folder / key / "stop").touch()
-        if warm_up:
-            _warm_up(spark)
-        _wait(place, gateway.proc)
+        warming = threading.Thread(target=_warm_up, args=(spark,), daemon=True) if warm_up else None
+        if warming:
+            warming.start()
+        # a run that comes while the worker warms up has its cores: the warm-up's jobs are cancelled (a
+        # cancel reaches the jobs running at the time, so it is repeated until the warm-up has ended)
+        _wait(
+            place,
+            gateway.proc,
+            on_run=lambda: warming and warming.is_alive() and spark.sparkContext.cancelJobGroup(WARM_UP),
+        )
     finally:
         (place / STATE).unlink(missing_ok=True)
     return 0
+
+
+def _write_private(path: Path, text: str) -> None:
+    """``text`` to ``path``, whole or not at all, readable by this user only from its first byte."""
+    partial = path.with_name(path.name + ".partial")
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as out:
+        out.write(text)
+    os.replace(partial, path)
 
 
 def _warm_up(spark) -> None:
@@ -326,12 +343,16 @@ def _warm_up(spark) -> None:
     compiles the code a run's plans need (Spark keeps generated code by its text), so the first run
     costs nearly what the next does."""
     started = time.perf_counter()
+    spark.sparkContext.setJobGroup(WARM_UP, "the worker's warm-up", interruptOnCancel=True)
     with tempfile.TemporaryDirectory(prefix="churn-warm-up-") as scratch:
         data = synthetic.write_synthetic(Path(scratch) / "warm-up.csv", rows=300, seed=0)
         try:
             run_etl(spark.newSession(), str(data), f"{scratch}/etl", storage=s3_storage())
-        except Exception:  # a warm-up is a courtesy: the worker serves runs all the same
-            traceback.print_exc()
+        except Exception as exc:  # a warm-up is a courtesy: the worker serves runs all the same
+            if "cancelled" not in str(exc):
+                traceback.print_exc()
+            print(f"warm-up stopped after {time.perf_counter() - started:.1f} s: a run came", flush=True)
+            return
     print(f"warmed up in {time.perf_counter() - started:.1f} s", flush=True)
 
 
@@ -345,9 +366,9 @@ def _live_runs(place: Path) -> int:
     return live
 
 
-def _wait(place: Path, jvm: subprocess.Popen) -> None:
+def _wait(place: Path, jvm: subprocess.Popen, on_run=lambda: None) -> None:
     """Until idle long enough, the owner gone, the folder gone, asked to stop (and no run attached), or
-    the JVM dead."""
+    the JVM dead; ``on_run`` is called at each look that sees a run."""
     idle_seconds = spark_worker_idle()
     owner = int(os.environ.get(SPARK_WORKER_OWNER_ENV) or 0)
     last_used = time.monotonic()
@@ -356,6 +377,7 @@ def _wait(place: Path, jvm: subprocess.Popen) -> None:
         if not place.is_dir() or jvm.poll() is not None or (owner and not process_alive(owner)):
             return
         if _live_runs(place):
+            on_run()
             last_used = time.monotonic()
         elif (place / "stop").exists() or time.monotonic() - last_used > idle_seconds:
             return
