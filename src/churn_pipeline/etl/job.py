@@ -62,56 +62,42 @@ def run_etl(
     cut buckets, write.
     """
     storage = storage or s3_storage()
-    with _settings_for(spark, storage.size(source), part_bytes):
-        return _run_etl(
-            spark,
-            source,
-            dest,
-            (train_key, validation_key, test_key),
-            (train_fraction, validation_fraction),
-            seed,
-            storage,
-            part_bytes,
-        )
-
-
-def _run_etl(spark, source, dest, keys, fractions, seed, storage, part_bytes) -> dict[str, Any]:
-    train_key, validation_key, test_key = keys
-    train_fraction, validation_fraction = fractions
-    lines = Source(spark, source, storage)
-    summary, counts = scan(lines, seed)
-    frame, encoding = encoded_frame(lines, summary, seed)
-    bounds = {
-        train_key: (0.0, train_fraction),
-        validation_key: (train_fraction, train_fraction + validation_fraction),
-        test_key: (train_fraction + validation_fraction, 1.0),
-    }
-    segments, quantiles = plan_segments(bounds, storage.size(source), part_bytes)
-    # the last segment takes every row left: its upper quantile is no cut
-    cuts, below_counts = cut_values(lines, seed, counts, quantiles[:-1])
-    base = dest.rstrip("/")
-    parts = write_splits(spark, frame, cuts, segments, base, storage)
-    train_segments = [number for number, (key, _) in enumerate(segments) if key == train_key]
-    statistics = baseline(training_rows(lines, seed, cuts, train_segments), *lines.format.monitored_columns())
-    storage.write_text(f"{base}/{BASELINE_STATISTICS}", json.dumps(statistics, indent=2))
-    storage.write_text(f"{base}/{BASELINE_CONSTRAINTS}", json.dumps(constraints_document(statistics), indent=2))
-    manifest = {
-        "format": lines.format.name,
-        "source": source,
-        "label": lines.format.label,
-        "features": [step["feature"] for step in encoding],
-        features.ENCODING_KEY: encoding,
-        "categories": summary.categories,
-        "dropped": list(lines.format.dropped),
-        "rows": rows_per_split(bounds, segments, counts, below_counts),
-        "parts": parts,
-        "positives": summary.positives,
-        "splits": {"train": train_key, "validation": validation_key, "test": test_key},
-        "seed": seed,
-        "baseline": {"statistics": BASELINE_STATISTICS, "constraints": BASELINE_CONSTRAINTS},
-    }
-    storage.write_text(f"{base}/{FEATURE_MANIFEST}", json.dumps(manifest, indent=2))
-    return manifest
+    source_bytes = storage.size(source)
+    with _settings_for(spark, source_bytes, part_bytes):
+        lines = Source(spark, source, storage)
+        summary, counts = scan(lines, seed)
+        frame, encoding = encoded_frame(lines, summary, seed)
+        bounds = {
+            train_key: (0.0, train_fraction),
+            validation_key: (train_fraction, train_fraction + validation_fraction),
+            test_key: (train_fraction + validation_fraction, 1.0),
+        }
+        segments, quantiles = plan_segments(bounds, source_bytes, part_bytes)
+        # the last segment takes every row left: its upper quantile is no cut
+        cuts, below_counts = cut_values(lines, seed, counts, quantiles[:-1])
+        base = dest.rstrip("/")
+        parts = write_splits(spark, frame, cuts, segments, base, storage)
+        train_segments = [number for number, (key, _) in enumerate(segments) if key == train_key]
+        statistics = baseline(training_rows(lines, seed, cuts, train_segments), *lines.format.monitored_columns())
+        storage.write_text(f"{base}/{BASELINE_STATISTICS}", json.dumps(statistics, indent=2))
+        storage.write_text(f"{base}/{BASELINE_CONSTRAINTS}", json.dumps(constraints_document(statistics), indent=2))
+        manifest = {
+            "format": lines.format.name,
+            "source": source,
+            "label": lines.format.label,
+            "features": [step["feature"] for step in encoding],
+            features.ENCODING_KEY: encoding,
+            "categories": summary.categories,
+            "dropped": list(lines.format.dropped),
+            "rows": rows_per_split(bounds, segments, counts, below_counts),
+            "parts": parts,
+            "positives": summary.positives,
+            "splits": {"train": train_key, "validation": validation_key, "test": test_key},
+            "seed": seed,
+            "baseline": {"statistics": BASELINE_STATISTICS, "constraints": BASELINE_CONSTRAINTS},
+        }
+        storage.write_text(f"{base}/{FEATURE_MANIFEST}", json.dumps(manifest, indent=2))
+        return manifest
 
 
 def write_etl_record(

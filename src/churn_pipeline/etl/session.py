@@ -28,20 +28,17 @@ def require_java() -> str:
 SESSION_SETTINGS = {"spark.sql.shuffle.partitions": "4", "spark.sql.session.timeZone": "UTC"}
 
 
-def settings(**extra: str) -> dict[str, str]:
+def settings() -> dict[str, str]:
     """What a local Spark is started with (a warm worker's key names them: other settings, another worker)."""
     return {
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.memory": os.environ.get("CHURN_SPARK_DRIVER_MEMORY", "2g"),
         **SESSION_SETTINGS,
-        **extra,
     }
 
 
-def spark_session(
-    master: str = "local[*]", app_name: str = "churn-etl", log_path: str | None = None, **extra_settings: str
-):
+def spark_session(master: str = "local[*]", app_name: str = "churn-etl", log_path: str | None = None):
     """The shared local SparkSession (created once per process, reused after).
 
     The JVM writes its own log lines straight to file descriptor 2, where a
@@ -63,7 +60,7 @@ def spark_session(
         os.dup2(log.fileno(), 2)
         try:
             builder = SparkSession.builder.master(master).appName(app_name)
-            for name, value in settings(**extra_settings).items():
+            for name, value in settings().items():
                 builder = builder.config(name, value)
             session = builder.getOrCreate()
         finally:

@@ -54,8 +54,6 @@ POLL_SECONDS = 0.5
 START_SECONDS = 180.0
 #: the job group of the warm-up's jobs (cancelled when a run comes)
 WARM_UP = "churn-warm-up"
-#: what a worker's JVM is started with beyond a session's settings
-WORKER_SETTINGS: dict[str, str] = {}
 #: the package's code, in the environment of the Python workers a run's UDFs start: Spark keeps one pool
 #: of Python workers per environment, so other code never reuses a worker that imported earlier code
 CODE_ENV = "CHURN_PIPELINE_CODE"
@@ -87,7 +85,7 @@ def worker_key(master: str) -> str:
         "pyspark": pyspark.__version__,
         "python": sys.executable,
         "master": master,
-        "settings": session.settings(**WORKER_SETTINGS),
+        "settings": session.settings(),
         "code": [hashlib.sha256(_code_of(m)).hexdigest() for m in (session, sys.modules[__name__])],
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
@@ -299,7 +297,7 @@ def serve(folder: Path, master: str, warm_up: bool = False) -> int:
     if lock is None:
         return 0
     (place / "stop").unlink(missing_ok=True)
-    spark = session.spark_session(master, "churn-spark-worker", str(place / "spark.log"), **WORKER_SETTINGS)
+    spark = session.spark_session(master, "churn-spark-worker", str(place / "spark.log"))
     gateway = spark.sparkContext._gateway
     state = {
         "pid": os.getpid(),
