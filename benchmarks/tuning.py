@@ -89,16 +89,10 @@ def _search(backend, name: str, jobs: int, parallel: int, ranges: dict | None = 
 
 
 def _train(backend, name: str, hyperparameters: dict) -> dict:
+    from churn_pipeline import tuning
+
     sagemaker = backend.client("sagemaker")
-    definition = _definition({})
-    sagemaker.create_training_job(
-        TrainingJobName=name,
-        AlgorithmSpecification=definition["AlgorithmSpecification"],
-        RoleArn=definition["RoleArn"],
-        InputDataConfig=definition["InputDataConfig"],
-        OutputDataConfig=definition["OutputDataConfig"],
-        HyperParameters=hyperparameters,
-    )
+    sagemaker.create_training_job(**tuning.training_job_request(_definition({}), name, hyperparameters))
     job = sagemaker.describe_training_job(TrainingJobName=name)
     if job["TrainingJobStatus"] != "Completed":
         raise SystemExit(f"training job {name} failed: {job.get('FailureReason')}")

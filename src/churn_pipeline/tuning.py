@@ -186,5 +186,23 @@ def training_job_name(tuning_job: str, number: int) -> str:
     return f"{tuning_job}-{number:03d}-{tag}"
 
 
+#: what a training job of a tuning job takes from its ``TrainingJobDefinition`` when given
+OPTIONAL_TRAINING_FIELDS = ("ResourceConfig", "StoppingCondition")
+
+
+def training_job_request(definition: Mapping[str, Any], name: str, hyperparameters: dict[str, str]) -> dict:
+    """The CreateTrainingJob request for one training job of a tuning job's ``TrainingJobDefinition``
+    (its static hyper-parameters and the tuned ones already merged into ``hyperparameters``)."""
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": definition["AlgorithmSpecification"],
+        "RoleArn": definition["RoleArn"],
+        "InputDataConfig": definition["InputDataConfig"],
+        "OutputDataConfig": definition["OutputDataConfig"],
+        "HyperParameters": hyperparameters,
+        **{field: definition[field] for field in OPTIONAL_TRAINING_FIELDS if field in definition},
+    }
+
+
 def tuned_names(config: Mapping[str, Any]) -> list[str]:
     return [entry["Name"] for kind in config["ParameterRanges"].values() for entry in kind]

@@ -228,20 +228,13 @@ class TuningJobs:
         hyperparameters = {**definition.get("StaticHyperParameters", {}), **tuned}
         hyperparameters[tuning.OBJECTIVE_HYPERPARAMETER] = metric
         self._count(job, InProgress=1, Pending=1)
-        optional = {k: definition[k] for k in ("ResourceConfig", "StoppingCondition") if k in definition}
         # the jobs at once share this machine's cores (on AWS each has its instance): oversubscribed,
         # two XGBoost processes each spinning on every core ran 10-25x slower (benchmarks/RESULTS.md)
         parallel = config["ResourceLimits"]["MaxParallelTrainingJobs"]
         self._train(
             max(1, (os.cpu_count() or 1) // parallel),
-            TrainingJobName=name,
-            AlgorithmSpecification=definition["AlgorithmSpecification"],
-            RoleArn=definition["RoleArn"],
-            InputDataConfig=definition["InputDataConfig"],
-            OutputDataConfig=definition["OutputDataConfig"],
-            HyperParameters=hyperparameters,
+            **tuning.training_job_request(definition, name, hyperparameters),
             TuningJobArn=job["HyperParameterTuningJobArn"],
-            **optional,
         )
         trained = self.describe_training_job(TrainingJobName=name)
         value = _objective_value(trained, metric) if trained["TrainingJobStatus"] == "Completed" else None
