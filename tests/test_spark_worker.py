@@ -229,8 +229,8 @@ def _seen(run: dict) -> dict:
 
 @pytest.mark.spark
 def test_runs_share_the_worker_in_clean_sessions_and_at_once(worker_on, tmp_path):
-    """Views, cached data and settings of one run are gone for the next; two runs at once
-    (MaxConcurrentRuns 2) share one worker."""
+    """GLUE-RUN-ISOLATED: views, cached data and settings of one run are gone for the next; two runs at
+    once (MaxConcurrentRuns 2) share one worker."""
     _, glue = _glue(tmp_path, archives.package_archive(), SCRIPT)
     first = _seen(_run(glue))
     second = _seen(_run(glue))
@@ -264,7 +264,7 @@ SYNTHETIC_1500_ETL_DIGEST = "cfcc2f373b5cd984975c6ab57df9aaa4958ecc8e4903a458743
 
 @pytest.mark.spark
 def test_the_worker_runs_the_edited_package_and_writes_the_same_bytes(worker_on, spark, synthetic_csv, tmp_path):
-    """An edit to the ETL between two runs on one warm worker shows in the second run's output; the
+    """GLUE-RUN-ISOLATED: an edit to the ETL between two runs on one warm worker shows in the second run's output; the
     worker's output is byte for byte the output of a Spark of the process's own."""
     backend, glue = _glue(tmp_path, archives.package_archive())
     source = "s3://b/data.csv"
