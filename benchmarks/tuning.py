@@ -68,13 +68,15 @@ def _definition(static: dict) -> dict:
     }
 
 
-def _search(backend, name: str, jobs: int, parallel: int, ranges: dict | None = None) -> tuple[dict, float]:
-    """A local tuning job with the default search (or ``ranges``); its description and wall time."""
+def _search(
+    backend, name: str, jobs: int, parallel: int, ranges: dict | None = None, seed: int | None = None
+) -> tuple[dict, float]:
+    """A local tuning job with the default search (or ``ranges``; ``seed``: the search's, else the
+    parameters' default); its description and wall time."""
     from churn_pipeline import config, training, tuning
 
-    params = config.load(
-        overrides={"tuning_max_jobs": jobs, "tuning_max_parallel_jobs": parallel, "tuning_ranges": ranges or {}}
-    )
+    overrides = {"tuning_max_jobs": jobs, "tuning_max_parallel_jobs": parallel, "tuning_ranges": ranges or {}}
+    params = config.load(overrides={**overrides, **({"tuning_seed": seed} if seed is not None else {})})
     search = tuning.tuning_config(params)
     static = {k: v for k, v in training.hyperparameters_from(params).items() if k not in tuning.tuned_names(search)}
     sagemaker = backend.client("sagemaker")
@@ -148,20 +150,26 @@ def _cross_validated(features, labels, hyperparameters: dict, seed: int = 0) -> 
     return found
 
 
-def quality(data: str, jobs: int, parallel: int) -> dict:
+def quality(data: str, jobs: int, parallel: int, seeds: list[int]) -> dict:
+    """The untuned model against the winner of one search per seed in ``seeds`` (the first seed's is
+    ``tuned``, the others ``tuned seed N``), on the same split and folds."""
     from churn_pipeline import config, training
 
     with tempfile.TemporaryDirectory(prefix="churn-tuning-") as scratch:
         scratch = Path(scratch)
         backend = _backend(scratch, data)
-        described, seconds = _search(backend, "bench-quality", jobs, parallel)
-        best = backend.client("sagemaker").describe_training_job(
-            TrainingJobName=described["BestTrainingJob"]["TrainingJobName"]
-        )
-        untuned = _train(backend, "bench-untuned", training.hyperparameters_from(config.DEFAULTS))
+        jobs_by_name = {"untuned": _train(backend, "bench-untuned", training.hyperparameters_from(config.DEFAULTS))}
+        for number, seed in enumerate(seeds):
+            described, seconds = _search(backend, f"bench-quality-{seed}", jobs, parallel, seed=seed)
+            best = backend.client("sagemaker").describe_training_job(
+                TrainingJobName=described["BestTrainingJob"]["TrainingJobName"]
+            )
+            jobs_by_name["tuned" if number == 0 else f"tuned seed {seed}"] = best
+            if number == 0:
+                first_seconds, counters = seconds, described["TrainingJobStatusCounters"]
         features, labels, test = _rows(scratch / "etl")
         figures = {}
-        for name, job in (("untuned", untuned), ("tuned", best)):
+        for name, job in jobs_by_name.items():
             metrics = training.metrics_by_name(job["FinalMetricDataList"])
             folds = _cross_validated(features, labels, job["HyperParameters"])
             figures[name] = {
@@ -177,8 +185,9 @@ def quality(data: str, jobs: int, parallel: int) -> dict:
         "rows": int(len(labels)),
         "jobs": jobs,
         "parallel": parallel,
-        "search_seconds": round(seconds, 1),
-        "counters": described["TrainingJobStatusCounters"],
+        "seeds": seeds,
+        "search_seconds": round(first_seconds, 1),
+        "counters": counters,
         **figures,
     }
 
@@ -227,6 +236,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--large-rows", type=int, default=1_000_000)
     parser.add_argument("--large-jobs", type=int, default=10)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[42], help="one search per seed (tuning_seed)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("quality", "overhead"))
     parser.add_argument("--out")
     parser.add_argument("--large", nargs=4, help=argparse.SUPPRESS)
@@ -235,12 +245,12 @@ def main(argv=None) -> dict:
         return large(int(args.large[0]), int(args.large[1]), int(args.large[2]), args.large[3])
     figures: dict = {"cpu_count": os.cpu_count()}
     if "quality" not in args.skip:
-        figures["quality"] = quality(args.data or str(synthetic_file(5000)), args.jobs, args.parallel)
+        figures["quality"] = quality(args.data or str(synthetic_file(5000)), args.jobs, args.parallel, args.seeds)
         q = figures["quality"]
-        for name in ("untuned", "tuned"):
+        for name in [k for k in q if k == "untuned" or k.startswith("tuned")]:
             f = q[name]
             print(
-                f"{name:8s} validation AUC {f['validation_auc']:.4f}  test AUC {f['test_auc']:.4f}  "
+                f"{name:14s} validation AUC {f['validation_auc']:.4f}  test AUC {f['test_auc']:.4f}  "
                 f"{FOLDS}-fold AUC {f['cv_auc_mean']:.4f} +- {f['cv_auc_sd']:.4f}"
             )
         print(f"search: {q['jobs']} jobs, {q['parallel']} at once, {q['search_seconds']} s on {q['rows']:,} rows")

@@ -30,8 +30,8 @@ def test_transform_encodes_splits_and_writes_manifest(spark, synthetic_csv, tmp_
     assert sum(manifest["rows"].values()) == 1500
     assert abs(manifest["rows"]["train"] - 1050) <= 2 and abs(manifest["rows"]["validation"] - 300) <= 2
     assert "Phone" not in manifest["features"]
-    assert not any("Charge" in f for f in manifest["features"])
-    assert manifest["features"][: len(data.NUMERIC)] == data.NUMERIC
+    assert not set(data.CHARGES) & set(manifest["features"])  # the tariff's copies of the minutes
+    assert manifest["features"][: len(data.NUMERIC) + len(data.TOTALS)] == data.NUMERIC + list(data.TOTALS)
     assert "State_KS" in manifest["features"] and "Int'l Plan_yes" in manifest["features"]
     on_disk = json.loads((tmp_path / "out" / FEATURE_MANIFEST).read_text())
     assert on_disk["features"] == manifest["features"]
@@ -41,6 +41,10 @@ def test_transform_encodes_splits_and_writes_manifest(spark, synthetic_csv, tmp_
     # one-hot: exactly one state column is set per row
     state_columns = [i for i, f in enumerate(manifest["features"]) if f.startswith("State_")]
     assert (features[:, state_columns].sum(axis=1) == 1).all()
+    # a total is the sum of its columns (the charges are not features: checked against the minutes)
+    place = {name: i for i, name in enumerate(manifest["features"])}
+    minutes = features[:, [place[name] for name in data.TOTALS["Total Mins"]]].sum(axis=1)
+    assert abs(features[:, place["Total Mins"]] - minutes).max() < 1e-3
 
 
 def test_split_is_stratified(spark, synthetic_csv, tmp_path):

@@ -28,7 +28,7 @@ def test_reasons_name_raw_columns_one_hot_features_summed_into_theirs(model):
     booster, manifest, test_features = model
     columns = explain.reason_columns(manifest)
     assert "State" in columns and not any(c.startswith("State_") for c in columns)
-    assert set(columns) == set(data.NUMERIC + data.CATEGORICAL)
+    assert set(columns) == set(data.NUMERIC + list(data.TOTALS) + data.CATEGORICAL)  # a total by its name
     per_column, _ = explain.contributions(booster, test_features[:5], manifest)
     reasons = explain.top_reasons(per_column, columns, 3)
     assert [len(r) for r in reasons] == [3] * 5

@@ -3,7 +3,8 @@
 ``pred_contribs`` gives one contribution per model feature plus the bias, and
 they add up to the row's margin (log-odds). A raw categorical column is one-hot
 encoded into several features; its contribution is the sum of theirs, so a
-reason names a column a person knows (``State``, not ``State_NJ``).
+reason names a column a person knows (``State``, not ``State_NJ``). A total
+(``Total Charge``: the customer's bill) is a reason of its own, by its name.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from . import features
 
 
 def reason_columns(manifest: Mapping[str, Any]) -> list[str]:
-    """The raw columns the model's features come from, in first-seen order (the feature itself for
-    pre-encoded input)."""
+    """The raw columns the model's features come from, in first-seen order (the feature itself for a
+    total and for pre-encoded input)."""
     return list(dict.fromkeys(step.get("column", step["feature"]) for step in features.encoding_of(manifest)))
 
 

@@ -22,8 +22,10 @@ LEGACY_ENCODING_KEY = "transform"
 
 
 def raw_encoding(categories: Mapping[str, Sequence[str]]) -> Encoding:
-    """Numeric columns as they are, then one 0/1 column per (categorical column, value seen)."""
+    """Numeric columns as they are, the totals (``data.TOTALS``), then one 0/1 column per (categorical
+    column, value seen)."""
     encoding: Encoding = [{"feature": name, "column": name} for name in data.NUMERIC]
+    encoding += [{"feature": name, "sum": list(columns)} for name, columns in data.TOTALS.items()]
     for column in data.CATEGORICAL:
         encoding += [
             {"feature": f"{column}_{value}", "column": column, "equals": value} for value in categories[column]
@@ -49,6 +51,11 @@ def spark_columns(encoding: Encoding, fields=None) -> list:
     for step in encoding:
         if "position" in step:
             value = F.trim(fields.getItem(step["position"])).cast("double")
+        elif "sum" in step:  # added left to right, as ``encode_records`` adds them
+            parts = [F.col(f"`{column}`").cast("double") for column in step["sum"]]
+            value = parts[0]
+            for part in parts[1:]:
+                value = value + part
         elif "equals" in step:
             value = F.when(F.trim(F.col(f"`{step['column']}`").cast("string")) == step["equals"], 1).otherwise(0)
         else:
@@ -61,7 +68,11 @@ def encode_records(encoding: Encoding, records: Iterable[Mapping[str, str]], sou
     """Apply ``encoding`` to raw records (dicts of column -> text); a float32 matrix, one row per record."""
     import numpy as np
 
-    needed = sorted({step["column"] for step in encoding if "column" in step})
+    if any("position" in step for step in encoding):
+        raise DataValidationError(
+            source, "records by column name need a model trained on raw records; this one takes CSV rows"
+        )
+    needed = sorted({column for step in encoding for column in columns_of(step)})
     rows = []
     for line, record in enumerate(records, start=2):
         missing = [c for c in needed if c not in record]
@@ -69,15 +80,23 @@ def encode_records(encoding: Encoding, records: Iterable[Mapping[str, str]], sou
             raise MissingColumns(source, missing)
         row = []
         for step in encoding:
-            text = str(record[step["column"]]).strip()
             if "equals" in step:
-                row.append(1.0 if text == step["equals"] else 0.0)
+                row.append(1.0 if str(record[step["column"]]).strip() == step["equals"] else 0.0)
                 continue
-            try:
-                row.append(float(text))
-            except ValueError:
-                raise DataValidationError(
-                    source, f"value {text!r} is not a number", line=line, column=step["column"]
-                ) from None
+            # a total added left to right, as Spark adds it: the same double
+            row.append(sum(_number(record[column], source, line, column) for column in columns_of(step)))
         rows.append(row)
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(encoding))
+
+
+def columns_of(step: Mapping[str, Any]) -> list[str]:
+    """The raw columns an encoding step reads (none for a pre-encoded field)."""
+    return list(step["sum"]) if "sum" in step else [step["column"]] if "column" in step else []
+
+
+def _number(value: Any, source: str, line: int, column: str) -> float:
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        raise DataValidationError(source, f"value {text!r} is not a number", line=line, column=column) from None
