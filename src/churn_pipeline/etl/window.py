@@ -9,7 +9,6 @@ from typing import Any
 
 from .. import data, decisions, monitoring, quality
 from ..errors import DataValidationError, PipelineError
-from .baseline import categorical_counts
 from .source import Lines, Source
 
 #: outcome values, read case-insensitively
@@ -22,8 +21,9 @@ BAD_LINES_SHOWN = 5
 def _decile(value, edges: list[float], compiled: bool = False):
     """A value's interval among the 10 the edges cut (a value on an edge goes right), as ``decile_counts``:
     how many edges are at or below it, the value read once (null stays null). ``compiled``: a binary
-    search of comparisons (twice as fast for the one score column); the column pass's twenty columns keep
-    the array filter: their searches make a method too large for the JVM to compile (RESULTS.md)."""
+    search of comparisons, twice as fast per row (the scores, coded row by row); the column pass codes
+    each distinct text once and keeps the array filter, whose code stays small with every column in one
+    expression (RESULTS.md §9)."""
     from pyspark.sql import functions as F
 
     if compiled:
@@ -58,11 +58,11 @@ UNSEEN, NO_VALUE = -1, -2
 
 
 def column_counts(rows, statistics: dict[str, Any]) -> dict[str, Any]:
-    """``monitoring.window_counts`` of ``rows`` (the baseline's columns by name, as text), in one pass:
-    each value is coded once (a number's decile and what is wrong with it, a category's place in the
-    baseline's domain), the row's codes exploded into (column, code) pairs and those counted in one
-    small grouping (a few hundred groups, whatever the rows); values the baseline never saw are
-    counted in a second pass over the rows that have them."""
+    """``monitoring.window_counts`` of ``rows`` (the baseline's columns by name, as text), in one job:
+    each row's trimmed values exploded into (column, text) pairs and those counted, so that each distinct
+    text is read and coded once however many rows hold it (a number's decile and what is wrong with it,
+    a category's place in the baseline's domain), then the codes summed in a few hundred groups. Values
+    the baseline never saw keep their text through both groupings."""
     from pyspark.sql import functions as F
 
     numeric = [f for f in statistics["features"] if f["inferred_type"] in monitoring.NUMERIC_TYPES]
@@ -71,21 +71,25 @@ def column_counts(rows, statistics: dict[str, Any]) -> dict[str, Any]:
         f["name"]: [b["value"] for b in f["string_statistics"]["distribution"]["categorical"]["buckets"]]
         for f in categorical
     }
-    read = rows.select(  # each value read once: a text trimmed, a number cast, before it is coded
-        *[F.trim(F.col(f["name"])).alias(f"t{i}") for i, f in enumerate(numeric)],
-        *[_number(F.trim(F.col(f["name"]))).alias(f"x{i}") for i, f in enumerate(numeric)],
-        *[F.col(f["name"]) for f in categorical],
+    texts = F.array(*[F.trim(F.col(f["name"])) for f in numeric + categorical])
+    distinct = rows.select(F.posexplode(texts).alias("column", "text")).groupBy("column", "text").count()
+    text, code = F.col("text"), None
+    for i, feature in enumerate(numeric + categorical):
+        coded = _category_code(text, known[feature["name"]]) if i >= len(numeric) else _numeric_code(text, feature)
+        code = (code if code is not None else F).when(F.col("column") == i, coded)
+    unseen = F.when(code == UNSEEN, text)
+    groups = (
+        distinct.select("column", "count", code.alias("code"), unseen.alias("unseen"))
+        .groupBy("column", "code", "unseen")
+        .agg(F.sum("count").alias("count"))
+        .collect()
     )
-    read = read.select(  # a value's decile computed once, in a projection of its own (``_numeric_code``)
-        *[column for i, feature in enumerate(numeric) for column in _numeric_parts(i, feature)],
-        *[F.col(f["name"]) for f in categorical],
-    )
-    codes = [_numeric_code(i) for i in range(len(numeric))]
-    codes += [_category_code(feature["name"], known[feature["name"]]) for feature in categorical]
-    pairs = read.select(F.posexplode(F.array(*codes)).alias("column", "code"))
-    counted: dict[tuple[int, int], int] = {
-        (g["column"], g["code"]): int(g["count"]) for g in pairs.groupBy("column", "code").count().collect()
-    }
+    counted: dict[tuple[int, int], int] = {}
+    others: dict[str, dict[str, int]] = {}
+    for g in groups:
+        counted[g["column"], g["code"]] = counted.get((g["column"], g["code"]), 0) + int(g["count"])
+        if g["unseen"] is not None:
+            others.setdefault(categorical[g["column"] - len(numeric)]["name"], {})[g["unseen"]] = int(g["count"])
     items = sum(n for (column, _), n in counted.items() if column == 0)
     columns: dict[str, Any] = {}
     for i, feature in enumerate(numeric):
@@ -101,8 +105,6 @@ def column_counts(rows, statistics: dict[str, Any]) -> dict[str, Any]:
             "negative": sum(n for code, n in found.items() if code >= NEGATIVE),
             "deciles": [plain.get(k, 0) + plain.get(NOT_WHOLE + k, 0) for k in range(10)],
         }
-    unseen = [f["name"] for j, f in enumerate(categorical) if counted.get((len(numeric) + j, UNSEEN))]
-    others = _unseen_values(rows, unseen, known) if unseen else {}
     for j, feature in enumerate(categorical):
         name = feature["name"]
         values = {value: counted.get((len(numeric) + j, k), 0) for k, value in enumerate(known[name])}
@@ -115,67 +117,38 @@ def column_counts(rows, statistics: dict[str, Any]) -> dict[str, Any]:
 def _number(text):
     """A text as a number by the data's rule (``data.NUMBER_PATTERN``), else null. Spark's cast reads a
     little more (Java's grammar: "NaN", "Infinity", "inf", a d/f suffix, hexadecimal), all of it with a
-    character no number of the rule has: such a text is refused before the cast, by one ``translate`` (a
-    regular expression per value would cost a third of the pass); tests/test_window.py holds the two
-    rules equal."""
+    character no number of the rule has: such a text is refused before the cast; tests/test_window.py
+    holds the two rules equal."""
     from pyspark.sql import functions as F
 
     return F.when(F.translate(text, NUMBER_CHARACTERS, "") == "", text.cast("double"))
 
 
-def _numeric_parts(i: int, feature: dict[str, Any]) -> list:
-    """A numeric value's parts, read once (``column_counts``): present, not a number, a fraction in a
-    whole-number column, below zero, and its decile."""
+def _numeric_code(text, feature: dict[str, Any]):
+    """A numeric text's one code: its decile (0-9); NOT_WHOLE + its decile for a fraction in a
+    whole-number column (counted as mismatched and in its decile, as ``monitoring.window_counts`` counts
+    it); NOT_A_NUMBER; MISSING; plus NEGATIVE for a number below zero."""
     from pyspark.sql import functions as F
 
-    text, number = F.col(f"t{i}"), F.col(f"x{i}")
+    number = _number(text)
+    decile = _decile(number, monitoring.deciles(feature))
     fraction = number != F.floor(number) if feature["inferred_type"] == "Integral" else F.lit(False)
-    return [
-        (F.coalesce(text, F.lit("")) != "").alias(f"p{i}"),
-        number.isNull().alias(f"nan{i}"),
-        F.coalesce(fraction, F.lit(False)).alias(f"f{i}"),
-        F.coalesce(number < 0, F.lit(False)).alias(f"n{i}"),
-        _decile(number, monitoring.deciles(feature)).alias(f"d{i}"),
-    ]
-
-
-def _numeric_code(i: int):
-    """A numeric value's one code: its decile (0-9); NOT_WHOLE + its decile for a fraction in a whole-number
-    column (counted as mismatched and in its decile, as ``monitoring.window_counts`` counts it);
-    NOT_A_NUMBER; MISSING; plus NEGATIVE for a number below zero."""
-    from pyspark.sql import functions as F
-
-    decile = F.col(f"d{i}")
     code = (
-        F.when(~F.col(f"p{i}"), MISSING)
-        .when(F.col(f"nan{i}"), NOT_A_NUMBER)
-        .when(F.col(f"f{i}"), NOT_WHOLE + decile)
+        F.when(F.coalesce(text, F.lit("")) == "", MISSING)
+        .when(number.isNull(), NOT_A_NUMBER)
+        .when(F.coalesce(fraction, F.lit(False)), NOT_WHOLE + decile)
         .otherwise(decile)
     )
-    return code + F.when(F.col(f"n{i}"), NEGATIVE).otherwise(0)
+    return code + F.when(F.coalesce(number < 0, F.lit(False)), NEGATIVE).otherwise(0)
 
 
-def _category_code(name: str, domain: list[str]):
+def _category_code(text, domain: list[str]):
     """A category's place in the baseline's ``domain``; UNSEEN for a value it never saw, NO_VALUE for none."""
     from pyspark.sql import functions as F
 
-    text = F.trim(F.col(name))
     places = F.create_map(*[F.lit(v) for k, value in enumerate(domain) for v in (value, k)]) if domain else None
     place = F.element_at(places, text) if domain else F.lit(None)
     return F.when(F.coalesce(text, F.lit("")) == "", NO_VALUE).otherwise(F.coalesce(place, F.lit(UNSEEN)))
-
-
-def _unseen_values(rows, names: list[str], known: dict[str, list[str]]) -> dict[str, dict[str, int]]:
-    """Counts of the values of ``names`` the baseline never saw, over the rows that have one."""
-    from pyspark.sql import functions as F
-
-    unseen = None
-    for name in names:
-        text = F.trim(F.col(name))
-        condition = (text != "") & ~text.isin(*known[name])
-        unseen = condition if unseen is None else unseen | condition
-    counted = categorical_counts(rows.where(unseen), names)
-    return {name: {v: n for v, n in counted[name].items() if v not in known[name]} for name in names}
 
 
 def _scores(spark, window: dict[str, Any]):
