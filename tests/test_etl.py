@@ -300,7 +300,7 @@ def test_the_etl_writes_the_training_splits_baseline_in_model_monitors_formats(s
     train, labels = training.read_channel(out / "train")  # the raw numeric columns come first, one-hot after
     assert statistics["dataset"]["item_count"] == len(labels) == manifest["rows"]["train"]
     by_name = {feature["name"]: feature for feature in statistics["features"]}
-    assert list(by_name) == data.NUMERIC + data.CATEGORICAL
+    assert list(by_name) == data.NUMERIC + data.CHARGES + data.CATEGORICAL  # the charges: the model adds them up
     for i, name in enumerate(data.NUMERIC):
         column, numbers = train[:, i].astype("float64"), by_name[name]["numerical_statistics"]
         assert numbers["common"] == {"num_present": len(column), "num_missing": 0}

@@ -35,6 +35,8 @@ TOTALS = {
     "Total Mins": ["Day Mins", "Eve Mins", "Night Mins", "Intl Mins"],
     "Total Charge": CHARGES,
 }
+#: the numeric columns a model reads of a raw record: its numeric features and what its totals add up
+MODEL_NUMERIC = NUMERIC + [c for columns in TOTALS.values() for c in columns if c not in NUMERIC]
 RAW_COLUMNS = [
     "State",
     "Account Length",

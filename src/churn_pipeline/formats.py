@@ -192,7 +192,7 @@ class RawRecords(InputFormat):
 
     def monitored_columns(self) -> tuple[list[str], list[str]]:
         """(numeric, categorical) columns a model's baseline describes: what the model reads of a record."""
-        return list(data.NUMERIC), list(data.CATEGORICAL)
+        return list(data.MODEL_NUMERIC), list(data.CATEGORICAL)
 
     def scoring_encoding(self, manifest: Mapping[str, Any], source: str) -> features.Encoding:
         if manifest.get("format", self.name) != self.name:
