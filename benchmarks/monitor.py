@@ -1,13 +1,14 @@
 """Monitoring at scale: a `score` output of ``--rows`` customers, with outcomes, counted by the monitor's
 Spark passes (drift, score drift, outcome counts) against the ETL's validation pass over the same rows,
-each in a process of its own (JVM start included), in the same run.
+each in a process of its own (JVM start included), in the same run: ``--rounds`` rounds, each part once
+per round in a rotating order, medians and each round's ratios reported.
 
 A model is trained on ``--training-rows`` synthetic customers; ``--rows`` others (seed 43) are scored by
 `churn-pipeline score` with the default control group, and their outcomes simulated (offers prevent 30 %
 of churn). The monitor's process counts everything notebook 04 needs; the validation process checks
 every row as the ETL's first pass does.
 
-    python benchmarks/monitor.py [--rows 10000000] [--training-rows 5000]
+    python benchmarks/monitor.py [--rows 10000000] [--training-rows 5000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import median as statistics_median
 
 from common import bench_spark, measure_process, synthetic_file, write_figures
 from endpoint import train_model
@@ -57,6 +59,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--training-rows", type=int, default=5000)
+    parser.add_argument("--rounds", type=int, default=3, help="each part measured this many times, alternated")
     parser.add_argument("--out")
     parser.add_argument("--count", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--validate", help=argparse.SUPPRESS)
@@ -79,32 +82,44 @@ def main(argv=None) -> dict:
         simulate_seconds = time.perf_counter() - started
         (scratch / "scores-baseline.json").write_text(json.dumps(score_statistics(model, test)))
         statistics = scratch / "etl" / "baseline" / "statistics.json"
-        counted = measure_process(
-            [*me, "--count", str(scored), str(statistics), str(scratch / "scores-baseline.json"), str(outcomes.path)],
-            "monitor counts",
-        )
-        drift_only = measure_process(
-            [*me, "--count", str(scored), str(statistics), str(scratch / "scores-baseline.json"), "-"],
-            "monitor counts without outcomes",
-        )
-        validated = measure_process([*me, "--validate", str(customers)], "validation pass")
+        count_command = [*me, "--count", str(scored), str(statistics), str(scratch / "scores-baseline.json")]
+        commands = {
+            "monitor": [*count_command, str(outcomes.path)],
+            "monitor_without_outcomes": [*count_command, "-"],
+            "validation": [*me, "--validate", str(customers)],
+        }
+        rounds = []
+        for number in range(args.rounds):  # each round in another order: no part always runs first
+            names = list(commands)[number % 3 :] + list(commands)[: number % 3]
+            measured = {name: measure_process(commands[name], f"{name} (round {number + 1})") for name in names}
+            rounds.append(measured)
+    median = {name: statistics_median([r[name]["wall_seconds"] for r in rounds]) for name in commands}
     figures = {
         "cpu_count": os.cpu_count(),
         "rows": args.rows,
         "score": score,
         "simulate_outcomes_seconds": round(simulate_seconds, 1),
-        "monitor": counted,
-        "monitor_without_outcomes": drift_only,
-        "validation": validated,
-        "monitor_over_validation": round(counted["wall_seconds"] / validated["wall_seconds"], 2),
-        "without_outcomes_over_validation": round(drift_only["wall_seconds"] / validated["wall_seconds"], 2),
+        "rounds": rounds,
+        **{name: rounds[-1][name] for name in commands},
+        "median_seconds": median,
+        "ratios_by_round": [
+            {
+                k: round(r[k]["wall_seconds"] / r["validation"]["wall_seconds"], 2)
+                for k in ("monitor", "monitor_without_outcomes")
+            }
+            for r in rounds
+        ],
+        "monitor_over_validation": round(median["monitor"] / median["validation"], 2),
+        "without_outcomes_over_validation": round(median["monitor_without_outcomes"] / median["validation"], 2),
+        "largest_process_mib": max(r[k]["largest_process_mib"] for r in rounds for k in commands),
     }
     print(
-        f"{args.rows:,} scored customers with outcomes: the monitor's passes {counted['wall_seconds']:.1f} s "
-        f"(peak {counted['peak_rss_mib']:,} MiB, largest process {counted['largest_process_mib']:,} MiB), the ETL's "
-        f"validation pass {validated['wall_seconds']:.1f} s (peak {validated['peak_rss_mib']:,} MiB): ratio "
-        f"{figures['monitor_over_validation']:.2f}; without outcomes (drift and data quality) "
-        f"{drift_only['wall_seconds']:.1f} s, ratio {figures['without_outcomes_over_validation']:.2f}"
+        f"{args.rows:,} scored customers, {args.rounds} round(s), median wall time: the monitor's passes with "
+        f"outcomes {median['monitor']:.1f} s, without (drift and data quality) "
+        f"{median['monitor_without_outcomes']:.1f} s, "
+        f"the ETL's validation pass {median['validation']:.1f} s: ratios {figures['monitor_over_validation']:.2f} / "
+        f"{figures['without_outcomes_over_validation']:.2f} (by round {figures['ratios_by_round']}); largest "
+        f"process {figures['largest_process_mib']:,} MiB"
     )
     write_figures("monitor", figures, args.out)
     return figures

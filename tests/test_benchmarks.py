@@ -31,7 +31,7 @@ from helpers import run_benchmark
         ("drift.py", ["--baseline-rows", "2000", "--window-rows", "500", "--windows", "3"]),
         ("baseline.py", ["--rows", "2000"]),
         ("offers.py", ["--seeds", "2", "--window-rows", "5000", "--reference-rows", "20000"]),
-        ("monitor.py", ["--rows", "3000", "--training-rows", "1000"]),
+        ("monitor.py", ["--rows", "3000", "--training-rows", "1000", "--rounds", "1"]),
         ("tuning.py", ["--jobs", "2", "--large-rows", "3000", "--large-jobs", "2"]),
     ],
 )
