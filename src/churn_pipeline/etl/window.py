@@ -216,15 +216,26 @@ def _outcome_lines(spark, window: dict[str, Any], outcomes: str):
     return lines, rows
 
 
-#: per scored row, one 0/1 column per decision and per score decile: the score counts, summed in the join
-_ROW_TALLIES = [f"n{k}" for k in range(len(decisions.DECISIONS))] + [f"q{k}" for k in range(10)]
+#: ``_joined``'s groupings: by identifier, and by score key (``_score_key``; NO_DECILE: no score statistics)
+BY_IDENTIFIER, BY_SCORE, NO_DECILE = 0, 1, 10
 
 
-def _joined(spark, window: dict[str, Any], rows, score_statistics: dict[str, Any] | None = None):
-    """Per identifier: how many scored rows and outcome lines have it, its decision, score bin and
-    outcome, whether a bad line has it, and its scored rows' decisions and score deciles (against
-    ``score_statistics``) as tallies: the one shuffle every outcome figure, check and score count is read
-    from (the scores and the outcomes as one union, grouped once by identifier)."""
+def _score_key(decision, decile):
+    """A scored row's decision (its place in DECISIONS; len(DECISIONS) for none of them) and score decile
+    (NO_DECILE for none) as one number."""
+    from pyspark.sql import functions as F
+
+    none = F.lit(len(decisions.DECISIONS))
+    return F.coalesce(decision, none) * (NO_DECILE + 1) + F.coalesce(decile, F.lit(NO_DECILE))
+
+
+def _joined(spark, window: dict[str, Any], rows, score_statistics: dict[str, Any] | None = None, scores=False):
+    """Per identifier (grouping BY_IDENTIFIER): how many scored rows and outcome lines have it, its
+    decision, score bin and outcome, whether a bad line has it: the one shuffle every outcome figure and
+    check is read from (scores and outcomes as one union, grouped once). ``scores``: also per
+    ``_score_key`` (BY_SCORE; deciles against ``score_statistics``) how many scored rows have it: a scored
+    row enters the grouping twice, its second copy folding into a few dozen groups before the shuffle,
+    so the score counts need no pass of their own and no per-row tallies ride the shuffle."""
     from pyspark.sql import functions as F
 
     # every buffer of the grouping fixed-width (the decision as its place in DECISIONS): a hash aggregation
@@ -240,8 +251,7 @@ def _joined(spark, window: dict[str, Any], rows, score_statistics: dict[str, Any
         F.least(F.floor(F.col("score") * quality.BINS), F.lit(quality.BINS - 1)).cast("int").alias("bin"),
         F.lit(None).cast("int").alias("churned"),
         F.lit(0).alias("b"),
-        *[F.coalesce((decision == k).cast("int"), F.lit(0)).alias(f"n{k}") for k in range(len(decisions.DECISIONS))],
-        *[F.coalesce((decile == k).cast("int"), F.lit(0)).alias(f"q{k}") for k in range(10)],
+        _score_key(decision, decile).alias("key"),
     )
     told = rows.select(
         "id",
@@ -251,11 +261,19 @@ def _joined(spark, window: dict[str, Any], rows, score_statistics: dict[str, Any
         F.lit(None).cast("int").alias("bin"),
         "churned",
         F.col("_bad").cast("int").alias("b"),
-        *[F.lit(0).alias(name) for name in _ROW_TALLIES],
+        F.lit(None).cast("int").alias("key"),
     )
+    both = scored.unionByName(told)
+    groupings = [F.lit(BY_IDENTIFIER)] + ([F.lit(BY_SCORE)] if scores else [])
+    grouping = F.explode(F.when(F.col("s") == 1, F.array(*groupings)).otherwise(F.array(groupings[0])))
+    both = both.select("*", grouping.alias("grouping"))
+    by_identifier = F.col("grouping") == BY_IDENTIFIER
     return (
-        scored.unionByName(told)
-        .groupBy("id")
+        both.groupBy(
+            "grouping",
+            F.when(by_identifier, F.col("id")).alias("id"),
+            F.when(~by_identifier, F.col("key")).alias("key"),
+        )
         .agg(
             F.sum("s").alias("scored"),
             F.sum("o").alias("told"),
@@ -263,17 +281,17 @@ def _joined(spark, window: dict[str, Any], rows, score_statistics: dict[str, Any
             F.max("bin").alias("bin"),
             F.max("churned").alias("churned"),
             F.max("b").alias("bad"),
-            *[F.sum(name).alias(name) for name in _ROW_TALLIES],
         )
         .select(
+            "grouping",
             "id",
+            "key",
             F.when(F.col("scored") > 0, F.col("scored")).alias("scored"),
             F.when(F.col("told") > 0, F.col("told")).alias("told"),
             "decision",
             "bin",
             "churned",
             "bad",
-            *_ROW_TALLIES,
         )
     )
 
@@ -290,7 +308,8 @@ def outcome_counts(
 
     lines, rows = _outcome_lines(spark, window, outcomes)
     kind = (
-        F.when(F.col("bad") == 1, "bad")
+        F.when(F.col("grouping") == BY_SCORE, "score")
+        .when(F.col("bad") == 1, "bad")
         .when(F.col("scored").isNull(), "unknown")
         .when(F.col("scored") > 1, "shared")
         .when(F.col("told") > 1, "twice")
@@ -298,9 +317,9 @@ def outcome_counts(
         .otherwise("counted")
     )
     groups = (
-        _joined(spark, window, rows, score_statistics)
-        .groupBy(kind.alias("kind"), "decision", "churned", "bin")
-        .agg(F.sum("scored").alias("rows"), *[F.sum(name).alias(name) for name in _ROW_TALLIES])
+        _joined(spark, window, rows, score_statistics, scores=True)
+        .groupBy(kind.alias("kind"), "decision", "churned", "bin", "key")
+        .agg(F.sum("scored").alias("rows"))
         .collect()
     )
     problems = {g["kind"] for g in groups} & {"bad", "twice", "unknown"}
@@ -324,17 +343,25 @@ def outcome_counts(
         "counts": counts,
         "without_outcome": tally["without"],
         "shared_identifier": tally["shared"],
-        "scores": _score_counts_of(groups, score_statistics is not None),
+        "scores": _score_counts_of([g for g in groups if g["kind"] == "score"], score_statistics is not None),
     }
 
 
 def _score_counts_of(groups, with_deciles: bool) -> dict[str, Any]:
-    """``score_counts`` from the join's groups: every scored row is in exactly one of them."""
-    scored = [g for g in groups if g["rows"] is not None]
-    counted: dict[str, Any] = {"items": int(sum(g["rows"] for g in scored))}
-    counted["decisions"] = {d: int(sum(g[f"n{k}"] or 0 for g in scored)) for k, d in enumerate(decisions.DECISIONS)}
+    """``score_counts`` from the join's BY_SCORE groups: every scored row is counted in one of them."""
+    counted: dict[str, Any] = {"items": int(sum(g["rows"] for g in groups))}
+    place = {g["key"]: g["rows"] for g in groups}
+    per_decision = {d: 0 for d in decisions.DECISIONS}
+    deciles = [0] * 10
+    for key, n in place.items():
+        decision, decile = divmod(key, NO_DECILE + 1)
+        if decision < len(decisions.DECISIONS):
+            per_decision[decisions.DECISIONS[decision]] += n
+        if decile != NO_DECILE:
+            deciles[decile] += n
+    counted["decisions"] = {d: int(n) for d, n in per_decision.items()}
     if with_deciles:
-        counted["deciles"] = [int(sum(g[f"q{k}"] or 0 for g in scored)) for k in range(10)]
+        counted["deciles"] = [int(n) for n in deciles]
     return counted
 
 
