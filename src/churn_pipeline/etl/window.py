@@ -268,31 +268,17 @@ def _joined(spark, window: dict[str, Any], rows, score_statistics: dict[str, Any
     grouping = F.explode(F.when(F.col("s") == 1, F.array(*groupings)).otherwise(F.array(groupings[0])))
     both = both.select("*", grouping.alias("grouping"))
     by_identifier = F.col("grouping") == BY_IDENTIFIER
-    return (
-        both.groupBy(
-            "grouping",
-            F.when(by_identifier, F.col("id")).alias("id"),
-            F.when(~by_identifier, F.col("key")).alias("key"),
-        )
-        .agg(
-            F.sum("s").alias("scored"),
-            F.sum("o").alias("told"),
-            F.max("decision").alias("decision"),
-            F.max("bin").alias("bin"),
-            F.max("churned").alias("churned"),
-            F.max("b").alias("bad"),
-        )
-        .select(
-            "grouping",
-            "id",
-            "key",
-            F.when(F.col("scored") > 0, F.col("scored")).alias("scored"),
-            F.when(F.col("told") > 0, F.col("told")).alias("told"),
-            "decision",
-            "bin",
-            "churned",
-            "bad",
-        )
+    return both.groupBy(
+        "grouping",
+        F.when(by_identifier, F.col("id")).alias("id"),
+        F.when(~by_identifier, F.col("key")).alias("key"),
+    ).agg(
+        F.nullif(F.sum("s"), F.lit(0)).alias("scored"),  # null: no scored row has the identifier
+        F.nullif(F.sum("o"), F.lit(0)).alias("told"),
+        F.max("decision").alias("decision"),
+        F.max("bin").alias("bin"),
+        F.max("churned").alias("churned"),
+        F.max("b").alias("bad"),
     )
 
 
