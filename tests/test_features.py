@@ -25,6 +25,12 @@ def test_totals_add_their_columns_left_to_right_as_spark_adds_them():
     assert encoded["Day Mins"] == pytest.approx(120.5) and "Day Charge" not in encoded
 
 
+def test_a_total_is_the_left_to_right_sum_on_every_python():
+    """Spark adds left to right; Python 3.12's ``sum`` compensates and would give 1.5 here."""
+    minutes = {"Day Mins": "1e16", "Eve Mins": "1", "Night Mins": "-1e16", "Intl Mins": "0.5"}
+    assert _encoded({**CUSTOMER, **minutes})["Total Mins"] == 0.5
+
+
 def test_a_total_names_its_bad_column_and_line():
     with pytest.raises(DataValidationError) as caught:
         _encoded({**CUSTOMER, "Night Charge": "8,57"})

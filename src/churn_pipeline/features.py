@@ -83,10 +83,18 @@ def encode_records(encoding: Encoding, records: Iterable[Mapping[str, str]], sou
             if "equals" in step:
                 row.append(1.0 if str(record[step["column"]]).strip() == step["equals"] else 0.0)
                 continue
-            # a total added left to right, as Spark adds it: the same double
-            row.append(sum(_number(record[column], source, line, column) for column in columns_of(step)))
+            row.append(_total([_number(record[column], source, line, column) for column in columns_of(step)]))
         rows.append(row)
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(encoding))
+
+
+def _total(numbers: list[float]) -> float:
+    """Added left to right, as Spark adds a total: the same double (Python's own ``sum`` compensates
+    rounding since 3.12, and would differ)."""
+    total = numbers[0]
+    for number in numbers[1:]:
+        total += number
+    return total
 
 
 def columns_of(step: Mapping[str, Any]) -> list[str]:

@@ -336,10 +336,9 @@ def outcome_counts(
 def _score_counts_of(groups, with_deciles: bool) -> dict[str, Any]:
     """``score_counts`` from the join's BY_SCORE groups: every scored row is counted in one of them."""
     counted: dict[str, Any] = {"items": int(sum(g["rows"] for g in groups))}
-    place = {g["key"]: g["rows"] for g in groups}
     per_decision = {d: 0 for d in decisions.DECISIONS}
     deciles = [0] * 10
-    for key, n in place.items():
+    for key, n in ((g["key"], g["rows"]) for g in groups):
         decision, decile = divmod(key, NO_DECILE + 1)
         if decision < len(decisions.DECISIONS):
             per_decision[decisions.DECISIONS[decision]] += n
