@@ -90,7 +90,8 @@ def main(argv=None) -> dict:
         }
         rounds = []
         for number in range(args.rounds):  # each round in another order: no part always runs first
-            names = list(commands)[number % 3 :] + list(commands)[: number % 3]
+            first = number % len(commands)
+            names = list(commands)[first:] + list(commands)[:first]
             measured = {name: measure_process(commands[name], f"{name} (round {number + 1})") for name in names}
             rounds.append(measured)
     median = {name: statistics_median([r[name]["wall_seconds"] for r in rounds]) for name in commands}

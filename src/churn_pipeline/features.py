@@ -9,6 +9,8 @@ feature definition of its own.
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -51,11 +53,8 @@ def spark_columns(encoding: Encoding, fields=None) -> list:
     for step in encoding:
         if "position" in step:
             value = F.trim(fields.getItem(step["position"])).cast("double")
-        elif "sum" in step:  # added left to right, as ``encode_records`` adds them
-            parts = [F.col(f"`{column}`").cast("double") for column in step["sum"]]
-            value = parts[0]
-            for part in parts[1:]:
-                value = value + part
+        elif "sum" in step:
+            value = total(F.col(f"`{column}`").cast("double") for column in step["sum"])
         elif "equals" in step:
             value = F.when(F.trim(F.col(f"`{step['column']}`").cast("string")) == step["equals"], 1).otherwise(0)
         else:
@@ -83,18 +82,15 @@ def encode_records(encoding: Encoding, records: Iterable[Mapping[str, str]], sou
             if "equals" in step:
                 row.append(1.0 if str(record[step["column"]]).strip() == step["equals"] else 0.0)
                 continue
-            row.append(_total([_number(record[column], source, line, column) for column in columns_of(step)]))
+            row.append(total(_number(record[column], source, line, column) for column in columns_of(step)))
         rows.append(row)
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), len(encoding))
 
 
-def _total(numbers: list[float]) -> float:
-    """Added left to right, as Spark adds a total: the same double (Python's own ``sum`` compensates
-    rounding since 3.12, and would differ)."""
-    total = numbers[0]
-    for number in numbers[1:]:
-        total += number
-    return total
+def total(values):
+    """A total added left to right, for Spark columns and Python numbers alike, so the ETL and the
+    endpoint get the same double (Python's own ``sum`` compensates rounding since 3.12, and would not)."""
+    return functools.reduce(operator.add, values)
 
 
 def columns_of(step: Mapping[str, Any]) -> list[str]:

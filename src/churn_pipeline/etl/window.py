@@ -263,10 +263,9 @@ def _joined(spark, window: dict[str, Any], rows, score_statistics: dict[str, Any
         F.col("_bad").cast("int").alias("b"),
         F.lit(None).cast("int").alias("key"),
     )
-    both = scored.unionByName(told)
-    groupings = [F.lit(BY_IDENTIFIER)] + ([F.lit(BY_SCORE)] if scores else [])
-    grouping = F.explode(F.when(F.col("s") == 1, F.array(*groupings)).otherwise(F.array(groupings[0])))
-    both = both.select("*", grouping.alias("grouping"))
+    by_score = F.array(F.lit(BY_IDENTIFIER), F.lit(BY_SCORE))
+    grouping = F.explode(F.when(F.col("s") == 1, by_score).otherwise(F.array(F.lit(BY_IDENTIFIER))))
+    both = scored.unionByName(told).select("*", (grouping if scores else F.lit(BY_IDENTIFIER)).alias("grouping"))
     by_identifier = F.col("grouping") == BY_IDENTIFIER
     return both.groupBy(
         "grouping",
