@@ -1,6 +1,6 @@
 """The baseline's cost in the ETL: the whole ETL job (check, encode, split, write, baseline) against the
-baseline's own two Spark passes (figures per numeric column with percentiles; counts per categorical
-value) over the same training rows, in one process and one Spark session.
+baseline's own Spark pass (figures per numeric column with percentiles; counts per categorical value)
+over the same training rows, in one process and one Spark session.
 
     python benchmarks/baseline.py [--rows 1000000]
 """
@@ -34,7 +34,7 @@ def main(argv=None) -> dict:
         started = time.perf_counter()
         manifest = etl_job.run_etl(spark, path, f"{scratch}/etl")
         etl_seconds = time.perf_counter() - started
-        # the same training rows again, for the baseline's passes alone
+        # the same training rows again, for the baseline's pass alone
         storage = s3_storage()
         lines = Source(spark, path, storage)
         summary, counts = scan(lines, manifest["seed"])
@@ -57,7 +57,7 @@ def main(argv=None) -> dict:
     print(
         f"{args.rows:,} rows ({figures['training_rows']:,} training): the whole ETL {etl_seconds:.1f} s, "
         "the baseline's "
-        f"passes alone {baseline_seconds:.1f} s ({baseline_seconds / etl_seconds:.0%} of the ETL, which includes them)"
+        f"pass alone {baseline_seconds:.1f} s ({baseline_seconds / etl_seconds:.0%} of the ETL, which includes it)"
     )
     write_figures("baseline", figures, args.out)
     return figures

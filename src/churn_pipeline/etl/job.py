@@ -58,8 +58,8 @@ def run_etl(
 
     Stratified split: the rows of each class are ordered by a seeded hash of
     their line, and a row's split and part follow from its percent rank in that
-    order (``split``). Three passes over the input: check and count, fetch the
-    cut buckets, write.
+    order (``split``). Four passes over the input: check and count, fetch the
+    cut buckets, write, and the training split's baseline.
     """
     storage = storage or s3_storage()
     source_bytes = storage.size(source)
