@@ -1,6 +1,7 @@
 import dataclasses
 
 import matplotlib
+import pytest
 
 matplotlib.use("Agg")
 
@@ -119,3 +120,45 @@ def test_registry_compare_shows_runs_side_by_side_and_marks_what_changed(tmp_pat
     assert table.loc["cutoff", "tuned"] == DECISION["cutoff"] and table.loc["cutoff", "base"] == reports.NOT_COMPUTED
     assert cli.main(["registry", "--registry", url, "compare", "tuned", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_audit_pages_render_beside_the_run_and_report_a_failed_page(tmp_path):
+    """Pages rendered in the background all exist once the block is left; a page that cannot be
+    rendered fails the block, not silently."""
+    import nbformat
+
+    from churn_pipeline.notebooks import Background
+
+    notebook = tmp_path / "01-etl-setup.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# staged")]), notebook)
+    with Background(tmp_path) as pages:
+        pages.render(notebook)
+    assert "staged" in notebook.with_suffix(".html").read_text()
+    with pytest.raises(FileNotFoundError):
+        with Background(tmp_path) as pages:
+            pages.render(tmp_path / "missing.ipynb")
+
+
+def test_a_kernel_started_ahead_has_the_package_imported_and_never_outlives_the_run(tmp_path):
+    """The next notebook's kernel starts while a notebook runs, with the package the notebooks import
+    already imported; one that no notebook took is shut down with the run."""
+    import nbformat
+    from jupyter_core.utils import run_sync
+    from nbclient import NotebookClient
+
+    from churn_pipeline.notebooks import Background, stop_kernel
+
+    cell = nbformat.v4.new_code_cell("import sys\nprint('churn_pipeline.workflow' in sys.modules)")
+    notebook = nbformat.v4.new_notebook(cells=[cell])
+    with Background(tmp_path) as background:
+        run_sync(background.start_kernel)()
+        kernel = background.take_kernel()
+        try:
+            NotebookClient(notebook, km=kernel).execute()
+        finally:
+            stop_kernel(kernel)
+        assert cell.outputs[0]["text"] == "True\n" and cell.execution_count == 1
+        run_sync(background.start_kernel)()
+        unused = background._kernel
+        assert run_sync(unused.is_alive)()
+    assert not run_sync(kernel.is_alive)() and not run_sync(unused.is_alive)()

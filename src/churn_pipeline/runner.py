@@ -32,7 +32,14 @@ from . import backends, names, workspace
 from .aws_errors import ExecutionDoesNotExist
 from .errors import NotebookFailed, PipelineError
 from .etl import spark_worker
-from .notebooks import MONITOR_NOTEBOOK, NOTEBOOKS, WORKFLOW_NOTEBOOK, execute_notebook, kernel_environment
+from .notebooks import (
+    MONITOR_NOTEBOOK,
+    NOTEBOOKS,
+    WORKFLOW_NOTEBOOK,
+    Background,
+    execute_notebook,
+    kernel_environment,
+)
 from .pipeline.execution import current_state, elapsed, execution_arn
 from .pipeline.monitor import MONITORING, monitor_folder
 from .storage import write_atomic
@@ -180,15 +187,18 @@ def run_notebooks(
     result = RunResult(run_id, out, "running")
     result.notebooks.extend(e for e in (earlier or {}).get("notebooks", []) if e["notebook"] not in notebooks)
     started = time.time()
-    for name in notebooks:
-        log(f"[{run_id}] {name} ...")
-        following = ExecutionProgress(params, log) if name == WORKFLOW_NOTEBOOK else contextlib.nullcontext()
-        with following:
-            entry, result.failure = execute_notebook(name, params, out, progress)
-        result.notebooks.append(entry)
-        log(f"[{run_id}] {name} {entry['status']} in {entry['seconds']:.1f} s")
-        if result.failure:
-            break
+    with Background(workspace.project_root() / "notebooks") as background:
+        for number, name in enumerate(notebooks, start=1):
+            log(f"[{run_id}] {name} ...")
+            following = ExecutionProgress(params, log) if name == WORKFLOW_NOTEBOOK else contextlib.nullcontext()
+            with following:
+                entry, result.failure = execute_notebook(
+                    name, params, out, progress, background, next_kernel=number < len(notebooks)
+                )
+            result.notebooks.append(entry)
+            log(f"[{run_id}] {name} {entry['status']} in {entry['seconds']:.1f} s")
+            if result.failure:
+                break
     result.status = "failed" if result.failure else "succeeded"
     summary = _summary(result, params, _read_json(out / names.RUN_STATE), earlier, started)
     write_atomic(out / names.RUN_SUMMARY, json.dumps(summary, indent=2, sort_keys=True, default=str))
