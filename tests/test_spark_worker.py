@@ -25,7 +25,7 @@ from churn_pipeline import archives, synthetic, workspace
 from churn_pipeline.backends.local import LocalBackend
 from churn_pipeline.errors import ConfigError, EnvironmentProblem
 from churn_pipeline.etl import job as etl_job
-from churn_pipeline.etl import spark_worker
+from churn_pipeline.etl import spark_worker, warm_up
 from churn_pipeline.etl.split import _spark_hash_of_long, partition_keys
 
 # --- no Spark needed ----------------------------------------------------------------------------------
@@ -110,6 +110,75 @@ def test_the_worker_waits_while_a_run_is_attached_and_goes_when_idle(monkeypatch
     started = time.monotonic()
     spark_worker._wait(place, _Running())
     assert time.monotonic() - started < 3 and not list((place / "runs").iterdir())
+
+
+def test_the_worker_warms_up_when_idle_after_a_run_not_before(monkeypatch, tmp_path):
+    """An idle worker warms up again once a run has left it idle for a while; a run cancels it."""
+    monkeypatch.setattr(spark_worker, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(warm_up, "IDLE_SECONDS", 0.2)
+    monkeypatch.setenv(workspace.SPARK_WORKER_IDLE_ENV, "1.5")
+    monkeypatch.delenv(workspace.SPARK_WORKER_OWNER_ENV, raising=False)
+    place = tmp_path / "key"
+    (place / "runs").mkdir(parents=True)
+    seen: list[tuple[str, float]] = []
+    started = time.monotonic()
+
+    def run_for_a_while():
+        time.sleep(0.6)  # idle, never used: no warm-up yet
+        lease = place / "runs" / str(os.getpid())
+        lease.touch()
+        time.sleep(0.3)
+        lease.unlink()
+
+    threading.Thread(target=run_for_a_while).start()
+    spark_worker._wait(
+        place,
+        _Running(),
+        on_run=lambda: seen.append(("run", time.monotonic() - started)),
+        on_idle=lambda: seen.append(("idle", time.monotonic() - started)),
+    )
+    kinds = [kind for kind, _ in seen]
+    assert kinds[0] == "run" and "idle" in kinds and kinds.index("idle") > kinds.index("run")
+    left = max(at for kind, at in seen if kind == "run")
+    assert min(at for kind, at in seen if kind == "idle") >= left + 0.2
+
+
+def test_the_warmer_warms_up_a_few_times_and_one_at_a_time(monkeypatch):
+    started: list[int] = []
+    release = threading.Event()
+    monkeypatch.setattr(warm_up, "warm_up", lambda spark: (started.append(1), release.wait(5)))
+    warmer = warm_up.Warmer(spark=None)
+    warmer.start()
+    warmer.start()  # one is warming up: no second
+    assert len(started) == 1
+    for _ in range(warm_up.TIMES + 2):
+        release.set()
+        warmer.thread.join(5)
+        release.clear()
+        warmer.start()
+    release.set()
+    assert len(started) == warm_up.TIMES
+
+
+def test_an_idle_worker_warms_up_only_while_the_machine_is_not_busy(monkeypatch):
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        load = warm_up.MachineLoad()
+        time.sleep(0.5)
+        assert load.busy_share() >= 0.9 / (os.cpu_count() or 1)
+    finally:
+        busy.kill()
+        busy.wait()
+    started: list[int] = []
+    monkeypatch.setattr(warm_up, "warm_up", lambda spark: started.append(1))
+    warmer = warm_up.Warmer(spark=None)
+    monkeypatch.setattr(warmer.load, "busy_share", lambda: warm_up.BUSY_SHARE)
+    warmer.when_idle()
+    assert not started
+    monkeypatch.setattr(warmer.load, "busy_share", lambda: 0.0)
+    warmer.when_idle()
+    warmer.thread.join(5)
+    assert started == [1]
 
 
 def test_the_worker_goes_with_its_owner_or_its_folder(monkeypatch, tmp_path):

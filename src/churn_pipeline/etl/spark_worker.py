@@ -2,7 +2,7 @@
 not for Spark's start (8-9 s) and first, unwarmed jobs (another 10-15 s).
 
 The worker is a process of its own (``python -m churn_pipeline.etl.spark_worker FOLDER MASTER``): it starts
-Spark's JVM, warms it with a small ETL and waits. A job run stays a fresh Python process, its script and
+Spark's JVM, warms it (``warm_up``) and waits. A job run stays a fresh Python process, its script and
 package imported anew as Glue loads them per run, and works in a new SparkSession of the worker's JVM
 (no temporary views, cached tables or SQL settings of an earlier run). The worker exits when nothing has
 used it for ``CHURN_PIPELINE_SPARK_WORKER_IDLE`` seconds, when the process named by
@@ -25,17 +25,13 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-import threading
 import time
-import traceback
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, synthetic
+from .. import __version__
 from ..errors import EnvironmentProblem, SparkWorkerLostError
-from ..s3 import s3_storage
 from ..workspace import (
     SPARK_ATTACH_ENV,
     SPARK_WORKER_OWNER_ENV,
@@ -44,16 +40,14 @@ from ..workspace import (
     spark_worker_dir,
     spark_worker_idle,
 )
-from . import session
-from .job import run_etl
+from . import session, warm_up
+from .warm_up import Warmer
 
 STATE = "worker.json"
 #: how often the worker looks at its runs, its owner and its folder
 POLL_SECONDS = 0.5
 #: how long a run waits for a new worker's JVM before it gives up
 START_SECONDS = 180.0
-#: the job group of the warm-up's jobs (cancelled when a run comes)
-WARM_UP = "churn-warm-up"
 #: the package's code, in the environment of the Python workers a run's UDFs start: Spark keeps one pool
 #: of Python workers per environment, so other code never reuses a worker that imported earlier code
 CODE_ENV = "CHURN_PIPELINE_CODE"
@@ -86,7 +80,7 @@ def worker_key(master: str) -> str:
         "python": sys.executable,
         "master": master,
         "settings": session.settings(),
-        "code": [hashlib.sha256(_code_of(m)).hexdigest() for m in (session, sys.modules[__name__])],
+        "code": [hashlib.sha256(_code_of(m)).hexdigest() for m in (session, warm_up, sys.modules[__name__])],
     }
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -312,16 +306,10 @@ def serve(folder: Path, master: str, warm_up: bool = False) -> int:
         for key, other in workers(folder).items():
             if key != place.name and other and other["master"] == master:  # an older package's: stops once idle
                 (folder / key / "stop").touch()
-        warming = threading.Thread(target=_warm_up, args=(spark,), daemon=True) if warm_up else None
-        if warming:
-            warming.start()
-        # a run that comes while the worker warms up has its cores: the warm-up's jobs are cancelled (a
-        # cancel reaches the jobs running at the time, so it is repeated until the warm-up has ended)
-        _wait(
-            place,
-            gateway.proc,
-            on_run=lambda: warming and warming.is_alive() and spark.sparkContext.cancelJobGroup(WARM_UP),
-        )
+        warmer = Warmer(spark)
+        if warm_up:
+            warmer.start()
+        _wait(place, gateway.proc, on_run=warmer.cancel, on_idle=warmer.when_idle)
     finally:
         (place / STATE).unlink(missing_ok=True)
     return 0
@@ -336,24 +324,6 @@ def _write_private(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-def _warm_up(spark) -> None:
-    """The ETL once on a small synthetic file, in a session of its own: the JVM loads the classes and
-    compiles the code a run's plans need (Spark keeps generated code by its text), so the first run
-    costs nearly what the next does."""
-    started = time.perf_counter()
-    spark.sparkContext.setJobGroup(WARM_UP, "the worker's warm-up", interruptOnCancel=True)
-    with tempfile.TemporaryDirectory(prefix="churn-warm-up-") as scratch:
-        data = synthetic.write_synthetic(Path(scratch) / "warm-up.csv", rows=300, seed=0)
-        try:
-            run_etl(spark.newSession(), str(data), f"{scratch}/etl", storage=s3_storage())
-        except Exception as exc:  # a warm-up is a courtesy: the worker serves runs all the same
-            if "cancelled" not in str(exc):
-                traceback.print_exc()
-            print(f"warm-up stopped after {time.perf_counter() - started:.1f} s: a run came", flush=True)
-            return
-    print(f"warmed up in {time.perf_counter() - started:.1f} s", flush=True)
-
-
 def _live_runs(place: Path) -> int:
     live = 0
     for lease in (place / "runs").glob("*") if (place / "runs").is_dir() else ():
@@ -364,21 +334,24 @@ def _live_runs(place: Path) -> int:
     return live
 
 
-def _wait(place: Path, jvm: subprocess.Popen, on_run=lambda: None) -> None:
+def _wait(place: Path, jvm: subprocess.Popen, on_run=lambda: None, on_idle=lambda: None) -> None:
     """Until idle long enough, the owner gone, the folder gone, asked to stop (and no run attached), or
-    the JVM dead; ``on_run`` is called at each look that sees a run."""
+    the JVM dead; ``on_run`` is called at each look that sees a run, ``on_idle`` at each look that sees
+    none for ``warm_up.IDLE_SECONDS`` after one."""
     idle_seconds = spark_worker_idle()
     owner = int(os.environ.get(SPARK_WORKER_OWNER_ENV) or 0)
-    last_used = time.monotonic()
+    last_used, used = time.monotonic(), False
     while True:
         time.sleep(POLL_SECONDS)
         if not place.is_dir() or jvm.poll() is not None or (owner and not process_alive(owner)):
             return
         if _live_runs(place):
             on_run()
-            last_used = time.monotonic()
+            last_used, used = time.monotonic(), True
         elif (place / "stop").exists() or time.monotonic() - last_used > idle_seconds:
             return
+        elif used and time.monotonic() - last_used >= warm_up.IDLE_SECONDS:
+            on_idle()
 
 
 if __name__ == "__main__":
