@@ -14,7 +14,7 @@ from churn_pipeline.etl.encoding import encoded_frame
 from churn_pipeline.etl.session import require_java
 from churn_pipeline.etl.source import Source
 from churn_pipeline.etl.split import _rows_below
-from churn_pipeline.names import FEATURE_MANIFEST
+from churn_pipeline.names import BASELINE_CONSTRAINTS, BASELINE_STATISTICS, FEATURE_MANIFEST
 from churn_pipeline.s3 import S3Objects
 
 
@@ -61,6 +61,23 @@ def test_split_is_deterministic_for_a_seed(spark, synthetic_csv, tmp_path):
     etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "c"), seed=6)
     assert _split_bytes(tmp_path / "a") == _split_bytes(tmp_path / "b")
     assert _split_bytes(tmp_path / "a") != _split_bytes(tmp_path / "c")
+
+
+def test_a_small_source_runs_with_its_own_settings_and_puts_the_sessions_back(spark, synthetic_csv, tmp_path):
+    """A small file runs with settings of its own (one task after each grouping) and writes the same bytes
+    as with the session's, which it leaves as they were."""
+    before = {name: spark.conf.get(name, None) for name in etl_job.SMALL_SOURCE_SETTINGS}
+    etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "small"))
+    assert {name: spark.conf.get(name, None) for name in etl_job.SMALL_SOURCE_SETTINGS} == before
+    # just large enough for the session's own settings, still one part per split: the same output
+    size = synthetic_csv.stat().st_size
+    etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "as_large"), part_bytes=size * 0.99)
+    documents = (FEATURE_MANIFEST, BASELINE_STATISTICS, BASELINE_CONSTRAINTS)
+    outputs = [
+        (_split_bytes(tmp_path / d), [(tmp_path / d / name).read_bytes() for name in documents])
+        for d in ("small", "as_large")
+    ]
+    assert outputs[0] == outputs[1]
 
 
 def test_encoded_input_passes_through(spark, tmp_path):

@@ -20,8 +20,9 @@ from .split import PART_BYTES, cut_values, plan_segments, rows_per_split, write_
 from .validation import scan
 
 #: session settings for a source of at most one part per split: adaptive execution runs each shuffle's
-#: first stage as a job of its own and re-plans after it, which costs a small file more than it saves
-SMALL_SOURCE_SETTINGS = {"spark.sql.adaptive.enabled": "false"}
+#: first stage as a job of its own and re-plans after it, and a grouping's few rows need one task, not
+#: four, after the shuffle: each costs a small file more than it saves
+SMALL_SOURCE_SETTINGS = {"spark.sql.adaptive.enabled": "false", "spark.sql.shuffle.partitions": "1"}
 
 
 @contextmanager
