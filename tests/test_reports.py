@@ -151,7 +151,7 @@ def test_a_kernel_started_ahead_has_the_package_imported_and_never_outlives_the_
     cell = nbformat.v4.new_code_cell("import sys\nprint('churn_pipeline.workflow' in sys.modules)")
     notebook = nbformat.v4.new_notebook(cells=[cell])
     with Background(tmp_path) as background:
-        run_sync(background.start_kernel)()
+        background.start_kernel_now()
         kernel = background.take_kernel()
         try:
             NotebookClient(notebook, km=kernel).execute()

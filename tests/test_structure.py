@@ -20,7 +20,8 @@ LONG_BY_NATURE = {("cli.py", "build_parser")}
 #: third-party packages that are heavy, or absent where part of the package runs (the functions'
 #: runtime has no numpy, Glue no IPython): imported where they are used
 DEFERRED_IMPORTS = {
-    "boto3", "botocore", "flask", "gunicorn", "IPython", "matplotlib", "nbclient", "nbconvert",
+    "boto3", "botocore", "flask", "gunicorn", "IPython", "jupyter_client", "jupyter_core", "matplotlib", "nbclient",
+    "nbconvert",
     "nbformat", "numpy", "optuna", "pandas", "papermill", "pyarrow", "pyspark", "sagemaker", "scipy", "statelint",
     "stepfunctions", "xgboost",
 }  # fmt: skip

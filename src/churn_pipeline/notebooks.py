@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,9 @@ def render_html(notebook: Path) -> Path:
 
 #: the kernel's start-up warnings are noise on the run's console
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
-#: what every notebook's first cell imports: a kernel started ahead has it imported when its notebook starts
-KERNEL_IMPORTS = "import churn_pipeline.config, churn_pipeline.reports, churn_pipeline.workflow"
+#: what every notebook's first cell imports (``%matplotlib inline`` imports pyplot, with the inline backend
+#: the kernel sets before these run): a kernel started ahead has it imported when its notebook starts
+KERNEL_IMPORTS = "import churn_pipeline.config, churn_pipeline.reports, churn_pipeline.workflow, matplotlib.pyplot"
 
 
 class Background:
@@ -74,8 +76,6 @@ class Background:
     raising the first rendering error, and shuts a kernel no notebook took down."""
 
     def __init__(self, cwd: Path):
-        from concurrent.futures import ThreadPoolExecutor
-
         # what a notebook's run imports, imported here first: two threads importing one package's modules
         # at once can each see the other's half-initialised module
         import jupyter_client.manager  # noqa: F401
@@ -103,6 +103,12 @@ class Background:
                 cwd=str(self.cwd),
             )
             self._kernel = kernel
+
+    def start_kernel_now(self) -> None:
+        """The next notebook's kernel, started outside nbclient (the run's first notebook's)."""
+        from jupyter_core.utils import run_sync
+
+        run_sync(self.start_kernel)()
 
     def take_kernel(self):
         """The kernel started ahead (None when none was), now the caller's to stop."""

@@ -188,6 +188,7 @@ def run_notebooks(
     result.notebooks.extend(e for e in (earlier or {}).get("notebooks", []) if e["notebook"] not in notebooks)
     started = time.time()
     with Background(workspace.project_root() / "notebooks") as background:
+        background.start_kernel_now()  # the first notebook's, while the worker starts and papermill loads
         for number, name in enumerate(notebooks, start=1):
             log(f"[{run_id}] {name} ...")
             following = ExecutionProgress(params, log) if name == WORKFLOW_NOTEBOOK else contextlib.nullcontext()
