@@ -171,10 +171,16 @@ def test_an_idle_worker_warms_up_only_while_the_machine_is_not_busy(monkeypatch)
         busy.wait()
     started: list[int] = []
     monkeypatch.setattr(warm_up, "warm_up", lambda spark: started.append(1))
+    monkeypatch.setattr(warm_up, "IDLE_SECONDS", 0.3)
     warmer = warm_up.Warmer(spark=None)
+    monkeypatch.setattr(warmer.load, "busy_share", lambda: 0.0)
+    warmer.when_idle()  # a look covers a whole idle stretch: none yet
+    assert not started
+    time.sleep(0.3)
     monkeypatch.setattr(warmer.load, "busy_share", lambda: warm_up.BUSY_SHARE)
     warmer.when_idle()
     assert not started
+    time.sleep(0.3)
     monkeypatch.setattr(warmer.load, "busy_share", lambda: 0.0)
     warmer.when_idle()
     warmer.thread.join(5)

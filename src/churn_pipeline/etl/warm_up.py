@@ -17,11 +17,12 @@ from .job import run_etl
 
 #: the job group of the warm-up's jobs (cancelled when a run comes)
 JOB_GROUP = "churn-warm-up"
-#: after a run the worker warms up again once idle this long, up to ``TIMES`` in its life, and only while
-#: the machine's cores are less than ``BUSY_SHARE`` busy: a warm-up never competes with a person's work
-IDLE_SECONDS = 2.0
+#: after a run the worker warms up again, up to ``TIMES`` in its life, once the machine's cores were less
+#: than ``BUSY_SHARE`` busy over a whole ``IDLE_SECONDS`` with no run: never beside a person's (or the
+#: next run's) work, which a shorter look can miss between two of its steps
+IDLE_SECONDS = 3.0
 TIMES = 3
-BUSY_SHARE = 0.5
+BUSY_SHARE = 0.25
 
 
 def _cpu_times() -> tuple[int, int] | None:
@@ -57,12 +58,15 @@ class Warmer:
 
     def __init__(self, spark):
         self.spark, self.started, self.thread = spark, 0, None
-        self.load = MachineLoad()
+        self.load, self.looked = MachineLoad(), time.monotonic()
 
     def when_idle(self) -> None:
-        """Warm up again, if the machine is not busy (called while no run uses the worker)."""
-        if self.load.busy_share() < BUSY_SHARE:
-            self.start()
+        """Warm up again if the machine was not busy since the last look, ``IDLE_SECONDS`` ago at least
+        (called while no run uses the worker)."""
+        if time.monotonic() - self.looked >= IDLE_SECONDS:
+            self.looked = time.monotonic()
+            if self.load.busy_share() < BUSY_SHARE:
+                self.start()
 
     def start(self) -> None:
         if self.started < TIMES and not (self.thread and self.thread.is_alive()):
