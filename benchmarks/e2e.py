@@ -10,7 +10,10 @@ unchanged), on the warm worker. Wall time and peak memory (the largest sum of re
 whole process tree: CLI, kernels, Spark's JVM, the worker; sampled every 50 ms) per run; the ratios
 are measured within a round.
 
-    python benchmarks/e2e.py --runs 3 [--rows 5000] [--only worker]
+    python benchmarks/e2e.py --runs 3 [--rows 5000] [--only worker] [--edit-pause 60]
+
+``--edit-pause``: seconds between the second and the edited run with the worker, as a person takes to
+edit the ETL (an idle worker warms up meanwhile); by default the runs follow one another at once.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import os
 import statistics
 import tempfile
+import time
 
 from common import run_pipeline, write_figures
 
@@ -29,7 +33,7 @@ SECOND_RUN = ["-p", "max_depth=4", "-p", "eta=0.3"]
 EDITED_RUN = ["-p", "reuse_etl=false"]
 
 
-def _round(rows: int, index: int, only: str | None) -> dict:
+def _round(rows: int, index: int, only: str | None, edit_pause: float = 0.0) -> dict:
     found: dict = {}
     if only != "worker":
         with tempfile.TemporaryDirectory(prefix="churn-bench-") as scratch:
@@ -39,10 +43,11 @@ def _round(rows: int, index: int, only: str | None) -> dict:
             )
         found["without worker"] = {"first": cold, "second": reused}
     with tempfile.TemporaryDirectory(prefix="churn-bench-") as scratch:
-        runs = {
-            kind: run_pipeline(rows=rows, run_id=f"{kind}-{index}", extra=extra, scratch=scratch)
-            for kind, extra in (("first", []), ("second", SECOND_RUN), ("edited", EDITED_RUN))
-        }
+        runs = {}
+        for kind, extra in (("first", []), ("second", SECOND_RUN), ("edited", EDITED_RUN)):
+            if kind == "edited":
+                time.sleep(edit_pause)
+            runs[kind] = run_pipeline(rows=rows, run_id=f"{kind}-{index}", extra=extra, scratch=scratch)
     found["with worker"] = runs
     if "without worker" in found:
         cold = found["without worker"]["first"]
@@ -74,12 +79,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--runs", type=int, default=3, help="rounds")
     parser.add_argument("--rows", type=int, default=5000)
     parser.add_argument("--only", choices=["worker"], help="only the runs with the worker")
+    parser.add_argument("--edit-pause", type=float, default=0.0, help="seconds before the edited run")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
-    rounds = [_round(args.rows, i, args.only) for i in range(args.runs)]
+    rounds = [_round(args.rows, i, args.only, args.edit_pause) for i in range(args.runs)]
     runs = [r for found in rounds for mode in ("without worker", "with worker") for r in found.get(mode, {}).values()]
     figures = {
         "rows": args.rows,
+        "edit_pause_seconds": args.edit_pause,
         "rounds": rounds,
         "cpu_count": os.cpu_count(),
         "max_peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
@@ -91,7 +98,7 @@ def main(argv=None) -> dict:
     path = write_figures("e2e", figures, args.out)
     print(
         f"end to end: {args.rows} synthetic rows, {args.runs} rounds in fresh homes, {os.cpu_count()} cores; "
-        f"second: {' '.join(SECOND_RUN)}, edited: {' '.join(EDITED_RUN)}"
+        f"second: {' '.join(SECOND_RUN)}, edited: {' '.join(EDITED_RUN)} ({args.edit_pause:.0f} s after the second)"
     )
     print(
         f"{'round':>5} {'mode':>14} {'run':>6} {'wall s':>7} {'peak MiB':>9} {'nb01 s':>7} {'nb02 s':>7} "
