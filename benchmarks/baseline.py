@@ -43,7 +43,9 @@ def main(argv=None) -> dict:
         cuts, _ = cut_values(lines, manifest["seed"], counts, quantiles[:-1])
         train = [number for number, (key, _) in enumerate(segments) if key == "train"]
         started = time.perf_counter()
-        statistics = baseline(training_rows(lines, manifest["seed"], cuts, train), *lines.format.monitored_columns())
+        statistics = baseline(
+            training_rows(lines, manifest["seed"], cuts, train), *lines.format.monitored_columns(), summary.categories
+        )
         baseline_seconds = time.perf_counter() - started
     spark.stop()
     figures = {

@@ -24,7 +24,7 @@ import statistics
 import tempfile
 import time
 
-from common import run_pipeline, write_figures
+from common import env_idle, run_pipeline, write_figures
 
 SECOND_RUN = ["-p", "max_depth=4", "-p", "eta=0.3"]
 #: the ETL runs again with the definition unchanged, as after an edit of the ETL code (which changes only
@@ -82,6 +82,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--edit-pause", type=float, default=0.0, help="seconds before the edited run")
     parser.add_argument("--out")
     args = parser.parse_args(argv)
+    if not 0 <= args.edit_pause < float(env_idle(True)):  # the worker would exit first: a cold edited run
+        parser.error(f"--edit-pause must be 0 or more and under the worker's idle time, {env_idle(True)} s")
     rounds = [_round(args.rows, i, args.only, args.edit_pause) for i in range(args.runs)]
     runs = [r for found in rounds for mode in ("without worker", "with worker") for r in found.get(mode, {}).values()]
     figures = {

@@ -350,3 +350,16 @@ def test_the_etl_writes_the_training_splits_baseline_in_model_monitors_formats(s
     )
     assert limits["State"]["string_constraints"]["domains"] == sorted(manifest["categories"]["State"])
     assert constraints["monitoring_config"]["distribution_constraints"]["comparison_method"] == "Robust"
+
+
+def test_the_baseline_adds_each_columns_values_in_row_order_however_many_columns(spark):
+    """Every column's figures come from one sequence of its rows, as from a column aggregated alone: with
+    more columns than Spark's hash grouping holds before it sorts (128), a sum would otherwise be split
+    and added in another order (0.1 + (0.2 + 0.3) is not (0.1 + 0.2) + 0.3)."""
+    from churn_pipeline.etl.baseline import baseline
+
+    names = [f"c{i}" for i in range(140)]
+    rows = spark.createDataFrame([[str(v)] * len(names) + ["a"] for v in (0.1, 0.2, 0.3)], [*names, "kind"])
+    statistics = baseline(rows.coalesce(1), names, ["kind"])
+    sums = {f["name"]: f["numerical_statistics"]["sum"] for f in statistics["features"] if f["name"] in names}
+    assert set(sums.values()) == {(0.1 + 0.2) + 0.3}

@@ -162,3 +162,37 @@ def test_a_kernel_started_ahead_has_the_package_imported_and_never_outlives_the_
         unused = background._kernel
         assert run_sync(unused.is_alive)()
     assert not run_sync(kernel.is_alive)() and not run_sync(unused.is_alive)()
+
+
+def test_a_kernel_started_ahead_that_died_fails_its_notebook_not_the_run(tmp_path):
+    """A kernel that died before its notebook started fails that notebook; stopping it after is no error."""
+    import os
+    import signal
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    from churn_pipeline.notebooks import Background, stop_kernel
+
+    with Background(tmp_path) as background:
+        background.start_kernel_now()
+        kernel = background.take_kernel()
+        os.kill(kernel.provisioner.process.pid, signal.SIGKILL)
+        kernel.provisioner.process.wait()
+        with pytest.raises(RuntimeError, match="died"):
+            NotebookClient(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1")]), km=kernel).execute()
+        stop_kernel(kernel)
+
+
+def test_a_kernel_that_cannot_start_ahead_is_left_to_its_notebook(tmp_path, monkeypatch):
+    from jupyter_client.manager import AsyncKernelManager
+
+    from churn_pipeline.notebooks import Background
+
+    async def cannot_start(self, **kwargs):
+        raise RuntimeError("no kernel here")
+
+    monkeypatch.setattr(AsyncKernelManager, "start_kernel", cannot_start)
+    with Background(tmp_path) as background:
+        background.start_kernel_now()
+        assert background.take_kernel() is None

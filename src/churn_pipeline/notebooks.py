@@ -91,9 +91,12 @@ class Background:
 
     async def start_kernel(self, **_hook_arguments) -> None:
         """The next notebook's kernel (an nbclient hook: called once the running notebook's kernel is ready,
-        so the two do not start at once)."""
-        if self._kernel is None:
-            kernel = _kernel_manager()
+        so the two do not start at once). One that cannot start is no error of the running notebook's:
+        none is kept, and the next notebook starts its own as papermill does, failing there if it must."""
+        if self._kernel is not None:
+            return
+        kernel = _kernel_manager()
+        try:
             await kernel.start_kernel(
                 extra_arguments=[
                     *KERNEL_ARGUMENTS,
@@ -102,7 +105,11 @@ class Background:
                 ],
                 cwd=str(self.cwd),
             )
-            self._kernel = kernel
+        except Exception:
+            if kernel.has_kernel:
+                await kernel.shutdown_kernel(now=True)
+            return
+        self._kernel = kernel
 
     def start_kernel_now(self) -> None:
         """The next notebook's kernel, started outside nbclient (the run's first notebook's)."""
@@ -118,14 +125,15 @@ class Background:
     def __enter__(self) -> Background:
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, error_type, *_exc) -> None:
         try:
             if self._kernel is not None:
                 stop_kernel(self.take_kernel())
-            for pending in self._pending:
-                pending.result()
+            if error_type is None:  # an error on its way out (a Ctrl-C) is not hidden by a page's
+                for pending in self._pending:
+                    pending.result()
         finally:
-            self._pool.shutdown()
+            self._pool.shutdown(cancel_futures=error_type is not None)
 
 
 def _import_exporter() -> None:
@@ -149,11 +157,19 @@ def _kernel_manager():
 
 
 def stop_kernel(kernel) -> None:
+    """Its clients' channels closed and the kernel shut down, unless nbclient did (it shuts down a kernel
+    it was given that died before its notebook started)."""
     from jupyter_core.utils import run_sync
 
     for client in kernel.clients:
-        client.stop_channels()
-    run_sync(kernel.shutdown_kernel)()
+        if client.channels_running:
+            client.stop_channels()
+    if kernel.context.closed:  # nbclient cleaned it up
+        return
+    if run_sync(kernel.is_alive)():
+        run_sync(kernel.shutdown_kernel)()
+    else:
+        run_sync(kernel.cleanup_resources)()
 
 
 def notebook_failure(executed: Path, error: Exception) -> NotebookFailed:

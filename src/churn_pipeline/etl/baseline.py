@@ -7,11 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 from .. import monitoring
+from .session import changed_settings
 from .source import Source
 from .split import segment_column
 
 #: percentile_approx's accuracy: a percentile is within 1/ACCURACY of the rows of the exact one
 ACCURACY = 10_000
+#: Spark's grouping with a sketch sorts the rows of a task once it holds this many groups (128 by default),
+#: and adds a group's later rows apart from its first ones; the baseline raises it to every group it can
+#: meet, so each column's figures add its rows in order, as a column aggregated alone does
+FALLBACK_SETTING = "spark.sql.objectHashAggregate.sortBased.fallbackThreshold"
 
 
 def training_rows(source: Source, seed: int, cuts, train_segments: list[int]):
@@ -34,14 +39,14 @@ def _stacked(rows, numeric: list[str], categorical: list[str]):
     return rows.select(F.explode(F.array(*items)).alias("item")).select("item.*")
 
 
-def _figures(rows, numeric: list[str], categorical: list[str]) -> list:
+def _figures(rows, numeric: list[str], categorical: list[str], groups: int) -> list:
     """Per (column, text): rows, and a numeric column's figures (its text is null)."""
     from pyspark.sql import functions as F
 
     number = F.col("number")
     # one array of the sketch's percentages: a list would cost a JVM call per value
     percentages = F.array(*[F.lit(q) for q in monitoring.SKETCH_QUANTILES])
-    return (
+    grouped = (
         _stacked(rows, numeric, categorical)
         .groupBy("column", "text")
         .agg(
@@ -55,19 +60,25 @@ def _figures(rows, numeric: list[str], categorical: list[str]) -> list:
             F.sum(F.when(number != F.floor(number), 1).otherwise(0)).alias("fractional"),
             F.percentile_approx(number, percentages, ACCURACY).alias("quantiles"),
         )
-        .collect()
     )
+    with changed_settings(rows.sparkSession, {FALLBACK_SETTING: str(max(groups + 1, 128))}):
+        return grouped.collect()
 
 
-def baseline(rows, numeric: list[str], categorical: list[str]) -> dict[str, Any]:
-    """statistics.json of ``rows`` (numeric and categorical columns by name), in one pass."""
+def baseline(
+    rows, numeric: list[str], categorical: list[str], categories: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
+    """statistics.json of ``rows`` (numeric and categorical columns by name), in one pass; ``categories``:
+    the values of each categorical column the rows can hold (the scan's), which bound its groups."""
     columns = [*numeric, *categorical]
     if not columns:
         return monitoring.statistics_document(rows.count(), [])
     figures: dict[str, Any] = {}
     counts: dict[str, dict[str, int]] = {name: {} for name in categorical}
     items = 0
-    for group in _figures(rows, numeric, categorical):
+    # a numeric column is one group; a categorical one a group per value, and one for blank and absent
+    groups = len(numeric) + sum(len((categories or {}).get(name, ())) + 2 for name in categorical)
+    for group in _figures(rows, numeric, categorical, groups):
         name = columns[group["column"]]
         if group["column"] == 0:
             items += group["items"]

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from typing import Any
 
 from .. import features
@@ -15,6 +14,7 @@ from ..s3 import s3_storage
 from ..storage import Storage
 from .baseline import baseline, training_rows
 from .encoding import encoded_frame
+from .session import changed_settings
 from .source import Source
 from .split import PART_BYTES, cut_values, plan_segments, rows_per_split, write_splits
 from .validation import scan
@@ -23,23 +23,6 @@ from .validation import scan
 #: first stage as a job of its own and re-plans after it, and a grouping's few rows need one task, not
 #: four, after the shuffle: each costs a small file more than it saves
 SMALL_SOURCE_SETTINGS = {"spark.sql.adaptive.enabled": "false", "spark.sql.shuffle.partitions": "1"}
-
-
-@contextmanager
-def _settings_for(spark, source_bytes: float, part_bytes: float):
-    """The session's settings for a source of this size, put back as they were afterwards."""
-    changed = SMALL_SOURCE_SETTINGS if source_bytes <= part_bytes else {}
-    before = {name: spark.conf.get(name, None) for name in changed}
-    for name, value in changed.items():
-        spark.conf.set(name, value)
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            if value is None:
-                spark.conf.unset(name)
-            else:
-                spark.conf.set(name, value)
 
 
 def run_etl(
@@ -64,7 +47,7 @@ def run_etl(
     """
     storage = storage or s3_storage()
     source_bytes = storage.size(source)
-    with _settings_for(spark, source_bytes, part_bytes):
+    with changed_settings(spark, SMALL_SOURCE_SETTINGS if source_bytes <= part_bytes else {}):
         lines = Source(spark, source, storage)
         summary, counts = scan(lines, seed)
         frame, encoding = encoded_frame(lines, summary, seed)
@@ -79,7 +62,9 @@ def run_etl(
         base = dest.rstrip("/")
         parts = write_splits(spark, frame, cuts, segments, base, storage)
         train_segments = [number for number, (key, _) in enumerate(segments) if key == train_key]
-        statistics = baseline(training_rows(lines, seed, cuts, train_segments), *lines.format.monitored_columns())
+        statistics = baseline(
+            training_rows(lines, seed, cuts, train_segments), *lines.format.monitored_columns(), summary.categories
+        )
         storage.write_text(f"{base}/{BASELINE_STATISTICS}", json.dumps(statistics, indent=2))
         storage.write_text(f"{base}/{BASELINE_CONSTRAINTS}", json.dumps(constraints_document(statistics), indent=2))
         manifest = {

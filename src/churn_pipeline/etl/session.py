@@ -6,6 +6,7 @@ import os
 import shutil
 import sys
 import tempfile
+from contextlib import contextmanager
 
 from ..errors import EnvironmentProblem
 from ..workspace import HOME_ENV
@@ -68,3 +69,19 @@ def spark_session(master: str = "local[*]", app_name: str = "churn-etl", log_pat
             os.close(saved_stderr)
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+@contextmanager
+def changed_settings(spark, changed: dict[str, str]):
+    """The session's SQL settings ``changed`` for a block, put back as they were afterwards."""
+    before = {name: spark.conf.get(name, None) for name in changed}
+    for name, value in changed.items():
+        spark.conf.set(name, value)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                spark.conf.unset(name)
+            else:
+                spark.conf.set(name, value)

@@ -63,7 +63,7 @@ class Warmer:
     def when_idle(self) -> None:
         """Warm up again if the machine was not busy since the last look, ``IDLE_SECONDS`` ago at least
         (called while no run uses the worker)."""
-        if time.monotonic() - self.looked >= IDLE_SECONDS:
+        if self.started < TIMES and time.monotonic() - self.looked >= IDLE_SECONDS:
             self.looked = time.monotonic()
             if self.load.busy_share() < BUSY_SHARE:
                 self.start()
