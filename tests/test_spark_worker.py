@@ -113,7 +113,7 @@ def test_the_worker_waits_while_a_run_is_attached_and_goes_when_idle(monkeypatch
 
 
 def test_the_worker_warms_up_when_idle_after_a_run_not_before(monkeypatch, tmp_path):
-    """An idle worker warms up again once a run has left it idle for a while; a run cancels it."""
+    """An idle worker warms up again once a run has left it idle for a while, never before a first run."""
     monkeypatch.setattr(spark_worker, "POLL_SECONDS", 0.05)
     monkeypatch.setattr(warm_up, "IDLE_SECONDS", 0.2)
     monkeypatch.setenv(workspace.SPARK_WORKER_IDLE_ENV, "1.5")

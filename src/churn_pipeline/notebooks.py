@@ -62,6 +62,8 @@ def render_html(notebook: Path) -> Path:
     return write_atomic(notebook.with_suffix(".html"), body)
 
 
+#: the kernel every notebook runs in (one started ahead is the one papermill would start)
+KERNEL_NAME = "python3"
 #: the kernel's start-up warnings are noise on the run's console
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 #: what every notebook's first cell imports (``%matplotlib inline`` imports pyplot, with the inline backend
@@ -151,7 +153,7 @@ def _kernel_manager():
             self.clients.append(client)
             return client
 
-    kernel = KernelWithClients(kernel_name="python3")
+    kernel = KernelWithClients(kernel_name=KERNEL_NAME)
     kernel.clients = []
     return kernel
 
@@ -218,7 +220,7 @@ def execute_notebook(
             str(out / name),
             parameters=params,
             cwd=str(root / "notebooks"),
-            kernel_name="python3",
+            kernel_name=KERNEL_NAME,
             progress_bar=progress and sys.stderr.isatty(),  # a bar in a log is a line of carriage returns
             log_output=False,
             extra_arguments=KERNEL_ARGUMENTS,
@@ -267,7 +269,7 @@ def refresh_committed_notebooks(names: tuple[str, ...] = (*NOTEBOOKS, MONITOR_NO
             NotebookClient(
                 notebook,
                 timeout=900,
-                kernel_name="python3",
+                kernel_name=KERNEL_NAME,
                 record_timing=False,
                 resources={"metadata": {"path": str(path.parent)}},
             ).execute()

@@ -41,7 +41,6 @@ from ..workspace import (
     spark_worker_idle,
 )
 from . import session, warm_up
-from .warm_up import Warmer
 
 STATE = "worker.json"
 #: how often the worker looks at its runs, its owner and its folder
@@ -131,7 +130,7 @@ def ensure_started(folder: Path, master: str, wait: bool = True) -> dict[str, An
     place = folder / worker_key(master)
     try:
         place.mkdir(parents=True, exist_ok=True)
-        started = None if is_alive(place) else _spawn(folder, place, master, warm_up=not wait)
+        started = None if is_alive(place) else _spawn(folder, place, master, warm_at_start=not wait)
     except OSError as exc:
         raise EnvironmentProblem(f"cannot start the local Spark worker in {place}: {exc}") from exc
     if not wait:
@@ -157,11 +156,11 @@ def _tail(path: Path, lines: int = 5) -> str:
         return "(no log)"
 
 
-def _spawn(folder: Path, place: Path, master: str, warm_up: bool) -> subprocess.Popen:
+def _spawn(folder: Path, place: Path, master: str, warm_at_start: bool) -> subprocess.Popen:
     """The worker, in a session of its own (a run's end or Ctrl-C does not end it) and quiet."""
     with open(place / "worker.log", "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", __name__, str(folder), master, *(["--warm-up"] if warm_up else [])],
+            [sys.executable, "-m", __name__, str(folder), master, *(["--warm-up"] if warm_at_start else [])],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -283,7 +282,7 @@ def _report_a_lost_worker(place: Path, state: dict[str, Any]) -> None:
 # --- the worker's side ---------------------------------------------------------------------------------
 
 
-def serve(folder: Path, master: str, warm_up: bool = False) -> int:
+def serve(folder: Path, master: str, warm_at_start: bool = False) -> int:
     """Be the worker of this kind under ``folder`` (exit 0 at once when one already lives)."""
     place = folder / worker_key(master)
     place.mkdir(parents=True, exist_ok=True)
@@ -306,8 +305,8 @@ def serve(folder: Path, master: str, warm_up: bool = False) -> int:
         for key, other in workers(folder).items():
             if key != place.name and other and other["master"] == master:  # an older package's: stops once idle
                 (folder / key / "stop").touch()
-        warmer = Warmer(spark)
-        if warm_up:
+        warmer = warm_up.Warmer(spark)
+        if warm_at_start:
             warmer.start()
         _wait(place, gateway.proc, on_run=warmer.cancel, on_idle=warmer.when_idle)
     finally:
@@ -355,4 +354,4 @@ def _wait(place: Path, jvm: subprocess.Popen, on_run=lambda: None, on_idle=lambd
 
 
 if __name__ == "__main__":
-    sys.exit(serve(Path(sys.argv[1]), sys.argv[2], warm_up="--warm-up" in sys.argv[3:]))
+    sys.exit(serve(Path(sys.argv[1]), sys.argv[2], warm_at_start="--warm-up" in sys.argv[3:]))
