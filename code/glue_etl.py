@@ -95,21 +95,21 @@ def main(argv=None):
         encoded = scoring.encode_for_transform(spark, arguments["S3_SOURCE"], manifest, arguments["S3_DEST"], holdout)
         print(json.dumps(encoded))
         return encoded
-    manifest = job.run_etl(
-        spark,
-        source=arguments["S3_SOURCE"],
-        dest=arguments["S3_DEST"],
-        train_key=arguments["TRAIN_KEY"],
-        validation_key=arguments["VAL_KEY"],
-        test_key=arguments["TEST_KEY"],
-        train_fraction=float(arguments["TRAIN_FRACTION"]),
-        validation_fraction=float(arguments["VALIDATION_FRACTION"]),
-        seed=int(arguments["SPLIT_SEED"]),
-    )
+    settings = {
+        "source": arguments["S3_SOURCE"],
+        "train_key": arguments["TRAIN_KEY"],
+        "validation_key": arguments["VAL_KEY"],
+        "test_key": arguments["TEST_KEY"],
+        "train_fraction": float(arguments["TRAIN_FRACTION"]),
+        "validation_fraction": float(arguments["VALIDATION_FRACTION"]),
+        "seed": int(arguments["SPLIT_SEED"]),
+    }
+    manifest = job.run_etl(spark, dest=arguments["S3_DEST"], **settings)
     if arguments["ETL_RECORD"]:  # last: a record names only output that is complete
         job.write_etl_record(
             arguments["ETL_RECORD"], key=arguments["ETL_KEY"], run_id=arguments["RUN_ID"], manifest=manifest
         )
+    spark_worker.remember_etl(settings)  # locally, the warm worker's next warm-ups read this input again
     print(json.dumps({"rows": manifest["rows"], "features": len(manifest["features"])}))
     return manifest
 

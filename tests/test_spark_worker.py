@@ -146,7 +146,7 @@ def test_the_worker_warms_up_when_idle_after_a_run_not_before(monkeypatch, tmp_p
 def test_the_warmer_warms_up_a_few_times_and_one_at_a_time(monkeypatch):
     started: list[int] = []
     release = threading.Event()
-    monkeypatch.setattr(warm_up, "warm_up", lambda spark: (started.append(1), release.wait(5)))
+    monkeypatch.setattr(warm_up, "warm_up", lambda spark, folder: (started.append(1), release.wait(5))[1])
     warmer = warm_up.Warmer(spark=None)
     warmer.start()
     warmer.start()  # one is warming up: no second
@@ -160,6 +160,41 @@ def test_the_warmer_warms_up_a_few_times_and_one_at_a_time(monkeypatch):
     assert len(started) == warm_up.TIMES
 
 
+def test_a_warm_up_a_run_cancelled_does_not_count_yet_failures_are_bounded(monkeypatch):
+    outcomes = iter([False, True, *[False] * 20])
+    monkeypatch.setattr(warm_up, "warm_up", lambda spark, folder: next(outcomes))
+    warmer = warm_up.Warmer(spark=None)
+    for _ in range(3 * warm_up.TIMES):
+        warmer.start()
+        warmer.thread.join(5)
+    assert warmer.finished == 1 and warmer.started == 2 * warm_up.TIMES
+
+
+def test_the_warm_ups_read_the_last_runs_input_again_when_it_is_a_small_file_here(monkeypatch, tmp_path):
+    source = tmp_path / "customers.csv"
+    source.write_text("State,Account Length\nNY,1\n")
+    settings = {"source": str(source), "seed": 7, "train_fraction": 0.6, "S3_DEST": "not kept"}
+    monkeypatch.setattr(spark_worker, "_ATTACHED", {(tmp_path / "worker", "local[*]"): None})
+    (tmp_path / "worker").mkdir()
+    spark_worker.remember_etl(settings)
+    assert warm_up.replayed(tmp_path / "worker") == {"source": str(source), "seed": 7, "train_fraction": 0.6}
+    assert warm_up.replayed(None) is None and warm_up.replayed(tmp_path / "none") is None
+    monkeypatch.setattr(warm_up, "REPLAY_BYTES", 10)  # too large to read again: the synthetic file serves
+    assert warm_up.replayed(tmp_path / "worker") is None
+    monkeypatch.undo()
+    for other in ("s3://b/customers.csv", str(tmp_path / "gone.csv")):
+        warm_up.remember(tmp_path / "worker", {"source": other})
+        assert warm_up.replayed(tmp_path / "worker") is None
+    (tmp_path / "worker" / warm_up.LAST_ETL).write_text("{not json")
+    assert warm_up.replayed(tmp_path / "worker") is None
+    # a process with a Spark of its own keeps nothing; a worker folder it cannot write to does not fail it
+    monkeypatch.setattr(spark_worker, "_ATTACHED", {})
+    spark_worker.remember_etl(settings)
+    monkeypatch.setattr(spark_worker, "_ATTACHED", {(tmp_path / "file", "local[*]"): None})
+    (tmp_path / "file").write_text("")
+    spark_worker.remember_etl(settings)
+
+
 def test_an_idle_worker_warms_up_only_while_the_machine_is_not_busy(monkeypatch):
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
@@ -170,7 +205,7 @@ def test_an_idle_worker_warms_up_only_while_the_machine_is_not_busy(monkeypatch)
         busy.kill()
         busy.wait()
     started: list[int] = []
-    monkeypatch.setattr(warm_up, "warm_up", lambda spark: started.append(1))
+    monkeypatch.setattr(warm_up, "warm_up", lambda spark, folder: started.append(1))
     monkeypatch.setattr(warm_up, "IDLE_SECONDS", 0.3)
     warmer = warm_up.Warmer(spark=None)
     monkeypatch.setattr(warmer.load, "busy_share", lambda: 0.0)
@@ -357,6 +392,19 @@ def test_the_worker_runs_the_edited_package_and_writes_the_same_bytes(worker_on,
     assert run["JobRunState"] == "SUCCEEDED"
     assert json.loads(Path(backend.mirror.localize("s3://b/edited/manifest.json")).read_text())["edited"] == 1
     assert "edited" not in json.loads(Path(plain, "manifest.json").read_text())
+
+
+@pytest.mark.spark
+def test_a_warm_up_runs_the_etl_on_the_last_runs_input(spark, tmp_path, capsys):
+    source = synthetic.write_synthetic(tmp_path / "remembered.csv", rows=200, seed=5)
+    warm_up.remember(tmp_path, {"source": str(source), "seed": 3})
+    finished: list[bool] = []
+    # in a thread of its own, as in the worker: the warm-up's job group stays out of this thread's jobs
+    warming = threading.Thread(target=lambda: finished.append(warm_up.warm_up(spark, tmp_path)))
+    warming.start()
+    warming.join(120)
+    assert finished == [True]
+    assert "warmed up on remembered.csv in" in capsys.readouterr().out
 
 
 @pytest.mark.spark

@@ -223,6 +223,16 @@ def attach(folder: Path, master: str):
     return spark
 
 
+def remember_etl(settings: dict[str, Any]) -> None:
+    """An ETL run's input and split settings, kept for the warm-ups of the worker this process attached
+    to (none when it has a Spark of its own). A courtesy: a folder it cannot write to does not fail the run."""
+    for folder, _ in _ATTACHED:
+        try:
+            warm_up.remember(folder, settings)
+        except OSError as exc:
+            print(f"the warm-ups will not read this input again: {exc}", file=sys.stderr)
+
+
 def _connect(state: dict[str, Any]):
     from pyspark import SparkContext
     from pyspark.java_gateway import launch_gateway
@@ -305,7 +315,7 @@ def serve(folder: Path, master: str, warm_at_start: bool = False) -> int:
         for key, other in workers(folder).items():
             if key != place.name and other and other["master"] == master:  # an older package's: stops once idle
                 (folder / key / "stop").touch()
-        warmer = warm_up.Warmer(spark)
+        warmer = warm_up.Warmer(spark, folder)
         if warm_at_start:
             warmer.start()
         _wait(place, gateway.proc, on_run=warmer.cancel, on_idle=warmer.when_idle)
