@@ -37,7 +37,7 @@ def main(argv=None) -> dict:
         # the same training rows again, for the baseline's pass alone
         storage = s3_storage()
         lines = Source(spark, path, storage)
-        summary, counts = scan(lines, manifest["seed"])
+        summary, counts, _ = scan(lines, manifest["seed"])
         bounds = {"train": (0.0, 0.7), "validation": (0.7, 0.9), "test": (0.9, 1.0)}
         segments, quantiles = plan_segments(bounds, storage.size(path), etl_job.PART_BYTES)
         cuts, _ = cut_values(lines, manifest["seed"], counts, quantiles[:-1])

@@ -63,14 +63,18 @@ def test_split_is_deterministic_for_a_seed(spark, synthetic_csv, tmp_path):
     assert _split_bytes(tmp_path / "a") != _split_bytes(tmp_path / "c")
 
 
-def test_a_small_source_runs_with_its_own_settings_and_puts_the_sessions_back(spark, synthetic_csv, tmp_path):
-    """A small file runs with settings of its own (one task after each grouping) and writes the same bytes
-    as with the session's, which it leaves as they were."""
+def test_a_small_source_runs_with_its_own_settings_and_puts_the_sessions_back(
+    spark, synthetic_csv, tmp_path, monkeypatch
+):
+    """A small file runs with settings of its own (one task after each grouping) and its orders kept by the
+    scan, and writes the same bytes as with the session's settings and the split's own pass; the session's
+    settings are left as they were."""
     before = {name: spark.conf.get(name, None) for name in etl_job.SMALL_SOURCE_SETTINGS}
     etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "small"))
     assert {name: spark.conf.get(name, None) for name in etl_job.SMALL_SOURCE_SETTINGS} == before
-    # just large enough for the session's own settings, still one part per split: the same output
+    # just large enough for the session's own settings and the split's pass, one part per split: the same output
     size = synthetic_csv.stat().st_size
+    monkeypatch.setattr(etl_job, "KEEP_ORDERS_BYTES", size * 0.99)
     etl_job.run_etl(spark, str(synthetic_csv), str(tmp_path / "as_large"), part_bytes=size * 0.99)
     documents = (FEATURE_MANIFEST, BASELINE_STATISTICS, BASELINE_CONSTRAINTS)
     outputs = [
@@ -261,16 +265,22 @@ def test_a_bad_row_stops_the_etl_before_anything_is_written(spark, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_the_split_cuts_are_the_percent_ranks_of_each_class_ties_included(spark, synthetic_csv, tmp_path, monkeypatch):
+@pytest.mark.parametrize("orders", ["kept by the scan", "fetched"])
+def test_the_split_cuts_are_the_percent_ranks_of_each_class_ties_included(
+    spark, synthetic_csv, tmp_path, monkeypatch, orders
+):
     """Cut values found from bucket counts put every row where its percent rank (rank / (rows - 1) in its
     class, by the seeded hash; equal rows share a rank) puts it: checked against Spark's own percent_rank,
-    with buckets small enough that cuts fall inside buckets and on their edges, and with duplicated rows."""
+    with buckets small enough that cuts fall inside buckets and on their edges, and with duplicated rows;
+    whether the scan kept every order (a small input) or the split fetched those it needs."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     lines = synthetic_csv.read_text().splitlines()
     path = Path(write_lines(tmp_path / "dups.csv", lines[:700] + lines[1:120] * 5))  # tied hashes
     monkeypatch.setattr(etl_validation, "ORDER_BUCKETS", 8)
+    if orders == "fetched":
+        monkeypatch.setattr(etl_job, "KEEP_ORDERS_BYTES", 0)
     part_bytes = path.stat().st_size / 6
     manifest = etl_job.run_etl(spark, str(path), str(tmp_path / "out"), seed=3, part_bytes=part_bytes)
     summary = etl_validation.validate(spark, str(path))

@@ -19,6 +19,10 @@ from .source import Source
 from .split import PART_BYTES, cut_values, plan_segments, rows_per_split, write_splits
 from .validation import scan
 
+#: a source of at most this many bytes has its rows' orders kept by the scan (about 16 bytes a row in the
+#: driver), which spares the split a pass to fetch the few it needs
+KEEP_ORDERS_BYTES = 16 * 2**20
+
 #: session settings for a source of at most one part per split: adaptive execution runs each shuffle's
 #: first stage as a job of its own and re-plans after it, and a grouping's few rows need one task, not
 #: four, after the shuffle: each costs a small file more than it saves
@@ -43,13 +47,14 @@ def run_etl(
     Stratified split: the rows of each class are ordered by a seeded hash of
     their line, and a row's split and part follow from its percent rank in that
     order (``split``). Four passes over the input: check and count, fetch the
-    cut buckets, write, and the training split's baseline.
+    cut buckets (not for a small input: the count keeps every order), write, and
+    the training split's baseline.
     """
     storage = storage or s3_storage()
     source_bytes = storage.size(source)
     with changed_settings(spark, SMALL_SOURCE_SETTINGS if source_bytes <= part_bytes else {}):
         lines = Source(spark, source, storage)
-        summary, counts = scan(lines, seed)
+        summary, counts, orders = scan(lines, seed, keep_orders=source_bytes <= KEEP_ORDERS_BYTES)
         frame, encoding = encoded_frame(lines, summary, seed)
         bounds = {
             train_key: (0.0, train_fraction),
@@ -58,7 +63,7 @@ def run_etl(
         }
         segments, quantiles = plan_segments(bounds, source_bytes, part_bytes)
         # the last segment takes every row left: its upper quantile is no cut
-        cuts, below_counts = cut_values(lines, seed, counts, quantiles[:-1])
+        cuts, below_counts = cut_values(lines, seed, counts, quantiles[:-1], orders)
         base = dest.rstrip("/")
         parts = write_splits(spark, frame, cuts, segments, base, storage)
         train_segments = [number for number, (key, _) in enumerate(segments) if key == train_key]

@@ -14,7 +14,7 @@ import math
 from ..errors import EnvironmentProblem
 from ..storage import Storage
 from .source import Source
-from .validation import bucket
+from .validation import Orders, bucket
 
 #: a split is written as CSV parts of about this many bytes of input each, in parallel: SageMaker reads
 #: every part of a channel (or, with ShardedByS3Key, a share of the parts on each instance)
@@ -96,21 +96,24 @@ def _orders_in(source: Source, seed: int, needed: set[tuple[int, int]]) -> dict[
     return values
 
 
-def cut_values(source: Source, seed: int, counts: dict[int, dict[int, int]], quantiles: list[float]):
+def cut_values(
+    source: Source, seed: int, counts: dict[int, dict[int, int]], quantiles: list[float], orders: Orders | None = None
+):
     """Exact cut values of the order for each class and quantile, without ranking every row.
 
     From the rows per (class, bucket) of the scan, the buckets where a cut falls
     are fetched in one pass (a hash of each line; only those rows are looked at
-    further) and sorted here. A cut is ``(value, ties_below)``: a row lies below
-    it when its order is less than ``value``, or equal and ``ties_below`` (rows of
-    equal order share a rank); ``None`` when no row, ``True`` when every row of
-    the class lies below. Returns the cuts and, per class, the rows below each quantile.
+    further) and sorted here; a small input's ``orders``, kept by the scan, spare
+    that pass. A cut is ``(value, ties_below)``: a row lies below it when its
+    order is less than ``value``, or equal and ``ties_below`` (rows of equal order
+    share a rank); ``None`` when no row, ``True`` when every row of the class
+    lies below. Returns the cuts and, per class, the rows below each quantile.
     """
     totals = {label: sum(per.values()) for label, per in counts.items()}
     below = {label: [_rows_below(q, totals[label]) for q in quantiles] for label in counts}
     inside = [(label, k) for label, ks in below.items() for k in ks if 0 < k < totals[label]]
     needed = {(label, _locate(counts, label, i)[0]) for label, k in inside for i in (k - 1, k)}
-    values = _orders_in(source, seed, needed) if needed else {}
+    values = orders if orders is not None else _orders_in(source, seed, needed) if needed else {}
 
     def value_at(label: int, index: int) -> int:
         found, offset = _locate(counts, label, index)

@@ -26,10 +26,17 @@ def bucket(order):
     return F.shiftright(order, 64 - int(math.log2(ORDER_BUCKETS))) + F.lit(ORDER_BUCKETS // 2)  # 0 .. buckets-1
 
 
-def scan(source: Source, seed: int) -> tuple[data.DataSummary, dict[int, dict[int, int]]]:
+#: orders of each (class, bucket): a small input's, kept by the scan, spare the split a pass to fetch them
+Orders = dict[tuple[int, int], list[int]]
+
+
+def scan(
+    source: Source, seed: int, keep_orders: bool = False
+) -> tuple[data.DataSummary, dict[int, dict[int, int]], Orders | None]:
     """One parallel pass: every row checked by its format's rules (a DataValidationError naming the
     file, line and column of the first bad rows), rows counted per class and hash bucket, categories
-    collected. Only a bad file pays for more: a pass to number the first bad rows' lines."""
+    collected; with ``keep_orders`` (a small input), every row's order, sorted per class and bucket.
+    Only a bad file pays for more: a pass to number the first bad rows' lines."""
     from pyspark.sql import functions as F
 
     bad, positive, categories = source.format.spark_problems()
@@ -39,6 +46,7 @@ def scan(source: Source, seed: int) -> tuple[data.DataSummary, dict[int, dict[in
         bad.alias("_bad_row"),
         positive.alias("label"),
         bucket(source.order(seed)).alias("_bucket"),
+        *([source.order(seed).alias("_order")] if keep_orders else []),
         *[value.alias(name) for name, value in categories.items()],
     )
     by_bucket = (
@@ -47,6 +55,7 @@ def scan(source: Source, seed: int) -> tuple[data.DataSummary, dict[int, dict[in
             F.count(F.lit(1)).alias("rows"),
             F.sum(F.col("_bad_row").cast("long")).alias("bad"),
             *[F.collect_set(F.when(~F.col("_bad_row"), F.col(name))).alias(name) for name in categories],
+            *([F.collect_list("_order").alias("_orders")] if keep_orders else []),
         )
         .collect()
     )
@@ -64,7 +73,8 @@ def scan(source: Source, seed: int) -> tuple[data.DataSummary, dict[int, dict[in
         sum(counts.get(1, {}).values()),
         {name: sorted({value for group in by_bucket for value in group[name]}) for name in categories},
     )
-    return data.check_classes(summary), counts
+    orders = {(g["label"], g["_bucket"]): sorted(g["_orders"]) for g in by_bucket} if keep_orders else None
+    return data.check_classes(summary), counts, orders
 
 
 def bad_rows_error(source: Source, rows, bad_rows: int) -> DataValidationError:
