@@ -42,3 +42,20 @@ def test_a_total_names_its_bad_column_and_line():
 def test_records_by_name_are_refused_by_a_model_of_pre_encoded_rows():
     with pytest.raises(DataValidationError, match="trained on raw records"):
         features.encode_records(features.position_encoding(4), [CUSTOMER])
+
+
+@pytest.mark.spark
+def test_spark_and_python_encode_any_name_and_category_alike(spark):
+    """The encoding's Spark expressions are SQL text: names and categories holding quotes, backslashes,
+    backticks or escapes read back as they are, and give the features the Python encoding gives."""
+    odd = ["it's", "back\\slash", "\\u0041", "tick`", "\\'", "line\nbreak", "ünï ☃", ""]
+    encoding = [
+        {"feature": "plain`name", "column": "Day`Mins"},
+        {"feature": "sum's", "sum": ["Day`Mins", "Eve Mins"]},
+        *[{"feature": f"Plan_{value}", "column": "Pl'an", "equals": value} for value in odd],
+    ]
+    records = [{"Day`Mins": "1.5", "Eve Mins": "2", "Pl'an": f" {value} "} for value in [*odd, "other"]]
+    frame = spark.createDataFrame([list(record.values()) for record in records], list(records[0]))
+    rows = frame.select(*features.spark_columns(encoding)).collect()
+    assert [list(row) for row in rows] == features.encode_records(encoding, records).tolist()
+    assert list(rows[0].asDict()) == [step["feature"] for step in encoding]

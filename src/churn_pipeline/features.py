@@ -45,22 +45,33 @@ def position_encoding(width: int) -> Encoding:
     return [{"feature": f"f{i}", "position": i} for i in range(1, width)]
 
 
-def spark_columns(encoding: Encoding, fields=None) -> list:
-    """Spark column expressions for ``encoding`` (``fields``: the split text of pre-encoded rows)."""
+def spark_columns(encoding: Encoding, fields: str = "_fields") -> list:
+    """Spark column expressions for ``encoding`` (``fields``: the column of pre-encoded rows' split text),
+    each parsed from SQL text in one call (a column built call by call costs a dozen round trips to the JVM)."""
     from pyspark.sql import functions as F
 
-    columns = []
-    for step in encoding:
-        if "position" in step:
-            value = F.trim(fields.getItem(step["position"])).cast("double")
-        elif "sum" in step:
-            value = total(F.col(f"`{column}`").cast("double") for column in step["sum"])
-        elif "equals" in step:
-            value = F.when(F.trim(F.col(f"`{step['column']}`").cast("string")) == step["equals"], 1).otherwise(0)
-        else:
-            value = F.col(f"`{step['column']}`").cast("double")
-        columns.append(value.alias(step["feature"]))
-    return columns
+    return [F.expr(f"{_sql_value(step, fields)} AS {sql_name(step['feature'])}") for step in encoding]
+
+
+def _sql_value(step: dict[str, Any], fields: str) -> str:
+    if "position" in step:
+        return f"CAST(trim({sql_name(fields)}[{int(step['position'])}]) AS DOUBLE)"
+    if "sum" in step:  # added left to right, as ``total`` adds
+        return " + ".join(f"CAST({sql_name(column)} AS DOUBLE)" for column in step["sum"])
+    if "equals" in step:
+        equal = f"trim(CAST({sql_name(step['column'])} AS STRING)) = {sql_text(step['equals'])}"
+        return f"CASE WHEN {equal} THEN 1 ELSE 0 END"
+    return f"CAST({sql_name(step['column'])} AS DOUBLE)"
+
+
+def sql_name(name: str) -> str:
+    """A column name in Spark SQL text, whatever it holds."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def sql_text(value: str) -> str:
+    """A string literal in Spark SQL text that reads back as ``value`` (SQL text unescapes backslashes)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def encode_records(encoding: Encoding, records: Iterable[Mapping[str, str]], source: str = "request"):

@@ -82,9 +82,10 @@ class InputFormat(ABC):
         """(a line's fields as a Spark array of strings, true when the line has the wrong width)."""
 
     @abstractmethod
-    def _spark_checks(self) -> tuple[list, Any, dict[str, Any]]:
-        """(checks true for a bad row, true for a churner, categorical values), over ``_fields`` and
-        ``_wrong_width``."""
+    def _spark_checks(self) -> tuple[list[str], str, dict[str, str]]:
+        """(checks true for a bad row, true for a churner, categorical values) as Spark SQL text over
+        ``_fields`` and ``_wrong_width`` (an expression parsed from text costs one round trip to the JVM,
+        one built call by call a dozen)."""
 
     @abstractmethod
     def spark_named(self) -> list:
@@ -110,10 +111,12 @@ class InputFormat(ABC):
         from pyspark.sql import functions as F
 
         checks, positive, categories = self._spark_checks()
-        bad = F.col("value").contains(REPLACEMENT_CHARACTER)
-        for check in checks:
-            bad = check | bad
-        return bad, F.coalesce(positive, F.lit(False)).cast("int"), categories
+        bad = " OR ".join([f"contains(value, {features.sql_text(REPLACEMENT_CHARACTER)})", *checks])
+        return (
+            F.expr(bad),
+            F.expr(f"CAST(coalesce({positive}, false) AS INT)"),
+            {name: F.expr(value) for name, value in categories.items()},
+        )
 
     def bad_line_error(self, text: str, source: str, line: int) -> DataValidationError:
         """The error the Python checks give for a line Spark flagged (the same rules, so the same words)."""
@@ -220,44 +223,41 @@ class RawRecords(InputFormat):
         wrong_width = F.when(quoted, parsed.getField("_bad").isNotNull()).otherwise(F.size(plain) != width)
         return fields, wrong_width
 
-    def _field(self, name: str):
-        from pyspark.sql import functions as F
+    def _field(self, name: str) -> str:
+        return f"_fields[{self.index[name]}]"
 
-        return F.col("_fields").getItem(self.index[name])
-
-    def _spark_field_checks(self) -> list:
-        """``_check_fields`` as Spark columns."""
-        from pyspark.sql import functions as F
-
-        number = f"^{data.NUMBER_PATTERN}$"
-        checks = [F.col("_wrong_width")]
-        checks += [~F.coalesce(self._field(n).rlike(number), F.lit(False)) for n in data.NUMERIC + data.CHARGES]
-        checks += [F.coalesce(F.trim(self._field(n)), F.lit("")) == "" for n in data.CATEGORICAL]
-        checks += [~F.coalesce(F.trim(self._field(n)).isin(*data.YES_NO), F.lit(False)) for n in data.YES_NO_COLUMNS]
+    def _spark_field_checks(self) -> list[str]:
+        """``_check_fields`` as Spark SQL text."""
+        number = features.sql_text(f"^{data.NUMBER_PATTERN}$")
+        checks = ["_wrong_width"]
+        checks += [f"NOT coalesce({self._field(n)} RLIKE {number}, false)" for n in data.NUMERIC + data.CHARGES]
+        checks += [f"coalesce(trim({self._field(n)}), '') = ''" for n in data.CATEGORICAL]
+        yes_no = _sql_set(data.YES_NO)
+        checks += [f"NOT coalesce(trim({self._field(n)}) IN {yes_no}, false)" for n in data.YES_NO_COLUMNS]
         return checks
 
     def _spark_checks(self):
-        from pyspark.sql import functions as F
-
-        label = F.trim(self._field(data.LABEL))
+        label = f"trim({self._field(data.LABEL)})"
         checks = self._spark_field_checks()
-        checks.append(~F.coalesce(label.isin(*data.TRUE_LABELS, *data.FALSE_LABELS), F.lit(False)))
-        categories = {name: F.trim(self._field(name)) for name in data.CATEGORICAL}
-        return checks, label.isin(*data.TRUE_LABELS), categories
+        checks.append(f"NOT coalesce({label} IN {_sql_set(data.TRUE_LABELS | data.FALSE_LABELS)}, false)")
+        categories = {name: f"trim({self._field(name)})" for name in data.CATEGORICAL}
+        return checks, f"{label} IN {_sql_set(data.TRUE_LABELS)}", categories
 
     def spark_named(self) -> list:
-        return [self._field(name).alias(name) for name in self.columns]
+        from pyspark.sql import functions as F
+
+        return [F.expr(f"{self._field(name)} AS {features.sql_name(name)}") for name in self.columns]
 
     def spark_label(self):
         from pyspark.sql import functions as F
 
-        label = F.trim(self._field(data.LABEL))
-        return F.when(label.isin(*data.TRUE_LABELS), 1).otherwise(0).cast("int").alias("label")
+        label = f"trim({self._field(data.LABEL)})"
+        return F.expr(f"CAST(CASE WHEN {label} IN {_sql_set(data.TRUE_LABELS)} THEN 1 ELSE 0 END AS INT) AS label")
 
     def spark_identifier(self, source):
         from pyspark.sql import functions as F
 
-        return F.trim(self._field(self.identifier))
+        return F.expr(f"trim({self._field(self.identifier)})")
 
 
 class CustomersToScore(RawRecords):
@@ -275,12 +275,10 @@ class CustomersToScore(RawRecords):
         return 0
 
     def _spark_checks(self):
-        from pyspark.sql import functions as F
-
-        blank = f"^{data.BLANK_PATTERN}$"
+        blank = features.sql_text(f"^{data.BLANK_PATTERN}$")
         checks = self._spark_field_checks()
-        checks.append(F.coalesce(self._field(self.identifier).rlike(blank), F.lit(True)))
-        return checks, F.lit(False), {name: F.trim(self._field(name)) for name in data.CATEGORICAL}
+        checks.append(f"coalesce({self._field(self.identifier)} RLIKE {blank}, true)")
+        return checks, "false", {name: f"trim({self._field(name)})" for name in data.CATEGORICAL}
 
 
 class EncodedRows(InputFormat):
@@ -336,26 +334,24 @@ class EncodedRows(InputFormat):
         return F.split(F.regexp_replace(F.col("value"), '"', ""), ","), F.lit(False)
 
     def _spark_checks(self):
-        from pyspark.sql import functions as F
-
-        fields, number = F.col("_fields"), f"^{data.NUMBER_PATTERN}$"
-        label = F.trim(fields.getItem(0)).cast("double")
+        number = features.sql_text(f"^{data.NUMBER_PATTERN}$")
+        label = "CAST(trim(_fields[0]) AS DOUBLE)"
         checks = [
-            F.size(fields) != self.width,
-            F.exists(fields, lambda value: ~value.rlike(number)),
-            ~F.coalesce(label.isin(0.0, 1.0), F.lit(False)),
+            f"size(_fields) != {self.width}",
+            f"exists(_fields, field -> NOT field RLIKE {number})",
+            f"NOT coalesce({label} IN (0.0D, 1.0D), false)",
         ]
-        return checks, label == 1.0, {}
+        return checks, f"{label} = 1.0D", {}
 
     def spark_named(self) -> list:
         from pyspark.sql import functions as F
 
-        return [F.trim(F.col("_fields").getItem(i)).alias(name) for i, name in enumerate(self.columns) if i]
+        return [F.expr(f"trim(_fields[{i}]) AS {features.sql_name(name)}") for i, name in enumerate(self.columns) if i]
 
     def spark_label(self):
         from pyspark.sql import functions as F
 
-        return F.trim(F.col("_fields").getItem(0)).cast("double").cast("int").alias("label")
+        return F.expr("CAST(CAST(trim(_fields[0]) AS DOUBLE) AS INT) AS label")
 
     def spark_identifier(self, source):
         return source.line_number(source.partition_offsets())
@@ -381,6 +377,12 @@ def detect(first_line: str, source: str, labelled: bool = True) -> InputFormat:
         f"missing columns: {', '.join(missing)}",
         line=1,
     )
+
+
+def _sql_set(values) -> str:
+    """Values as a Spark SQL ``IN`` list, in one order whatever the process (the same plan, so the same
+    generated code, in every job run)."""
+    return "(" + ", ".join(features.sql_text(value) for value in sorted(values)) + ")"
 
 
 def _label_value(text: str, source: str, line: int) -> int:

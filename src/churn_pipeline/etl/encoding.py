@@ -9,10 +9,8 @@ from .source import Source
 def feature_frame(source: Source, encoding: features.Encoding, *leading):
     """Every row's features by ``encoding``, after the ``leading`` columns (which may use ``_id``,
     ``value``, ``_fields`` and the format's columns by name)."""
-    from pyspark.sql import functions as F
-
     named = source.rows.select("_id", "value", "_fields", *source.format.spark_named())
-    return named.select(*leading, *features.spark_columns(encoding, F.col("_fields")))
+    return named.select(*leading, *features.spark_columns(encoding, "_fields"))
 
 
 def encoded_frame(source: Source, summary: data.DataSummary, seed: int):
