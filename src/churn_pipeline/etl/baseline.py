@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import monitoring
+from ..features import sql_name
 from .session import changed_settings
 from .source import Source
 from .split import segment_column
@@ -21,8 +22,11 @@ FALLBACK_SETTING = "spark.sql.objectHashAggregate.sortBased.fallbackThreshold"
 
 def training_rows(source: Source, seed: int, cuts, train_segments: list[int]):
     """The rows the ETL writes to the training split, with the format's columns by name."""
+    from pyspark.sql import functions as F
+
     placed = source.rows.select("_fields", source.format.spark_label(), source.order(seed).alias("_order"))
-    return placed.where(segment_column(cuts).isin(*train_segments)).select(*source.format.spark_named())
+    train = ", ".join(str(int(segment)) for segment in train_segments)
+    return placed.where(F.expr(f"{segment_column(cuts)} IN ({train})")).select(*source.format.spark_named())
 
 
 def _stacked(rows, numeric: list[str], categorical: list[str]):
@@ -30,37 +34,33 @@ def _stacked(rows, numeric: list[str], categorical: list[str]):
     aggregates over every column, not eight per column: the JVM plans and runs it in about half the time."""
     from pyspark.sql import functions as F
 
-    def item(position: int, number, text):
-        return F.struct(F.lit(position).alias("column"), number.alias("number"), text.alias("text"))
+    def item(position: int, number: str, text: str) -> str:
+        return f"named_struct('column', {position}, 'number', {number}, 'text', {text})"
 
-    no_number, no_text = F.lit(None).cast("double"), F.lit(None).cast("string")
-    items = [item(i, F.col(name).cast("double"), no_text) for i, name in enumerate(numeric)]
-    items += [item(len(numeric) + j, no_number, F.trim(F.col(name))) for j, name in enumerate(categorical)]
-    return rows.select(F.explode(F.array(*items)).alias("item")).select("item.*")
+    no_number, no_text = "CAST(NULL AS DOUBLE)", "CAST(NULL AS STRING)"
+    items = [item(i, f"CAST({sql_name(name)} AS DOUBLE)", no_text) for i, name in enumerate(numeric)]
+    items += [item(len(numeric) + j, no_number, f"trim({sql_name(name)})") for j, name in enumerate(categorical)]
+    return rows.select(F.expr(f"explode(array({', '.join(items)})) AS item")).select("item.*")
 
 
 def _figures(rows, numeric: list[str], categorical: list[str], groups: int) -> list:
     """Per (column, text): rows, and a numeric column's figures (its text is null)."""
     from pyspark.sql import functions as F
 
-    number = F.col("number")
-    # one array of the sketch's percentages: a list would cost a JVM call per value
-    percentages = F.array(*[F.lit(q) for q in monitoring.SKETCH_QUANTILES])
-    grouped = (
-        _stacked(rows, numeric, categorical)
-        .groupBy("column", "text")
-        .agg(
-            F.count(F.lit(1)).alias("items"),
-            F.count(number).alias("present"),
-            F.sum(number).alias("sum"),
-            F.avg(number).alias("mean"),
-            F.stddev_pop(number).alias("std_dev"),
-            F.min(number).alias("min"),
-            F.max(number).alias("max"),
-            F.sum(F.when(number != F.floor(number), 1).otherwise(0)).alias("fractional"),
-            F.percentile_approx(number, percentages, ACCURACY).alias("quantiles"),
-        )
-    )
+    # one array of the sketch's percentages, as double literals
+    percentages = ", ".join(f"{float(q)!r}D" for q in monitoring.SKETCH_QUANTILES)
+    figures = [
+        "count(1) AS items",
+        "count(number) AS present",
+        "sum(number) AS `sum`",
+        "avg(number) AS mean",
+        "stddev_pop(number) AS std_dev",
+        "min(number) AS `min`",
+        "max(number) AS `max`",
+        "sum(CASE WHEN number != floor(number) THEN 1 ELSE 0 END) AS fractional",
+        f"percentile_approx(number, array({percentages}), {ACCURACY}) AS quantiles",
+    ]
+    grouped = _stacked(rows, numeric, categorical).groupBy("column", "text").agg(*[F.expr(f) for f in figures])
     with changed_settings(rows.sparkSession, {FALLBACK_SETTING: str(max(groups + 1, 128))}):
         return grouped.collect()
 

@@ -12,6 +12,7 @@ import bisect
 import math
 
 from ..errors import EnvironmentProblem
+from ..features import sql_text
 from ..storage import Storage
 from .source import Source
 from .validation import Orders, bucket
@@ -139,28 +140,24 @@ def cut_values(
     return cuts, {label: [placed_below(label, k, c) for k, c in zip(ks, cuts[label])] for label, ks in below.items()}
 
 
-def segment_column(cuts):
-    """The segment (split part) of each row: how many of its class's cuts it does not lie below."""
-    from pyspark.sql import functions as F
+def segment_column(cuts) -> str:
+    """The segment (split part) of each row, as Spark SQL text over ``label`` and ``_order``: how many of
+    its class's cuts it does not lie below."""
 
-    order = F.col("_order")
-
-    def not_below(cut):
+    def not_below(cut) -> str:
         if cut is None:
-            return F.lit(1)
+            return "1"
         if cut is True:
-            return F.lit(0)
+            return "0"
         value, ties_below = cut
-        below = (order < F.lit(value)) | ((order == F.lit(value)) & F.lit(ties_below))
-        return F.when(below, 0).otherwise(1)
+        below = f"_order < {int(value)}L OR (_order = {int(value)}L AND {str(bool(ties_below)).lower()})"
+        return f"CASE WHEN {below} THEN 0 ELSE 1 END"
 
-    segment = F.lit(0)
+    segment = "0"
     for label, label_cuts in sorted(cuts.items()):
-        count = F.lit(0)
-        for cut in label_cuts:
-            count = count + not_below(cut)
-        segment = F.when(F.col("label") == label, count).otherwise(segment)
-    return segment.cast("int")
+        count = " + ".join(["0", *[not_below(cut) for cut in label_cuts]])
+        segment = f"CASE WHEN label = {int(label)} THEN {count} ELSE {segment} END"
+    return f"CAST({segment} AS INT)"
 
 
 #: all splits are written in one pass into ``<dest>/_staging/split=<key>/``, then moved to ``<dest>/<key>/``
@@ -196,13 +193,13 @@ def write_splits(spark, frame, cuts, segments, base: str, storage: Storage) -> d
     ``<base>/<split>/`` with only its CSV parts. The parts written per split."""
     from pyspark.sql import functions as F
 
-    keys = F.array(*[F.lit(k).cast("long") for k in partition_keys(len(segments))])
-    names = F.array(*[F.lit(key) for key, _ in segments])
+    keys = ", ".join(f"CAST({k} AS BIGINT)" for k in partition_keys(len(segments)))
+    names = ", ".join(sql_text(key) for key, _ in segments)
     staging = f"{base}/{STAGING_FOLDER}"
     (
-        frame.withColumn("_segment", segment_column(cuts))
-        .withColumn("_key", F.element_at(keys, F.col("_segment") + 1))
-        .withColumn("split", F.coalesce(F.element_at(names, F.col("_segment") + 1), F.lit("")))
+        frame.withColumn("_segment", F.expr(segment_column(cuts)))
+        .withColumn("_key", F.expr(f"element_at(array({keys}), _segment + 1)"))
+        .withColumn("split", F.expr(f"coalesce(element_at(array({names}), _segment + 1), '')"))
         # sorted by (split, order): the write's own sort by its partition column would otherwise replace
         # a sort by order alone (SPARK-50469), and the parts' row order would follow the shuffle's
         .repartition(len(segments), "_key")
