@@ -315,7 +315,7 @@ def serve(folder: Path, master: str, warm_at_start: bool = False) -> int:
         for key, other in workers(folder).items():
             if key != place.name and other and other["master"] == master:  # an older package's: stops once idle
                 (folder / key / "stop").touch()
-        warmer = warm_up.Warmer(spark, folder)
+        warmer = warm_up.Warmer(spark, folder, own=(os.getpid(), gateway.proc.pid))
         if warm_at_start:
             warmer.start()
         _wait(place, gateway.proc, on_run=warmer.cancel, on_idle=warmer.when_idle)

@@ -22,10 +22,10 @@ from .job import run_etl
 JOB_GROUP = "churn-warm-up"
 #: after a run the worker warms up again, until ``TIMES`` warm-ups have finished in its life (and at most
 #: twice as many started: a run cancels one), once the machine's cores were less than ``BUSY_SHARE``
-#: busy over a whole ``IDLE_SECONDS`` with no run: never beside a person's (or the next run's) work,
-#: which a shorter look can miss between two of its steps
+#: busy with other work than the worker's over a whole ``IDLE_SECONDS`` with no run: never beside a
+#: person's (or the next run's) work, which a shorter look can miss between two of its steps
 IDLE_SECONDS = 3.0
-TIMES = 4
+TIMES = 8
 BUSY_SHARE = 0.25
 #: the last ETL job run's input and split settings, in the worker folder (``remember``)
 LAST_ETL = "last-etl.json"
@@ -36,25 +36,41 @@ REPLAY_BYTES = 16 * 2**20
 REPLAYED = ("source", "train_key", "validation_key", "test_key", "train_fraction", "validation_fraction", "seed")
 
 
-def _cpu_times() -> tuple[int, int] | None:
-    """(busy, total) CPU time of the machine so far (Linux), or None."""
+def _cpu_times(own: tuple[int, ...] = ()) -> tuple[int, int] | None:
+    """(busy, total) CPU time of the machine so far (Linux), the time of the processes ``own`` not
+    counted as busy; or None."""
     try:
         with open("/proc/stat") as stat:
             fields = [int(value) for value in stat.readline().split()[1:9]]  # guest time is in user time
     except (OSError, ValueError):
         return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle and waiting for I/O
-    return sum(fields) - idle, sum(fields)
+    return sum(fields) - idle - _process_times(own), sum(fields)
+
+
+def _process_times(pids: tuple[int, ...]) -> int:
+    """CPU time the processes ``pids`` have used so far, in the ticks of /proc/stat (0 for one gone)."""
+    used = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()  # after the command's name, which may hold spaces
+            used += int(fields[11]) + int(fields[12])  # user and system time
+        except (OSError, ValueError, IndexError):
+            pass
+    return used
 
 
 class MachineLoad:
-    """How busy the machine's cores were since the last look (load average where /proc is not)."""
+    """How busy the machine's cores were since the last look with other work than the processes ``own``
+    (the worker's: its warm-ups are not a person's work); the load average where /proc is not."""
 
-    def __init__(self):
-        self.last = _cpu_times()
+    def __init__(self, own: tuple[int, ...] = ()):
+        self.own = own
+        self.last = _cpu_times(own)
 
     def busy_share(self) -> float:
-        now = _cpu_times()
+        now = _cpu_times(self.own)
         if now is None or self.last is None:
             return os.getloadavg()[0] / (os.cpu_count() or 1)
         (busy, total), (busy_before, total_before) = now, self.last
@@ -67,10 +83,10 @@ class Warmer:
     warms up has its cores: the warm-up's jobs are cancelled (a cancel reaches the jobs running at the
     time, so it is repeated until the warm-up has ended)."""
 
-    def __init__(self, spark, folder: Path | None = None):
+    def __init__(self, spark, folder: Path | None = None, own: tuple[int, ...] = ()):
         self.spark, self.folder, self.thread = spark, folder, None
         self.started = self.finished = 0
-        self.load, self.looked = MachineLoad(), time.monotonic()
+        self.load, self.looked = MachineLoad(own), time.monotonic()
 
     def when_idle(self) -> None:
         """Warm up again if the machine was not busy since the last look, ``IDLE_SECONDS`` ago at least
