@@ -187,9 +187,11 @@ def test_an_execution_whose_process_ended_is_aborted_and_can_be_redriven(backend
 
 
 def test_the_cli_follows_the_state_a_running_execution_is_in(tmp_path, monkeypatch):
-    """While notebook 02 waits, `churn-pipeline run` reports the state the execution entered."""
+    """While notebook 02 waits, `churn-pipeline run` reports the state the execution entered, and once past
+    the ETL starts what waits for its cores."""
     import os
     import threading
+    import time
 
     from churn_pipeline import config, runner
     from churn_pipeline.backends.local import asl
@@ -198,14 +200,23 @@ def test_the_cli_follows_the_state_a_running_execution_is_in(tmp_path, monkeypat
     params = config.validate({"run_id": "follow"})
     backend = LocalBackend(params, tmp_path / "home")
     sfn = backend.client("stepfunctions")
-    definition = json.dumps({"StartAt": "Model Training", "States": {"Model Training": {"Type": "Pass", "End": True}}})
+    definition = json.dumps(
+        {
+            "StartAt": "ETL",
+            "States": {
+                "ETL": {"Type": "Pass", "Next": "Model Training"},
+                "Model Training": {"Type": "Pass", "End": True},
+            },
+        }
+    )
     name = names.state_machine_name(params)
     version = sfn.create_state_machine(name=name, definition=definition, roleArn="r", publish=True)[
         "stateMachineVersionArn"
     ]
     entered = asl.LocalExecutor(definition, {}).run({}, name="follow")
     record = entered.to_dict()
-    record["events"] = record["events"][:2]  # started, entered "Model Training"
+    events = record["events"]
+    training = next(i for i, e in enumerate(events) if e.get("state") == "Model Training")
     record.update(
         status="RUNNING",
         stopDate=None,
@@ -213,17 +224,24 @@ def test_the_cli_follows_the_state_a_running_execution_is_in(tmp_path, monkeypat
         stateMachineArn=version,
         executionArn=execution_arn(version, "follow"),
     )
-    backend.home.joinpath("stepfunctions", "executions").mkdir(parents=True, exist_ok=True)
-    backend.home.joinpath("stepfunctions", "executions", f"{name}--follow.json").write_text(json.dumps(record))
-    lines, seen = [], threading.Event()
+    path = backend.home / "stepfunctions" / "executions" / f"{name}--follow.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**record, "events": events[:2]}))  # started, entered "ETL"
+    lines, seen, past_etl = [], {"ETL": threading.Event(), "Model Training": threading.Event()}, []
 
     def log(line):
         lines.append(line)
-        if "state machine: Model Training" in line:
-            seen.set()
+        for state, event in seen.items():
+            if f"state machine: {state}" in line:
+                event.set()
 
-    with runner.ExecutionProgress(params, log, poll_seconds=0.01):
-        assert seen.wait(timeout=60), lines
+    with runner.ExecutionProgress(params, log, poll_seconds=0.01, past_etl=lambda: past_etl.append(1)):
+        assert seen["ETL"].wait(timeout=60), lines
+        time.sleep(0.1)
+        assert not past_etl  # what waits for the ETL's cores waits on
+        path.write_text(json.dumps({**record, "events": events[: training + 1]}))
+        assert seen["Model Training"].wait(timeout=60), lines
+    assert past_etl == [1], lines  # once, by the time the notebook is done
     assert all("state machine: " in line for line in lines), lines  # no errors, only states
 
 
