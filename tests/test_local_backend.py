@@ -245,6 +245,25 @@ def test_the_cli_follows_the_state_a_running_execution_is_in(tmp_path, monkeypat
     assert all("state machine: " in line for line in lines), lines  # no errors, only states
 
 
+def test_a_run_that_reuses_its_etl_starts_what_waits_for_the_etl_at_once(tmp_path, monkeypatch):
+    """A run whose plan reuses an earlier ETL output has no ETL to wait for: the next kernel need not wait
+    for its execution to get past it."""
+    import threading
+
+    from churn_pipeline import config, runner, workspace
+
+    monkeypatch.setenv("CHURN_PIPELINE_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv(workspace.ARTIFACTS_ENV, str(tmp_path / "art"))
+    params = config.validate({"run_id": "reusing"})
+    (tmp_path / "art" / "reusing").mkdir(parents=True)
+    called = threading.Event()
+    with runner.ExecutionProgress(params, lambda line: None, past_etl=called.set):
+        (tmp_path / "art" / "reusing" / names.RUN_STATE).write_text(json.dumps({"etl": {"reused": False}}))
+        assert not called.wait(timeout=0.5)  # an ETL that runs, and no execution yet: it waits
+        (tmp_path / "art" / "reusing" / names.RUN_STATE).write_text(json.dumps({"etl": {"reused": True}}))
+        assert called.wait(timeout=30)
+
+
 def _training_request(name, hyperparameters):
     channels = [
         {

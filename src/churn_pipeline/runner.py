@@ -106,19 +106,26 @@ def migrate_run_folder(out: Path) -> None:
 
 class ExecutionProgress:
     """Follow the run's execution from this process while notebook 02 waits for it, and report each
-    state it enters with the time since the notebook started. ``past_etl`` is called once the execution
-    is past its ETL (or cannot be followed): what waits for the ETL's cores, such as the next notebook's
-    kernel (on two cores, its start beside the ETL made the ETL state 0.3-0.4 s slower)."""
+    state it enters with the time since the notebook started.
+
+    ``past_etl`` is called once the run will not run its ETL here (the run's plan reuses an earlier
+    output) or the execution is past it, or when it cannot be followed: what waits for the ETL's cores,
+    such as the next notebook's kernel (on two cores, its start beside a local ETL made the ETL state
+    0.3-0.4 s slower). Until then the follower looks every ``PLAN_SECONDS``.
+    """
+
+    #: how often the follower looks while ``past_etl`` waits: a reused ETL's training starts within a second
+    PLAN_SECONDS = 0.2
 
     def __init__(
         self,
         params: dict[str, Any],
         log: Callable[[str], None],
         poll_seconds: float = 1.0,
-        past_etl: Callable[[], None] = lambda: None,
+        past_etl: Callable[[], None] | None = None,
     ):
         self.params, self.log, self.poll_seconds = params, log, poll_seconds
-        self._past_etl: Callable[[], None] | None = past_etl
+        self._past_etl = past_etl
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="execution-progress", daemon=True)
 
@@ -143,7 +150,9 @@ class ExecutionProgress:
             return
         stopping = False
         while not stopping:  # one last look after the notebook ends: the state it ended in
-            stopping = self._stop.wait(self.poll_seconds)
+            stopping = self._stop.wait(self.poll_seconds if self._past_etl is None else self.PLAN_SECONDS)
+            if self._past_etl is not None and self._etl_reused():
+                self._call_past_etl()
             try:
                 status = sfn.describe_execution(executionArn=arn)["status"]
                 state = current_state(sfn, arn) if status == "RUNNING" else status.lower()
@@ -157,6 +166,14 @@ class ExecutionProgress:
                 shown = state
             if status != "RUNNING" or state not in (None, STATE_REUSE, STATE_ETL):
                 self._call_past_etl()
+
+    def _etl_reused(self) -> bool:
+        """Whether the run's plan (``run.json``, written by notebook 02 before its execution) reuses an ETL."""
+        try:
+            state = _read_json(workspace.artifacts_root() / self.params["run_id"] / names.RUN_STATE)
+        except (OSError, ValueError):  # being written: the next look reads it
+            return False
+        return bool(state.get("etl", {}).get("reused"))
 
     def _call_past_etl(self) -> None:
         call, self._past_etl = self._past_etl, None
@@ -210,9 +227,11 @@ def run_notebooks(
         for number, name in enumerate(notebooks, start=1):
             log(f"[{run_id}] {name} ...")
             following, next_kernel = contextlib.nullcontext(), number < len(notebooks)
-            if name == WORKFLOW_NOTEBOOK:  # the next kernel starts once the ETL is done, not beside it
-                start_next = background.start_kernel_now if next_kernel else lambda: None
-                following, next_kernel = ExecutionProgress(params, log, past_etl=start_next), False
+            if name == WORKFLOW_NOTEBOOK and next_kernel and params["backend"] == "local":
+                # the next kernel starts once the ETL on this machine's cores is done, not beside it
+                following, next_kernel = ExecutionProgress(params, log, past_etl=background.start_kernel_now), False
+            elif name == WORKFLOW_NOTEBOOK:
+                following = ExecutionProgress(params, log)
             with following:
                 entry, result.failure = execute_notebook(name, params, out, progress, background, next_kernel)
             result.notebooks.append(entry)
