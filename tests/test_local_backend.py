@@ -187,11 +187,9 @@ def test_an_execution_whose_process_ended_is_aborted_and_can_be_redriven(backend
 
 
 def test_the_cli_follows_the_state_a_running_execution_is_in(tmp_path, monkeypatch):
-    """While notebook 02 waits, `churn-pipeline run` reports the state the execution entered, and once past
-    the ETL starts what waits for its cores."""
+    """While notebook 02 waits, `churn-pipeline run` reports the state the execution entered."""
     import os
     import threading
-    import time
 
     from churn_pipeline import config, runner
     from churn_pipeline.backends.local import asl
@@ -200,23 +198,14 @@ def test_the_cli_follows_the_state_a_running_execution_is_in(tmp_path, monkeypat
     params = config.validate({"run_id": "follow"})
     backend = LocalBackend(params, tmp_path / "home")
     sfn = backend.client("stepfunctions")
-    definition = json.dumps(
-        {
-            "StartAt": "ETL",
-            "States": {
-                "ETL": {"Type": "Pass", "Next": "Model Training"},
-                "Model Training": {"Type": "Pass", "End": True},
-            },
-        }
-    )
+    definition = json.dumps({"StartAt": "Model Training", "States": {"Model Training": {"Type": "Pass", "End": True}}})
     name = names.state_machine_name(params)
     version = sfn.create_state_machine(name=name, definition=definition, roleArn="r", publish=True)[
         "stateMachineVersionArn"
     ]
     entered = asl.LocalExecutor(definition, {}).run({}, name="follow")
     record = entered.to_dict()
-    events = record["events"]
-    training = next(i for i, e in enumerate(events) if e.get("state") == "Model Training")
+    record["events"] = record["events"][:2]  # started, entered "Model Training"
     record.update(
         status="RUNNING",
         stopDate=None,
@@ -224,44 +213,18 @@ def test_the_cli_follows_the_state_a_running_execution_is_in(tmp_path, monkeypat
         stateMachineArn=version,
         executionArn=execution_arn(version, "follow"),
     )
-    path = backend.home / "stepfunctions" / "executions" / f"{name}--follow.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**record, "events": events[:2]}))  # started, entered "ETL"
-    lines, seen, past_etl = [], {"ETL": threading.Event(), "Model Training": threading.Event()}, []
+    backend.home.joinpath("stepfunctions", "executions").mkdir(parents=True, exist_ok=True)
+    backend.home.joinpath("stepfunctions", "executions", f"{name}--follow.json").write_text(json.dumps(record))
+    lines, seen = [], threading.Event()
 
     def log(line):
         lines.append(line)
-        for state, event in seen.items():
-            if f"state machine: {state}" in line:
-                event.set()
+        if "state machine: Model Training" in line:
+            seen.set()
 
-    with runner.ExecutionProgress(params, log, poll_seconds=0.01, past_etl=lambda: past_etl.append(1)):
-        assert seen["ETL"].wait(timeout=60), lines
-        time.sleep(0.1)
-        assert not past_etl  # what waits for the ETL's cores waits on
-        path.write_text(json.dumps({**record, "events": events[: training + 1]}))
-        assert seen["Model Training"].wait(timeout=60), lines
-    assert past_etl == [1], lines  # once, by the time the notebook is done
+    with runner.ExecutionProgress(params, log, poll_seconds=0.01):
+        assert seen.wait(timeout=60), lines
     assert all("state machine: " in line for line in lines), lines  # no errors, only states
-
-
-def test_a_run_that_reuses_its_etl_starts_what_waits_for_the_etl_at_once(tmp_path, monkeypatch):
-    """A run whose plan reuses an earlier ETL output has no ETL to wait for: the next kernel need not wait
-    for its execution to get past it."""
-    import threading
-
-    from churn_pipeline import config, runner, workspace
-
-    monkeypatch.setenv("CHURN_PIPELINE_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv(workspace.ARTIFACTS_ENV, str(tmp_path / "art"))
-    params = config.validate({"run_id": "reusing"})
-    (tmp_path / "art" / "reusing").mkdir(parents=True)
-    called = threading.Event()
-    with runner.ExecutionProgress(params, lambda line: None, past_etl=called.set):
-        (tmp_path / "art" / "reusing" / names.RUN_STATE).write_text(json.dumps({"etl": {"reused": False}}))
-        assert not called.wait(timeout=0.5)  # an ETL that runs, and no execution yet: it waits
-        (tmp_path / "art" / "reusing" / names.RUN_STATE).write_text(json.dumps({"etl": {"reused": True}}))
-        assert called.wait(timeout=30)
 
 
 def _training_request(name, hyperparameters):

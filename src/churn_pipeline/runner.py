@@ -42,7 +42,6 @@ from .notebooks import (
 )
 from .pipeline.execution import current_state, elapsed, execution_arn
 from .pipeline.monitor import MONITORING, monitor_folder
-from .statemachine import STATE_ETL, STATE_REUSE
 from .storage import write_atomic
 
 #: what a new attempt replaces; the earlier attempt's copies move to attempt-<n>/
@@ -106,26 +105,10 @@ def migrate_run_folder(out: Path) -> None:
 
 class ExecutionProgress:
     """Follow the run's execution from this process while notebook 02 waits for it, and report each
-    state it enters with the time since the notebook started.
+    state it enters with the time since the notebook started."""
 
-    ``past_etl`` is called once the run will not run its ETL here (the run's plan reuses an earlier
-    output) or the execution is past it, or when it cannot be followed: what waits for the ETL's cores,
-    such as the next notebook's kernel (on two cores, its start beside a local ETL made the ETL state
-    0.3-0.4 s slower). Until then the follower looks every ``PLAN_SECONDS``.
-    """
-
-    #: how often the follower looks while ``past_etl`` waits: a reused ETL's training starts within a second
-    PLAN_SECONDS = 0.2
-
-    def __init__(
-        self,
-        params: dict[str, Any],
-        log: Callable[[str], None],
-        poll_seconds: float = 1.0,
-        past_etl: Callable[[], None] | None = None,
-    ):
+    def __init__(self, params: dict[str, Any], log: Callable[[str], None], poll_seconds: float = 1.0):
         self.params, self.log, self.poll_seconds = params, log, poll_seconds
-        self._past_etl = past_etl
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._follow, name="execution-progress", daemon=True)
 
@@ -146,13 +129,10 @@ class ExecutionProgress:
             arn = execution_arn(machine, run_id)
         except Exception as exc:  # progress is a courtesy: the notebook reports failures itself
             self.log(f"[{run_id}] execution progress unavailable: {exc}")
-            self._call_past_etl()
             return
         stopping = False
         while not stopping:  # one last look after the notebook ends: the state it ended in
-            stopping = self._stop.wait(self.poll_seconds if self._past_etl is None else self.PLAN_SECONDS)
-            if self._past_etl is not None and self._etl_reused():
-                self._call_past_etl()
+            stopping = self._stop.wait(self.poll_seconds)
             try:
                 status = sfn.describe_execution(executionArn=arn)["status"]
                 state = current_state(sfn, arn) if status == "RUNNING" else status.lower()
@@ -164,21 +144,6 @@ class ExecutionProgress:
             if state != shown:
                 self.log(f"[{run_id}]   {elapsed(started)} state machine: {state}")
                 shown = state
-            if status != "RUNNING" or state not in (None, STATE_REUSE, STATE_ETL):
-                self._call_past_etl()
-
-    def _etl_reused(self) -> bool:
-        """Whether the run's plan (``run.json``, written by notebook 02 before its execution) reuses an ETL."""
-        try:
-            state = _read_json(workspace.artifacts_root() / self.params["run_id"] / names.RUN_STATE)
-        except (OSError, ValueError):  # being written: the next look reads it
-            return False
-        return bool(state.get("etl", {}).get("reused"))
-
-    def _call_past_etl(self) -> None:
-        call, self._past_etl = self._past_etl, None
-        if call is not None:
-            call()
 
 
 def progress_lines(progress: bool) -> Callable[[str], None]:
@@ -226,14 +191,11 @@ def run_notebooks(
         background.start_kernel_now()  # the first notebook's, while the worker starts and papermill loads
         for number, name in enumerate(notebooks, start=1):
             log(f"[{run_id}] {name} ...")
-            following, next_kernel = contextlib.nullcontext(), number < len(notebooks)
-            if name == WORKFLOW_NOTEBOOK and next_kernel and params["backend"] == "local":
-                # the next kernel starts once the ETL on this machine's cores is done, not beside it
-                following, next_kernel = ExecutionProgress(params, log, past_etl=background.start_kernel_now), False
-            elif name == WORKFLOW_NOTEBOOK:
-                following = ExecutionProgress(params, log)
+            following = ExecutionProgress(params, log) if name == WORKFLOW_NOTEBOOK else contextlib.nullcontext()
             with following:
-                entry, result.failure = execute_notebook(name, params, out, progress, background, next_kernel)
+                entry, result.failure = execute_notebook(
+                    name, params, out, progress, background, next_kernel=number < len(notebooks)
+                )
             result.notebooks.append(entry)
             log(f"[{run_id}] {name} {entry['status']} in {entry['seconds']:.1f} s")
             if result.failure:
