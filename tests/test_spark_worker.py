@@ -185,8 +185,11 @@ def test_the_warm_ups_read_the_last_runs_input_again_when_it_is_a_small_file_her
     for other in ("s3://b/customers.csv", str(tmp_path / "gone.csv")):
         warm_up.remember(tmp_path / "worker", {"source": other})
         assert warm_up.replayed(tmp_path / "worker") is None
-    (tmp_path / "worker" / warm_up.LAST_ETL).write_text("{not json")
+    warm_up.remember(tmp_path / "worker", {"source": str(tmp_path)})  # a folder: not a file to read again
     assert warm_up.replayed(tmp_path / "worker") is None
+    for text in ("{not json", "[1]"):
+        (tmp_path / "worker" / warm_up.LAST_ETL).write_text(text)
+        assert warm_up.replayed(tmp_path / "worker") is None
     # a process with a Spark of its own keeps nothing; a worker folder it cannot write to does not fail it
     monkeypatch.setattr(spark_worker, "_ATTACHED", {})
     spark_worker.remember_etl(settings)
@@ -223,6 +226,21 @@ def test_an_idle_worker_warms_up_only_while_the_machine_is_not_busy_with_other_w
     warmer.when_idle()
     warmer.thread.join(5)
     assert started == [1]
+
+
+def test_a_run_restarts_the_warmers_look_at_the_machine(monkeypatch):
+    """The look after a run covers only the time after it: the run's Spark work is the worker's own, and a
+    look across it would see mostly idle time."""
+    started: list[int] = []
+    monkeypatch.setattr(warm_up, "warm_up", lambda spark, folder: started.append(1))
+    monkeypatch.setattr(warm_up, "IDLE_SECONDS", 0.3)
+    warmer = warm_up.Warmer(spark=None)
+    looks: list[int] = []
+    monkeypatch.setattr(warmer.load, "busy_share", lambda: looks.append(1) or 0.0)
+    time.sleep(0.3)
+    warmer.run_seen()  # the window starts again here
+    warmer.when_idle()  # less than IDLE_SECONDS after the run: no look, no warm-up
+    assert looks == [1] and not started
 
 
 def test_the_worker_goes_with_its_owner_or_its_folder(monkeypatch, tmp_path):

@@ -318,7 +318,7 @@ def serve(folder: Path, master: str, warm_at_start: bool = False) -> int:
         warmer = warm_up.Warmer(spark, folder, own=(os.getpid(), gateway.proc.pid))
         if warm_at_start:
             warmer.start()
-        _wait(place, gateway.proc, on_run=warmer.cancel, on_idle=warmer.when_idle)
+        _wait(place, gateway.proc, on_run=warmer.run_seen, on_idle=warmer.when_idle)
     finally:
         (place / STATE).unlink(missing_ok=True)
     return 0

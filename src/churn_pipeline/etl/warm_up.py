@@ -109,7 +109,12 @@ class Warmer:
         if warm_up(self.spark, self.folder):
             self.finished += 1
 
-    def cancel(self) -> None:
+    def run_seen(self) -> None:
+        """A run uses the worker: a warm-up running is cancelled, and the next look at the machine covers
+        only the time after the run (its Spark work is the worker's own, so a look across it would see
+        mostly idle time and miss the work that follows it)."""
+        self.load.busy_share()
+        self.looked = time.monotonic()
         if self.thread and self.thread.is_alive():
             self.spark.sparkContext.cancelJobGroup(JOB_GROUP)
 
@@ -123,10 +128,10 @@ def replayed(folder: Path | None) -> dict | None:
     """The last ETL run's settings when its input is a file here of at most ``REPLAY_BYTES``, else None."""
     try:
         settings = json.loads((folder / LAST_ETL).read_text()) if folder else None
-        source = settings and settings.get("source")
-        if isinstance(source, str) and 0 < os.path.getsize(source) <= REPLAY_BYTES:
+        source = settings.get("source") if isinstance(settings, dict) else None
+        if isinstance(source, str) and os.path.isfile(source) and 0 < os.path.getsize(source) <= REPLAY_BYTES:
             return {name: settings[name] for name in REPLAYED if name in settings}
-    except (OSError, ValueError, TypeError):  # none yet, gone or unreadable: the synthetic file serves
+    except (OSError, ValueError):  # none yet, gone or unreadable: the synthetic file serves
         pass
     return None
 
