@@ -29,6 +29,8 @@ REPLACEMENT_CHARACTER = "\ufffd"
 #: the identifier column of pre-encoded rows' scores: the row's line in the file
 ROW_NUMBER = "row"
 _NUMBER = re.compile(data.NUMBER_PATTERN)
+#: a whole field that is a number, as a Spark SQL pattern literal (``RLIKE``)
+_NUMBER_SQL = features.sql_text(f"^{data.NUMBER_PATTERN}$")
 
 
 def is_number(text: str) -> bool:
@@ -226,22 +228,23 @@ class RawRecords(InputFormat):
     def _field(self, name: str) -> str:
         return f"_fields[{self.index[name]}]"
 
+    def _label(self) -> str:
+        return f"trim({self._field(data.LABEL)})"
+
     def _spark_field_checks(self) -> list[str]:
         """``_check_fields`` as Spark SQL text."""
-        number = features.sql_text(f"^{data.NUMBER_PATTERN}$")
         checks = ["_wrong_width"]
-        checks += [f"NOT coalesce({self._field(n)} RLIKE {number}, false)" for n in data.NUMERIC + data.CHARGES]
+        checks += [f"NOT coalesce({self._field(n)} RLIKE {_NUMBER_SQL}, false)" for n in data.NUMERIC + data.CHARGES]
         checks += [f"coalesce(trim({self._field(n)}), '') = ''" for n in data.CATEGORICAL]
         yes_no = _sql_set(data.YES_NO)
         checks += [f"NOT coalesce(trim({self._field(n)}) IN {yes_no}, false)" for n in data.YES_NO_COLUMNS]
         return checks
 
     def _spark_checks(self):
-        label = f"trim({self._field(data.LABEL)})"
         checks = self._spark_field_checks()
-        checks.append(f"NOT coalesce({label} IN {_sql_set(data.TRUE_LABELS | data.FALSE_LABELS)}, false)")
+        checks.append(f"NOT coalesce({self._label()} IN {_sql_set(data.TRUE_LABELS | data.FALSE_LABELS)}, false)")
         categories = {name: f"trim({self._field(name)})" for name in data.CATEGORICAL}
-        return checks, f"{label} IN {_sql_set(data.TRUE_LABELS)}", categories
+        return checks, f"{self._label()} IN {_sql_set(data.TRUE_LABELS)}", categories
 
     def spark_named(self) -> list:
         from pyspark.sql import functions as F
@@ -251,8 +254,8 @@ class RawRecords(InputFormat):
     def spark_label(self):
         from pyspark.sql import functions as F
 
-        label = f"trim({self._field(data.LABEL)})"
-        return F.expr(f"CAST(CASE WHEN {label} IN {_sql_set(data.TRUE_LABELS)} THEN 1 ELSE 0 END AS INT) AS label")
+        churner = f"{self._label()} IN {_sql_set(data.TRUE_LABELS)}"
+        return F.expr(f"CAST(CASE WHEN {churner} THEN 1 ELSE 0 END AS INT) AS label")
 
     def spark_identifier(self, source):
         from pyspark.sql import functions as F
@@ -334,11 +337,10 @@ class EncodedRows(InputFormat):
         return F.split(F.regexp_replace(F.col("value"), '"', ""), ","), F.lit(False)
 
     def _spark_checks(self):
-        number = features.sql_text(f"^{data.NUMBER_PATTERN}$")
         label = "CAST(trim(_fields[0]) AS DOUBLE)"
         checks = [
             f"size(_fields) != {self.width}",
-            f"exists(_fields, field -> NOT field RLIKE {number})",
+            f"exists(_fields, field -> NOT field RLIKE {_NUMBER_SQL})",
             f"NOT coalesce({label} IN (0.0D, 1.0D), false)",
         ]
         return checks, f"{label} = 1.0D", {}

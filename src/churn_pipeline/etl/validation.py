@@ -40,13 +40,14 @@ def scan(
     from pyspark.sql import functions as F
 
     bad, positive, categories = source.format.spark_problems()
+    order = source.order(seed)
     rows = source.rows.select(
         "_id",
         "value",
         bad.alias("_bad_row"),
         positive.alias("label"),
-        bucket(source.order(seed)).alias("_bucket"),
-        *([source.order(seed).alias("_order")] if keep_orders else []),
+        bucket(order).alias("_bucket"),
+        *([order.alias("_order")] if keep_orders else []),
         *[value.alias(name) for name, value in categories.items()],
     )
     by_bucket = (
